@@ -1,0 +1,233 @@
+/**
+ * Error classes with stable string codes, and the control-flow helpers `noRetry` / `retryAfter`.
+ * This module imports nothing.
+ * @module
+ */
+
+/** Stable machine-readable codes of every library error. */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'SERIALIZATION'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'DUPLICATE_JOB'
+  | 'JOB_NOT_FOUND'
+  | 'INVALID_STATE'
+  | 'UNKNOWN_JOB_TYPE'
+  | 'DETERMINISM'
+  | 'NO_RETRY'
+  | 'RETRY_AFTER'
+  | 'JOB_TIMEOUT'
+  | 'JOB_CANCELLED'
+  | 'LEASE_LOST'
+  | 'WAIT_TIMEOUT'
+  | 'FAN_OUT_FAILED'
+  | 'SCHEMA_TOO_NEW'
+  | 'STORAGE'
+  | 'STORAGE_CLOSED'
+  | 'INVALID_SCHEDULE';
+
+/** Base class of every error the library throws. */
+export class DurableJobsError extends Error {
+  /** Stable code; safe to branch on. */
+  readonly code: ErrorCode;
+  /** @param code stable code @param message human-readable text @param options `{ cause }` */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An option or argument is invalid (wrong type, NaN, negative, malformed name...). */
+export class InvalidArgumentError extends DurableJobsError {
+  /** @param message what is wrong */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** A payload (args, result, meta, signal) cannot be encoded as JSON without loss. */
+export class SerializationError extends DurableJobsError {
+  /** @param message what could not be encoded, with its path */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SERIALIZATION', message, options);
+  }
+}
+
+/** An encoded payload is larger than the configured limit. */
+export class PayloadTooLargeError extends DurableJobsError {
+  /** @param what which payload @param bytes its size @param limit the limit */
+  constructor(
+    readonly what: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super('PAYLOAD_TOO_LARGE', `${what} is ${bytes} bytes encoded, over the limit of ${limit} bytes`);
+  }
+}
+
+/** A job with the same `unique` key is already pending, running, waiting or paused. */
+export class DuplicateJobError extends DurableJobsError {
+  /** @param uniqueKey the clashing key */
+  constructor(
+    readonly uniqueKey: string,
+    options?: { cause?: unknown },
+  ) {
+    super('DUPLICATE_JOB', `a non-terminal job with unique key "${uniqueKey}" already exists`, options);
+  }
+}
+
+/** No job has this id. */
+export class JobNotFoundError extends DurableJobsError {
+  /** @param jobId the id looked up */
+  constructor(readonly jobId: string) {
+    super('JOB_NOT_FOUND', `job ${jobId} not found`);
+  }
+}
+
+/** The operation does not apply to the job in its current status. */
+export class InvalidStateError extends DurableJobsError {
+  /** @param message what was attempted and the job's status */
+  constructor(message: string) {
+    super('INVALID_STATE', message);
+  }
+}
+
+/** A worker claimed a job whose type has no registered handler. */
+export class UnknownJobTypeError extends DurableJobsError {
+  /** @param jobType the unregistered type */
+  constructor(readonly jobType: string) {
+    super('UNKNOWN_JOB_TYPE', `no handler registered for job type "${jobType}"`);
+  }
+}
+
+/** A workflow replay asked for a different step than the one recorded at that position. */
+export class DeterminismError extends DurableJobsError {
+  /** @param message expected vs actual step */
+  constructor(message: string) {
+    super('DETERMINISM', message);
+  }
+}
+
+/** A job run exceeded its `timeout`. */
+export class JobTimeoutError extends DurableJobsError {
+  /** @param ms the timeout that passed */
+  constructor(readonly timeoutMs: number) {
+    super('JOB_TIMEOUT', `job timed out after ${timeoutMs} ms`);
+  }
+}
+
+/** The job was cancelled while it ran (the reason of `ctx.abortSignal`). */
+export class JobCancelledError extends DurableJobsError {
+  constructor() {
+    super('JOB_CANCELLED', 'job was cancelled');
+  }
+}
+
+/** The worker lost the job's lease (reclaimed elsewhere, cancelled, or shutting down). */
+export class LeaseLostError extends DurableJobsError {
+  /** @param message why the lease was lost */
+  constructor(message = 'the job lease was lost') {
+    super('LEASE_LOST', message);
+  }
+}
+
+/** A fan-out was decided as failed (fail-fast, threshold out of reach, or timeout). */
+export class FanOutFailedError extends DurableJobsError {
+  /** @param message why @param results per-child outcomes known at the decision */
+  constructor(
+    message: string,
+    readonly results: readonly { index: number; value?: unknown; error?: string }[] = [],
+  ) {
+    super('FAN_OUT_FAILED', message);
+  }
+}
+
+/** The database schema is newer than this version of the library. */
+export class SchemaTooNewError extends DurableJobsError {
+  /** @param found version in the database @param known highest version the code knows */
+  constructor(
+    readonly found: number,
+    readonly known: number,
+  ) {
+    super('SCHEMA_TOO_NEW', `database schema version ${found} is newer than this library knows (${known}); upgrade simple-durable-jobs`);
+  }
+}
+
+/** The database failed (connection lost, constraint, ...); `cause` holds the driver error. */
+export class StorageError extends DurableJobsError {
+  /** @param message what failed */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE', message, options);
+  }
+}
+
+/** The storage was used after `close()`. */
+export class StorageClosedError extends DurableJobsError {
+  constructor() {
+    super('STORAGE_CLOSED', 'storage is closed');
+  }
+}
+
+/** A schedule definition is invalid (cron syntax, range, day name, time zone). */
+export class InvalidScheduleError extends DurableJobsError {
+  /** @param message what is wrong */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_SCHEDULE', message, options);
+  }
+}
+
+/** Wraps an error so the job fails now, with no retry. Create with {@link noRetry}. */
+export class NoRetryError extends DurableJobsError {
+  /** @param cause the underlying error */
+  constructor(cause: unknown) {
+    super('NO_RETRY', messageOf(cause), { cause });
+  }
+}
+
+/** Wraps an error so the job retries no earlier than `delayMs` from now. Create with {@link retryAfter}. */
+export class RetryAfterError extends DurableJobsError {
+  /** @param delayMs the minimum delay @param cause the underlying error */
+  constructor(
+    readonly delayMs: number,
+    cause: unknown,
+  ) {
+    super('RETRY_AFTER', messageOf(cause), { cause });
+  }
+}
+
+/**
+ * Marks an error as permanent: the job (or step) fails now without retrying.
+ * @example throw noRetry(new Error('invalid endpoint'))
+ */
+export function noRetry(err: unknown): NoRetryError {
+  return new NoRetryError(err);
+}
+
+/**
+ * Asks for a retry no earlier than `ms` from now, however long (still bounded by `retries`).
+ * @example throw retryAfter(5 * 60_000, new Error('rate limited'))
+ * @throws InvalidArgumentError when `ms` is not a finite number >= 0
+ */
+export function retryAfter(ms: number, err: unknown): RetryAfterError {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(`retryAfter: delay must be a finite number >= 0, got ${String(ms)}`);
+  }
+  return new RetryAfterError(ms, err);
+}
+
+/** True when `e` is a library error, optionally with the given code. */
+export function isDurableJobsError(e: unknown, code?: ErrorCode): e is DurableJobsError {
+  return e instanceof DurableJobsError && (code === undefined || e.code === code);
+}
+
+/** The message of any thrown value. @internal */
+export function messageOf(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'string') return e;
+  try {
+    return JSON.stringify(e) ?? String(e);
+  } catch {
+    return String(e);
+  }
+}

@@ -1,0 +1,408 @@
+/**
+ * The one storage contract. Every method is one atomic (usually batched) state change
+ * spoken in queue and workflow terms; drivers implement it with their database's best tool.
+ * Nothing above `storage/` sees SQL or driver error codes.
+ *
+ * Conventions every driver follows:
+ * - Times are integers: milliseconds since the Unix epoch, UTC.
+ * - "now" is the database clock unless the driver was built with an injected `clock`
+ *   (tests); SQLite has no server, so its clock is the host's.
+ * - Payload columns (`argsJson`, `resultJson`, `metaJson`, signal payloads, step outputs)
+ *   are opaque JSON text, stored and returned byte for byte. `null` means absent.
+ * - Every write to a claimed job is fenced by {@link Fence}: it applies only while the job is
+ *   `running`, `locked_by = workerId` and `run_count = runCount`; otherwise it changes nothing.
+ * - Fan-out accounting: whenever a job with a `fanOutId` reaches a terminal status (through
+ *   `jobFinishMany`, `jobReclaimExpired`, `jobCancel`, `fanOutExpire` or sibling
+ *   cancellation), the same transaction counts it on its fan-out, decides the fan-out when the
+ *   strategy allows (see {@link FanOutRow}), and on the deciding transition turns the parent
+ *   from `waiting` to `pending` exactly once; a failed decision also cancels the unfinished
+ *   siblings (and their subtrees), which are counted as cancelled.
+ * @module
+ */
+import type { JobStatus } from '../types.js';
+
+/** Which SQL dialect a driver speaks. */
+export type Dialect = 'sqlite' | 'postgres' | 'mysql';
+
+/** What a driver can do; the engine adapts to these, never to the dialect name. */
+export interface Capabilities {
+  /** `listen()` delivers cross-process wake-ups (PostgreSQL LISTEN/NOTIFY). */
+  readonly listenNotify: boolean;
+  /** Claims skip rows locked by other claimers instead of waiting. */
+  readonly skipLocked: boolean;
+  /** Several processes may write at the same time (false: writes serialize on a file lock). */
+  readonly concurrentWriters: boolean;
+}
+
+/** A job row as the storage sees it: the public fields plus lease and workflow bookkeeping. */
+export interface JobRow {
+  id: string;
+  type: string;
+  queue: string;
+  status: JobStatus;
+  priority: number;
+  /** Attempts started (incremented by each claim; given back by suspend and release). */
+  attempt: number;
+  maxRetries: number;
+  /** Claims ever made of this row; part of the fence. Never decremented. */
+  runCount: number;
+  argsJson: string | null;
+  resultJson: string | null;
+  metaJson: string | null;
+  lastError: string | null;
+  runAt: number;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  timeoutMs: number | null;
+  uniqueKey: string | null;
+  tenant: string | null;
+  parentId: string | null;
+  fanOutId: string | null;
+  fanOutIndex: number | null;
+  lockedBy: string | null;
+  leaseExpiresAt: number | null;
+  heartbeatAt: number | null;
+  /** When a `waiting` job wakes by itself (sleep end, signal or fan-out timeout). */
+  wakeAt: number | null;
+  /** The signal name a `waiting` job waits for. */
+  waitSignal: string | null;
+}
+
+/** A new job. The engine validates and encodes; the driver stores. */
+export interface JobInsert {
+  id: string;
+  type: string;
+  queue: string;
+  priority: number;
+  maxRetries: number;
+  argsJson: string | null;
+  metaJson: string | null;
+  /** Delay from the database's now. The row's run_at = max(now + delayMs, runAt ?? 0). */
+  delayMs: number;
+  /** Absolute earliest start, if given. */
+  runAt: number | null;
+  timeoutMs: number | null;
+  uniqueKey: string | null;
+  tenant: string | null;
+  parentId: string | null;
+  fanOutId: string | null;
+  fanOutIndex: number | null;
+}
+
+/** Identifies one run of a claimed job; every write after a claim carries it. */
+export interface Fence {
+  jobId: string;
+  workerId: string;
+  runCount: number;
+}
+
+/** `jobInsertMany` parameters. */
+export interface JobInsertManyParams {
+  jobs: JobInsert[];
+  /**
+   * What to do when a job's `uniqueKey` clashes with a non-terminal job (or another job
+   * in the same batch): `'error'` rejects the whole batch with `DuplicateJobError` and
+   * inserts nothing; `'skip'` inserts the others and leaves that one out.
+   * @default 'error'
+   */
+  onConflict?: 'error' | 'skip';
+  /** A driver-native handle of the caller's open transaction (see `EnqueueOptions.transaction`). */
+  tx?: unknown;
+}
+
+/** `jobClaim` parameters: one round trip claims for every queue. */
+export interface JobClaimParams {
+  workerId: string;
+  /** Queues to claim from, each with how many jobs at most (limit >= 1). */
+  queues: { name: string; limit: number }[];
+  /** Lease length; lease_expires_at = now + leaseMs. */
+  leaseMs: number;
+}
+
+/** One fenced outcome of a run, for `jobFinishMany`. */
+export type JobFinishItem = Fence &
+  (
+    | { outcome: 'completed'; resultJson: string | null }
+    | { outcome: 'failed'; error: string }
+    /** Back to pending for another attempt, run_at = now + delayMs. */
+    | { outcome: 'retry'; error: string; delayMs: number }
+  );
+
+/** `jobFinishMany` parameters. */
+export interface JobFinishManyParams {
+  items: JobFinishItem[];
+}
+
+/** `jobHeartbeat` parameters. */
+export interface JobHeartbeatParams {
+  workerId: string;
+  /** The runs this worker believes it holds. */
+  runs: { jobId: string; runCount: number }[];
+  leaseMs: number;
+}
+
+/** `jobRelease` parameters: give jobs back to `pending` (shutdown), attempt not consumed. */
+export interface JobReleaseParams {
+  runs: Fence[];
+}
+
+/** A job whose lease expired and that `jobReclaimExpired` took back. */
+export interface ReclaimedJob {
+  id: string;
+  type: string;
+  queue: string;
+  /** `pending` (will run again) or `failed` (attempts spent). */
+  status: 'pending' | 'failed';
+  attempt: number;
+  maxRetries: number;
+}
+
+/** `jobList` filters; newest first unless `order: 'asc'`. */
+export interface JobListParams {
+  status?: JobStatus;
+  queue?: string;
+  type?: string;
+  parentId?: string;
+  fanOutId?: string;
+  limit: number;
+  offset?: number;
+  order?: 'asc' | 'desc';
+}
+
+/** A checkpoint of a workflow step, keyed by `(jobId, stepIndex)`. */
+export interface StepRow {
+  jobId: string;
+  stepIndex: number;
+  stepName: string;
+  /** `waiting`: started but not finished (a timer or signal wait holding its deadline). */
+  status: 'completed' | 'failed' | 'waiting';
+  outputJson: string | null;
+  error: string | null;
+}
+
+/** `stepRecord` parameters. */
+export interface StepRecordParams {
+  fence: Fence;
+  step: StepRow;
+}
+
+/** A fan-out and its counters. */
+export interface FanOutRow {
+  id: string;
+  parentId: string;
+  stepIndex: number;
+  /**
+   * Decision rule over `total` children:
+   * - `fail-fast`: failed when failed + cancelled >= 1; succeeded when succeeded = total.
+   * - `collect-all`: succeeded when succeeded + failed + cancelled = total; never fails.
+   * - `threshold`: need = ceil(threshold * total); succeeded when succeeded >= need;
+   *   failed when failed + cancelled > total - need.
+   */
+  strategy: 'fail-fast' | 'collect-all' | 'threshold';
+  threshold: number | null;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  status: 'running' | 'succeeded' | 'failed';
+  /** The fan-out fails when still running at this instant (`fanOutExpire`). */
+  deadlineAt: number | null;
+  createdAt: number;
+  decidedAt: number | null;
+}
+
+/** `jobSuspendFanOut` parameters. */
+export interface JobSuspendFanOutParams {
+  fence: Fence;
+  /** Checkpoint of the fan-out step (status `completed`, output: the fan-out id as JSON). */
+  step: StepRow;
+  fanOut: { id: string; strategy: FanOutRow['strategy']; threshold: number | null; timeoutMs: number | null };
+  /** The children (parentId and fanOutId set). Inserted in batches. */
+  children: JobInsert[];
+}
+
+/** `jobSuspend` parameters: sleep until `wakeAt` (and/or wait for a signal). */
+export interface JobSuspendParams {
+  fence: Fence;
+  /** Step to record (or update from `waiting`) in the same transaction, if any. */
+  step: StepRow | null;
+  wakeAt: number | null;
+  waitSignal: string | null;
+}
+
+/** `signalConsumeOrWait` parameters. */
+export interface SignalConsumeParams {
+  fence: Fence;
+  stepIndex: number;
+  stepName: string;
+  signalName: string;
+  /** The fixed deadline (absolute ms) or null for none. */
+  deadlineAt: number | null;
+}
+
+/** `signalConsumeOrWait` result. */
+export type SignalConsumeResult =
+  | { kind: 'consumed'; payloadJson: string | null }
+  | { kind: 'timed-out' }
+  | { kind: 'suspended' }
+  | { kind: 'lost' };
+
+/** A stored schedule. */
+export interface ScheduleRow {
+  name: string;
+  /** Encoded schedule spec (engine-defined JSON). */
+  specJson: string;
+  /** Encoded enqueue options (engine-defined JSON). */
+  optionsJson: string;
+  nextRunAt: number;
+  lastRunAt: number | null;
+  lastJobId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** `scheduleFire` parameters: compare-and-set of `next_run_at`, plus the slot's job(s). */
+export interface ScheduleFireParams {
+  name: string;
+  /** The `next_run_at` the caller read; the fire applies only if it is unchanged. */
+  expectedNextRunAt: number;
+  nextRunAt: number;
+  /** The slot instant recorded as `last_run_at`. */
+  slotAt: number;
+  /** Jobs for this fire (zero when skipped); unique clashes are skipped, not errors. */
+  jobs: JobInsert[];
+}
+
+/** Stops a `listen()` subscription. */
+export type Unlisten = () => Promise<void>;
+
+/**
+ * The storage contract. Drivers: `SqliteStorage`, `PostgresStorage`, `MysqlStorage`.
+ */
+export interface Storage {
+  /** The driver's SQL dialect. */
+  readonly dialect: Dialect;
+  /** What the driver can do. */
+  readonly capabilities: Capabilities;
+
+  /** Creates or upgrades the schema. Idempotent; safe from many processes at once. @throws SchemaTooNewError */
+  migrate(): Promise<void>;
+  /** Releases connections the driver opened (not a pool or database the user passed in). */
+  close(): Promise<void>;
+  /** The clock the driver compares leases and run-at against (ms). */
+  clockNow(): Promise<number>;
+
+  /** Inserts jobs atomically (one round trip where the dialect allows); wakes listeners. @throws DuplicateJobError */
+  jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }>;
+  /** One job by id. */
+  jobGet(p: { id: string }): Promise<JobRow | undefined>;
+  /** Jobs matching filters, for operations and dashboards. */
+  jobList(p: JobListParams): Promise<JobRow[]>;
+  /** Job counts by status, all queues or one. */
+  jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>>;
+  /**
+   * Claims ready jobs: `pending`, run_at <= now, queue not paused; ordered by priority desc,
+   * run_at, id; at most `limit` per queue; never a row another claimer holds. Each claimed row
+   * becomes `running` with attempt + 1, run_count + 1, locked_by, started_at = now,
+   * heartbeat_at = now, lease_expires_at = now + leaseMs. Returned in claim order.
+   */
+  jobClaim(p: JobClaimParams): Promise<JobRow[]>;
+  /**
+   * Applies run outcomes in one transaction. Each item is fenced; returns, per item in order,
+   * whether it applied. Completed/failed rows set completed_at and clear the lease; retry rows
+   * go back to `pending` with last_error set. Fan-out accounting applies (see module docs).
+   */
+  jobFinishMany(p: JobFinishManyParams): Promise<boolean[]>;
+  /** Extends leases of the given runs; returns the job ids this worker still holds. */
+  jobHeartbeat(p: JobHeartbeatParams): Promise<string[]>;
+  /** Fenced: running → pending, attempt − 1, lease cleared. Returns the ids released. */
+  jobRelease(p: JobReleaseParams): Promise<string[]>;
+  /**
+   * Takes back `running` jobs whose lease expired: to `pending` when attempt <= maxRetries,
+   * else `failed` with a last_error saying the lease expired and retries are spent (fan-out
+   * accounting applies). A reclaim consumes the attempt.
+   */
+  jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]>;
+  /**
+   * Wakes `waiting` jobs whose wake_at has passed (→ `pending`, wake_at and wait_signal
+   * cleared), and parents still `waiting` on a fan-out already decided (recovery sweep).
+   * Returns the ids woken.
+   */
+  jobWakeDue(p: { limit: number }): Promise<string[]>;
+  /**
+   * Cancels a non-terminal job and its whole subtree (children, grandchildren) in one
+   * transaction; fan-out accounting applies to the job itself. Returns the ids cancelled
+   * (empty when the job was already terminal). @throws JobNotFoundError
+   */
+  jobCancel(p: { id: string }): Promise<string[]>;
+  /** pending → paused. @throws JobNotFoundError, InvalidStateError */
+  jobPause(p: { id: string }): Promise<void>;
+  /** paused → pending. @throws JobNotFoundError, InvalidStateError */
+  jobResume(p: { id: string }): Promise<void>;
+  /**
+   * failed/cancelled → pending with attempt 0, run_at now, last_error kept; drops the job's
+   * checkpoints, fan-outs and fan-out children so a workflow starts clean.
+   * @throws JobNotFoundError, InvalidStateError
+   */
+  jobRetry(p: { id: string }): Promise<void>;
+  /** The earliest run_at among pending jobs of these queues (for timed wake-ups). */
+  jobNextRunAt(p: { queues: string[] }): Promise<number | undefined>;
+
+  /** Marks a queue paused (claims skip it) or not. */
+  queueSetPaused(p: { queue: string; paused: boolean }): Promise<void>;
+  /** Names of paused queues. */
+  queueListPaused(): Promise<string[]>;
+
+  /** Every checkpoint of a job, by step index. */
+  stepList(p: { jobId: string }): Promise<StepRow[]>;
+  /**
+   * Fenced insert of a checkpoint; an existing `waiting` row at that index is replaced,
+   * any other existing row is kept. Returns false when the fence failed or a finished row exists.
+   */
+  stepRecord(p: StepRecordParams): Promise<boolean>;
+  /**
+   * Fenced, one transaction: records the fan-out step, inserts the fan-out and all children
+   * (batched), turns the parent `waiting` (attempt − 1, lease cleared, wake_at = deadline).
+   * Returns false (and writes nothing) when the fence failed.
+   */
+  jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean>;
+  /** Fenced, one transaction: records `step`, turns the job `waiting` (attempt − 1). */
+  jobSuspend(p: JobSuspendParams): Promise<boolean>;
+  /** One fan-out by id. */
+  fanOutGet(p: { id: string }): Promise<FanOutRow | undefined>;
+  /**
+   * Fails a still-running fan-out whose deadline passed, cancelling its unfinished children.
+   * Returns true if it applied.
+   */
+  fanOutExpire(p: { id: string }): Promise<boolean>;
+
+  /**
+   * Buffers a signal for a job (FIFO per job and name) and, if the job is `waiting` for that
+   * name, turns it `pending`. @throws JobNotFoundError, InvalidStateError (terminal job)
+   */
+  signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void>;
+  /**
+   * Fenced, one transaction: consumes the oldest unconsumed signal of that name and records
+   * the step as completed with it; or, past the deadline, records a timed-out step; or
+   * records a `waiting` step holding the deadline and suspends the job.
+   */
+  signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult>;
+
+  /** Creates or replaces a schedule definition. `nextRunAt` is kept when `keepNextRunAt` and the row exists. */
+  scheduleUpsert(p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean }): Promise<void>;
+  /** Removes a schedule. Returns whether it existed. */
+  scheduleDelete(p: { name: string }): Promise<boolean>;
+  /** Every schedule, by name. */
+  scheduleList(): Promise<ScheduleRow[]>;
+  /** Schedules with next_run_at <= now. */
+  scheduleListDue(p: { limit: number }): Promise<ScheduleRow[]>;
+  /** Compare-and-set fire: returns the inserted job ids, or null when another scheduler won. */
+  scheduleFire(p: ScheduleFireParams): Promise<string[] | null>;
+
+  /**
+   * Subscribes to cross-process wake-ups: `onWake(queue)` when jobs in a queue became ready.
+   * Only when `capabilities.listenNotify`; the driver reconnects by itself after errors.
+   */
+  listen?(onWake: (queue: string) => void): Promise<Unlisten>;
+}

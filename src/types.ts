@@ -1,0 +1,145 @@
+/**
+ * Public data types shared by every layer. This module is a leaf: it imports nothing.
+ * Durations are milliseconds (`number`); instants are `Date`.
+ * @module
+ */
+
+/** Lifecycle state of a job. `completed`, `failed` and `cancelled` are terminal. */
+export type JobStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled' | 'paused';
+
+/** Every job status, in lifecycle order. */
+export const JOB_STATUSES: readonly JobStatus[] = [
+  'pending',
+  'running',
+  'waiting',
+  'completed',
+  'failed',
+  'cancelled',
+  'paused',
+];
+
+/** The statuses a job never leaves on its own. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+/** A JSON-compatible value: what args, results, meta and signal payloads may contain. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue | undefined };
+
+/** A job as stored: read-only snapshot returned by `getJob`, hooks and events. */
+export interface Job<Args = unknown, Result = unknown> {
+  /** Unique, time-ordered identifier (UUIDv7 text). */
+  readonly id: string;
+  /** The registered handler name. */
+  readonly type: string;
+  /** The named queue the job runs on. */
+  readonly queue: string;
+  /** The decoded arguments passed to the handler. */
+  readonly args: Args;
+  /** Current lifecycle state. */
+  readonly status: JobStatus;
+  /** Higher runs first. */
+  readonly priority: number;
+  /** Number of attempts started so far (1 during the first run). */
+  readonly attempt: number;
+  /** Retries allowed after the first attempt: at most `maxRetries + 1` attempts. */
+  readonly maxRetries: number;
+  /** The job runs no earlier than this instant. */
+  readonly runAt: Date;
+  /** When the job was enqueued. */
+  readonly createdAt: Date;
+  /** When the current (or last) run started. */
+  readonly startedAt?: Date;
+  /** When the job reached a terminal state. */
+  readonly completedAt?: Date;
+  /** The handler's return value, once completed. */
+  readonly result?: Result;
+  /** The message of the last error the job failed with. */
+  readonly lastError?: string;
+  /** The parent job, for fan-out sub-jobs. */
+  readonly parentId?: string;
+  /** Tenant tag given at enqueue. */
+  readonly tenant?: string;
+  /** Free-form metadata given at enqueue (`{}` when none). */
+  readonly meta: Readonly<Record<string, JsonValue>>;
+  /** Handler timeout in ms, if one was set. */
+  readonly timeout?: number;
+  /** Deduplication key given at enqueue. */
+  readonly unique?: string;
+}
+
+/** Options accepted by `enqueue`, `enqueueBatch` and typed definitions. */
+export interface EnqueueOptions {
+  /** Higher runs first. @default 0 */
+  priority?: number;
+  /** Maximum retry attempts after the first failure. @default 3 */
+  retries?: number;
+  /** Run no earlier than now + `delay` ms (database clock). */
+  delay?: number;
+  /** Run no earlier than this instant. Combined with `delay`, the later wins. */
+  runAt?: Date;
+  /** `ctx.abortSignal` fires after this many ms of a run; the run then fails (and may retry). */
+  timeout?: number;
+  /** Named queue. @default 'default' */
+  queue?: string;
+  /** Deduplication key among non-terminal jobs; a duplicate rejects with `DuplicateJobError`. */
+  unique?: string;
+  /** Tenant tag. */
+  tenant?: string;
+  /** Free-form JSON metadata. */
+  meta?: Record<string, JsonValue>;
+  /**
+   * Enqueue inside the caller's own open transaction: a `pg` client (inside `BEGIN`),
+   * the `better-sqlite3` `Database` (inside `db.transaction`), or a `mysql2` connection.
+   * The job becomes visible when that transaction commits.
+   */
+  transaction?: unknown;
+}
+
+/** One entry of `enqueueBatch`. */
+export interface BatchItem<Args = unknown> {
+  /** Job type (handler name). */
+  type: string;
+  /** Handler arguments. */
+  args?: Args;
+  /** Per-job options. `transaction` is taken from the batch call's own options. */
+  options?: Omit<EnqueueOptions, 'transaction'>;
+}
+
+/** Per-queue worker settings. */
+export interface QueueWorkerOptions {
+  /** How many jobs of this queue run at once in this worker. @default 10 */
+  concurrency?: number;
+}
+
+/** Counts of jobs by status. */
+export type JobCounts = Record<JobStatus, number>;
+
+/** Events published by `queue.events()`: a discriminated union on `type`. */
+export type JobEvent =
+  | { readonly type: 'job.enqueued'; readonly jobId: string; readonly jobType: string; readonly queue: string; readonly at: Date }
+  | { readonly type: 'job.started'; readonly job: Job; readonly at: Date }
+  | { readonly type: 'job.completed'; readonly job: Job; readonly at: Date }
+  | { readonly type: 'job.retrying'; readonly job: Job; readonly error: string; readonly retryAt: Date; readonly at: Date }
+  | { readonly type: 'job.failed'; readonly job: Job; readonly error: string; readonly at: Date }
+  | { readonly type: 'job.suspended'; readonly job: Job; readonly reason: 'fan-out' | 'sleep' | 'signal'; readonly at: Date }
+  | { readonly type: 'job.reclaimed'; readonly jobId: string; readonly jobType: string; readonly queue: string; readonly status: JobStatus; readonly at: Date }
+  | { readonly type: 'job.released'; readonly jobId: string; readonly at: Date }
+  | { readonly type: 'job.cancelled'; readonly jobId: string; readonly at: Date }
+  | { readonly type: 'worker.error'; readonly error: string; readonly at: Date };
+
+/** The `type` tag of every event. */
+export type JobEventType = JobEvent['type'];
+
+/** Log levels of the pluggable logger. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** A structured logger. The library is silent unless one is given. */
+export interface Logger {
+  /** Fine-grained diagnostics. */
+  debug(message: string, fields?: Record<string, unknown>): void;
+  /** Lifecycle information. */
+  info(message: string, fields?: Record<string, unknown>): void;
+  /** Something went wrong but the worker carries on. */
+  warn(message: string, fields?: Record<string, unknown>): void;
+  /** Something failed. */
+  error(message: string, fields?: Record<string, unknown>): void;
+}
