@@ -132,6 +132,14 @@ export class LeaseLostError extends DurableJobsError {
   }
 }
 
+/** `waitForJob` (or another wait) gave up before the job reached a terminal state. */
+export class WaitTimeoutError extends DurableJobsError {
+  /** @param message what was waited for */
+  constructor(message: string) {
+    super('WAIT_TIMEOUT', message);
+  }
+}
+
 /** A fan-out was decided as failed (fail-fast, threshold out of reach, or timeout). */
 export class FanOutFailedError extends DurableJobsError {
   /** @param message why @param results per-child outcomes known at the decision */

@@ -383,9 +383,14 @@ export interface Storage {
    */
   signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void>;
   /**
-   * Fenced, one transaction: consumes the oldest unconsumed signal of that name and records
-   * the step as completed with it; or, past the deadline, records a timed-out step; or
-   * records a `waiting` step holding the deadline and suspends the job.
+   * Fenced, one transaction, in this order:
+   * 1. the oldest unconsumed signal of that name exists → mark it consumed, record the step
+   *    `{ status: 'completed', outputJson: <the signal's payloadJson>, error: null }`, return consumed;
+   * 2. else `deadlineAt` is set and now >= deadlineAt → record the step
+   *    `{ status: 'failed', outputJson: null, error: 'signal wait timed out' }`, return timed-out;
+   * 3. else record (or keep) the step `{ status: 'waiting', outputJson: JSON of deadlineAt (or 'null') }`
+   *    and suspend like `jobSuspend` with wait_signal = signalName, wake_at = deadlineAt; return suspended.
+   * When the fence fails nothing is written and the result is `lost`.
    */
   signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult>;
 

@@ -4,9 +4,6 @@
  * nothing is skipped silently.
  */
 import type { Storage } from '../../src/storage/storage.js';
-import { makeSqliteStorage } from './sqlite-storage.js';
-import { makePostgresStorage } from './postgres-storage.js';
-import { makeMysqlStorage } from './mysql-storage.js';
 
 /** A fresh, migrated, isolated storage plus its cleanup. */
 export interface TestStorage {
@@ -20,10 +17,11 @@ export interface TestStorage {
 /** A factory for isolated test storages of one dialect. `label` names the isolation unit. */
 export type StorageMaker = (label: string) => Promise<TestStorage>;
 
+// Loaded lazily so a run of one driver never loads the others' packages.
 const ALL: Record<string, StorageMaker> = {
-  sqlite: makeSqliteStorage,
-  postgres: makePostgresStorage,
-  mysql: makeMysqlStorage,
+  sqlite: async (label) => (await import('./sqlite-storage.js')).makeSqliteStorage(label),
+  postgres: async (label) => (await import('./postgres-storage.js')).makePostgresStorage(label),
+  mysql: async (label) => (await import('./mysql-storage.js')).makeMysqlStorage(label),
 };
 
 /** The drivers selected by STORAGE (default: every driver). */

@@ -1,0 +1,81 @@
+/**
+ * simple-durable-jobs: durable background jobs and checkpointed workflows on SQLite,
+ * PostgreSQL or MySQL/MariaDB. This file is the whole public surface.
+ * @module
+ */
+
+/** @group Storage drivers */
+export { SqliteStorage, type SqliteStorageOptions, type SqliteDatabaseLike } from './storage/sqlite/sqlite-storage.js';
+export { PostgresStorage, type PostgresStorageOptions, type PgPoolLike } from './storage/postgres/postgres-storage.js';
+export { MysqlStorage, type MysqlStorageOptions, type MysqlPoolLike } from './storage/mysql/mysql-storage.js';
+export type { Storage, Capabilities, Dialect } from './storage/storage.js';
+
+/** @group Queue */
+export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';
+export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './queue/events.js';
+export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
+
+/** @group Worker */
+export { Worker, type WorkerOptions } from './worker/worker.js';
+export type { BackoffFn } from './worker/retry-policy.js';
+
+/** @group Workflows */
+export { sub, values, partition, allSucceeded } from './workflow/fan-out.js';
+export type {
+  Handler,
+  JobContext,
+  JobDefinition,
+  SubJob,
+  SubJobOptions,
+  FanOutOptions,
+  FanOutResult,
+  FanOutStrategy,
+  WaitForSignalOptions,
+} from './workflow/job-context.js';
+
+/** @group Schedules */
+export { every, daily, weekly, cron, type Schedule } from './scheduler/schedules.js';
+
+/** @group Errors */
+export {
+  DurableJobsError,
+  InvalidArgumentError,
+  SerializationError,
+  PayloadTooLargeError,
+  DuplicateJobError,
+  JobNotFoundError,
+  InvalidStateError,
+  UnknownJobTypeError,
+  DeterminismError,
+  JobTimeoutError,
+  JobCancelledError,
+  LeaseLostError,
+  WaitTimeoutError,
+  FanOutFailedError,
+  SchemaTooNewError,
+  StorageError,
+  StorageClosedError,
+  InvalidScheduleError,
+  NoRetryError,
+  RetryAfterError,
+  noRetry,
+  retryAfter,
+  isDurableJobsError,
+  type ErrorCode,
+} from './errors.js';
+
+/** @group Types */
+export { JOB_STATUSES, TERMINAL_STATUSES } from './types.js';
+export type {
+  Job,
+  JobStatus,
+  JobCounts,
+  JobEvent,
+  JobEventType,
+  EnqueueOptions,
+  BatchItem,
+  QueueWorkerOptions,
+  JsonValue,
+  Logger,
+  LogLevel,
+} from './types.js';

@@ -1,0 +1,26 @@
+/**
+ * What a `Queue` shares with the workers it creates: storage, handlers, events, defaults.
+ * @internal
+ */
+import type { IdGenerator } from '../internal/ids.js';
+import type { Storage } from '../storage/storage.js';
+import type { Logger } from '../types.js';
+import type { Handler } from '../workflow/job-context.js';
+import type { EnqueueDefaults } from './enqueue.js';
+import type { EventHub } from './events.js';
+
+/** A local listener woken when jobs become ready in a queue (in-process enqueue). @internal */
+export interface LocalWaker {
+  wake(queue: string): void;
+}
+
+/** Shared state of one `Queue`. @internal */
+export interface QueueCore {
+  readonly storage: Storage;
+  readonly handlers: Map<string, Handler<never, unknown>>;
+  readonly hub: EventHub;
+  readonly logger: Logger;
+  readonly ids: IdGenerator;
+  readonly defaults: EnqueueDefaults;
+  readonly wakers: Set<LocalWaker>;
+}

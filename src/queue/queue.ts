@@ -1,0 +1,300 @@
+/**
+ * `Queue`: the producer-side facade — register handlers, enqueue, inspect, operate,
+ * observe, and create workers. Thin: validation lives in `enqueue.ts`/`validate.ts`,
+ * state changes in the storage driver.
+ * @module
+ */
+import { InvalidArgumentError, JobNotFoundError, WaitTimeoutError } from '../errors.js';
+import { IdGenerator } from '../internal/ids.js';
+import { silentLogger } from '../internal/logger.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, encodeJson } from '../storage/codec.js';
+import type { JobInsert, Storage } from '../storage/storage.js';
+import { JOB_STATUSES, TERMINAL_STATUSES } from '../types.js';
+import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger } from '../types.js';
+import type { Handler, JobDefinition } from '../workflow/job-context.js';
+import { Worker, type WorkerOptions } from '../worker/worker.js';
+import type { QueueCore } from './core.js';
+import { buildJobInsert } from './enqueue.js';
+import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from './events.js';
+import { toJob } from './job-mapper.js';
+import { checkDuration, checkName, checkOptions, checkQueueName } from './validate.js';
+import * as ops from './operations.js';
+import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
+import type { Schedule } from '../scheduler/schedules.js';
+
+/** Options of `new Queue(storage, options)`. */
+export interface QueueOptions {
+  /** Structured logger; silent by default. */
+  logger?: Logger;
+  /** Largest encoded args/result/meta/signal payload, in bytes. @default 1048576 (1 MiB) */
+  maxPayloadBytes?: number;
+  /** Retries of a job enqueued without `retries`. @default 3 */
+  defaultRetries?: number;
+}
+
+/** Options of `waitForJob`. */
+export interface WaitForJobOptions {
+  /** Reject with `WaitTimeoutError` after this many ms. @default no limit */
+  timeout?: number;
+  /** How often to re-read the job (for workers in other processes). @default 100, backing off to 1000 */
+  pollInterval?: number;
+}
+
+/**
+ * The entry point: a queue bound to one storage.
+ * @example
+ * const queue = new Queue(new SqliteStorage('jobs.db'));
+ * await queue.storage.migrate();
+ * const sendEmail = queue.register('send-email', async (args: { to: string }) => { ... });
+ * await sendEmail.enqueue({ to: 'a@example.com' });
+ * await queue.newWorker().start();
+ */
+export class Queue {
+  readonly #core: QueueCore;
+  readonly #schedules: ScheduleManager;
+
+  /** @param storage a migrated storage driver @param options logger and limits */
+  constructor(storage: Storage, options: QueueOptions = {}) {
+    const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries']);
+    const logger = o.logger ?? silentLogger;
+    const core: QueueCore = {
+      storage,
+      handlers: new Map(),
+      hub: new EventHub(logger),
+      logger,
+      ids: new IdGenerator(),
+      defaults: {
+        retries: o.defaultRetries ?? 3,
+        queue: 'default',
+        maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      },
+      wakers: new Set(),
+    };
+    this.#core = core;
+    this.#schedules = new ScheduleManager(core);
+  }
+
+  /** The storage this queue writes to. */
+  get storage(): Storage {
+    return this.#core.storage;
+  }
+
+  /**
+   * Registers the handler of a job type (replacing any previous one) and returns a typed definition.
+   * @throws InvalidArgumentError on an invalid name or a non-function handler
+   */
+  register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>): JobDefinition<Args, Result> {
+    checkName(type, 'job type');
+    if (typeof handler !== 'function') throw new InvalidArgumentError(`handler of "${type}" must be a function`);
+    this.#core.handlers.set(type, handler as unknown as Handler<never, unknown>);
+    return Object.freeze({
+      type,
+      enqueue: (args: Args, options?: EnqueueOptions) => this.enqueue(type, args, options),
+    });
+  }
+
+  /**
+   * Enqueues one job; resolves with its id once it is durably stored.
+   * @throws (rejects) InvalidArgumentError, SerializationError, PayloadTooLargeError, DuplicateJobError
+   */
+  async enqueue<Args>(type: string | JobDefinition<Args, unknown>, args?: Args, options?: EnqueueOptions): Promise<string> {
+    const name = typeof type === 'object' && type !== null ? type.type : type;
+    const job = buildJobInsert(this.#core.ids, this.#core.defaults, name, args, options);
+    await this.#insert([job], options?.transaction);
+    return job.id;
+  }
+
+  /**
+   * Enqueues many jobs atomically in one round trip; resolves with their ids in order.
+   * Equal priorities run in array order.
+   * @throws (rejects) like `enqueue`; on any invalid item nothing is written
+   */
+  async enqueueBatch(items: readonly BatchItem[], options: Pick<EnqueueOptions, 'transaction'> = {}): Promise<string[]> {
+    if (!Array.isArray(items)) throw new InvalidArgumentError('enqueueBatch expects an array');
+    const opts = checkOptions<EnqueueOptions>(options, 'enqueueBatch options', ['transaction']);
+    const jobs = items.map((item, i) => {
+      if (item === null || typeof item !== 'object') throw new InvalidArgumentError(`enqueueBatch item ${i} must be an object`);
+      if (item.options && 'transaction' in item.options) throw new InvalidArgumentError(`enqueueBatch item ${i}: pass transaction to the batch, not an item`);
+      return buildJobInsert(this.#core.ids, this.#core.defaults, item.type, item.args, item.options);
+    });
+    if (jobs.length === 0) return [];
+    await this.#insert(jobs, opts.transaction);
+    return jobs.map((j) => j.id);
+  }
+
+  /** The job with this id, or `undefined`. */
+  async getJob<Args = unknown, Result = unknown>(id: string): Promise<Job<Args, Result> | undefined> {
+    checkName(id, 'job id');
+    const row = await this.#core.storage.jobGet({ id });
+    return row ? (toJob(row) as Job<Args, Result>) : undefined;
+  }
+
+  /**
+   * Resolves with the job once it is completed, failed or cancelled.
+   * @throws (rejects) JobNotFoundError, WaitTimeoutError
+   */
+  async waitForJob<Args = unknown, Result = unknown>(id: string, options: WaitForJobOptions = {}): Promise<Job<Args, Result>> {
+    checkName(id, 'job id');
+    const o = checkOptions<WaitForJobOptions>(options, 'waitForJob options', ['timeout', 'pollInterval']);
+    const timeout = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'timeout');
+    let interval = o.pollInterval === undefined ? 100 : checkDuration(o.pollInterval, 'pollInterval', 1);
+    const maxInterval = Math.max(interval, 1000);
+    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+    let wake: (() => void) | undefined;
+    const stream = this.#core.hub.stream({ bufferSize: 100 });
+    const watch = (async () => {
+      for await (const e of stream) if (isTerminalEventFor(e, id)) wake?.();
+    })();
+    try {
+      for (;;) {
+        const job = await this.getJob<Args, Result>(id);
+        if (!job) throw new JobNotFoundError(id);
+        if (TERMINAL_STATUSES.includes(job.status)) return job;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new WaitTimeoutError(`job ${id} is still ${job.status} after ${timeout} ms`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(interval, left));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        interval = Math.min(maxInterval, interval * 1.5);
+      }
+    } finally {
+      await stream.return?.();
+      await watch;
+    }
+  }
+
+  /** Job counts by status, for all queues or one. */
+  async stats(options: { queue?: string } = {}): Promise<JobCounts> {
+    const o = checkOptions<{ queue?: string }>(options, 'stats options', ['queue']);
+    const p: { queue?: string } = {};
+    if (o.queue !== undefined) p.queue = checkQueueName(o.queue);
+    const counts = await this.#core.storage.jobCountByStatus(p);
+    return Object.fromEntries(JOB_STATUSES.map((s) => [s, counts[s] ?? 0])) as Record<JobStatus, number>;
+  }
+
+  /** Runs `fn` when a job starts on a local worker. Returns a remover. */
+  onJobStart(fn: JobHook): Unsubscribe {
+    return this.#core.hub.onStart(fn);
+  }
+  /** Runs `fn` when a job completes on a local worker (`startedAt`/`completedAt` set). */
+  onJobComplete(fn: JobHook): Unsubscribe {
+    return this.#core.hub.onComplete(fn);
+  }
+  /** Runs `fn` when a job fails terminally on a local worker, with the thrown error. */
+  onJobFail(fn: JobErrorHook): Unsubscribe {
+    return this.#core.hub.onFail(fn);
+  }
+  /** Runs `fn` when a job attempt failed and will be retried; `job.attempt` is the failed attempt. */
+  onRetry(fn: JobErrorHook): Unsubscribe {
+    return this.#core.hub.onRetry(fn);
+  }
+  /** Events of this process's enqueues and workers, as an async iterator; leaving the loop unsubscribes. */
+  events(options?: EventStreamOptions): AsyncIterableIterator<JobEvent> {
+    return this.#core.hub.stream(options);
+  }
+
+  /** Creates a worker that runs this queue's handlers. Call `start()` on it. */
+  newWorker(options: WorkerOptions = {}): Worker {
+    return new Worker(this.#core, options, this.#schedules);
+  }
+
+  /**
+   * Cancels a job (terminal) and its whole fan-out subtree. Running handlers see
+   * `ctx.abortSignal` fire at their next heartbeat. A no-op for a job already terminal.
+   * @throws (rejects) JobNotFoundError
+   */
+  async cancelJob(id: string): Promise<void> {
+    await ops.cancelJob(this.#core, id);
+  }
+  /** Pauses a pending job: it is not claimed until `resumeJob`. @throws (rejects) JobNotFoundError, InvalidStateError */
+  async pauseJob(id: string): Promise<void> {
+    await ops.pauseJob(this.#core, id);
+  }
+  /** Makes a paused job pending again. @throws (rejects) JobNotFoundError, InvalidStateError */
+  async resumeJob(id: string): Promise<void> {
+    await ops.resumeJob(this.#core, id);
+  }
+  /** Stops every worker from claiming jobs of a queue (running jobs go on). */
+  async pauseQueue(queue: string): Promise<void> {
+    await ops.setQueuePaused(this.#core, queue, true);
+  }
+  /** Lets workers claim from a paused queue again. */
+  async resumeQueue(queue: string): Promise<void> {
+    await ops.setQueuePaused(this.#core, queue, false);
+  }
+  /**
+   * Re-runs a failed or cancelled job from scratch (attempts reset, checkpoints dropped).
+   * @throws (rejects) JobNotFoundError, InvalidStateError
+   */
+  async retryJob(id: string): Promise<void> {
+    await ops.retryJob(this.#core, id);
+  }
+  /**
+   * Sends a durable signal to a job; buffered until `ctx.waitForSignal(name)` consumes it.
+   * @throws (rejects) JobNotFoundError, InvalidStateError (job already terminal), SerializationError
+   */
+  async signal(jobId: string, name: string, payload?: unknown): Promise<void> {
+    await ops.sendSignal(this.#core, jobId, name, payload);
+  }
+
+  /**
+   * Creates or replaces a recurring schedule. Each fire time becomes exactly one job across
+   * every worker running the scheduler. The returned promise may be ignored: workers wait for
+   * pending definitions before they fire.
+   * @throws InvalidArgumentError (synchronously) on invalid options
+   */
+  schedule(name: string, schedule: Schedule, options?: ScheduleOptions): Promise<void> {
+    return this.#schedules.define(name, schedule, options);
+  }
+  /** Removes a schedule; resolves with whether it existed. */
+  unschedule(name: string): Promise<boolean> {
+    return this.#schedules.remove(name);
+  }
+  /** Every stored schedule with its next fire time and last fire. */
+  schedules(): Promise<ScheduleInfo[]> {
+    return this.#schedules.list();
+  }
+
+  /** @internal shared state for workers and tooling in this package */
+  get core(): QueueCore {
+    return this.#core;
+  }
+
+  /** Encodes a payload with this queue's limits. @internal */
+  encodePayload(value: unknown, what: string): string | null {
+    return encodeJson(value, what, this.#core.defaults.maxPayloadBytes);
+  }
+
+  async #insert(jobs: JobInsert[], tx: unknown): Promise<void> {
+    const p: Parameters<Storage['jobInsertMany']>[0] = { jobs };
+    if (tx !== undefined) p.tx = tx;
+    await this.#core.storage.jobInsertMany(p);
+    const at = new Date();
+    const hub = this.#core.hub;
+    const ready = new Set<string>();
+    for (const j of jobs) {
+      if (hub.hasSubscribers) hub.emit({ type: 'job.enqueued', jobId: j.id, jobType: j.type, queue: j.queue, at });
+      if (j.delayMs === 0 && (j.runAt === null || j.runAt <= Date.now())) ready.add(j.queue);
+    }
+    // Inside a caller's transaction the rows are not visible yet; the poll/notify path picks them up.
+    if (tx === undefined) for (const q of ready) for (const w of this.#core.wakers) w.wake(q);
+  }
+}
+
+function isTerminalEventFor(e: JobEvent, id: string): boolean {
+  switch (e.type) {
+    case 'job.completed':
+    case 'job.failed':
+      return e.job.id === id;
+    case 'job.cancelled':
+      return e.jobId === id;
+    case 'job.reclaimed':
+      return e.jobId === id && e.status === 'failed';
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The queue's side of schedules: validating and storing definitions (`queue.schedule`),
+ * listing them, and turning a due slot into its job for the worker's scheduler.
+ * @internal
+ */
+import { InvalidArgumentError, InvalidScheduleError } from '../errors.js';
+import { checkMissedPolicy, type MissedPolicy } from '../scheduler/missed.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { isSchedule, scheduleFromJson, type Schedule, type ScheduleSpec } from '../scheduler/schedules.js';
+import type { JobInsert, ScheduleRow } from '../storage/storage.js';
+import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
+import type { ScheduleHost } from '../worker/worker.js';
+import type { QueueCore } from './core.js';
+import { buildJobInsert } from './enqueue.js';
+import { checkName, checkOptions } from './validate.js';
+
+/** Options of `queue.schedule(name, schedule, options)`. */
+export interface ScheduleOptions extends Pick<EnqueueOptions, 'queue' | 'priority' | 'retries' | 'timeout' | 'tenant' | 'meta'> {
+  /** Args of each fired job. */
+  args?: unknown;
+  /** Job type of the fired jobs. @default the schedule name */
+  type?: string;
+  /**
+   * After downtime spanning several slots: `'latest'` fires one catch-up job, `'skip'` fires
+   * none and waits for the next slot, `'all'` fires every missed slot (capped at 1000).
+   * @default 'latest'
+   */
+  missed?: MissedPolicy;
+  /** `false` skips a slot while the previous job of this schedule is not finished. @default true */
+  overlap?: boolean;
+}
+
+/** A stored schedule as `queue.schedules()` lists it. */
+export interface ScheduleInfo {
+  readonly name: string;
+  /** The job type fired. */
+  readonly type: string;
+  /** The schedule's stored form. */
+  readonly schedule: ScheduleSpec;
+  /** Human-readable description, e.g. `every 60000 ms`. */
+  readonly description: string;
+  /** The next slot that will fire. */
+  readonly nextRunAt: Date;
+  /** The last slot fired, if any. */
+  readonly lastRunAt?: Date;
+  /** The job of the last fire, if any. */
+  readonly lastJobId?: string;
+  /** The options given to `queue.schedule`. */
+  readonly options: Omit<ScheduleOptions, 'args'> & { args?: unknown };
+}
+
+const OPTION_KEYS = ['args', 'type', 'queue', 'priority', 'retries', 'timeout', 'tenant', 'meta', 'missed', 'overlap'];
+
+/** Manages schedule definitions of one queue. @internal */
+export class ScheduleManager implements ScheduleHost {
+  readonly #pending = new Set<Promise<void>>();
+
+  constructor(private readonly core: QueueCore) {}
+
+  /** Validates and stores a definition; replaces an existing one of the same name. */
+  define(name: string, schedule: Schedule, options: ScheduleOptions = {}): Promise<void> {
+    const p = (async () => {
+      checkName(name, 'schedule name');
+      if (!isSchedule(schedule)) throw new InvalidScheduleError(`schedule "${name}": expected a schedule made by every(), daily(), weekly() or cron()`);
+      const o = checkOptions<ScheduleOptions>(options, 'schedule options', OPTION_KEYS);
+      if (o.missed !== undefined) checkMissedPolicy(o.missed);
+      if (o.overlap !== undefined && typeof o.overlap !== 'boolean') throw new InvalidArgumentError('overlap must be a boolean');
+      // Validate everything a fire will need now, not at the first fire.
+      this.#jobFor(name, o, Date.now());
+      const specJson = JSON.stringify(schedule.spec);
+      const optionsJson = JSON.stringify(o);
+      const storage = this.core.storage;
+      const now = await storage.clockNow();
+      const existing = (await storage.scheduleList()).find((r) => r.name === name);
+      await storage.scheduleUpsert({
+        name,
+        specJson,
+        optionsJson,
+        nextRunAt: schedule.next(new Date(now)).getTime(),
+        keepNextRunAt: existing !== undefined && existing.specJson === specJson,
+      });
+    })();
+    this.#pending.add(p);
+    const forget = (): void => {
+      this.#pending.delete(p);
+    };
+    // Callers may ignore the promise (as the seed's examples do): workers report failures.
+    p.then(forget, (err: unknown) => {
+      forget();
+      this.core.logger.error('storing a schedule failed', { schedule: name, error: String(err) });
+    });
+    return p;
+  }
+
+  /** Deletes a definition. */
+  async remove(name: string): Promise<boolean> {
+    checkName(name, 'schedule name');
+    await this.settled();
+    return this.core.storage.scheduleDelete({ name });
+  }
+
+  /** Every stored definition. */
+  async list(): Promise<ScheduleInfo[]> {
+    await this.settled();
+    const rows = await this.core.storage.scheduleList();
+    return rows.map((r) => {
+      const options = JSON.parse(r.optionsJson) as ScheduleOptions;
+      const sched = scheduleFromJson(r.specJson);
+      const info: { -readonly [K in keyof ScheduleInfo]: ScheduleInfo[K] } = {
+        name: r.name,
+        type: options.type ?? r.name,
+        schedule: sched.spec,
+        description: sched.toString(),
+        nextRunAt: new Date(r.nextRunAt),
+        options,
+      };
+      if (r.lastRunAt !== null) info.lastRunAt = new Date(r.lastRunAt);
+      if (r.lastJobId !== null) info.lastJobId = r.lastJobId;
+      return info;
+    });
+  }
+
+  /** Waits for definitions still being stored. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+  }
+
+  /** @internal the worker's scheduler service */
+  makeScheduler(logger: Logger): { start(): Promise<void>; stop(): Promise<void> } {
+    const scheduler = new Scheduler({
+      storage: this.core.storage,
+      logger,
+      buildJobs: (row: ScheduleRow, slotAt: number) => [this.#jobFor(row.name, JSON.parse(row.optionsJson) as ScheduleOptions, slotAt)],
+      // Fired jobs are ready now: wake this process's workers instead of waiting for a poll.
+      onFired: (fire) => {
+        for (const q of fire.queues) for (const w of this.core.wakers) w.wake(q);
+      },
+    });
+    return {
+      start: async () => {
+        await this.settled();
+        scheduler.start();
+      },
+      stop: () => scheduler.stop(),
+    };
+  }
+
+  #jobFor(name: string, o: ScheduleOptions, slotAt: number): JobInsert {
+    const meta: Record<string, JsonValue> = { ...(o.meta ?? {}), schedule: name, scheduledFor: new Date(slotAt).toISOString() };
+    const opts: EnqueueOptions = { meta };
+    if (o.queue !== undefined) opts.queue = o.queue;
+    if (o.priority !== undefined) opts.priority = o.priority;
+    if (o.retries !== undefined) opts.retries = o.retries;
+    if (o.timeout !== undefined) opts.timeout = o.timeout;
+    if (o.tenant !== undefined) opts.tenant = o.tenant;
+    if (o.overlap === false) opts.unique = `sdj:schedule:${name}`;
+    return buildJobInsert(this.core.ids, this.core.defaults, o.type ?? name, o.args, opts);
+  }
+}

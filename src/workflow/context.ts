@@ -1,0 +1,244 @@
+/**
+ * `JobContext` implementation: checkpointed `call`, durable `fanOut`, `sleep`/`sleepUntil`
+ * and `waitForSignal`, all replayed over the job's checkpoints.
+ *
+ * Suspension (fan-out, sleep, signal wait) writes its state in one storage transaction and
+ * then tells the executor the run is over; the handler's pending promise never settles, so
+ * a `try/catch` around the call cannot swallow the suspension.
+ * @internal
+ */
+import { FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
+import { buildJobInsert } from '../queue/enqueue.js';
+import type { QueueCore } from '../queue/core.js';
+import { checkDate, checkDuration, checkName, checkOptions, checkQueueName } from '../queue/validate.js';
+import { decodeJson, encodeJson } from '../storage/codec.js';
+import type { Job, Logger } from '../types.js';
+import { collectResults, parseStrategy } from './fan-out.js';
+import type { FanOutOptions, FanOutResult, JobContext, JobDefinition, SubJob, WaitForSignalOptions } from './job-context.js';
+import type { Replay } from './replay.js';
+
+/** Why a run suspended. */
+export type SuspendReason = 'fan-out' | 'sleep' | 'signal';
+
+/** What the context needs from the executor. @internal */
+export interface ContextHost {
+  core: QueueCore;
+  replay: Replay;
+  abortSignal: AbortSignal;
+  logger: Logger;
+  /** Called once the suspension is durably written. */
+  suspended(reason: SuspendReason): void;
+}
+
+const never = <T>(): Promise<T> => new Promise<T>(() => {});
+
+/** The context handed to a handler. @internal */
+export class WorkflowContext<Args> implements JobContext<Args> {
+  constructor(
+    readonly job: Job<Args>,
+    private readonly host: ContextHost,
+  ) {}
+
+  get abortSignal(): AbortSignal {
+    return this.host.abortSignal;
+  }
+
+  get logger(): Logger {
+    return this.host.logger;
+  }
+
+  call<T = unknown>(step: string, args?: unknown): Promise<T>;
+  call<R, A = unknown>(step: JobDefinition<A, R>, args: A): Promise<R>;
+  async call(step: string | JobDefinition<unknown, unknown>, args?: unknown): Promise<unknown> {
+    const name = checkName(typeof step === 'object' && step !== null ? step.type : step, 'step name');
+    const { replay, core } = this.host;
+    const index = replay.take();
+    const rec = await replay.recorded(index, name);
+    if (rec?.status === 'completed') return decodeJson(rec.outputJson, 'step result');
+    if (rec?.status === 'failed') throw new NoRetryError(new Error(rec.error ?? 'step failed'));
+    const handler = core.handlers.get(name);
+    if (!handler) throw new NoRetryError(new UnknownJobTypeError(name));
+    let value: unknown;
+    try {
+      value = await (handler as (a: unknown, c: JobContext<unknown>) => unknown)(args, new StepContext(this.job, this.host));
+    } catch (err) {
+      if (err instanceof NoRetryError) {
+        await replay.record({ stepIndex: index, stepName: name, status: 'failed', outputJson: null, error: messageOf(err) });
+      }
+      throw err;
+    }
+    const outputJson = encodeJson(value, `result of step "${name}"`, core.defaults.maxPayloadBytes);
+    await replay.record({ stepIndex: index, stepName: name, status: 'completed', outputJson, error: null });
+    return decodeJson(outputJson, 'step result');
+  }
+
+  async fanOut<T = unknown>(subJobs: readonly SubJob[], options: FanOutOptions = {}): Promise<FanOutResult<T>[]> {
+    const o = checkOptions<FanOutOptions>(options, 'fanOut options', ['strategy', 'queue', 'retries', 'timeout']);
+    const { strategy, threshold } = parseStrategy(o);
+    if (!Array.isArray(subJobs)) throw new InvalidArgumentError('fanOut expects an array of sub(...) jobs');
+    const { replay, core } = this.host;
+    const index = replay.take();
+    const rec = await replay.recorded(index, 'fan-out');
+    if (!rec) {
+      if (subJobs.length === 0) {
+        await replay.record({ stepIndex: index, stepName: 'fan-out', status: 'completed', outputJson: 'null', error: null });
+        return [];
+      }
+      const queue = o.queue === undefined ? this.job.queue : checkQueueName(o.queue, 'fanOut queue');
+      const timeoutMs = o.timeout === undefined ? null : checkDuration(o.timeout, 'fanOut timeout', 1);
+      const fanOutId = core.ids.next();
+      const children = subJobs.map((s, i) => {
+        const so = s.options ?? {};
+        return buildJobInsert(
+          core.ids,
+          core.defaults,
+          s.type,
+          s.args,
+          { queue: so.queue ?? queue, retries: so.retries ?? o.retries ?? core.defaults.retries, ...pick(so, ['priority', 'timeout', 'meta']), ...(this.job.tenant ? { tenant: this.job.tenant } : {}) },
+          { parentId: this.job.id, fanOutId, fanOutIndex: i },
+        );
+      });
+      replay.assertOpen();
+      const ok = await replay.track(
+        core.storage.jobSuspendFanOut({
+          fence: replay.fence,
+          step: { jobId: this.job.id, stepIndex: index, stepName: 'fan-out', status: 'completed', outputJson: JSON.stringify(fanOutId), error: null },
+          fanOut: { id: fanOutId, strategy, threshold, timeoutMs },
+          children,
+        }),
+      );
+      return this.#suspendOrLost(ok, 'fan-out');
+    }
+    const fanOutId = decodeJson(rec.outputJson, 'fan-out step') as string | null;
+    if (fanOutId === null) return [];
+    let fo = await core.storage.fanOutGet({ id: fanOutId });
+    if (!fo) throw new InvalidStateError(`fan-out ${fanOutId} of job ${this.job.id} is missing`);
+    if (fo.status === 'running') {
+      if (fo.deadlineAt !== null && (await core.storage.clockNow()) >= fo.deadlineAt) {
+        await core.storage.fanOutExpire({ id: fanOutId });
+        fo = (await core.storage.fanOutGet({ id: fanOutId })) ?? fo;
+      } else {
+        // Woken before the decision (e.g. a stale wake-up): wait again.
+        replay.assertOpen();
+        const ok = await core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null });
+        return this.#suspendOrLost(ok, 'fan-out');
+      }
+    }
+    const children = await core.storage.jobList({ fanOutId, limit: fo.total, order: 'asc' });
+    const results = collectResults<T>(fo.total, children);
+    if (fo.status === 'failed') {
+      const failed = results.filter((r) => r.error).length;
+      const why = fo.deadlineAt !== null && fo.succeeded + fo.failed + fo.cancelled < fo.total && fo.failed + fo.cancelled === 0 ? 'timed out' : `${failed} of ${fo.total} sub-jobs did not succeed`;
+      throw new FanOutFailedError(
+        `fan-out (${fo.strategy}) failed: ${why}`,
+        results.map((r) => ({ index: r.index, ...(r.error ? { error: r.error.message } : { value: r.value }) })),
+      );
+    }
+    return results;
+  }
+
+  async sleep(ms: number): Promise<void> {
+    const d = checkDuration(ms, 'sleep duration');
+    await this.#sleepStep('sleep', async () => (await this.host.core.storage.clockNow()) + d);
+  }
+
+  async sleepUntil(date: Date): Promise<void> {
+    const at = checkDate(date, 'sleepUntil date').getTime();
+    await this.#sleepStep('sleep', () => Promise.resolve(at));
+  }
+
+  async waitForSignal<T = unknown>(name: string, options: WaitForSignalOptions = {}): Promise<T | undefined> {
+    const signalName = checkName(name, 'signal name');
+    const o = checkOptions<WaitForSignalOptions>(options, 'waitForSignal options', ['timeout']);
+    const { replay, core } = this.host;
+    const index = replay.take();
+    const stepName = `signal:${signalName}`;
+    const rec = await replay.recorded(index, stepName);
+    if (rec?.status === 'completed') return decodeJson(rec.outputJson, 'signal payload') as T | undefined;
+    if (rec?.status === 'failed') return undefined;
+    let deadlineAt: number | null;
+    if (rec) deadlineAt = decodeJson(rec.outputJson, 'signal deadline') as number | null;
+    else deadlineAt = o.timeout === undefined ? null : (await core.storage.clockNow()) + checkDuration(o.timeout, 'waitForSignal timeout');
+    replay.assertOpen();
+    const r = await replay.track(core.storage.signalConsumeOrWait({ fence: replay.fence, stepIndex: index, stepName, signalName, deadlineAt }));
+    switch (r.kind) {
+      case 'consumed':
+        return decodeJson(r.payloadJson, 'signal payload') as T | undefined;
+      case 'timed-out':
+        return undefined;
+      case 'suspended':
+        return this.#suspendOrLost(true, 'signal');
+      case 'lost':
+        return this.#suspendOrLost(false, 'signal');
+    }
+  }
+
+  async #sleepStep(name: string, wakeAtOf: () => Promise<number>): Promise<void> {
+    const { replay, core } = this.host;
+    const index = replay.take();
+    const rec = await replay.recorded(index, name);
+    let wakeAt: number;
+    if (rec) {
+      wakeAt = decodeJson(rec.outputJson, 'sleep step') as number;
+      if ((await core.storage.clockNow()) >= wakeAt) return;
+      replay.assertOpen();
+      const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt, waitSignal: null }));
+      return this.#suspendOrLost(ok, 'sleep');
+    }
+    wakeAt = await wakeAtOf();
+    const step = { jobId: this.job.id, stepIndex: index, stepName: name, status: 'completed' as const, outputJson: JSON.stringify(wakeAt), error: null };
+    if ((await core.storage.clockNow()) >= wakeAt) {
+      await replay.record(step);
+      return;
+    }
+    replay.assertOpen();
+    const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step, wakeAt, waitSignal: null }));
+    return this.#suspendOrLost(ok, 'sleep');
+  }
+
+  #suspendOrLost<T>(applied: boolean, reason: SuspendReason): Promise<T> {
+    if (!applied) throw new LeaseLostError('could not suspend: this run no longer owns the job');
+    this.host.replay.close();
+    this.host.suspended(reason);
+    return never<T>();
+  }
+}
+
+/** The context of a step run by `ctx.call`: durable operations are not available inside a step. */
+class StepContext<Args> implements JobContext<Args> {
+  constructor(
+    readonly job: Job<Args>,
+    private readonly host: ContextHost,
+  ) {}
+  get abortSignal(): AbortSignal {
+    return this.host.abortSignal;
+  }
+  get logger(): Logger {
+    return this.host.logger;
+  }
+  call(): Promise<never> {
+    return Promise.reject(nested('call'));
+  }
+  fanOut(): Promise<never> {
+    return Promise.reject(nested('fanOut'));
+  }
+  sleep(): Promise<never> {
+    return Promise.reject(nested('sleep'));
+  }
+  sleepUntil(): Promise<never> {
+    return Promise.reject(nested('sleepUntil'));
+  }
+  waitForSignal(): Promise<never> {
+    return Promise.reject(nested('waitForSignal'));
+  }
+}
+
+function nested(op: string): Error {
+  return new NoRetryError(new InvalidStateError(`ctx.${op} is not available inside a step run by ctx.call; call it from the workflow handler`));
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

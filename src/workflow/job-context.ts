@@ -1,0 +1,96 @@
+/**
+ * The handler-facing types: `JobContext`, handlers, typed definitions, fan-out values.
+ * @module
+ */
+import type { EnqueueOptions, Job, Logger } from '../types.js';
+
+/** A job handler: receives decoded args and the context; may return a JSON-serialisable result. */
+export type Handler<Args = unknown, Result = unknown> = (args: Args, ctx: JobContext<Args>) => Result | Promise<Result>;
+
+/** The typed handle `queue.register()` returns. */
+export interface JobDefinition<Args = unknown, Result = unknown> {
+  /** The registered job type. */
+  readonly type: string;
+  /** Enqueues a job of this type with type-checked args. Resolves with the job id. */
+  enqueue(args: Args, options?: EnqueueOptions): Promise<string>;
+  /** Phantom field carrying the result type (never set). @internal */
+  readonly __result?: Result;
+}
+
+/** Per-sub-job options of {@link sub}. */
+export interface SubJobOptions {
+  /** Priority of the sub-job. @default 0 */
+  priority?: number;
+  /** Queue of the sub-job; overrides the fan-out's `queue`. */
+  queue?: string;
+  /** Retries of the sub-job; overrides the fan-out's `retries`. */
+  retries?: number;
+  /** Handler timeout of the sub-job. */
+  timeout?: number;
+  /** Metadata of the sub-job. */
+  meta?: EnqueueOptions['meta'];
+}
+
+/** One sub-job of a fan-out, built with {@link sub}. */
+export interface SubJob<Args = unknown> {
+  readonly type: string;
+  readonly args: Args;
+  readonly options: SubJobOptions;
+}
+
+/** How a fan-out is decided. */
+export type FanOutStrategy = 'fail-fast' | 'collect-all' | { threshold: number };
+
+/** Options of `ctx.fanOut`. */
+export interface FanOutOptions {
+  /** @default 'fail-fast' */
+  strategy?: FanOutStrategy;
+  /** Queue the sub-jobs run on. @default the parent's queue */
+  queue?: string;
+  /** Retries of each sub-job. @default 3 */
+  retries?: number;
+  /** The whole fan-out fails when not decided within this many ms. */
+  timeout?: number;
+}
+
+/** The outcome of one sub-job, in sub-job order. */
+export interface FanOutResult<T = unknown> {
+  /** Position of the sub-job in the array given to `fanOut`. */
+  readonly index: number;
+  /** The sub-job's result, when it completed. */
+  readonly value?: T;
+  /** Why the sub-job did not complete (failed, cancelled, or unfinished when the fan-out was decided). */
+  readonly error?: Error;
+}
+
+/** Options of `ctx.waitForSignal`. */
+export interface WaitForSignalOptions {
+  /** Give up after this many ms (fixed at the first execution); the wait then returns `undefined`. */
+  timeout?: number;
+}
+
+/** The second argument of every handler. */
+export interface JobContext<Args = unknown> {
+  /** The job being run. */
+  readonly job: Job<Args>;
+  /** Fires on timeout, cancellation, lost lease and shutdown past the drain timeout. */
+  readonly abortSignal: AbortSignal;
+  /** The worker's logger. */
+  readonly logger: Logger;
+  /**
+   * Runs a registered handler as a checkpointed step. On replay a completed step returns its
+   * stored (JSON round-tripped) result without running again.
+   * @throws DeterminismError when the replay asks for a different step at this position
+   */
+  call<T = unknown>(step: string, args?: unknown): Promise<T>;
+  /** Typed form: args and result are inferred from the definition. */
+  call<R, A = unknown>(step: JobDefinition<A, R>, args: A): Promise<R>;
+  /** Durable fan-out / fan-in over sub-jobs; the job waits without holding a worker slot. */
+  fanOut<T = unknown>(subJobs: readonly SubJob[], options?: FanOutOptions): Promise<FanOutResult<T>[]>;
+  /** Durable sleep: the wake time is fixed at the first execution; holds no worker slot. */
+  sleep(ms: number): Promise<void>;
+  /** Durable sleep until an instant. */
+  sleepUntil(date: Date): Promise<void>;
+  /** Waits for a signal sent with `queue.signal(job.id, name, payload)`; `undefined` on timeout. */
+  waitForSignal<T = unknown>(name: string, options?: WaitForSignalOptions): Promise<T | undefined>;
+}
