@@ -1,0 +1,85 @@
+// Command-line flags of bench/run.mjs.
+
+export const ALL_TARGETS = ['sdj-sqlite', 'sdj-postgres', 'graphile-worker', 'pg-boss', 'bullmq', 'dbos'];
+export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'memory'];
+
+const FULL = { 'enqueue-single': 5000, 'enqueue-batch': 20000, drain: 20000, latency: 200, workflow: 500, 'fan-out': 10000, memory: 100000 };
+const QUICK = { 'enqueue-single': 200, 'enqueue-batch': 200, drain: 200, latency: 20, workflow: 20, 'fan-out': 200, memory: 1000 };
+
+export const USAGE = `usage: node bench/run.mjs [flags]
+  --quick              tiny counts, 1 run, no docs/benchmarks.md (CI smoke; numbers mean nothing)
+  --targets a,b        ${ALL_TARGETS.join(', ')} (default: all)
+  --shapes x,y         ${ALL_SHAPES.join(', ')} (default: all)
+  --runs N             runs per shape and target; the median is reported (default 3)
+  --count N            job count for every shape, or per shape: --count drain=5000,latency=50
+  --batch-size N       enqueue-batch / pre-enqueue batch size (default 1000)
+  --steps N            ctx.call steps per workflow (default 5)
+  --concurrency N      workflows in flight (default 16)
+  --baseline NAME      target the ratios are relative to (default sdj-postgres, else sdj-sqlite)
+  --timeout S          per run time limit in seconds (default 600)
+  --out PATH           where to write the report (default docs/benchmarks.md; --quick writes only with --out)
+  --no-write           print the table only`;
+
+function list(value, allowed, what) {
+  const items = String(value).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const x of items) if (!allowed.includes(x)) throw new Error(`unknown ${what} '${x}' (known: ${allowed.join(', ')})`);
+  return items;
+}
+
+function int(value, flag) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got '${value}'`);
+  return n;
+}
+
+export function parseArgs(argv) {
+  const o = { quick: false, targets: ALL_TARGETS, shapes: ALL_SHAPES, runs: undefined, countAll: undefined, counts: {},
+    batchSize: 1000, steps: 5, concurrency: 16, baseline: undefined, timeoutS: 600, out: undefined, write: true, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => (inline !== undefined ? inline : argv[++i] ?? '');
+    switch (flag) {
+      case '--quick': o.quick = true; break;
+      case '--targets': o.targets = list(value(), ALL_TARGETS, 'target'); break;
+      case '--shapes': o.shapes = list(value(), ALL_SHAPES, 'shape'); break;
+      case '--runs': o.runs = int(value(), flag); break;
+      case '--count': {
+        const v = value();
+        if (/^\d+$/.test(v)) o.countAll = int(v, flag);
+        else for (const kv of v.split(',')) {
+          const [k, n] = kv.split('=');
+          list(k, ALL_SHAPES, 'shape');
+          o.counts[k] = int(n, `--count ${k}`);
+        }
+        break;
+      }
+      case '--batch-size': o.batchSize = int(value(), flag); break;
+      case '--steps': o.steps = int(value(), flag); break;
+      case '--concurrency': o.concurrency = int(value(), flag); break;
+      case '--baseline': o.baseline = list(value(), ALL_TARGETS, 'target')[0]; break;
+      case '--timeout': o.timeoutS = int(value(), flag); break;
+      case '--out': o.out = value(); break;
+      case '--no-write': o.write = false; break;
+      case '-h': case '--help': o.help = true; break;
+      default: throw new Error(`unknown flag '${argv[i]}'\n${USAGE}`);
+    }
+  }
+  const base = o.quick ? QUICK : FULL;
+  o.runs ??= o.quick ? 1 : 3;
+  o.countFor = (shape) => o.counts[shape] ?? o.countAll ?? base[shape];
+  if (o.quick && o.out === undefined) o.write = false;
+  return o;
+}
+
+/** Parameters handed to one shape run. */
+export function shapeParams(o, shape) {
+  return {
+    count: o.countFor(shape),
+    batchSize: o.batchSize,
+    steps: o.steps,
+    concurrency: o.concurrency,
+    timeoutMs: o.timeoutS * 1000,
+    idleMs: o.quick ? 100 : 300,
+    gapMs: o.quick ? 2 : 10,
+  };
+}

@@ -1,0 +1,190 @@
+// The benchmark shapes, written once against the common target interface:
+//   target.prepare(env) -> cfg; target.cleanup(cfg); target.producer(cfg) ->
+//   { enqueue, enqueueBatch, incomplete, close, [enqueueWorkflows, enqueueFanOut, waitFor] };
+//   target.worker(cfg, hooks) -> { start, stop } (inside a worker child process);
+//   target.runWorkflows(cfg, params) (in-process workflow engines such as DBOS).
+import { WorkerChild } from './child.mjs';
+import { installPgCounter } from './roundtrips.mjs';
+import { serverCounters, waitNoBackends } from './pg.mjs';
+import { chunks } from './util.mjs';
+import { nowMs, percentile, sleep, until } from './stats.mjs';
+
+const args = (n, from = 0) => Array.from({ length: n }, (_, i) => ({ i: from + i }));
+
+async function withProducer(target, cfg, fn) {
+  const producer = await target.producer(cfg);
+  try {
+    return await fn(producer);
+  } finally {
+    await producer.close();
+  }
+}
+
+async function enqueueAll(producer, n, batch) {
+  for (const list of chunks(args(n), batch)) await producer.enqueueBatch(list);
+}
+
+/** Wait until the target reports no unfinished job, polling its own storage. */
+async function waitDurable(producer, timeoutMs) {
+  let polls = 0;
+  await until(async () => (polls++, (await producer.incomplete()) === 0), { every: 2, timeoutMs, what: 'durable completion' });
+  return polls;
+}
+
+async function startWorker(ctx, cfg, { concurrency } = {}) {
+  const child = new WorkerChild();
+  try {
+    await child.init(ctx.targetUrl, cfg, { concurrency });
+  } catch (err) {
+    await child.kill();
+    throw err;
+  }
+  return child;
+}
+
+export const SHAPES = {
+  async 'enqueue-single'(target, cfg, p) {
+    return withProducer(target, cfg, async (producer) => {
+      await producer.enqueue({ i: -1 }); // warm the connection
+      const t0 = nowMs();
+      for (let i = 0; i < p.count; i++) await producer.enqueue({ i });
+      return { jobsPerSec: p.count / ((nowMs() - t0) / 1000) };
+    });
+  },
+
+  async 'enqueue-batch'(target, cfg, p) {
+    return withProducer(target, cfg, async (producer) => {
+      await producer.enqueue({ i: -1 });
+      const t0 = nowMs();
+      await enqueueAll(producer, p.count, p.batchSize);
+      return { jobsPerSec: p.count / ((nowMs() - t0) / 1000) };
+    });
+  },
+
+  async drain(target, cfg, p, ctx) {
+    const pgTarget = target.backend === 'postgres';
+    await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
+    let before;
+    if (pgTarget) {
+      await waitNoBackends(cfg.db);
+      before = await serverCounters(cfg.db);
+    }
+    const local = pgTarget ? installPgCounter() : undefined;
+    local?.reset();
+    const producer = await target.producer(cfg);
+    const child = await startWorker(ctx, cfg);
+    let metrics;
+    let ours = 0;
+    try {
+      const started = nowMs();
+      await child.go(p.count, p.timeoutMs);
+      await child.next('handled', p.timeoutMs);
+      await waitDurable(producer, p.timeoutMs);
+      const seconds = (nowMs() - started) / 1000;
+      const c = await child.counters();
+      metrics = { jobsPerSec: p.count / seconds, peakRssMb: c.peakRssMb };
+      if (c.roundTrips !== undefined) metrics.rtPerJob = c.roundTrips / p.count;
+      await child.stop();
+    } finally {
+      await child.kill();
+      await producer.close();
+      ours = local?.get() ?? 0; // the driver's own polls and connection set-up, not the worker's
+    }
+    if (pgTarget && before) {
+      await waitNoBackends(cfg.db);
+      const after = await serverCounters(cfg.db);
+      if (after.xacts !== undefined) metrics.xactsPerJob = Math.max(0, after.xacts - before.xacts - ours) / p.count;
+      if (after.statements !== undefined && before.statements !== undefined) {
+        metrics.stmtsPerJob = Math.max(0, after.statements - before.statements - ours) / p.count;
+      }
+    }
+    return metrics;
+  },
+
+  async memory(target, cfg, p, ctx) {
+    await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
+    return withProducer(target, cfg, async (producer) => {
+      const child = await startWorker(ctx, cfg);
+      try {
+        const started = nowMs();
+        await child.go(p.count, p.timeoutMs);
+        await child.next('handled', p.timeoutMs);
+        await waitDurable(producer, p.timeoutMs);
+        const seconds = (nowMs() - started) / 1000;
+        const c = await child.counters();
+        await child.stop();
+        return { peakRssMb: c.peakRssMb, jobsPerSec: p.count / seconds };
+      } finally {
+        await child.kill();
+      }
+    });
+  },
+
+  async latency(target, cfg, p, ctx) {
+    return withProducer(target, cfg, async (producer) => {
+      const child = await startWorker(ctx, cfg);
+      try {
+        await child.go(p.count + 1, p.timeoutMs);
+        // One warm-up job, then let the worker settle into its idle state.
+        await producer.enqueue({ t0: String(nowMs()) });
+        await child.next('latency', p.timeoutMs);
+        await sleep(p.idleMs);
+        const samples = [];
+        for (let i = 0; i < p.count; i++) {
+          await producer.enqueue({ t0: String(nowMs()) });
+          samples.push((await child.next('latency', p.timeoutMs)).ms);
+          await sleep(p.gapMs);
+        }
+        await child.stop();
+        return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99) };
+      } finally {
+        await child.kill();
+      }
+    });
+  },
+
+  async workflow(target, cfg, p, ctx) {
+    const params = { count: p.count, steps: p.steps, concurrency: p.concurrency };
+    if (target.runWorkflows) {
+      const counter = target.backend === 'postgres' ? installPgCounter() : undefined;
+      return target.runWorkflows(cfg, { ...params, counter });
+    }
+    return withProducer(target, cfg, async (producer) => {
+      const child = await startWorker(ctx, cfg, { concurrency: p.concurrency });
+      try {
+        await child.go(p.count, p.timeoutMs);
+        await sleep(p.idleMs);
+        const t0 = nowMs();
+        await producer.enqueueWorkflows(p.count, p.steps);
+        await child.next('handled', p.timeoutMs);
+        await waitDurable(producer, p.timeoutMs);
+        const seconds = (nowMs() - t0) / 1000;
+        const c = await child.counters();
+        await child.stop();
+        const out = { stepsPerSec: (p.count * p.steps) / seconds };
+        if (c.roundTrips !== undefined) out.rtPerStep = c.roundTrips / (p.count * p.steps);
+        return out;
+      } finally {
+        await child.kill();
+      }
+    });
+  },
+
+  async 'fan-out'(target, cfg, p, ctx) {
+    return withProducer(target, cfg, async (producer) => {
+      const child = await startWorker(ctx, cfg);
+      try {
+        await child.go(undefined, p.timeoutMs);
+        await sleep(p.idleMs);
+        const t0 = nowMs();
+        const id = await producer.enqueueFanOut(p.count);
+        await producer.waitFor(id, p.timeoutMs);
+        const seconds = (nowMs() - t0) / 1000;
+        await child.stop();
+        return { seconds };
+      } finally {
+        await child.kill();
+      }
+    });
+  },
+};

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// simple-durable-jobs benchmark orchestrator: every shape on every target, one table.
+//   node bench/run.mjs [--quick] [--targets a,b] [--shapes x,y] [--runs N] [--count ...]
+// Each (target, shape, run) runs in its own driver process (lib/driver.mjs) with fresh
+// state; worker-side shapes fork a separate worker process (lib/worker-child.mjs).
+// Exit status is non-zero only when a run errors, never because of a figure.
+import { fork } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
+  console.error('bench dependencies are missing: run `npm --prefix bench ci` first');
+  process.exit(2);
+}
+
+const { parseArgs, shapeParams, USAGE } = await import('./lib/args.mjs');
+const { medianMetrics } = await import('./lib/stats.mjs');
+const { buildTable, buildDoc, errorList } = await import('./lib/report.mjs');
+const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
+const { dropDatabasesLike } = await import('./lib/pg.mjs');
+const { sweepStale } = await import('./lib/cleanup.mjs');
+const { REPO_DIR } = await import('./lib/util.mjs');
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  console.error(err.message);
+  process.exit(2);
+}
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const DB_PREFIX = `sdj_bench_${process.pid}_`;
+const targetUrl = (name) => pathToFileURL(path.join(BENCH, 'targets', `${name}.mjs`)).href;
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+let current; // the running driver, killed with its process group on SIGINT/SIGTERM
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, async () => {
+    log(`${sig}: stopping`);
+    try {
+      if (current) process.kill(-current.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    await dropDatabasesLike(DB_PREFIX).catch(() => {});
+    process.exit(130);
+  });
+}
+
+/** One run in a fresh driver process group, bounded by the time limit. */
+function runOnce(name, shape, params, seq) {
+  return new Promise((resolve) => {
+    const driver = (current = fork(path.join(BENCH, 'lib', 'driver.mjs'), [], {
+      detached: true, // own process group, so a hung run and its worker child can be killed together
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    }));
+    let reply;
+    const limit = params.timeoutMs + 60_000;
+    const timer = setTimeout(() => {
+      reply ??= { ok: false, error: `run exceeded ${limit / 1000} s and was killed` };
+      try {
+        process.kill(-driver.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, limit);
+    driver.on('message', (msg) => (reply ??= msg));
+    driver.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        process.kill(-driver.pid, 'SIGKILL'); // any worker child left behind
+      } catch {
+        /* group already empty */
+      }
+      resolve(reply ?? { ok: false, error: `driver exited (code ${code}, signal ${signal}) without a result` });
+    });
+    driver.send({ targetUrl: targetUrl(name), shape, params, env: { dbPrefix: DB_PREFIX, seq } });
+  });
+}
+
+const swept = await sweepStale().catch((err) => log(`could not sweep old runs: ${err.message}`));
+if (swept?.databases || swept?.keys) log(`removed leftovers of dead runs: ${swept.databases} database(s), ${swept.keys} Redis key(s)`);
+
+const started = new Date();
+const results = new Map();
+const meta = new Map();
+let seq = 0;
+let failures = 0;
+
+for (const name of opts.targets) {
+  let target;
+  try {
+    target = (await import(targetUrl(name))).default;
+  } catch (err) {
+    log(`${name}: cannot load target module: ${err.message}`);
+    results.set(name, new Map([[opts.shapes[0], { error: `cannot load: ${err.message}` }]]));
+    failures++;
+    continue;
+  }
+  meta.set(name, { version: target.version(), settings: target.settings, ours: Boolean(target.ours) });
+  const perShape = new Map();
+  results.set(name, perShape);
+  let fatal;
+  try {
+    target.preflight?.();
+  } catch (err) {
+    fatal = err.message;
+    failures++;
+    log(`${name}: ${fatal}`);
+  }
+  for (const shape of opts.shapes.filter((s) => target.shapes.includes(s))) {
+    if (fatal) {
+      perShape.set(shape, { error: fatal });
+      continue;
+    }
+    const params = shapeParams(opts, shape);
+    const runs = [];
+    let error;
+    for (let r = 0; r < opts.runs && !error; r++) {
+      const t0 = Date.now();
+      const reply = await runOnce(name, shape, params, ++seq);
+      if (reply.ok) {
+        runs.push(reply.metrics);
+        const shown = Object.entries(reply.metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
+        log(`${name} ${shape} run ${r + 1}/${opts.runs}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      } else {
+        error = reply.error;
+        const stack = process.env.BENCH_DEBUG && reply.stack ? `\n${reply.stack}` : '';
+        log(`${name} ${shape} run ${r + 1}/${opts.runs} FAILED: ${reply.error}${stack}`);
+      }
+    }
+    if (error) {
+      failures++;
+      perShape.set(shape, { error, runs: runs.length });
+      if (/build not found/.test(error)) fatal = error;
+    } else {
+      perShape.set(shape, { metrics: medianMetrics(runs), runs: runs.length });
+    }
+  }
+}
+await dropDatabasesLike(DB_PREFIX).catch((err) => log(`could not drop leftover databases: ${err.message}`));
+
+const shown = opts.targets.filter((t) => results.has(t));
+const hasValues = (t) => [...(results.get(t)?.values() ?? [])].some((r) => r.metrics);
+const baseline = [opts.baseline, 'sdj-postgres', 'sdj-sqlite'].find((t) => t && shown.includes(t) && hasValues(t));
+const ranShapes = opts.shapes.filter((s) => [...results.values()].some((m) => m.has(s)));
+const counts = Object.fromEntries(ranShapes.map((s) => [s, opts.countFor(s)]));
+const table = buildTable(shown, results, baseline, counts);
+const errors = errorList(results);
+console.log(`\n${table}\n`);
+if (baseline) console.log(`ratios: figure / ${baseline}'s figure; medians of ${opts.runs} run(s)`);
+if (errors) console.log(`\nerrors:\n${errors}`);
+
+if (opts.write) {
+  const versions = { ...(await postgresInfo()), ...(await redisInfo()) };
+  const settings = {};
+  for (const [t, m] of meta) {
+    versions[t] = m.ours ? `simple-durable-jobs ${m.version}` : m.version;
+    settings[t] = m.settings;
+  }
+  settings.counts = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
+  settings.runs = `${opts.runs} per shape and target (median reported)`;
+  const notes = [];
+  if (shown.includes('bullmq')) notes.push('BullMQ keeps its jobs in Redis memory: its completions are only as durable as the Redis persistence settings above.');
+  if (shown.includes('pg-boss')) notes.push('pg-boss v10 polls (no LISTEN/NOTIFY; minimum interval 0.5 s), which bounds its idle latency; versions 11+ need Node >= 22.');
+  if (shown.includes('graphile-worker')) notes.push('graphile-worker 0.18 needs Node >= 22.18, so 0.17.3 is measured.');
+  const doc = buildDoc({
+    date: started.toISOString(),
+    command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: machineInfo(),
+    versions,
+    settings,
+    params: { runs: opts.runs, batchSize: opts.batchSize, steps: opts.steps, concurrency: opts.concurrency, workflow: counts.workflow },
+    table,
+    errors,
+    baseline,
+    notes,
+  });
+  const out = path.resolve(opts.out ?? path.join(REPO_DIR, 'docs', 'benchmarks.md'));
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, doc);
+  log(`wrote ${out}`);
+}
+log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s${failures ? `, ${failures} failed shape(s)` : ''}`);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,138 @@
+// simple-durable-jobs, driven only through its public API (/work/shared/API.md),
+// loaded lazily from the repo root's build (../dist/index.js) so that the peer
+// targets run without it. Shared by sdj-sqlite.mjs and sdj-postgres.mjs.
+import { existsSync, rmSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { DIST_ENTRY, repoVersion, runDbName } from '../lib/util.mjs';
+import { createDatabase, dropDatabase, urlFor } from '../lib/pg.mjs';
+
+export const CONCURRENCY = Number(process.env.BENCH_SDJ_CONCURRENCY || 50);
+
+export function preflight() {
+  if (!existsSync(DIST_ENTRY)) {
+    throw new Error(
+      `simple-durable-jobs build not found at ${DIST_ENTRY}: run \`npm run build\` at the repository root first ` +
+        '(or leave our targets out with --targets graphile-worker,pg-boss,bullmq,dbos)',
+    );
+  }
+}
+
+export async function loadLibrary() {
+  preflight();
+  return import(pathToFileURL(DIST_ENTRY).href);
+}
+
+function openStorage(lib, cfg) {
+  return cfg.kind === 'sqlite' ? new lib.SqliteStorage(cfg.file) : new lib.PostgresStorage(cfg.url);
+}
+
+/** Registers every handler the shapes use; hooks.onJob marks a counted completion point. */
+function registerHandlers(lib, queue, hooks) {
+  queue.register('noop', async (args) => {
+    hooks.onJob(args);
+  });
+  queue.register('step', async (x) => x + 1);
+  queue.register('wf', async (args, ctx) => {
+    let v = args.x;
+    for (let i = 0; i < args.steps; i++) v = await ctx.call('step', v);
+    hooks.onJob({ wf: true });
+    return v;
+  });
+  queue.register('fan', async (args, ctx) => {
+    const subs = Array.from({ length: args.n }, (_, i) => lib.sub('fan-child', { i }));
+    const results = await ctx.fanOut(subs, { strategy: 'collect-all' });
+    const ok = lib.values(results).length;
+    if (ok !== args.n) throw new Error(`fan-out: ${ok} of ${args.n} children succeeded`);
+    return ok;
+  });
+  queue.register('fan-child', async (args) => args.i);
+}
+
+export function makeSdjTarget(kind) {
+  const name = kind === 'sqlite' ? 'sdj-sqlite' : 'sdj-postgres';
+  return {
+    name,
+    ours: true,
+    preflight,
+    backend: kind === 'sqlite' ? 'sqlite' : 'postgres',
+    shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'memory'],
+    version: () => {
+      try {
+        return `${repoVersion()}${existsSync(DIST_ENTRY) ? '' : ' (not built)'}`;
+      } catch {
+        return 'unknown';
+      }
+    },
+    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL)'}`,
+
+    async prepare(env) {
+      const lib = await loadLibrary();
+      let cfg;
+      if (kind === 'sqlite') {
+        cfg = { kind, file: path.join(env.tmpdir, `${runDbName(env, 'sdj')}.db`) };
+      } else {
+        const db = runDbName(env, 'sdj');
+        await createDatabase(db);
+        cfg = { kind, db, url: urlFor(db) };
+      }
+      const storage = openStorage(lib, cfg);
+      await storage.migrate();
+      await storage.close();
+      return cfg;
+    },
+
+    async cleanup(cfg) {
+      if (cfg.kind === 'sqlite') {
+        for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(cfg.file + suffix, { force: true });
+      } else {
+        await dropDatabase(cfg.db);
+      }
+    },
+
+    async producer(cfg) {
+      const lib = await loadLibrary();
+      const storage = openStorage(lib, cfg);
+      const queue = new lib.Queue(storage);
+      return {
+        enqueue: (args) => queue.enqueue('noop', args),
+        enqueueBatch: (list) => queue.enqueueBatch(list.map((args) => ({ type: 'noop', args }))),
+        async incomplete() {
+          const s = await queue.stats();
+          return s.pending + s.running + s.waiting;
+        },
+        enqueueWorkflows: (count, steps) =>
+          queue.enqueueBatch(Array.from({ length: count }, (_, x) => ({ type: 'wf', args: { x, steps } }))),
+        enqueueFanOut: (n) => queue.enqueue('fan', { n }),
+        async waitFor(id, timeout) {
+          const job = await queue.waitForJob(id, { timeout });
+          if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}: ${job.lastError ?? ''}`);
+          return job;
+        },
+        close: () => storage.close(),
+      };
+    },
+
+    async worker(cfg, hooks) {
+      const lib = await loadLibrary();
+      const storage = openStorage(lib, cfg);
+      const queue = new lib.Queue(storage);
+      registerHandlers(lib, queue, hooks);
+      queue.onJobFail((job, err) => console.error(`[${name}] job ${job.id} (${job.type}) failed: ${err?.message}`));
+      let worker;
+      let running;
+      return {
+        async start() {
+          worker = queue.newWorker({ queues: { default: { concurrency: hooks.concurrency ?? CONCURRENCY } } });
+          running = worker.start();
+          running.catch((err) => console.error(`[${name}] worker stopped with`, err));
+        },
+        async stop() {
+          await worker?.stop();
+          await running;
+          await storage.close();
+        },
+      };
+    },
+  };
+}

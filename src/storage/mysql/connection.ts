@@ -1,0 +1,218 @@
+/**
+ * Connections for the MySQL/MariaDB driver: the structural types of the `mysql2/promise`
+ * objects it uses, lazy creation of its own pool, and transactions with deadlock retry.
+ *
+ * Values are bound through mysql2 `?` placeholders (escaped by the client; arrays expand to
+ * lists). Every transaction runs at READ COMMITTED: decisions are taken on rows read with
+ * locking reads, and READ COMMITTED keeps InnoDB from taking gap locks that make concurrent
+ * claimers and inserters deadlock.
+ * @internal
+ */
+import { createRequire } from 'node:module';
+import { setTimeout as delay } from 'node:timers/promises';
+import { StorageError } from '../../errors.js';
+import { SET_SESSION_READ_COMMITTED, SET_TX_READ_COMMITTED, TX_BEGIN, TX_COMMIT, TX_ROLLBACK } from './queries/admin.js';
+
+/** Per-query options the driver passes to mysql2 (so a user pool's own defaults cannot change the row shapes). */
+export interface MysqlQueryOptions {
+  sql: string;
+  values?: unknown[];
+  rowsAsArray?: boolean;
+  nestTables?: boolean;
+  supportBigNumbers?: boolean;
+  bigNumberStrings?: boolean;
+  typeCast?: boolean;
+}
+
+/** What mysql2 returns for INSERT/UPDATE/DELETE. */
+export interface MysqlResultHeader {
+  affectedRows: number;
+  insertId?: number | string;
+}
+
+/** The subset of a `mysql2/promise` connection the driver uses. */
+export interface MysqlConnectionLike {
+  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
+}
+
+/** A connection checked out of a pool. */
+export interface MysqlPoolConnectionLike extends MysqlConnectionLike {
+  release(): void;
+  destroy?(): void;
+}
+
+/**
+ * The subset of a `mysql2/promise` pool the driver uses. A callback-style `mysql2` pool is
+ * accepted too (the driver calls its `promise()`).
+ */
+export interface MysqlPoolLike extends MysqlConnectionLike {
+  getConnection(): Promise<MysqlPoolConnectionLike>;
+  end(): Promise<void>;
+}
+
+/** A callback-style mysql2 pool or connection, which offers a promise wrapper. @internal */
+export interface MysqlPromisable<T> {
+  promise(): T;
+}
+
+/** Anything the driver can run a statement on (its pool or one checked-out connection). @internal */
+export type Executor = MysqlConnectionLike;
+
+/** Options of {@link MysqlDb}. @internal */
+export interface MysqlDbOptions {
+  /** Pool size of a pool the driver creates. @default 10 */
+  connectionLimit?: number;
+  /** Transaction attempts on deadlock or lock-wait timeout. @default 8 */
+  maxAttempts?: number;
+}
+
+/** ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, and MariaDB's ER_CHECKREAD (snapshot isolation conflict). */
+const RETRYABLE_ERRNOS = new Set([1213, 1205, 1020]);
+
+/** True for errors after which the transaction can be rolled back and safely run again. @internal */
+export function isRetryableTxError(e: unknown): boolean {
+  const errno = (e as { errno?: unknown } | null)?.errno;
+  return typeof errno === 'number' && RETRYABLE_ERRNOS.has(errno);
+}
+
+/** Unwraps a callback-style mysql2 object into its promise API. @internal */
+export function promiseApi<T>(x: T | MysqlPromisable<T>): T {
+  const p = (x as { promise?: unknown }).promise;
+  return typeof p === 'function' ? (x as MysqlPromisable<T>).promise() : (x as T);
+}
+
+/** Runs one statement and returns mysql2's result (rows or a result header). @internal */
+export async function run(ex: Executor, sql: string, values: unknown[] = []): Promise<unknown> {
+  const [result] = await ex.query({ sql, values, rowsAsArray: false, nestTables: false, supportBigNumbers: true, bigNumberStrings: false, typeCast: true });
+  return result;
+}
+
+/** Runs a SELECT and returns its rows. @internal */
+export async function select<R = Record<string, unknown>>(ex: Executor, sql: string, values: unknown[] = []): Promise<R[]> {
+  return (await run(ex, sql, values)) as R[];
+}
+
+/** Runs a write and returns the affected row count. @internal */
+export async function write(ex: Executor, sql: string, values: unknown[] = []): Promise<number> {
+  return Number((await run(ex, sql, values) as MysqlResultHeader).affectedRows);
+}
+
+/** The driver's database handle: a pool (its own or the user's) plus transactions. @internal */
+export class MysqlDb {
+  readonly #source: string | MysqlPoolLike;
+  readonly #limit: number;
+  readonly #maxAttempts: number;
+  #pool: MysqlPoolLike | undefined;
+  /** True when the driver created the pool (and therefore ends it, and set the session isolation). */
+  #owns = false;
+
+  constructor(source: string | MysqlPoolLike | MysqlPromisable<MysqlPoolLike>, options: MysqlDbOptions = {}) {
+    this.#source = typeof source === 'string' ? source : promiseApi(source);
+    this.#limit = options.connectionLimit ?? 10;
+    this.#maxAttempts = options.maxAttempts ?? 8;
+  }
+
+  /** The pool, created on first use when the driver was given a connection string. */
+  get pool(): MysqlPoolLike {
+    if (this.#pool) return this.#pool;
+    if (typeof this.#source !== 'string') return (this.#pool = this.#source);
+    this.#pool = createPool(this.#source, this.#limit);
+    this.#owns = true;
+    return this.#pool;
+  }
+
+  /** Ends the pool if the driver created it. */
+  async end(): Promise<void> {
+    const pool = this.#pool;
+    if (pool && this.#owns) {
+      this.#pool = undefined;
+      await pool.end();
+    }
+  }
+
+  /** Runs a single statement on the pool, retrying it on deadlock. */
+  async autocommit<T>(fn: (ex: Executor) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(this.pool);
+      } catch (e) {
+        if (!isRetryableTxError(e) || attempt >= this.#maxAttempts) throw e;
+        await backoff(attempt);
+      }
+    }
+  }
+
+  /** Runs `fn` on one pooled connection (no transaction). */
+  async withConnection<T>(fn: (conn: MysqlPoolConnectionLike) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * Runs `fn` in a READ COMMITTED transaction on one connection; commits when it returns,
+   * rolls back when it throws. On deadlock or lock-wait timeout the whole transaction is
+   * retried (`fn` must have no side effects outside the database).
+   */
+  async tx<T>(fn: (conn: Executor) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const pool = this.pool;
+      const conn = await pool.getConnection();
+      let broken = false;
+      try {
+        if (!this.#owns) await run(conn, SET_TX_READ_COMMITTED);
+        await run(conn, TX_BEGIN);
+        const out = await fn(conn);
+        await run(conn, TX_COMMIT);
+        return out;
+      } catch (e) {
+        try {
+          await run(conn, TX_ROLLBACK);
+        } catch {
+          broken = true;
+        }
+        if (!isRetryableTxError(e) || attempt >= this.#maxAttempts) throw e;
+      } finally {
+        if (broken && conn.destroy) conn.destroy();
+        else conn.release();
+      }
+      await backoff(attempt);
+    }
+  }
+}
+
+function backoff(attempt: number): Promise<void> {
+  const cap = Math.min(200, 5 * 2 ** attempt);
+  return delay(1 + Math.floor(Math.random() * cap));
+}
+
+interface Mysql2Module {
+  createPool(config: Record<string, unknown>): MysqlPoolLike & {
+    on(event: 'connection', listener: (conn: { query(sql: string, cb: (err: unknown) => void): unknown }) => void): unknown;
+  };
+}
+
+function createPool(url: string, connectionLimit: number): MysqlPoolLike {
+  let mysql: Mysql2Module;
+  try {
+    mysql = createRequire(import.meta.url)('mysql2/promise') as Mysql2Module;
+  } catch (cause) {
+    throw new StorageError('MysqlStorage needs the "mysql2" package: npm install mysql2', { cause });
+  }
+  const pool = mysql.createPool({
+    uri: url,
+    connectionLimit,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: 'utf8mb4',
+    enableKeepAlive: true,
+  });
+  // Queued on the new connection before any statement of the caller that asked for it.
+  pool.on('connection', (conn) => {
+    conn.query(SET_SESSION_READ_COMMITTED, () => {});
+  });
+  return pool;
+}

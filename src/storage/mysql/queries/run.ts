@@ -1,0 +1,116 @@
+/**
+ * MySQL/MariaDB statements of the run hot path: claim, finish, heartbeat, release, reclaim, wake.
+ * @internal
+ */
+import { JOB_COLUMNS, NOW, repeat } from './common.js';
+
+/**
+ * Share-locks the queue rows of a claim, so a pause (which writes the row) waits for claims
+ * in flight and no claim that started before a pause commits after it.
+ * Params: names[]. Result: `{ name, paused }[]`.
+ */
+export const CLAIM_LOCK_QUEUES = 'SELECT name, paused FROM sdj_queues WHERE name IN (?) LOCK IN SHARE MODE';
+
+/** Creates missing queue rows (not paused). Params per row: name, now. */
+export function claimEnsureQueuesSql(n: number): string {
+  return `INSERT INTO sdj_queues (name, paused, updated_at) VALUES ${repeat(`(?, 0, ${NOW})`, n)} ON DUPLICATE KEY UPDATE name = name`;
+}
+
+/**
+ * Ready jobs of one queue in claim order, locked; rows other claimers hold are skipped.
+ * Params: now, queue, now, limit. Result: job columns + `now_ms`.
+ */
+export const CLAIM_SELECT =
+  `SELECT ${JOB_COLUMNS}, ${NOW} AS now_ms FROM sdj_jobs ` +
+  `WHERE queue = ? AND status = 'pending' AND run_at <= ${NOW} ` +
+  'ORDER BY priority DESC, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED';
+
+/**
+ * Marks claimed jobs running with a fresh lease and heartbeat.
+ * Params: workerId, startedAt, heartbeatAt, leaseExpiresAt, ids[].
+ */
+export const CLAIM_UPDATE =
+  "UPDATE sdj_jobs SET status = 'running', attempt = attempt + 1, run_count = run_count + 1, locked_by = ?, " +
+  'started_at = ?, heartbeat_at = ?, lease_expires_at = ?, wake_at = NULL, wait_signal = NULL WHERE id IN (?)';
+
+/**
+ * Locks jobs whose fences are about to be checked, with the database now.
+ * Params: now, ids[]. Result: `{ id, status, locked_by, run_count, fan_out_id, now_ms }[]`.
+ */
+export const FENCE_LOCK_MANY = `SELECT id, status, locked_by, run_count, fan_out_id, ${NOW} AS now_ms FROM sdj_jobs WHERE id IN (?) ORDER BY id FOR UPDATE`;
+
+/**
+ * One row of the outcome table of {@link finishSql}: id, status, result, error, runAt. The id
+ * gets an explicit collation so joining it to `sdj_jobs.id` never mixes collations.
+ */
+const FINISH_ROW = 'SELECT CONVERT(? USING utf8mb4) COLLATE utf8mb4_bin AS id, ? AS status, ? AS result, ? AS error, ? AS run_at';
+
+/**
+ * Applies `n` outcomes (already fence-checked under lock). completed: result, completed_at;
+ * failed: last_error, completed_at; pending (retry): last_error, run_at. Lease cleared.
+ * Params: per row id, status, result, error, runAt; then completedAt.
+ */
+export function finishSql(n: number): string {
+  const rows = Array.from({ length: n }, () => FINISH_ROW).join(' UNION ALL ');
+  return (
+    `UPDATE sdj_jobs j JOIN (${rows}) v ON v.id = j.id SET ` +
+    'j.status = v.status, ' +
+    "j.result = IF(v.status = 'completed', v.result, j.result), " +
+    "j.last_error = IF(v.status = 'completed', j.last_error, v.error), " +
+    "j.run_at = IF(v.status = 'pending', v.run_at, j.run_at), " +
+    "j.completed_at = IF(v.status = 'pending', j.completed_at, ?), " +
+    "j.locked_by = NULL, j.lease_expires_at = NULL WHERE j.status = 'running'"
+  );
+}
+
+/**
+ * Extends the leases of runs a worker holds. Params: now, now, leaseMs, workerId, ids[],
+ * [id, runCount][].
+ */
+export const HEARTBEAT_UPDATE =
+  `UPDATE sdj_jobs SET heartbeat_at = ${NOW}, lease_expires_at = ${NOW} + ? ` +
+  "WHERE status = 'running' AND locked_by = ? AND id IN (?) AND (id, run_count) IN (?)";
+
+/** The runs a worker holds among some. Params: workerId, ids[], [id, runCount][]. Result: `{ id }[]`. */
+export const HEARTBEAT_HELD =
+  "SELECT id FROM sdj_jobs WHERE status = 'running' AND locked_by = ? AND id IN (?) AND (id, run_count) IN (?)";
+
+/** running → pending giving the attempt back, lease cleared. Params: ids[]. */
+export const RELEASE_UPDATE =
+  "UPDATE sdj_jobs SET status = 'pending', attempt = GREATEST(attempt - 1, 0), locked_by = NULL, lease_expires_at = NULL " +
+  "WHERE id IN (?) AND status = 'running'";
+
+/**
+ * Running jobs whose lease expired, locked (skipping rows others hold).
+ * Params: now, now, limit. Result: `{ id, type, queue, attempt, max_retries, fan_out_id, now_ms }[]`.
+ */
+export const RECLAIM_SELECT =
+  `SELECT id, type, queue, attempt, max_retries, fan_out_id, ${NOW} AS now_ms FROM sdj_jobs ` +
+  `WHERE status = 'running' AND lease_expires_at <= ${NOW} ORDER BY lease_expires_at, id LIMIT ? FOR UPDATE SKIP LOCKED`;
+
+/** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: ids[]. */
+export const RECLAIM_TO_PENDING =
+  "UPDATE sdj_jobs SET status = 'pending', locked_by = NULL, lease_expires_at = NULL WHERE id IN (?) AND status = 'running'";
+
+/** Reclaimed jobs with attempts spent → failed. Params: lastError, completedAt, ids[]. */
+export const RECLAIM_TO_FAILED =
+  "UPDATE sdj_jobs SET status = 'failed', last_error = ?, completed_at = ?, locked_by = NULL, lease_expires_at = NULL " +
+  "WHERE id IN (?) AND status = 'running'";
+
+/** Waiting jobs whose wake_at passed, locked. Params: now, limit. Result: `{ id }[]`. */
+export const WAKE_DUE_SELECT =
+  `SELECT id FROM sdj_jobs WHERE status = 'waiting' AND wake_at <= ${NOW} ORDER BY wake_at, id LIMIT ? FOR UPDATE SKIP LOCKED`;
+
+/**
+ * Recovery sweep: parents still waiting (not on a signal) whose latest step is a fan-out
+ * already decided. Params: limit. Result: `{ id }[]`.
+ */
+export const WAKE_DECIDED_PARENTS_SELECT =
+  "SELECT j.id FROM sdj_jobs j WHERE j.status = 'waiting' AND j.wait_signal IS NULL AND EXISTS (" +
+  "SELECT 1 FROM sdj_fan_outs f WHERE f.parent_id = j.id AND f.status <> 'running' " +
+  'AND f.step_index = (SELECT MAX(s.step_index) FROM sdj_steps s WHERE s.job_id = j.id)) ' +
+  'ORDER BY j.id LIMIT ? FOR UPDATE SKIP LOCKED';
+
+/** waiting → pending, wake cleared. Params: ids[]. */
+export const WAKE_UPDATE =
+  "UPDATE sdj_jobs SET status = 'pending', wake_at = NULL, wait_signal = NULL WHERE id IN (?) AND status = 'waiting'";

@@ -1,0 +1,70 @@
+/**
+ * Schedules and paused queues of the MySQL/MariaDB driver.
+ * @internal
+ */
+import type { ScheduleFireParams, ScheduleRow } from '../storage.js';
+import { select, write } from './connection.js';
+import type { DriverContext } from './driver-context.js';
+import { insertJobs } from './jobs-insert.js';
+import { str, toScheduleRow } from './rows.js';
+import {
+  QUEUE_LIST_PAUSED,
+  QUEUE_SET_PAUSED,
+  SCHEDULE_DELETE,
+  SCHEDULE_FIRE_CAS,
+  SCHEDULE_LIST,
+  SCHEDULE_LIST_DUE,
+  SCHEDULE_SET_LAST_JOB,
+  SCHEDULE_UPSERT,
+} from './queries/admin.js';
+
+/** `Storage.queueSetPaused`. */
+export async function queueSetPaused(ctx: DriverContext, p: { queue: string; paused: boolean }): Promise<void> {
+  const now = ctx.now();
+  const flag = p.paused ? 1 : 0;
+  await ctx.db.autocommit((ex) => write(ex, QUEUE_SET_PAUSED, [p.queue, flag, now, flag, now]));
+}
+
+/** `Storage.queueListPaused`. */
+export async function queueListPaused(ctx: DriverContext): Promise<string[]> {
+  return (await select(ctx.db.pool, QUEUE_LIST_PAUSED)).map((r) => str(r['name']));
+}
+
+/** `Storage.scheduleUpsert`. */
+export async function scheduleUpsert(
+  ctx: DriverContext,
+  p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean },
+): Promise<void> {
+  const now = ctx.now();
+  await ctx.db.autocommit((ex) =>
+    write(ex, SCHEDULE_UPSERT, [p.name, p.specJson, p.optionsJson, p.nextRunAt, now, now, p.specJson, p.optionsJson, p.keepNextRunAt ? 1 : 0, p.nextRunAt, now]),
+  );
+}
+
+/** `Storage.scheduleDelete`. */
+export async function scheduleDelete(ctx: DriverContext, name: string): Promise<boolean> {
+  return (await ctx.db.autocommit((ex) => write(ex, SCHEDULE_DELETE, [name]))) > 0;
+}
+
+/** `Storage.scheduleList`. */
+export async function scheduleList(ctx: DriverContext): Promise<ScheduleRow[]> {
+  return (await select(ctx.db.pool, SCHEDULE_LIST)).map(toScheduleRow);
+}
+
+/** `Storage.scheduleListDue`. */
+export async function scheduleListDue(ctx: DriverContext, p: { limit: number }): Promise<ScheduleRow[]> {
+  if (p.limit < 1) return [];
+  return (await select(ctx.db.pool, SCHEDULE_LIST_DUE, [ctx.now(), Math.floor(p.limit)])).map(toScheduleRow);
+}
+
+/** `Storage.scheduleFire`: compare-and-set of next_run_at, then the slot's jobs (clashes skipped). */
+export async function scheduleFire(ctx: DriverContext, p: ScheduleFireParams): Promise<string[] | null> {
+  return ctx.db.tx(async (ex) => {
+    const now = ctx.now();
+    const won = await write(ex, SCHEDULE_FIRE_CAS, [p.nextRunAt, p.slotAt, now, p.name, p.expectedNextRunAt]);
+    if (won === 0) return null;
+    const inserted = await insertJobs(ex, now, p.jobs, 'skip');
+    if (inserted[0] !== undefined) await write(ex, SCHEDULE_SET_LAST_JOB, [inserted[0], p.name]);
+    return inserted;
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * The hot path of the PostgreSQL driver: insert, claim, finish, heartbeat, release, reclaim
+ * and timed wake-ups, each one statement (one round trip) in the common case.
+ * @internal
+ */
+import type {
+  JobClaimParams,
+  JobFinishManyParams,
+  JobHeartbeatParams,
+  JobInsert,
+  JobInsertManyParams,
+  JobReleaseParams,
+  JobRow,
+  ReclaimedJob,
+} from '../storage.js';
+import { withTx, type PgQueryableLike } from './connection.js';
+import type { PgExec } from './executor.js';
+import { settleFanOuts } from './fan-out-accounting.js';
+import { CLOCK_NOW } from './queries/admin.js';
+import {
+  FAN_OUT_LOCK_FOR_JOBS,
+  JOB_CLAIM,
+  JOB_FINISH_CHILDREN,
+  JOB_FINISH_PLAIN,
+  JOB_HEARTBEAT,
+  JOB_INSERT,
+  JOB_INSERT_SKIP,
+  JOB_RECLAIM_EXPIRED,
+  JOB_RELEASE,
+  JOB_WAKE_DUE,
+} from './queries/jobs.js';
+import { compareClaimOrder, toInt, toJobRow, type FanOutDbRow, type JobDbRow } from './rows.js';
+
+/** Rows per multi-row INSERT when a batch is large (fan-out children). */
+export const INSERT_CHUNK = 1000;
+
+/** Last errors written by a lease reclaim. */
+export const RECLAIM_RETRY_ERROR = 'lease expired: the worker stopped heartbeating; the job will run again';
+/** Last error of a job failed by a lease reclaim. */
+export const RECLAIM_FAIL_ERROR = 'lease expired: the worker stopped heartbeating and no retries are left';
+
+function int(v: number | null): number | null {
+  return v === null ? null : Math.trunc(v);
+}
+
+/** The 15 column arrays of a job batch, in `JOB_INSERT` parameter order ($2..$16). */
+function jobArrays(jobs: readonly JobInsert[]): unknown[][] {
+  return [
+    jobs.map((j) => j.id),
+    jobs.map((j) => j.type),
+    jobs.map((j) => j.queue),
+    jobs.map((j) => Math.trunc(j.priority)),
+    jobs.map((j) => Math.trunc(j.maxRetries)),
+    jobs.map((j) => j.argsJson),
+    jobs.map((j) => j.metaJson),
+    jobs.map((j) => Math.trunc(j.delayMs)),
+    jobs.map((j) => int(j.runAt)),
+    jobs.map((j) => int(j.timeoutMs)),
+    jobs.map((j) => j.uniqueKey),
+    jobs.map((j) => j.tenant),
+    jobs.map((j) => j.parentId),
+    jobs.map((j) => j.fanOutId),
+    jobs.map((j) => int(j.fanOutIndex)),
+  ];
+}
+
+/**
+ * Inserts jobs on `c` (one statement per {@link INSERT_CHUNK} jobs) and notifies their queues.
+ * Returns the ids inserted, in input order. `now` null = the database clock.
+ */
+export async function insertJobs(x: PgExec, c: PgQueryableLike, jobs: readonly JobInsert[], mode: 'error' | 'skip', now: number | null): Promise<string[]> {
+  const out: string[] = [];
+  // One "now" for the whole batch, even when it takes several statements.
+  if (now === null && jobs.length > INSERT_CHUNK) now = toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now ?? 0);
+  for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
+    const chunk = jobs.slice(i, i + INSERT_CHUNK);
+    const rows = await x.rows<{ id: string }>(mode === 'skip' ? JOB_INSERT_SKIP : JOB_INSERT, [now, ...jobArrays(chunk), x.channel], c);
+    const got = new Set(rows.map((r) => r.id));
+    for (const j of chunk) if (got.has(j.id)) out.push(j.id);
+  }
+  return out;
+}
+
+/** `Storage.jobInsertMany`: one statement (or one transaction of chunks), or the caller's tx. */
+export async function jobInsertMany(x: PgExec, p: JobInsertManyParams): Promise<{ inserted: string[] }> {
+  if (p.jobs.length === 0) return { inserted: [] };
+  const mode = p.onConflict ?? 'error';
+  if (p.tx !== undefined && p.tx !== null) {
+    return { inserted: await insertJobs(x, p.tx as PgQueryableLike, p.jobs, mode, x.now()) };
+  }
+  if (p.jobs.length <= INSERT_CHUNK) return { inserted: await insertJobs(x, x.pool, p.jobs, mode, x.now()) };
+  return { inserted: await withTx(x.pool, (c) => insertJobs(x, c, p.jobs, mode, x.now())) };
+}
+
+/** `Storage.jobClaim`: one statement for every queue; rows returned in claim order. */
+export async function jobClaim(x: PgExec, p: JobClaimParams): Promise<JobRow[]> {
+  // One entry per queue (a name listed twice keeps its largest limit).
+  const limits = new Map<string, number>();
+  for (const q of p.queues) if (q.limit >= 1) limits.set(q.name, Math.max(limits.get(q.name) ?? 0, Math.trunc(q.limit)));
+  const queues = [...limits].map(([name, limit]) => ({ name, limit }));
+  if (queues.length === 0) return [];
+  const rows = await x.rows<JobDbRow>(JOB_CLAIM, [
+    x.now(),
+    queues.map((q) => q.name),
+    queues.map((q) => q.limit),
+    p.workerId,
+    Math.trunc(p.leaseMs),
+  ]);
+  return rows.map(toJobRow).sort(compareClaimOrder);
+}
+
+/** The finish items as the `$2..$8` arrays of the finish statements. */
+function finishArrays(items: JobFinishManyParams['items']): unknown[][] {
+  return [
+    items.map((i) => i.jobId),
+    items.map((i) => i.workerId),
+    items.map((i) => Math.trunc(i.runCount)),
+    items.map((i) => i.outcome),
+    items.map((i) => (i.outcome === 'completed' ? i.resultJson : null)),
+    items.map((i) => (i.outcome === 'completed' ? null : i.error)),
+    items.map((i) => (i.outcome === 'retry' ? Math.trunc(i.delayMs) : 0)),
+  ];
+}
+
+/**
+ * `Storage.jobFinishMany`: one autocommit statement applies everything that needs no fan-out
+ * accounting; terminal outcomes of fan-out children then apply in one transaction that locks
+ * their fan-outs first, counts and decides them.
+ */
+export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<boolean[]> {
+  const items = p.items;
+  const applied: boolean[] = items.map(() => false);
+  if (items.length === 0) return applied;
+  const rows = await x.rows<{ ord: string; deferred: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
+  const deferred: number[] = [];
+  for (const r of rows) {
+    const i = toInt(r.ord) - 1;
+    if (r.deferred) deferred.push(i);
+    else applied[i] = true;
+  }
+  if (deferred.length === 0) return applied;
+  const children = deferred.map((i) => items[i]!);
+  const done = await withTx(x.pool, async (c) => {
+    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [children.map((i) => i.jobId)], c);
+    const res = await x.one<{ applied: number[] | null; fans: FanOutDbRow[] | null; now: string }>(
+      JOB_FINISH_CHILDREN,
+      [x.now(), ...finishArrays(children)],
+      c,
+    );
+    if (res === undefined) return [];
+    await settleFanOuts(x, c, toInt(res.now), res.fans);
+    return res.applied ?? [];
+  });
+  for (const ord of done) applied[deferred[ord - 1]!] = true;
+  return applied;
+}
+
+/** `Storage.jobHeartbeat`: one statement; returns the ids still held. */
+export async function jobHeartbeat(x: PgExec, p: JobHeartbeatParams): Promise<string[]> {
+  if (p.runs.length === 0) return [];
+  const rows = await x.rows<{ id: string }>(JOB_HEARTBEAT, [
+    x.now(),
+    p.workerId,
+    p.runs.map((r) => r.jobId),
+    p.runs.map((r) => Math.trunc(r.runCount)),
+    Math.trunc(p.leaseMs),
+  ]);
+  return rows.map((r) => r.id);
+}
+
+/** `Storage.jobRelease`: one statement; returns the ids released. */
+export async function jobRelease(x: PgExec, p: JobReleaseParams): Promise<string[]> {
+  if (p.runs.length === 0) return [];
+  const rows = await x.rows<{ id: string }>(JOB_RELEASE, [
+    p.runs.map((r) => r.jobId),
+    p.runs.map((r) => r.workerId),
+    p.runs.map((r) => Math.trunc(r.runCount)),
+    x.channel,
+  ]);
+  return rows.map((r) => r.id);
+}
+
+interface ReclaimDbRow {
+  jobs: { id: string; type: string; queue: string; status: 'pending' | 'failed'; attempt: number; max_retries: number }[] | null;
+  fans: FanOutDbRow[] | null;
+  now: string;
+}
+
+/** `Storage.jobReclaimExpired`: one transaction (the failed fan-out children are accounted). */
+export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promise<ReclaimedJob[]> {
+  if (p.limit < 1) return [];
+  return withTx(x.pool, async (c) => {
+    const res = await x.one<ReclaimDbRow>(JOB_RECLAIM_EXPIRED, [x.now(), Math.trunc(p.limit), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel], c);
+    if (res?.jobs == null) return [];
+    await settleFanOuts(x, c, toInt(res.now), res.fans);
+    return res.jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, status: j.status, attempt: j.attempt, maxRetries: j.max_retries }));
+  });
+}
+
+/** `Storage.jobWakeDue`: one statement (timed wakes and the fan-out recovery sweep). */
+export async function jobWakeDue(x: PgExec, p: { limit: number }): Promise<string[]> {
+  if (p.limit < 1) return [];
+  const rows = await x.rows<{ id: string }>(JOB_WAKE_DUE, [x.now(), Math.trunc(p.limit), x.channel]);
+  return rows.map((r) => r.id);
+}

@@ -1,0 +1,342 @@
+/**
+ * PostgreSQL statements over `sdj_jobs`: insert, claim, finish, leases and wake-ups. Every value
+ * is a bound parameter; `$1` is always the optional "now" (see `NOW_CTE`). Statements that make
+ * jobs ready call `pg_notify(channel, queue)`, delivered when their transaction commits.
+ * @internal
+ */
+import { CLEAR_LEASE, NOW, NOW_CTE } from './common.js';
+
+/**
+ * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
+ * priority, max_retries, args, meta, delay_ms, run_at, timeout_ms, unique_key, tenant,
+ * parent_id, fan_out_id, fan_out_index (one array each).
+ */
+const JOB_ARRAYS = `unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[],
+    $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[])
+  WITH ORDINALITY AS u(id, type, queue, priority, max_retries, args, meta, delay_ms, run_at, timeout_ms,
+    unique_key, tenant, parent_id, fan_out_id, fan_out_index, ord)`;
+
+function jobInsert(conflict: string): string {
+  return `
+WITH ${NOW_CTE},
+ins AS (
+  INSERT INTO {s}.sdj_jobs (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
+    run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index)
+  SELECT u.id, u.type, u.queue, 'pending', u.priority, 0, u.max_retries, 0, u.args, u.meta,
+    GREATEST(n.t + u.delay_ms, COALESCE(u.run_at, 0)), n.t, u.timeout_ms, u.unique_key, u.tenant,
+    u.parent_id, u.fan_out_id, u.fan_out_index
+  FROM ${JOB_ARRAYS}
+  CROSS JOIN now n
+  ORDER BY u.ord
+  ${conflict}
+  RETURNING id, queue
+),
+qs AS (
+  INSERT INTO {s}.sdj_queues (name, paused, updated_at)
+  SELECT DISTINCT i.queue, false, ${NOW} FROM ins i ORDER BY 1
+  ON CONFLICT (name) DO NOTHING
+),
+ntf AS (SELECT pg_notify($17, d.queue) FROM (SELECT DISTINCT queue FROM ins) d)
+SELECT i.id, (SELECT count(*) FROM ntf) AS notified FROM ins i`;
+}
+
+/**
+ * Inserts a batch of pending jobs in one statement (run_at = max(now + delay_ms, run_at)),
+ * records their queues in `sdj_queues` (so a pause can lock them) and notifies each queue.
+ * A unique-key clash fails the whole statement (23505 on `sdj_jobs_unique_key`).
+ * Params: $1 now, $2..$16 the job arrays, $17 channel. Result: { id } of each job inserted.
+ */
+export const JOB_INSERT = jobInsert('');
+
+/** As {@link JOB_INSERT}, but jobs clashing on a key (or id) are left out. */
+export const JOB_INSERT_SKIP = jobInsert('ON CONFLICT DO NOTHING');
+
+/** One job by id. Params: $1 id. Result: the job row or none. */
+export const JOB_GET = 'SELECT * FROM {s}.sdj_jobs WHERE id = $1';
+
+function jobList(dir: 'ASC' | 'DESC'): string {
+  return `
+SELECT * FROM {s}.sdj_jobs
+WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR type = $3)
+  AND ($4::text IS NULL OR parent_id = $4) AND ($5::text IS NULL OR fan_out_id = $5)
+ORDER BY created_at ${dir}, id ${dir}
+LIMIT $6 OFFSET $7`;
+}
+
+/**
+ * Jobs matching optional filters (null = any), newest first.
+ * Params: $1 status, $2 queue, $3 type, $4 parent_id, $5 fan_out_id, $6 limit, $7 offset.
+ * Result: job rows.
+ */
+export const JOB_LIST_DESC = jobList('DESC');
+
+/** As {@link JOB_LIST_DESC}, oldest first. */
+export const JOB_LIST_ASC = jobList('ASC');
+
+/** Job counts by status, optionally in one queue. Params: $1 queue or null. Result: { status, n }. */
+export const JOB_COUNT_BY_STATUS = `
+SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue = $1) GROUP BY status`;
+
+/**
+ * Claims ready jobs of several queues in one statement: per queue (LATERAL) the first `lim`
+ * pending jobs with run_at <= now in claim order, skipping rows other claimers hold. The
+ * candidate set is MATERIALIZED so the planner cannot re-run the LIMIT subquery per row and
+ * over-claim. Queue rows are read FOR SHARE so a concurrent pause either waits for this claim
+ * or is seen by it (a claim in flight cannot take jobs of a queue paused before it returns).
+ * Params: $1 now, $2 queue names, $3 limits, $4 worker id, $5 lease ms. Result: claimed rows.
+ */
+export const JOB_CLAIM = `
+WITH ${NOW_CTE},
+q AS MATERIALIZED (SELECT u.name, u.lim FROM unnest($2::text[], $3::int[]) AS u(name, lim)),
+ql AS MATERIALIZED (
+  SELECT name, paused FROM {s}.sdj_queues WHERE name = ANY($2::text[]) ORDER BY name FOR SHARE
+),
+cand AS MATERIALIZED (
+  SELECT c.id FROM q
+  CROSS JOIN LATERAL (
+    SELECT j.id FROM {s}.sdj_jobs j
+    WHERE j.status = 'pending' AND j.queue = q.name AND j.run_at <= ${NOW}
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT q.lim
+    FOR UPDATE OF j SKIP LOCKED
+  ) c
+  WHERE NOT EXISTS (SELECT 1 FROM ql WHERE ql.name = q.name AND ql.paused)
+)
+UPDATE {s}.sdj_jobs j
+SET status = 'running', attempt = j.attempt + 1, run_count = j.run_count + 1, locked_by = $4,
+    started_at = n.t, heartbeat_at = n.t, lease_expires_at = n.t + $5::bigint
+FROM cand, now n
+WHERE j.id = cand.id
+RETURNING j.*`;
+
+/**
+ * The finish items, unnested in input order. Params $2..$8: job_id, worker_id, run_count,
+ * outcome, result, error, delay_ms (one array each).
+ */
+const FINISH_ITEMS = `items AS (
+  SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+    WITH ORDINALITY AS i(job_id, worker_id, run_count, outcome, result, error, delay_ms, ord)
+),
+m AS MATERIALIZED (
+  SELECT DISTINCT ON (i.job_id) i.*, j.fan_out_id
+  FROM items i
+  CROSS JOIN LATERAL (
+    SELECT jj.fan_out_id FROM {s}.sdj_jobs jj
+    WHERE jj.id = i.job_id AND jj.locked_by = i.worker_id AND jj.run_count = i.run_count AND jj.status = 'running'
+    OFFSET 0
+  ) j
+  ORDER BY i.job_id, i.ord
+)`;
+
+/** The `SET` of a fenced finish (alias j = the job, m = its item, n = now). */
+const FINISH_SET = `
+    status = CASE m.outcome WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed' ELSE 'pending' END,
+    result = CASE WHEN m.outcome = 'completed' THEN m.result ELSE j.result END,
+    last_error = CASE WHEN m.outcome = 'completed' THEN j.last_error ELSE m.error END,
+    completed_at = CASE WHEN m.outcome = 'retry' THEN NULL ELSE n.t END,
+    run_at = CASE WHEN m.outcome = 'retry' THEN n.t + m.delay_ms ELSE j.run_at END,
+    ${CLEAR_LEASE}`;
+
+/**
+ * The fence of a finish item (alias j = the job, m = its item). `j.id = ANY(...)` gives the
+ * planner a primary-key lookup to start from, whatever its statistics say (the same in the
+ * other id-driven updates).
+ */
+const FINISH_FENCE = "j.id = ANY($2::text[]) AND j.locked_by = m.worker_id AND j.run_count = m.run_count AND j.status = 'running'";
+
+/**
+ * Applies run outcomes that need no fan-out accounting (jobs outside fan-outs, and retries),
+ * in one autocommit statement. Per job only the first item (input order) whose fence holds
+ * applies. Fenced terminal outcomes of fan-out children are returned as deferred: the caller
+ * applies them in a transaction with the accounting.
+ * Params: $1 now, $2..$8 item arrays, $9 channel. Result: { ord, deferred } per item applied
+ * or deferred (ord is 1-based).
+ */
+export const JOB_FINISH_PLAIN = `
+WITH ${NOW_CTE},
+${FINISH_ITEMS},
+upd AS (
+  UPDATE {s}.sdj_jobs j SET ${FINISH_SET}
+  FROM m, now n
+  WHERE j.id = m.job_id AND (m.fan_out_id IS NULL OR m.outcome = 'retry') AND ${FINISH_FENCE}
+  RETURNING m.ord, j.queue, j.status
+),
+ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
+SELECT ord, false AS deferred, (SELECT count(*) FROM ntf) AS notified FROM upd
+UNION ALL
+SELECT ord, true, 0 FROM m WHERE m.fan_out_id IS NOT NULL AND m.outcome <> 'retry'`;
+
+/**
+ * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for
+ * children takes fan-out locks before job locks. Params: $1 job ids. Result: { id }.
+ */
+export const FAN_OUT_LOCK_FOR_JOBS = `
+SELECT f.id FROM {s}.sdj_fan_outs f
+WHERE f.id IN (SELECT j.fan_out_id FROM {s}.sdj_jobs j WHERE j.id = ANY($1::text[]) AND j.fan_out_id IS NOT NULL)
+ORDER BY f.id
+FOR UPDATE`;
+
+/**
+ * Applies terminal outcomes of fan-out children (fenced, first valid item per job) and counts
+ * them on their fan-outs; run after {@link FAN_OUT_LOCK_FOR_JOBS} in the same transaction.
+ * Params: $1 now, $2..$8 item arrays. Result: one row { applied: ord[] | null, fans: fan-out
+ * rows (JSON) | null, now }.
+ */
+export const JOB_FINISH_CHILDREN = `
+WITH ${NOW_CTE},
+${FINISH_ITEMS},
+upd AS (
+  UPDATE {s}.sdj_jobs j SET ${FINISH_SET}
+  FROM m, now n
+  WHERE j.id = m.job_id AND ${FINISH_FENCE}
+  RETURNING m.ord, j.status, j.fan_out_id
+),
+cnt AS (
+  UPDATE {s}.sdj_fan_outs f
+  SET succeeded = f.succeeded + x.s, failed = f.failed + x.f, cancelled = f.cancelled + x.c
+  FROM (
+    SELECT fan_out_id, count(*) FILTER (WHERE status = 'completed') AS s,
+      count(*) FILTER (WHERE status = 'failed') AS f, count(*) FILTER (WHERE status = 'cancelled') AS c
+    FROM upd WHERE fan_out_id IS NOT NULL GROUP BY fan_out_id
+  ) x
+  WHERE f.id = x.fan_out_id
+  RETURNING f.*
+)
+SELECT (SELECT json_agg(ord) FROM upd) AS applied, (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans, ${NOW} AS now`;
+
+/**
+ * Extends the leases of the runs a worker still holds. Params: $1 now, $2 worker id,
+ * $3 job ids, $4 run counts, $5 lease ms. Result: { id } of each run still held.
+ */
+export const JOB_HEARTBEAT = `
+WITH ${NOW_CTE}
+UPDATE {s}.sdj_jobs j SET heartbeat_at = n.t, lease_expires_at = n.t + $5::bigint
+FROM unnest($3::text[], $4::int[]) AS r(job_id, run_count), now n
+WHERE j.id = ANY($3::text[]) AND j.id = r.job_id AND j.locked_by = $2 AND j.run_count = r.run_count AND j.status = 'running'
+RETURNING j.id`;
+
+/**
+ * Fenced: running → pending with the attempt given back and the lease dropped (shutdown).
+ * Params: $1 job ids, $2 worker ids, $3 run counts, $4 channel. Result: { id } released.
+ */
+export const JOB_RELEASE = `
+WITH upd AS (
+  UPDATE {s}.sdj_jobs j SET status = 'pending', attempt = GREATEST(j.attempt - 1, 0), ${CLEAR_LEASE}
+  FROM unnest($1::text[], $2::text[], $3::int[]) AS r(job_id, worker_id, run_count)
+  WHERE j.id = ANY($1::text[]) AND j.id = r.job_id AND j.locked_by = r.worker_id AND j.run_count = r.run_count
+    AND j.status = 'running'
+  RETURNING j.id, j.queue
+),
+ntf AS (SELECT pg_notify($4, d.queue) FROM (SELECT DISTINCT queue FROM upd) d)
+SELECT id, (SELECT count(*) FROM ntf) AS notified FROM upd`;
+
+/**
+ * Takes back running jobs whose lease expired (lease_expires_at < now), oldest lease first,
+ * skipping rows locked elsewhere: pending while attempt <= max_retries, else failed (the
+ * attempt stays consumed). Failed fan-out children are counted on their fan-outs, which are
+ * locked before the jobs (the lock order of every accounting transaction).
+ * Params: $1 now, $2 limit, $3 error when retried, $4 error when failed, $5 channel.
+ * Result: one row { jobs: [{id,type,queue,status,attempt,max_retries}] | null, fans | null, now }.
+ */
+export const JOB_RECLAIM_EXPIRED = `
+WITH ${NOW_CTE},
+fl AS MATERIALIZED (
+  SELECT f.id FROM {s}.sdj_fan_outs f
+  WHERE f.id IN (
+    SELECT fan_out_id FROM {s}.sdj_jobs
+    WHERE status = 'running' AND lease_expires_at < ${NOW} AND attempt > max_retries AND fan_out_id IS NOT NULL
+    ORDER BY lease_expires_at LIMIT $2)
+  ORDER BY f.id
+  FOR UPDATE
+),
+exp AS MATERIALIZED (
+  SELECT id FROM {s}.sdj_jobs
+  WHERE status = 'running' AND lease_expires_at < ${NOW} AND (SELECT count(*) FROM fl) >= 0
+  ORDER BY lease_expires_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+),
+upd AS (
+  UPDATE {s}.sdj_jobs j
+  SET status = CASE WHEN j.attempt <= j.max_retries THEN 'pending' ELSE 'failed' END,
+      last_error = CASE WHEN j.attempt <= j.max_retries THEN $3 ELSE $4 END,
+      completed_at = CASE WHEN j.attempt <= j.max_retries THEN NULL ELSE n.t END,
+      ${CLEAR_LEASE}
+  FROM exp, now n
+  WHERE j.id = exp.id
+  RETURNING j.id, j.type, j.queue, j.status, j.attempt, j.max_retries, j.fan_out_id, j.lease_expires_at
+),
+cnt AS (
+  UPDATE {s}.sdj_fan_outs f SET failed = f.failed + x.f
+  FROM (SELECT fan_out_id, count(*) AS f FROM upd WHERE status = 'failed' AND fan_out_id IS NOT NULL GROUP BY fan_out_id) x
+  WHERE f.id = x.fan_out_id
+  RETURNING f.*
+),
+ntf AS (SELECT pg_notify($5, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
+SELECT
+  (SELECT json_agg(json_build_object('id', id, 'type', type, 'queue', queue, 'status', status,
+     'attempt', attempt, 'max_retries', max_retries)) FROM upd) AS jobs,
+  (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans,
+  (SELECT count(*) FROM ntf) AS notified,
+  ${NOW} AS now`;
+
+/**
+ * Wakes waiting jobs whose wake_at has passed, then (recovery sweep) parents still waiting on
+ * a fan-out that is already decided and is their latest step; → pending, wake_at and
+ * wait_signal cleared. Params: $1 now, $2 limit, $3 channel. Result: { id } of each job woken.
+ */
+export const JOB_WAKE_DUE = `
+WITH ${NOW_CTE},
+due AS MATERIALIZED (
+  SELECT id FROM {s}.sdj_jobs
+  WHERE status = 'waiting' AND wake_at <= ${NOW}
+  ORDER BY wake_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+),
+stuck AS MATERIALIZED (
+  SELECT j.id FROM {s}.sdj_jobs j
+  WHERE j.status = 'waiting' AND j.wait_signal IS NULL
+    AND NOT EXISTS (SELECT 1 FROM due WHERE due.id = j.id)
+    AND EXISTS (
+      SELECT 1 FROM {s}.sdj_fan_outs f
+      WHERE f.parent_id = j.id AND f.status <> 'running'
+        AND NOT EXISTS (SELECT 1 FROM {s}.sdj_fan_outs f2 WHERE f2.parent_id = j.id AND f2.step_index > f.step_index)
+        AND NOT EXISTS (SELECT 1 FROM {s}.sdj_steps s WHERE s.job_id = j.id AND s.step_index > f.step_index))
+  LIMIT GREATEST($2 - (SELECT count(*) FROM due), 0)
+  FOR UPDATE OF j SKIP LOCKED
+),
+upd AS (
+  UPDATE {s}.sdj_jobs j SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  FROM (SELECT id FROM due UNION SELECT id FROM stuck) w
+  WHERE j.id = w.id AND j.status = 'waiting'
+  RETURNING j.id, j.queue
+),
+ntf AS (SELECT pg_notify($3, d.queue) FROM (SELECT DISTINCT queue FROM upd) d)
+SELECT id, (SELECT count(*) FROM ntf) AS notified FROM upd`;
+
+/**
+ * The earliest run_at among pending jobs of the given queues, paused queues excluded. A loose
+ * index scan over the claim index: per queue, one probe per distinct priority, so an idle
+ * worker's check stays cheap however many delayed jobs wait.
+ * Params: $1 queue names. Result: { next } (null when none).
+ */
+export const JOB_NEXT_RUN_AT = `
+SELECT min(m.run_at) AS next
+FROM unnest($1::text[]) AS q(name)
+CROSS JOIN LATERAL (
+  WITH RECURSIVE pr(priority) AS (
+    (SELECT j.priority FROM {s}.sdj_jobs j WHERE j.status = 'pending' AND j.queue = q.name
+     ORDER BY j.priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.priority FROM {s}.sdj_jobs j
+            WHERE j.status = 'pending' AND j.queue = q.name AND j.priority < pr.priority
+            ORDER BY j.priority DESC LIMIT 1)
+    FROM pr WHERE pr.priority IS NOT NULL
+  )
+  SELECT (SELECT j.run_at FROM {s}.sdj_jobs j
+          WHERE j.status = 'pending' AND j.queue = q.name AND j.priority = pr.priority
+          ORDER BY j.priority DESC, j.run_at LIMIT 1) AS run_at
+  FROM pr WHERE pr.priority IS NOT NULL
+) m
+WHERE q.name NOT IN (SELECT name FROM {s}.sdj_queues WHERE paused)`;

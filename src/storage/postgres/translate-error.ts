@@ -1,0 +1,43 @@
+/**
+ * The one place where PostgreSQL SQLSTATEs and `pg` errors are interpreted.
+ * @internal
+ */
+import { DuplicateJobError, DurableJobsError, StorageError } from '../../errors.js';
+
+/** The unique index over non-terminal jobs' keys (see migrations/0001_init.sql). */
+const UNIQUE_KEY_INDEX = 'sdj_jobs_unique_key';
+
+interface PgErrorFields {
+  code?: unknown;
+  constraint?: unknown;
+  detail?: unknown;
+}
+
+/** True when `e` is a unique violation (23505) of the `sdj_jobs_unique_key` index. */
+export function isUniqueKeyViolation(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const { code, constraint } = e as PgErrorFields;
+  return code === '23505' && constraint === UNIQUE_KEY_INDEX;
+}
+
+/** The clashing key from a violation's detail: `Key (unique_key)=(abc) already exists.` */
+function keyFromDetail(e: unknown): string | undefined {
+  const detail = (e as PgErrorFields).detail;
+  if (typeof detail !== 'string') return undefined;
+  const m = /^Key \(unique_key\)=\((.*)\) already exists\.?$/s.exec(detail);
+  return m?.[1];
+}
+
+/**
+ * Maps a driver error to a library error: a violation of the unique-key index becomes
+ * `DuplicateJobError` (naming the key: `uniqueKey` when the caller knows it, else the one in
+ * the server's detail), library errors pass through, everything else becomes a `StorageError`
+ * carrying the driver error as `cause`.
+ */
+export function translateError(e: unknown, uniqueKey?: string | null): DurableJobsError {
+  if (e instanceof DurableJobsError) return e;
+  if (isUniqueKeyViolation(e)) return new DuplicateJobError(uniqueKey ?? keyFromDetail(e) ?? '(unknown)', { cause: e });
+  const code = typeof e === 'object' && e !== null ? (e as PgErrorFields).code : undefined;
+  const message = e instanceof Error ? e.message : String(e);
+  return new StorageError(`postgres: ${message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: e });
+}

@@ -1,0 +1,204 @@
+/**
+ * Workflow writes and operator actions of the PostgreSQL driver: checkpoints, suspension
+ * (sleep, signal wait, fan-out), signals, fan-out expiry, cancel (whole subtree), pause, resume
+ * and retry. Multi-statement operations run in one transaction; every write to a claimed job
+ * is fenced (locking the job row first, so a concurrent reclaim or cancel serializes with it).
+ * @internal
+ */
+import { InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { decideFanOut } from '../fan-out-rules.js';
+import type { JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
+import { TERMINAL_STATUSES, type JobStatus } from '../../types.js';
+import { withTx } from './connection.js';
+import type { PgExec } from './executor.js';
+import { cancelSubtrees, descendants } from './fan-out-accounting.js';
+import { insertJobs } from './job-ops.js';
+import { FAN_OUT_EXPIRE, JOB_DROP_WORKFLOW_STATE, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
+import {
+  JOB_LOCK_FENCED,
+  JOB_LOCK_STATUS,
+  JOB_SUSPEND,
+  JOB_SUSPEND_FAN_OUT,
+  JOB_SUSPEND_FOR_SIGNAL,
+  JOB_WAKE_IF_SIGNALLED,
+  SIGNAL_CONSUME,
+  SIGNAL_SEND,
+  STEP_RECORD,
+  STEP_UPSERT,
+} from './queries/workflow.js';
+import { toInt } from './rows.js';
+
+/** The error recorded on a signal-wait step whose deadline passed. */
+export const SIGNAL_WAIT_TIMED_OUT = 'signal wait timed out';
+
+/** The step columns as statement parameters: index, name, status, output, error. */
+function stepValues(s: StepRow | null): unknown[] {
+  return s === null ? [null, null, null, null, null] : [s.stepIndex, s.stepName, s.status, s.outputJson, s.error];
+}
+
+/** `Storage.stepRecord`: one fenced statement. */
+export async function stepRecord(x: PgExec, p: StepRecordParams): Promise<boolean> {
+  const { fence, step } = p;
+  const r = await x.one<{ n: string }>(STEP_RECORD, [x.now(), fence.jobId, fence.workerId, fence.runCount, ...stepValues(step)]);
+  return toInt(r?.n ?? 0) === 1;
+}
+
+/**
+ * `Storage.jobSuspend`: fenced suspend and step in one statement; when waiting for a signal, a
+ * second statement (a fresh snapshot, after the job row is locked) turns the job straight back
+ * to `pending` if that signal is already buffered, so it cannot be missed.
+ */
+export async function jobSuspend(x: PgExec, p: JobSuspendParams): Promise<boolean> {
+  const { fence } = p;
+  const values = [x.now(), fence.jobId, fence.workerId, fence.runCount, p.wakeAt === null ? null : Math.trunc(p.wakeAt), p.waitSignal, ...stepValues(p.step)];
+  if (p.waitSignal === null) {
+    const r = await x.one<{ n: string }>(JOB_SUSPEND, values);
+    return toInt(r?.n ?? 0) === 1;
+  }
+  const signal = p.waitSignal;
+  return withTx(x.pool, async (c) => {
+    const r = await x.one<{ n: string }>(JOB_SUSPEND, values, c);
+    if (toInt(r?.n ?? 0) !== 1) return false;
+    await x.rows(JOB_WAKE_IF_SIGNALLED, [fence.jobId, signal, x.channel], c);
+    return true;
+  });
+}
+
+/**
+ * `Storage.jobSuspendFanOut`: one transaction — the fenced parent update, step and fan-out row
+ * in one statement (nothing is written when the fence fails), then the children in chunks.
+ * A fan-out with no children is decided at creation and the parent goes back to `pending`.
+ */
+export async function jobSuspendFanOut(x: PgExec, p: JobSuspendFanOutParams): Promise<boolean> {
+  const { fence, fanOut } = p;
+  const total = p.children.length;
+  const decision = decideFanOut({ strategy: fanOut.strategy, threshold: fanOut.threshold, total, succeeded: 0, failed: 0, cancelled: 0 });
+  const parentStatus = decision === 'running' ? 'waiting' : 'pending';
+  const step = { ...p.step, jobId: fence.jobId };
+  return withTx(x.pool, async (c) => {
+    const r = await x.one<{ n: string; now: string }>(
+      JOB_SUSPEND_FAN_OUT,
+      [
+        x.now(),
+        fence.jobId,
+        fence.workerId,
+        fence.runCount,
+        parentStatus,
+        ...stepValues(step),
+        fanOut.id,
+        fanOut.strategy,
+        fanOut.threshold,
+        total,
+        decision,
+        fanOut.timeoutMs === null ? null : Math.trunc(fanOut.timeoutMs),
+        x.channel,
+      ],
+      c,
+    );
+    if (r === undefined || toInt(r.n) !== 1) return false;
+    const children = p.children.map((ch) => ({ ...ch, parentId: fence.jobId, fanOutId: fanOut.id }));
+    await insertJobs(x, c, children, 'error', toInt(r.now));
+    return true;
+  });
+}
+
+/**
+ * `Storage.signalConsumeOrWait`: one transaction. The fenced job row is locked first; the
+ * signal is then read in a fresh snapshot, so a signal sent while we waited is seen, and a
+ * signal sent after sees the job waiting.
+ * @throws InvalidStateError when a finished step already sits at that index (nothing is written)
+ */
+export async function signalConsumeOrWait(x: PgExec, p: SignalConsumeParams): Promise<SignalConsumeResult> {
+  const { fence } = p;
+  const alreadyFinished = (): InvalidStateError => new InvalidStateError(`step ${p.stepIndex} of job ${fence.jobId} is already recorded as finished`);
+  return withTx(x.pool, async (c): Promise<SignalConsumeResult> => {
+    const lock = await x.one<{ now: string }>(JOB_LOCK_FENCED, [x.now(), fence.jobId, fence.workerId, fence.runCount], c);
+    if (lock === undefined) return { kind: 'lost' };
+    const now = toInt(lock.now);
+    const got = await x.one<{ payload: string | null; written: string }>(SIGNAL_CONSUME, [now, fence.jobId, p.signalName, p.stepIndex, p.stepName], c);
+    if (got !== undefined) {
+      if (toInt(got.written) !== 1) throw alreadyFinished();
+      return { kind: 'consumed', payloadJson: got.payload };
+    }
+    const upsert = async (status: StepRow['status'], output: string | null, error: string | null): Promise<void> => {
+      const w = await x.rows(STEP_UPSERT, [now, fence.jobId, p.stepIndex, p.stepName, status, output, error], c);
+      if (w.length !== 1) throw alreadyFinished();
+    };
+    if (p.deadlineAt !== null && now >= p.deadlineAt) {
+      await upsert('failed', null, SIGNAL_WAIT_TIMED_OUT);
+      return { kind: 'timed-out' };
+    }
+    await upsert('waiting', JSON.stringify(p.deadlineAt), null);
+    await x.rows(JOB_SUSPEND_FOR_SIGNAL, [fence.jobId, p.signalName, p.deadlineAt === null ? null : Math.trunc(p.deadlineAt)], c);
+    return { kind: 'suspended' };
+  });
+}
+
+/**
+ * `Storage.signalSend`: one transaction — lock the job row (so a concurrent suspend either
+ * sees this signal or is seen by it), buffer the signal, wake the job if it waits for it.
+ */
+export async function signalSend(x: PgExec, p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
+  await withTx(x.pool, async (c) => {
+    const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_STATUS, [p.jobId], c);
+    if (cur === undefined) throw new JobNotFoundError(p.jobId);
+    if (TERMINAL_STATUSES.includes(cur.status)) throw new InvalidStateError(`cannot signal job ${p.jobId}: it is ${cur.status}`);
+    await x.rows(SIGNAL_SEND, [x.now(), p.jobId, p.name, p.payloadJson, x.channel], c);
+  });
+}
+
+/**
+ * `Storage.fanOutExpire`: one transaction — fail the fan-out and resume its parent, then cancel
+ * the unfinished children and their subtrees (counted as cancelled).
+ */
+export async function fanOutExpire(x: PgExec, p: { id: string }): Promise<boolean> {
+  return withTx(x.pool, async (c) => {
+    const r = await x.one<{ now: string }>(FAN_OUT_EXPIRE, [x.now(), p.id, x.channel], c);
+    if (r === undefined) return false;
+    await cancelSubtrees(x, c, toInt(r.now), { fanOuts: [p.id] });
+    return true;
+  });
+}
+
+/**
+ * `Storage.jobCancel`: one transaction over the whole subtree, with fan-out accounting.
+ * Returns the ids cancelled, the job first.
+ */
+export async function jobCancel(x: PgExec, p: { id: string }): Promise<string[]> {
+  return withTx(x.pool, async (c) => {
+    const res = await cancelSubtrees(x, c, x.now(), { roots: [p.id] });
+    if (res.found === 0) throw new JobNotFoundError(p.id);
+    const ids = [...new Set(res.ids)];
+    const i = ids.indexOf(p.id);
+    if (i > 0) {
+      ids.splice(i, 1);
+      ids.unshift(p.id);
+    }
+    return ids;
+  });
+}
+
+/** `Storage.jobPause` / `jobResume`: one statement; errors name the job's actual status. */
+export async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', to: 'paused' | 'pending'): Promise<void> {
+  const r = await x.one<{ status: JobStatus | null; n: string }>(JOB_SET_STATUS, [id, from, to, x.channel]);
+  if (r !== undefined && toInt(r.n) === 1) return;
+  const status = r?.status ?? null;
+  if (status === null) throw new JobNotFoundError(id);
+  const verb = to === 'paused' ? 'pause' : 'resume';
+  throw new InvalidStateError(`cannot ${verb} job ${id}: it is ${status} (only a ${from} job can be ${to === 'paused' ? 'paused' : 'resumed'})`);
+}
+
+/**
+ * `Storage.jobRetry`: one transaction — failed/cancelled → pending, then its checkpoints,
+ * fan-outs and descendants are dropped so a workflow starts clean.
+ */
+export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
+  await withTx(x.pool, async (c) => {
+    const r = await x.one<{ status: JobStatus | null; n: string }>(JOB_RETRY, [x.now(), p.id, x.channel], c);
+    if (r === undefined || r.status === null) throw new JobNotFoundError(p.id);
+    if (toInt(r.n) !== 1) {
+      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${r.status} (only a failed or cancelled job can be retried)`);
+    }
+    await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, await descendants(x, c, [p.id])], c);
+  });
+}

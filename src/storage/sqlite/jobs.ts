@@ -1,0 +1,157 @@
+/**
+ * The job hot path on SQLite: insert, claim, finish, heartbeat, release, reclaim, wake.
+ * Every function here runs synchronously inside the caller's `BEGIN IMMEDIATE` transaction.
+ * @internal
+ */
+import type {
+  JobClaimParams,
+  JobFinishItem,
+  JobHeartbeatParams,
+  JobInsert,
+  JobRow,
+  ReclaimedJob,
+  Fence,
+} from '../storage.js';
+import { accountTerminal, type TerminalChild } from './fan-out-accounting.js';
+import {
+  JOB_CLAIM,
+  JOB_FINISH_COMPLETED,
+  JOB_FINISH_FAILED,
+  JOB_FINISH_RETRY,
+  JOB_HEARTBEAT,
+  JOB_INSERT,
+  JOB_RECLAIM_EXPIRED,
+  JOB_RELEASE,
+  JOB_WAKE_DUE,
+} from './queries/jobs.js';
+import { compareClaimOrder, toJobRow, toReclaimedJob, type JobDbRow, type ReclaimDbRow } from './rows.js';
+import type { Statements } from './statements.js';
+import { isUniqueKeyViolation, translateError } from './translate-error.js';
+
+/** run_at of a new job: max(now + delayMs, runAt ?? 0). */
+export function runAtOf(job: JobInsert, now: number): number {
+  return Math.max(now + job.delayMs, job.runAt ?? 0);
+}
+
+/**
+ * Inserts jobs in order. On a unique-key clash: `'error'` throws `DuplicateJobError` (the caller's
+ * transaction rolls the batch back); `'skip'` leaves that job out. Returns the ids inserted.
+ */
+export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[], onConflict: 'error' | 'skip'): string[] {
+  const stmt = c.st(JOB_INSERT);
+  const inserted: string[] = [];
+  for (const j of jobs) {
+    try {
+      stmt.run(
+        j.id,
+        j.type,
+        j.queue,
+        j.priority,
+        j.maxRetries,
+        j.argsJson,
+        j.metaJson,
+        runAtOf(j, now),
+        now,
+        j.timeoutMs,
+        j.uniqueKey,
+        j.tenant,
+        j.parentId,
+        j.fanOutId,
+        j.fanOutIndex,
+      );
+      inserted.push(j.id);
+    } catch (e) {
+      // A failed statement is undone by itself (ABORT); the transaction stays usable.
+      if (onConflict === 'skip' && isUniqueKeyViolation(e)) continue;
+      throw translateError(e, j.uniqueKey);
+    }
+  }
+  return inserted;
+}
+
+/** Claims for every queue, returning rows in claim order (priority desc, run_at, id). */
+export function claimJobs(c: Statements, now: number, p: JobClaimParams): JobRow[] {
+  const stmt = c.st(JOB_CLAIM);
+  const out: JobRow[] = [];
+  const leaseExpiresAt = now + p.leaseMs;
+  for (const q of p.queues) {
+    if (q.limit < 1) continue;
+    const rows = stmt.all({ workerId: p.workerId, now, leaseExpiresAt, queue: q.name, limit: q.limit }) as JobDbRow[];
+    for (const r of rows) out.push(toJobRow(r));
+  }
+  return out.sort(compareClaimOrder);
+}
+
+/** Applies fenced outcomes item by item, with fan-out accounting. Returns per-item applied flags. */
+export function finishJobs(c: Statements, now: number, items: readonly JobFinishItem[]): boolean[] {
+  const applied: boolean[] = [];
+  const terminal: TerminalChild[] = [];
+  for (const it of items) {
+    const fence = { id: it.jobId, workerId: it.workerId, runCount: it.runCount };
+    switch (it.outcome) {
+      case 'completed': {
+        const r = c.st(JOB_FINISH_COMPLETED).get({ ...fence, result: it.resultJson, now }) as { fan_out_id: string | null } | undefined;
+        applied.push(r !== undefined);
+        if (r !== undefined) terminal.push({ fanOutId: r.fan_out_id, outcome: 'succeeded' });
+        break;
+      }
+      case 'failed': {
+        const r = c.st(JOB_FINISH_FAILED).get({ ...fence, error: it.error, now }) as { fan_out_id: string | null } | undefined;
+        applied.push(r !== undefined);
+        if (r !== undefined) terminal.push({ fanOutId: r.fan_out_id, outcome: 'failed' });
+        break;
+      }
+      case 'retry': {
+        const runAt = now + Math.max(0, it.delayMs);
+        applied.push(c.st(JOB_FINISH_RETRY).run({ ...fence, error: it.error, runAt }).changes === 1);
+        break;
+      }
+    }
+  }
+  accountTerminal(c, now, terminal);
+  return applied;
+}
+
+/** Extends the leases of the runs this worker still holds; returns their job ids. */
+export function heartbeatJobs(c: Statements, now: number, p: JobHeartbeatParams): string[] {
+  const stmt = c.st(JOB_HEARTBEAT);
+  const leaseExpiresAt = now + p.leaseMs;
+  const held: string[] = [];
+  for (const r of p.runs) {
+    if (stmt.run({ id: r.jobId, workerId: p.workerId, runCount: r.runCount, now, leaseExpiresAt }).changes === 1) held.push(r.jobId);
+  }
+  return held;
+}
+
+/** Fenced release back to pending (attempt given back); returns the ids released. */
+export function releaseJobs(c: Statements, runs: readonly Fence[]): string[] {
+  const stmt = c.st(JOB_RELEASE);
+  const released: string[] = [];
+  for (const r of runs) {
+    if (stmt.run({ id: r.jobId, workerId: r.workerId, runCount: r.runCount }).changes === 1) released.push(r.jobId);
+  }
+  return released;
+}
+
+/** Message stored on a job reclaimed for another attempt. */
+export const LEASE_EXPIRED_RETRY = 'lease expired: the worker stopped heartbeating; the job will run again';
+/** Message stored on a job reclaimed with its attempts spent. */
+export const LEASE_EXPIRED_FAILED = 'lease expired: the worker stopped heartbeating and the job has no retries left';
+
+/** Takes back expired leases (oldest first), with fan-out accounting for jobs that failed. */
+export function reclaimExpired(c: Statements, now: number, limit: number): ReclaimedJob[] {
+  if (limit < 1) return [];
+  const rows = c.st(JOB_RECLAIM_EXPIRED).all({ now, limit, retryError: LEASE_EXPIRED_RETRY, failError: LEASE_EXPIRED_FAILED }) as ReclaimDbRow[];
+  accountTerminal(
+    c,
+    now,
+    rows.filter((r) => r.status === 'failed').map((r) => ({ fanOutId: r.fan_out_id, outcome: 'failed' as const })),
+  );
+  return rows.map(toReclaimedJob).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Wakes due sleepers and parents of decided fan-outs; returns the ids woken. */
+export function wakeDue(c: Statements, now: number, limit: number): string[] {
+  if (limit < 1) return [];
+  return (c.st(JOB_WAKE_DUE).all({ now, limit }) as { id: string }[]).map((r) => r.id);
+}

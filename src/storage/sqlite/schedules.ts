@@ -1,0 +1,80 @@
+/**
+ * Schedules and queue flags on SQLite. Writes run inside the caller's `BEGIN IMMEDIATE`
+ * transaction.
+ * @internal
+ */
+import type { ScheduleFireParams, ScheduleRow } from '../storage.js';
+import { insertJobs } from './jobs.js';
+import {
+  QUEUE_LIST_PAUSED,
+  QUEUE_SET_PAUSED,
+  SCHEDULE_DELETE,
+  SCHEDULE_FIRE,
+  SCHEDULE_LIST,
+  SCHEDULE_LIST_DUE,
+  SCHEDULE_SET_LAST_JOB,
+  SCHEDULE_UPSERT,
+} from './queries/admin.js';
+import { toScheduleRow, type ScheduleDbRow } from './rows.js';
+import type { Statements } from './statements.js';
+
+/** `scheduleUpsert` parameters. */
+export interface ScheduleUpsertParams {
+  name: string;
+  specJson: string;
+  optionsJson: string;
+  nextRunAt: number;
+  keepNextRunAt: boolean;
+}
+
+/** Creates or replaces a schedule. */
+export function upsertSchedule(c: Statements, now: number, p: ScheduleUpsertParams): void {
+  c.st(SCHEDULE_UPSERT).run({
+    name: p.name,
+    spec: p.specJson,
+    options: p.optionsJson,
+    nextRunAt: p.nextRunAt,
+    keep: p.keepNextRunAt ? 1 : 0,
+    now,
+  });
+}
+
+/** Removes a schedule; true when it existed. */
+export function deleteSchedule(c: Statements, name: string): boolean {
+  return c.st(SCHEDULE_DELETE).run(name).changes > 0;
+}
+
+/** Every schedule, by name. */
+export function listSchedules(c: Statements): ScheduleRow[] {
+  return (c.st(SCHEDULE_LIST).all() as ScheduleDbRow[]).map(toScheduleRow);
+}
+
+/** Schedules due at `now`, earliest first. */
+export function listDueSchedules(c: Statements, now: number, limit: number): ScheduleRow[] {
+  if (limit < 1) return [];
+  return (c.st(SCHEDULE_LIST_DUE).all({ now, limit }) as ScheduleDbRow[]).map(toScheduleRow);
+}
+
+/**
+ * Compare-and-set fire: moves next_run_at when it still equals the expected value and inserts
+ * the slot's jobs (unique clashes skipped). Returns the inserted ids, or null when another
+ * scheduler won.
+ */
+export function fireSchedule(c: Statements, now: number, p: ScheduleFireParams): string[] | null {
+  const r = c.st(SCHEDULE_FIRE).run({ name: p.name, expected: p.expectedNextRunAt, nextRunAt: p.nextRunAt, slotAt: p.slotAt, now });
+  if (r.changes !== 1) return null;
+  const inserted = insertJobs(c, now, p.jobs, 'skip');
+  const first = inserted[0];
+  if (first !== undefined) c.st(SCHEDULE_SET_LAST_JOB).run({ name: p.name, jobId: first });
+  return inserted;
+}
+
+/** Sets or clears a queue's paused flag. */
+export function setQueuePaused(c: Statements, now: number, queue: string, paused: boolean): void {
+  c.st(QUEUE_SET_PAUSED).run({ name: queue, paused: paused ? 1 : 0, now });
+}
+
+/** Names of paused queues. */
+export function listPausedQueues(c: Statements): string[] {
+  return (c.st(QUEUE_LIST_PAUSED).all() as { name: string }[]).map((r) => r.name);
+}

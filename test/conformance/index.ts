@@ -1,0 +1,39 @@
+/**
+ * The storage conformance suite: the `Storage` contract (src/storage/storage.ts) as tests,
+ * written once and run against every driver on a real database. A driver's test file calls
+ * `runStorageConformance('sqlite', makeSqliteStorage)`.
+ *
+ * Each describe block makes one isolated storage (`make(label)`) and cleans it up after its
+ * tests; tests inside a block use their own queue, type and schedule names. Time passes for
+ * real (short delays awaited with `waitFor`), since the maker takes no injected clock.
+ */
+import { describe } from 'node:test';
+import type { StorageMaker } from '../helpers/storages.js';
+import { describeClaim } from './claim.js';
+import { describeFanOutRaces } from './fan-out-races.js';
+import { describeFanOuts } from './fan-outs.js';
+import { describeFinish } from './finish.js';
+import { describeJobs } from './jobs.js';
+import { describeLeases } from './leases.js';
+import { describeMigrate } from './migrate.js';
+import { describeOps } from './ops.js';
+import { describeSchedules } from './schedules.js';
+import { describeSignals } from './signals.js';
+import { describeSteps } from './steps.js';
+
+/** Registers the whole conformance suite for one driver under `storage conformance: <name>`. */
+export function runStorageConformance(name: string, make: StorageMaker): void {
+  describe(`storage conformance: ${name}`, () => {
+    describeMigrate(make);
+    describeJobs(make);
+    describeClaim(make);
+    describeFinish(make);
+    describeLeases(make);
+    describeOps(make);
+    describeSteps(make);
+    describeFanOuts(make);
+    describeFanOutRaces(make);
+    describeSignals(make);
+    describeSchedules(make);
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * Conformance: leases — heartbeats, release, reclaim of expired leases, fresh leases on re-claim,
+ * and the fence that turns every write of a stale owner into a no-op.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Fence, Storage } from '../../src/storage/storage.js';
+import type { StorageMaker } from '../helpers/storages.js';
+import {
+  assertBetween,
+  claim,
+  claimOne,
+  completedJob,
+  jobInsert,
+  mustGet,
+  newId,
+  reclaimUntil,
+  runningJob,
+  stepRow,
+  uniqueName,
+  waitForClockPast,
+} from '../helpers/factories.js';
+import { useStorage } from './context.js';
+
+/** Every write an owner can make, attempted with a stale fence: each must be a no-op. */
+async function assertZombieWritesAreNoOps(s: Storage, stale: Fence): Promise<void> {
+  const before = await mustGet(s, stale.jobId);
+  const fanOutId = newId();
+  const child = jobInsert({ queue: uniqueName('q'), parentId: stale.jobId, fanOutId, fanOutIndex: 0 });
+  assert.deepEqual(await s.jobHeartbeat({ workerId: stale.workerId, runs: [{ jobId: stale.jobId, runCount: stale.runCount }], leaseMs: 60_000 }), []);
+  assert.equal(await s.stepRecord({ fence: stale, step: stepRow(stale.jobId, 0, { outputJson: '"zombie"' }) }), false);
+  assert.equal(await s.jobSuspend({ fence: stale, step: stepRow(stale.jobId, 1, { status: 'waiting' }), wakeAt: Date.now() + 60_000, waitSignal: null }), false);
+  assert.equal(
+    await s.jobSuspendFanOut({
+      fence: stale,
+      step: stepRow(stale.jobId, 2, { outputJson: JSON.stringify(fanOutId) }),
+      fanOut: { id: fanOutId, strategy: 'fail-fast', threshold: null, timeoutMs: null },
+      children: [child],
+    }),
+    false,
+  );
+  assert.deepEqual(await s.signalConsumeOrWait({ fence: stale, stepIndex: 3, stepName: 'wait', signalName: 'sig', deadlineAt: null }), { kind: 'lost' });
+  assert.deepEqual(await s.jobRelease({ runs: [stale] }), []);
+  assert.deepEqual(
+    await s.jobFinishMany({
+      items: [
+        { ...stale, outcome: 'completed', resultJson: '"zombie"' },
+        { ...stale, outcome: 'failed', error: 'zombie' },
+        { ...stale, outcome: 'retry', error: 'zombie', delayMs: 0 },
+      ],
+    }),
+    [false, false, false],
+  );
+  assert.deepEqual(await mustGet(s, stale.jobId), before, 'the stale owner changed the job');
+  assert.deepEqual(await s.stepList({ jobId: stale.jobId }), [], 'the stale owner wrote checkpoints');
+  assert.equal(await s.fanOutGet({ id: fanOutId }), undefined, 'the stale owner created a fan-out');
+  assert.equal(await s.jobGet({ id: child.id }), undefined, 'the stale owner inserted children');
+}
+
+/** Registers the lease tests. */
+export function describeLeases(make: StorageMaker): void {
+  describe('leases: heartbeat, release, reclaim, fencing', () => {
+    const ctx = useStorage(make, 'conformance-leases');
+
+    it('heartbeat extends the leases of held runs and returns their ids', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      await s.jobInsertMany({ jobs: [jobInsert({ queue: q }), jobInsert({ queue: q })] });
+      const rows = await claim(s, q, 2, { workerId: 'hb', leaseMs: 1_000 });
+      assert.equal(rows.length, 2);
+      await waitForClockPast(s, rows[0]!.startedAt! + 20);
+      const t0 = await s.clockNow();
+      const held = await s.jobHeartbeat({ workerId: 'hb', runs: rows.map((r) => ({ jobId: r.id, runCount: r.runCount })), leaseMs: 90_000 });
+      const t1 = await s.clockNow();
+      assert.deepEqual([...held].sort(), rows.map((r) => r.id).sort());
+      for (const r of rows) {
+        const now = await mustGet(s, r.id);
+        assert.equal(now.status, 'running');
+        assertBetween(now.leaseExpiresAt, t0 + 90_000, t1 + 90_000, 'lease after heartbeat');
+        assertBetween(now.heartbeatAt, t0, t1, 'heartbeat_at');
+        assert.equal(now.runCount, r.runCount);
+        assert.equal(now.attempt, r.attempt);
+      }
+    });
+
+    it('heartbeat omits runs the worker no longer holds and leaves them unchanged', async () => {
+      const s = ctx.s;
+      const mine = await runningJob(s, {}, { workerId: 'hb2' });
+      const theirs = await runningJob(s, {}, { workerId: 'other' });
+      const cancelled = await runningJob(s, {}, { workerId: 'hb2' });
+      await s.jobCancel({ id: cancelled.fence.jobId });
+      const done = await completedJob(s);
+      const before = await Promise.all([theirs.fence.jobId, cancelled.fence.jobId, done.id].map((id) => mustGet(s, id)));
+      const held = await s.jobHeartbeat({
+        workerId: 'hb2',
+        runs: [
+          { jobId: mine.fence.jobId, runCount: mine.fence.runCount },
+          { jobId: mine.fence.jobId, runCount: mine.fence.runCount + 1 },
+          { jobId: theirs.fence.jobId, runCount: theirs.fence.runCount },
+          { jobId: cancelled.fence.jobId, runCount: cancelled.fence.runCount },
+          { jobId: done.id, runCount: done.runCount },
+          { jobId: newId(), runCount: 1 },
+        ],
+        leaseMs: 60_000,
+      });
+      assert.deepEqual(held, [mine.fence.jobId]);
+      const after = await Promise.all([theirs.fence.jobId, cancelled.fence.jobId, done.id].map((id) => mustGet(s, id)));
+      assert.deepEqual(after, before);
+      assert.deepEqual(await s.jobHeartbeat({ workerId: 'hb2', runs: [], leaseMs: 60_000 }), []);
+    });
+
+    it('does not reclaim a run whose heartbeat extended its lease past the original expiry', async () => {
+      const s = ctx.s;
+      const { row, fence } = await runningJob(s, {}, { leaseMs: 150 });
+      assert.deepEqual(await s.jobHeartbeat({ workerId: fence.workerId, runs: [{ jobId: fence.jobId, runCount: fence.runCount }], leaseMs: 60_000 }), [fence.jobId]);
+      await waitForClockPast(s, row.leaseExpiresAt!);
+      const reclaimed = await s.jobReclaimExpired({ limit: 1000 });
+      assert.ok(!reclaimed.some((r) => r.id === fence.jobId), 'a heartbeating run was reclaimed');
+      assert.equal((await mustGet(s, fence.jobId)).status, 'running');
+      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: null }] }), [true]);
+    });
+
+    it('release gives the job back to pending with its attempt returned, claimable at once', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const { fence } = await runningJob(s, { queue: q });
+      assert.deepEqual(await s.jobRelease({ runs: [{ ...fence, workerId: 'not-me' }] }), [], 'stale release');
+      assert.equal((await mustGet(s, fence.jobId)).status, 'running');
+      assert.deepEqual(await s.jobRelease({ runs: [fence] }), [fence.jobId]);
+      const row = await mustGet(s, fence.jobId);
+      assert.equal(row.status, 'pending');
+      assert.equal(row.attempt, 0, 'release does not consume an attempt');
+      assert.equal(row.runCount, 1, 'run_count is never decremented');
+      assert.equal(row.leaseExpiresAt, null);
+      assert.deepEqual(await s.jobRelease({ runs: [fence] }), [], 'released twice');
+      assert.deepEqual(await s.jobHeartbeat({ workerId: fence.workerId, runs: [{ jobId: fence.jobId, runCount: 1 }], leaseMs: 1_000 }), []);
+      const again = await claimOne(s, q, fence.jobId);
+      assert.equal(again.attempt, 1);
+      assert.equal(again.runCount, 2);
+    });
+
+    it('reclaims an expired run to pending while attempts remain, consuming the attempt', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const type = uniqueName('type');
+      const { fence } = await runningJob(s, { queue: q, type, maxRetries: 1 }, { leaseMs: 30 });
+      const got = await reclaimUntil(s, [fence.jobId]);
+      assert.deepEqual(got.get(fence.jobId), { id: fence.jobId, type, queue: q, status: 'pending', attempt: 1, maxRetries: 1 });
+      const row = await mustGet(s, fence.jobId);
+      assert.equal(row.status, 'pending');
+      assert.equal(row.attempt, 1, 'a reclaim consumes the attempt');
+      assert.equal(row.leaseExpiresAt, null);
+      assert.equal(row.completedAt, null);
+      assert.ok(!(await s.jobReclaimExpired({ limit: 1000 })).some((r) => r.id === fence.jobId), 'reclaimed twice');
+
+      // Second run: attempt 2 > maxRetries 1 → failed, saying why.
+      const second = await claimOne(s, q, fence.jobId, { leaseMs: 30 });
+      assert.equal(second.attempt, 2);
+      const got2 = await reclaimUntil(s, [fence.jobId]);
+      assert.deepEqual(got2.get(fence.jobId), { id: fence.jobId, type, queue: q, status: 'failed', attempt: 2, maxRetries: 1 });
+      const failed = await mustGet(s, fence.jobId);
+      assert.equal(failed.status, 'failed');
+      assert.match(failed.lastError ?? '', /lease/i);
+      assert.notEqual(failed.completedAt, null);
+      assert.equal(failed.leaseExpiresAt, null);
+    });
+
+    it('reclaims a run with no retries left straight to failed', async () => {
+      const s = ctx.s;
+      const { fence } = await runningJob(s, { maxRetries: 0 }, { leaseMs: 30 });
+      const got = await reclaimUntil(s, [fence.jobId]);
+      assert.equal(got.get(fence.jobId)?.status, 'failed');
+      const row = await mustGet(s, fence.jobId);
+      assert.equal(row.status, 'failed');
+      assert.match(row.lastError ?? '', /lease/i);
+    });
+
+    it('reclaims only expired runs, at most limit per call', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      await s.jobInsertMany({ jobs: [0, 1, 2].map(() => jobInsert({ queue: q })) });
+      const short = await claim(s, q, 3, { leaseMs: 30 });
+      const live = await runningJob(s, {}, { leaseMs: 60_000 });
+      await waitForClockPast(s, Math.max(...short.map((r) => r.leaseExpiresAt!)));
+      const seen = new Set<string>();
+      for (let i = 0; i < 20 && seen.size < 3; i++) {
+        const batch = await s.jobReclaimExpired({ limit: 2 });
+        assert.ok(batch.length <= 2, `reclaimed ${batch.length} > limit 2`);
+        for (const r of batch) {
+          assert.notEqual(r.id, live.fence.jobId, 'a live lease was reclaimed');
+          if (short.some((x) => x.id === r.id)) {
+            assert.ok(!seen.has(r.id), 'reclaimed twice');
+            seen.add(r.id);
+          }
+        }
+      }
+      assert.equal(seen.size, 3);
+      assert.equal((await mustGet(s, live.fence.jobId)).status, 'running');
+    });
+
+    it('re-claim after a reclaim starts a fresh lease and heartbeat and bumps run_count', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const { row: first, fence } = await runningJob(s, { queue: q }, { workerId: 'a', leaseMs: 30 });
+      await reclaimUntil(s, [fence.jobId]);
+      const t0 = await s.clockNow();
+      const second = await claimOne(s, q, fence.jobId, { workerId: 'b', leaseMs: 60_000 });
+      const t1 = await s.clockNow();
+      assert.equal(second.runCount, 2);
+      assert.equal(second.attempt, 2);
+      assert.equal(second.lockedBy, 'b');
+      assertBetween(second.startedAt, t0, t1, 'startedAt of the new run');
+      assert.equal(second.heartbeatAt, second.startedAt, "the new run's heartbeat is its start, not the old run's");
+      assert.equal(second.leaseExpiresAt, second.startedAt! + 60_000);
+      assert.ok(second.heartbeatAt! >= first.leaseExpiresAt!, 'the new run started after the old lease expired');
+    });
+
+    it("turns every write of the old owner into a no-op after reclaim and re-claim by another worker", async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const { fence: stale } = await runningJob(s, { queue: q, maxRetries: 5 }, { workerId: 'worker-a', leaseMs: 30 });
+      await s.signalSend({ jobId: stale.jobId, name: 'sig', payloadJson: '"buffered"' });
+      await reclaimUntil(s, [stale.jobId]);
+      const b = await claimOne(s, q, stale.jobId, { workerId: 'worker-b' });
+      await assertZombieWritesAreNoOps(s, stale);
+      // The new owner still holds the run and gets the signal the zombie could not consume.
+      const fb = { jobId: b.id, workerId: 'worker-b', runCount: b.runCount };
+      assert.deepEqual(await s.signalConsumeOrWait({ fence: fb, stepIndex: 0, stepName: 'wait', signalName: 'sig', deadlineAt: null }), {
+        kind: 'consumed',
+        payloadJson: '"buffered"',
+      });
+      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fb, outcome: 'completed', resultJson: '"b"' }] }), [true]);
+      assert.equal((await mustGet(s, b.id)).resultJson, '"b"');
+    });
+
+    it('fences by run count: the same worker re-claiming its job cannot write with the old run', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const { fence: stale } = await runningJob(s, { queue: q }, { workerId: 'same', leaseMs: 30 });
+      await reclaimUntil(s, [stale.jobId]);
+      const again = await claimOne(s, q, stale.jobId, { workerId: 'same' });
+      assert.equal(again.runCount, stale.runCount + 1);
+      await assertZombieWritesAreNoOps(s, stale);
+    });
+
+    it('turns the writes of a run released at shutdown into no-ops', async () => {
+      const s = ctx.s;
+      const { fence } = await runningJob(s);
+      assert.deepEqual(await s.jobRelease({ runs: [fence] }), [fence.jobId]);
+      const before = await mustGet(s, fence.jobId);
+      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '1' }] }), [false]);
+      assert.equal(await s.stepRecord({ fence, step: stepRow(fence.jobId, 0) }), false);
+      assert.deepEqual(await mustGet(s, fence.jobId), before);
+      assert.deepEqual(await s.stepList({ jobId: fence.jobId }), []);
+    });
+  });
+}
