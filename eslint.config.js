@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const dialects = ['**/storage/sqlite/**', '**/storage/postgres/**', '**/storage/mysql/**'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-examples/**', 'node_modules/**', 'bench/**', 'coverage/**', '**/*.generated.ts'] },
+  { ignores: ['.tmp/**', 'dist/**', 'dist-examples/**', 'node_modules/**', 'bench/**', 'coverage/**', '**/*.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
