@@ -54,6 +54,8 @@ const OPTION_KEYS = ['args', 'type', 'queue', 'priority', 'retries', 'timeout', 
 /** Manages schedule definitions of one queue. @internal */
 export class ScheduleManager implements ScheduleHost {
   readonly #pending = new Set<Promise<void>>();
+  /** Schedulers running in this process: woken when a definition changes. */
+  readonly #running = new Set<Scheduler>();
 
   constructor(private readonly core: QueueCore) {}
 
@@ -79,6 +81,7 @@ export class ScheduleManager implements ScheduleHost {
         nextRunAt: schedule.next(new Date(now)).getTime(),
         keepNextRunAt: existing !== undefined && existing.specJson === specJson,
       });
+      for (const s of this.#running) s.wake();
     })();
     this.#pending.add(p);
     const forget = (): void => {
@@ -139,9 +142,13 @@ export class ScheduleManager implements ScheduleHost {
     return {
       start: async () => {
         await this.settled();
+        this.#running.add(scheduler);
         scheduler.start();
       },
-      stop: () => scheduler.stop(),
+      stop: () => {
+        this.#running.delete(scheduler);
+        return scheduler.stop();
+      },
     };
   }
 
