@@ -16,7 +16,9 @@
  *   cancellation), the same transaction counts it on its fan-out, decides the fan-out when the
  *   strategy allows (see {@link FanOutRow}), and on the deciding transition turns the parent
  *   from `waiting` to `pending` exactly once; a failed decision also cancels the unfinished
- *   siblings (and their subtrees), which are counted as cancelled.
+ *   siblings (and their subtrees), which are counted as cancelled. Every job cancelled as part of
+ *   a subtree (by `jobCancel`, or because an ancestor failed) is counted the same way on its own
+ *   fan-out.
  * @module
  */
 import type { JobStatus } from '../types.js';
@@ -312,6 +314,16 @@ export interface Storage {
    * Applies run outcomes in one transaction. Each item is fenced; returns, per item in order,
    * whether it applied. Completed/failed rows set completed_at and clear the lease; retry rows
    * go back to `pending` with last_error set. Fan-out accounting applies (see module docs).
+   *
+   * A job that reaches `failed` here cancels, in the same transaction, every unfinished
+   * descendant (pending, running, waiting or paused children, grandchildren, ...) exactly as
+   * `jobCancel` cancels a subtree: cancelled fan-out children are counted on their own fan-outs
+   * (which may decide them), while the failing job itself is counted as failed on its fan-out, if
+   * it is a child. Their runs lose their fences, so their handlers see `abortSignal` at their
+   * next heartbeat. A job that `completed` leaves its children alone (a fan-out decided early,
+   * e.g. by a threshold, lets its late children finish and be counted), and so does a `retry`
+   * (the job runs again and its checkpointed fan-out still owns them). An item whose fence
+   * failed changes nothing, children included.
    */
   jobFinishMany(p: JobFinishManyParams): Promise<boolean[]>;
   /** Extends leases of the given runs; returns the job ids this worker still holds. */
@@ -321,7 +333,9 @@ export interface Storage {
   /**
    * Takes back `running` jobs whose lease expired: to `pending` when attempt <= maxRetries,
    * else `failed` with a last_error saying the lease expired and retries are spent (fan-out
-   * accounting applies). A reclaim consumes the attempt.
+   * accounting applies). A reclaim consumes the attempt. A job reclaimed to `failed` cancels its
+   * unfinished descendants in the same transaction, as a failed outcome of `jobFinishMany` does;
+   * one reclaimed to `pending` leaves them alone.
    */
   jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]>;
   /**
@@ -332,7 +346,8 @@ export interface Storage {
   jobWakeDue(p: { limit: number }): Promise<string[]>;
   /**
    * Cancels a non-terminal job and its whole subtree (children, grandchildren) in one
-   * transaction; fan-out accounting applies to the job itself. Returns the ids cancelled
+   * transaction; fan-out accounting applies to the job itself and to each cancelled descendant
+   * (counted on its own fan-out). Returns the ids cancelled
    * (empty when the job was already terminal). @throws JobNotFoundError
    */
   jobCancel(p: { id: string }): Promise<string[]>;

@@ -17,6 +17,7 @@ import { describeJobs } from './jobs.js';
 import { describeLeases } from './leases.js';
 import { describeMigrate } from './migrate.js';
 import { describeOps } from './ops.js';
+import { describeParentFailure } from './parent-failure.js';
 import { describeSchedules } from './schedules.js';
 import { describeSignals } from './signals.js';
 import { describeSteps } from './steps.js';
@@ -33,6 +34,7 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeSteps(make);
     describeFanOuts(make);
     describeFanOutRaces(make);
+    describeParentFailure(make);
     describeSignals(make);
     describeSchedules(make);
   });

@@ -79,12 +79,10 @@ export async function jobCancel(ctx: DriverContext, id: string): Promise<string[
     const now = ctx.now();
     const job = await lockJob(ex, id);
     if (!['pending', 'running', 'waiting', 'paused'].includes(job.status)) return [];
-    const cancelled = await cancelSubtrees(ex, now, [job]);
-    if (job.fanOutId !== null) {
-      const deltas = new Map<string, FanOutDelta>();
-      addDelta(deltas, job.fanOutId, 'cancelled');
-      await accountFanOuts(ex, now, deltas);
-    }
+    const deltas = new Map<string, FanOutDelta>();
+    const cancelled = await cancelSubtrees(ex, now, [job], deltas);
+    if (job.fanOutId !== null) addDelta(deltas, job.fanOutId, 'cancelled');
+    await accountFanOuts(ex, now, deltas);
     return cancelled;
   });
 }

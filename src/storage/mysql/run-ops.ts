@@ -5,13 +5,14 @@
 import type { JobClaimParams, JobFinishItem, JobHeartbeatParams, JobReleaseParams, JobRow, ReclaimedJob } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, accountFanOuts, addDelta } from './fan-out-accounting.js';
+import { type FanOutDelta, accountFanOuts, addDelta, cancelSubtrees } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
 import {
   CLAIM_LOCK_QUEUES,
   CLAIM_SELECT,
   CLAIM_UPDATE,
   FENCE_LOCK_MANY,
+  FINISH_LOCK_MANY,
   HEARTBEAT_HELD,
   HEARTBEAT_UPDATE,
   RECLAIM_SELECT,
@@ -77,18 +78,37 @@ export async function jobClaim(ctx: DriverContext, p: JobClaimParams): Promise<J
   });
 }
 
-/** `Storage.jobFinishMany`. */
+/** A job locked for a finish: its fence columns, fan-out and whether it has children. */
+interface FinishLocked {
+  status: string;
+  lockedBy: string | null;
+  runCount: number;
+  fanOutId: string | null;
+  hasChildren: boolean;
+}
+
+/**
+ * `Storage.jobFinishMany`: one transaction; a job that fails with children has its unfinished
+ * descendants cancelled (before the fan-out accounting: job rows are locked before fan-outs).
+ */
 export async function jobFinishMany(ctx: DriverContext, items: JobFinishItem[]): Promise<boolean[]> {
   if (items.length === 0) return [];
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
     const ids = [...new Set(items.map((i) => i.jobId))];
-    const locked = new Map<string, { status: string; lockedBy: string | null; runCount: number; fanOutId: string | null }>();
+    const locked = new Map<string, FinishLocked>();
     let at = 0;
-    for (const r of await select(ex, FENCE_LOCK_MANY, [now, ids])) {
+    for (const r of await select(ex, FINISH_LOCK_MANY, [now, ids])) {
       at = num(r['now_ms']);
-      locked.set(str(r['id']), { status: str(r['status']), lockedBy: strOrNull(r['locked_by']), runCount: num(r['run_count']), fanOutId: strOrNull(r['fan_out_id']) });
+      locked.set(str(r['id']), {
+        status: str(r['status']),
+        lockedBy: strOrNull(r['locked_by']),
+        runCount: num(r['run_count']),
+        fanOutId: strOrNull(r['fan_out_id']),
+        hasChildren: num(r['has_children']) !== 0,
+      });
     }
+    const failedParents: { id: string; status: string }[] = [];
     const done = new Set<string>();
     const applied: boolean[] = [];
     const values: unknown[] = [];
@@ -105,10 +125,12 @@ export async function jobFinishMany(ctx: DriverContext, items: JobFinishItem[]):
       else if (it.outcome === 'failed') values.push(it.jobId, 'failed', null, it.error, null);
       else values.push(it.jobId, 'pending', null, it.error, at + Math.max(0, Math.ceil(it.delayMs)));
       if (row.fanOutId !== null && it.outcome !== 'retry') addDelta(deltas, row.fanOutId, it.outcome);
+      if (it.outcome === 'failed' && row.hasChildren) failedParents.push({ id: it.jobId, status: 'failed' });
     }
     if (n === 0) return applied;
     values.push(at);
     await write(ex, finishSql(n), values);
+    await cancelSubtrees(ex, now, failedParents, deltas);
     await accountFanOuts(ex, now, deltas);
     return applied;
   });
@@ -144,7 +166,7 @@ export async function jobRelease(ctx: DriverContext, p: JobReleaseParams): Promi
   });
 }
 
-/** `Storage.jobReclaimExpired`. */
+/** `Storage.jobReclaimExpired`; a job failed with children has its unfinished descendants cancelled. */
 export async function jobReclaimExpired(ctx: DriverContext, p: { limit: number }): Promise<ReclaimedJob[]> {
   if (p.limit < 1) return [];
   return ctx.db.tx(async (ex) => {
@@ -154,6 +176,7 @@ export async function jobReclaimExpired(ctx: DriverContext, p: { limit: number }
     const at = num(rows[0]!['now_ms']);
     const out: ReclaimedJob[] = [];
     const deltas = new Map<string, FanOutDelta>();
+    const failedParents: { id: string; status: string }[] = [];
     for (const r of rows) {
       const attempt = num(r['attempt']);
       const maxRetries = num(r['max_retries']);
@@ -161,11 +184,14 @@ export async function jobReclaimExpired(ctx: DriverContext, p: { limit: number }
       out.push({ id: str(r['id']), type: str(r['type']), queue: str(r['queue']), status, attempt, maxRetries });
       const fanOutId = strOrNull(r['fan_out_id']);
       if (status === 'failed' && fanOutId !== null) addDelta(deltas, fanOutId, 'failed');
+      if (status === 'failed' && num(r['has_children']) !== 0) failedParents.push({ id: str(r['id']), status: 'failed' });
     }
     const toPending = out.filter((j) => j.status === 'pending').map((j) => j.id);
     const toFailed = out.filter((j) => j.status === 'failed').map((j) => j.id);
     if (toPending.length) await write(ex, RECLAIM_TO_PENDING, [toPending]);
     if (toFailed.length) await write(ex, RECLAIM_TO_FAILED, [LEASE_EXPIRED_ERROR, at, toFailed]);
+    // A job failed with children: its unfinished descendants are cancelled (job rows before fan-outs).
+    await cancelSubtrees(ex, now, failedParents, deltas);
     await accountFanOuts(ex, now, deltas);
     return out;
   });

@@ -18,7 +18,7 @@ import type {
 } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { cancelSubtrees } from './fan-out-accounting.js';
+import { type FanOutDelta, accountFanOuts, cancelSubtrees } from './fan-out-accounting.js';
 import { insertJobs } from './jobs-insert.js';
 import { num, str, strOrNull, toFanOutRow, toStepRow } from './rows.js';
 import {
@@ -141,9 +141,12 @@ export async function fanOutExpire(ctx: DriverContext, id: string): Promise<bool
     const at = num(r['now_ms']);
     if (f.status !== 'running' || f.deadlineAt === null || at < f.deadlineAt) return false;
     const children = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [id])).map((c) => ({ id: str(c['id']), status: str(c['status']) }));
-    await cancelSubtrees(ex, now, children);
+    const deltas = new Map<string, FanOutDelta>();
+    await cancelSubtrees(ex, now, children, deltas);
     await write(ex, FAN_OUT_UPDATE, [f.succeeded, f.failed, f.cancelled + children.length, 'failed', at, id]);
     await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
+    // The children's cancelled descendants, on the children's own fan-outs.
+    await accountFanOuts(ex, now, deltas);
     return true;
   });
 }

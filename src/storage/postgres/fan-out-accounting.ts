@@ -27,6 +27,11 @@ export interface CancelStart {
   roots?: string[];
   /** Fan-outs whose non-terminal children are cancelled with their subtrees. */
   fanOuts?: string[];
+  /**
+   * Jobs (already terminal, e.g. just failed) whose whole subtree below them is cancelled, as
+   * `jobCancel` would; the jobs themselves are left as they are.
+   */
+  under?: string[];
 }
 
 /** What a subtree cancel did. */
@@ -81,14 +86,22 @@ async function cancelPasses(
   start: CancelStart,
   fans: FanOutDbRow[],
 ): Promise<CancelResult & { now: number | null }> {
-  const first = await x.one<{ ids: string[] | null; found: string }>(JOB_CANCEL_START, [start.roots ?? [], start.fanOuts ?? []], c);
-  const found = toInt(first?.found ?? 0);
-  let from = first?.ids ?? [];
+  const roots = start.roots ?? [];
+  const fanOuts = start.fanOuts ?? [];
+  const under = start.under ?? [];
+  let found = 0;
+  let from: string[] = [];
+  if (roots.length > 0 || fanOuts.length > 0) {
+    const first = await x.one<{ ids: string[] | null; found: string }>(JOB_CANCEL_START, [roots, fanOuts], c);
+    found = toInt(first?.found ?? 0);
+    from = first?.ids ?? [];
+  }
   const ids: string[] = [];
   let t = now;
   let firstPass = true;
-  while (from.length > 0) {
-    const targets = firstPass ? [...from, ...(await descendants(x, c, from))] : await descendants(x, c, from);
+  while (from.length > 0 || (firstPass && under.length > 0)) {
+    // `descendants` excludes the ids it starts from: `under` itself is never a target.
+    const targets = firstPass ? [...from, ...(await descendants(x, c, [...from, ...under]))] : await descendants(x, c, from);
     firstPass = false;
     if (targets.length === 0) break;
     const r = await x.one<CancelDbRow>(JOB_CANCEL_MANY, [t, targets], c);

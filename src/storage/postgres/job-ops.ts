@@ -15,7 +15,7 @@ import type {
 } from '../storage.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { settleFanOuts } from './fan-out-accounting.js';
+import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
 import { CLOCK_NOW } from './queries/admin.js';
 import {
   FAN_OUT_LOCK_FOR_JOBS,
@@ -124,31 +124,41 @@ function finishArrays(items: JobFinishManyParams['items']): unknown[][] {
 
 /**
  * `Storage.jobFinishMany`: one autocommit statement applies everything that needs no fan-out
- * accounting; terminal outcomes of fan-out children then apply in one transaction that locks
- * their fan-outs first, counts and decides them.
+ * accounting and no subtree cancel; terminal outcomes of fan-out children, and failures of jobs
+ * that have children, then apply in one transaction that locks the fan-outs first (those of the
+ * finishing jobs and of the failing jobs' descendants), counts and decides them, and cancels the
+ * failing jobs' unfinished descendants.
  */
 export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<boolean[]> {
   const items = p.items;
   const applied: boolean[] = items.map(() => false);
   if (items.length === 0) return applied;
-  const rows = await x.rows<{ ord: string; deferred: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
+  const rows = await x.rows<{ ord: string; deferred: boolean; walk: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
   const deferred: number[] = [];
+  const walk = new Set<string>();
   for (const r of rows) {
     const i = toInt(r.ord) - 1;
     if (r.deferred) deferred.push(i);
     else applied[i] = true;
+    if (r.deferred && r.walk) walk.add(items[i]!.jobId);
   }
   if (deferred.length === 0) return applied;
   const children = deferred.map((i) => items[i]!);
   const done = await withTx(x.pool, async (c) => {
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [children.map((i) => i.jobId)], c);
+    // Lock order: every fan-out this may count on (the finishing jobs' and, for failures with
+    // children, their descendants'), in id order, before any job row.
+    const below = walk.size > 0 ? await descendants(x, c, [...walk]) : [];
+    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...children.map((i) => i.jobId), ...below]], c);
     const res = await x.one<{ applied: number[] | null; fans: FanOutDbRow[] | null; now: string }>(
       JOB_FINISH_CHILDREN,
       [x.now(), ...finishArrays(children)],
       c,
     );
     if (res === undefined) return [];
-    await settleFanOuts(x, c, toInt(res.now), res.fans);
+    const now = toInt(res.now);
+    await settleFanOuts(x, c, now, res.fans);
+    const failedParents = (res.applied ?? []).map((ord) => children[ord - 1]!).filter((i) => i.outcome === 'failed' && walk.has(i.jobId));
+    if (failedParents.length > 0) await cancelSubtrees(x, c, now, { under: failedParents.map((i) => i.jobId) });
     return res.applied ?? [];
   });
   for (const ord of done) applied[deferred[ord - 1]!] = true;
@@ -181,18 +191,24 @@ export async function jobRelease(x: PgExec, p: JobReleaseParams): Promise<string
 }
 
 interface ReclaimDbRow {
-  jobs: { id: string; type: string; queue: string; status: 'pending' | 'failed'; attempt: number; max_retries: number }[] | null;
+  jobs: { id: string; type: string; queue: string; status: 'pending' | 'failed'; attempt: number; max_retries: number; walk: boolean }[] | null;
   fans: FanOutDbRow[] | null;
   now: string;
 }
 
-/** `Storage.jobReclaimExpired`: one transaction (the failed fan-out children are accounted). */
+/**
+ * `Storage.jobReclaimExpired`: one transaction (the failed fan-out children are accounted, and
+ * the unfinished descendants of failed jobs that have children are cancelled).
+ */
 export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promise<ReclaimedJob[]> {
   if (p.limit < 1) return [];
   return withTx(x.pool, async (c) => {
     const res = await x.one<ReclaimDbRow>(JOB_RECLAIM_EXPIRED, [x.now(), Math.trunc(p.limit), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel], c);
     if (res?.jobs == null) return [];
-    await settleFanOuts(x, c, toInt(res.now), res.fans);
+    const now = toInt(res.now);
+    await settleFanOuts(x, c, now, res.fans);
+    const parents = res.jobs.filter((j) => j.walk).map((j) => j.id);
+    if (parents.length > 0) await cancelSubtrees(x, c, now, { under: parents });
     return res.jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, status: j.status, attempt: j.attempt, maxRetries: j.max_retries }));
   });
 }

@@ -12,12 +12,13 @@ import type {
   ReclaimedJob,
   Fence,
 } from '../storage.js';
-import { accountTerminal, type TerminalChild } from './fan-out-accounting.js';
+import { accountTerminal, cancelSubtrees, type TerminalChild } from './fan-out-accounting.js';
 import {
   JOB_CLAIM,
   JOB_FINISH_COMPLETED,
   JOB_FINISH_FAILED,
   JOB_FINISH_RETRY,
+  JOB_HAS_CHILDREN,
   JOB_HEARTBEAT,
   JOB_INSERT,
   JOB_RECLAIM_EXPIRED,
@@ -82,10 +83,14 @@ export function claimJobs(c: Statements, now: number, p: JobClaimParams): JobRow
   return out.sort(compareClaimOrder);
 }
 
-/** Applies fenced outcomes item by item, with fan-out accounting. Returns per-item applied flags. */
+/**
+ * Applies fenced outcomes item by item, with fan-out accounting; a job that failed with children
+ * has its subtree cancelled (see {@link cancelChildrenOfFailed}). Returns per-item applied flags.
+ */
 export function finishJobs(c: Statements, now: number, items: readonly JobFinishItem[]): boolean[] {
   const applied: boolean[] = [];
   const terminal: TerminalChild[] = [];
+  const failed: string[] = [];
   for (const it of items) {
     const fence = { id: it.jobId, workerId: it.workerId, runCount: it.runCount };
     switch (it.outcome) {
@@ -98,7 +103,10 @@ export function finishJobs(c: Statements, now: number, items: readonly JobFinish
       case 'failed': {
         const r = c.st(JOB_FINISH_FAILED).get({ ...fence, error: it.error, now }) as { fan_out_id: string | null } | undefined;
         applied.push(r !== undefined);
-        if (r !== undefined) terminal.push({ fanOutId: r.fan_out_id, outcome: 'failed' });
+        if (r !== undefined) {
+          terminal.push({ fanOutId: r.fan_out_id, outcome: 'failed' });
+          failed.push(it.jobId);
+        }
         break;
       }
       case 'retry': {
@@ -109,7 +117,21 @@ export function finishJobs(c: Statements, now: number, items: readonly JobFinish
     }
   }
   accountTerminal(c, now, terminal);
+  cancelChildrenOfFailed(c, now, failed);
   return applied;
+}
+
+/**
+ * Cancels the unfinished descendants of jobs that just failed, like `jobCancel` cancels a
+ * subtree (the cancelled fan-out children are counted on their fan-outs). Only jobs that have a
+ * child are walked (one indexed probe each), so a plain failure costs no subtree walk.
+ */
+function cancelChildrenOfFailed(c: Statements, now: number, failedIds: readonly string[]): void {
+  if (failedIds.length === 0) return;
+  const probe = c.st(JOB_HAS_CHILDREN);
+  const parents = failedIds.filter((id) => probe.get(id) !== undefined);
+  // The failed roots are terminal, so only their non-terminal descendants change.
+  cancelSubtrees(c, now, parents);
 }
 
 /** Extends the leases of the runs this worker still holds; returns their job ids. */
@@ -138,15 +160,20 @@ export const LEASE_EXPIRED_RETRY = 'lease expired: the worker stopped heartbeati
 /** Message stored on a job reclaimed with its attempts spent. */
 export const LEASE_EXPIRED_FAILED = 'lease expired: the worker stopped heartbeating and the job has no retries left';
 
-/** Takes back expired leases (oldest first), with fan-out accounting for jobs that failed. */
+/**
+ * Takes back expired leases (oldest first), with fan-out accounting for jobs that failed; a job
+ * failed with children has its subtree cancelled.
+ */
 export function reclaimExpired(c: Statements, now: number, limit: number): ReclaimedJob[] {
   if (limit < 1) return [];
   const rows = c.st(JOB_RECLAIM_EXPIRED).all({ now, limit, retryError: LEASE_EXPIRED_RETRY, failError: LEASE_EXPIRED_FAILED }) as ReclaimDbRow[];
+  const failed = rows.filter((r) => r.status === 'failed');
   accountTerminal(
     c,
     now,
-    rows.filter((r) => r.status === 'failed').map((r) => ({ fanOutId: r.fan_out_id, outcome: 'failed' as const })),
+    failed.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'failed' as const })),
   );
+  cancelChildrenOfFailed(c, now, failed.map((r) => r.id));
   return rows.map(toReclaimedJob).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

@@ -91,12 +91,12 @@ export const JOB_RETRY =
 
 /**
  * The whole subtree under the given jobs (children, grandchildren, ...), locked.
- * Params: rootIds[]. Result: `{ id, status }[]`.
+ * Params: rootIds[]. Result: `{ id, status, fan_out_id }[]`.
  */
 export const JOB_SUBTREE_LOCK =
   'WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE parent_id IN (?) ' +
   'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
-  'SELECT j.id, j.status FROM sdj_jobs j JOIN sub ON sub.id = j.id ORDER BY j.id FOR UPDATE';
+  'SELECT j.id, j.status, j.fan_out_id FROM sdj_jobs j JOIN sub ON sub.id = j.id ORDER BY j.id FOR UPDATE';
 
 /** The ids of the subtree under the given jobs (no locks). Params: rootIds[]. Result: `{ id }[]`. */
 export const JOB_SUBTREE_IDS =

@@ -40,6 +40,16 @@ export const CLAIM_UPDATE =
 export const FENCE_LOCK_MANY = `SELECT id, status, locked_by, run_count, fan_out_id, ${NOW} AS now_ms FROM sdj_jobs WHERE id IN (?) ORDER BY id FOR UPDATE`;
 
 /**
+ * {@link FENCE_LOCK_MANY} for a finish, plus `has_children` (a job failing with children has its
+ * subtree cancelled in the same transaction; the probe is a non-locking indexed read).
+ * Params: now, ids[]. Result: `{ id, status, locked_by, run_count, fan_out_id, has_children, now_ms }[]`.
+ */
+export const FINISH_LOCK_MANY =
+  'SELECT j.id, j.status, j.locked_by, j.run_count, j.fan_out_id, ' +
+  `EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id) AS has_children, ${NOW} AS now_ms ` +
+  'FROM sdj_jobs j WHERE j.id IN (?) ORDER BY j.id FOR UPDATE';
+
+/**
  * One row of the outcome table of {@link finishSql}: id, status, result, error, runAt. The id
  * gets an explicit collation so joining it to `sdj_jobs.id` never mixes collations.
  */
@@ -81,12 +91,16 @@ export const RELEASE_UPDATE =
   "WHERE id IN (?) AND status = 'running'";
 
 /**
- * Running jobs whose lease expired, locked (skipping rows others hold).
- * Params: now, now, limit. Result: `{ id, type, queue, attempt, max_retries, fan_out_id, now_ms }[]`.
+ * Running jobs whose lease expired, locked (skipping rows others hold); `has_children` tells,
+ * for a job about to fail (attempts spent), whether it has children (its subtree is then
+ * cancelled). Params: now, now, limit.
+ * Result: `{ id, type, queue, attempt, max_retries, fan_out_id, has_children, now_ms }[]`.
  */
 export const RECLAIM_SELECT =
-  `SELECT id, type, queue, attempt, max_retries, fan_out_id, ${NOW} AS now_ms FROM sdj_jobs ` +
-  `WHERE status = 'running' AND lease_expires_at <= ${NOW} ORDER BY lease_expires_at, id LIMIT ? FOR UPDATE SKIP LOCKED`;
+  'SELECT j.id, j.type, j.queue, j.attempt, j.max_retries, j.fan_out_id, ' +
+  'IF(j.attempt > j.max_retries, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id), 0) AS has_children, ' +
+  `${NOW} AS now_ms FROM sdj_jobs j ` +
+  `WHERE j.status = 'running' AND j.lease_expires_at <= ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ? FOR UPDATE SKIP LOCKED`;
 
 /** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: ids[]. */
 export const RECLAIM_TO_PENDING =

@@ -110,18 +110,22 @@ WHERE j.id = cand.id
 RETURNING j.*`;
 
 /**
- * The finish items, unnested in input order. Params $2..$8: job_id, worker_id, run_count,
- * outcome, result, error, delay_ms (one array each).
+ * The finish items, unnested in input order, with (per job, first item whose fence holds) the
+ * job's fan-out and `walk`: a failed outcome of a job that has children (its subtree is then
+ * cancelled; the probe runs for failed items only). Params $2..$8: job_id, worker_id,
+ * run_count, outcome, result, error, delay_ms (one array each).
  */
 const FINISH_ITEMS = `items AS (
   SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::bigint[])
     WITH ORDINALITY AS i(job_id, worker_id, run_count, outcome, result, error, delay_ms, ord)
 ),
 m AS MATERIALIZED (
-  SELECT DISTINCT ON (i.job_id) i.*, j.fan_out_id
+  SELECT DISTINCT ON (i.job_id) i.*, j.fan_out_id, j.walk
   FROM items i
   CROSS JOIN LATERAL (
-    SELECT jj.fan_out_id FROM {s}.sdj_jobs jj
+    SELECT jj.fan_out_id,
+      CASE WHEN i.outcome = 'failed' THEN EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = jj.id) ELSE false END AS walk
+    FROM {s}.sdj_jobs jj
     WHERE jj.id = i.job_id AND jj.locked_by = i.worker_id AND jj.run_count = i.run_count AND jj.status = 'running'
     OFFSET 0
   ) j
@@ -145,12 +149,13 @@ const FINISH_SET = `
 const FINISH_FENCE = "j.id = ANY($2::text[]) AND j.locked_by = m.worker_id AND j.run_count = m.run_count AND j.status = 'running'";
 
 /**
- * Applies run outcomes that need no fan-out accounting (jobs outside fan-outs, and retries),
- * in one autocommit statement. Per job only the first item (input order) whose fence holds
- * applies. Fenced terminal outcomes of fan-out children are returned as deferred: the caller
- * applies them in a transaction with the accounting.
- * Params: $1 now, $2..$8 item arrays, $9 channel. Result: { ord, deferred } per item applied
- * or deferred (ord is 1-based).
+ * Applies run outcomes that need no fan-out accounting and no subtree cancel (jobs outside
+ * fan-outs, and retries), in one autocommit statement. Per job only the first item (input order)
+ * whose fence holds applies. Fenced terminal outcomes of fan-out children, and failures of jobs
+ * that have children, are returned as deferred: the caller applies them in a transaction with
+ * the accounting and the cancel.
+ * Params: $1 now, $2..$8 item arrays, $9 channel. Result: { ord, deferred, walk } per item
+ * applied or deferred (ord is 1-based; walk: a deferred failure whose subtree is cancelled).
  */
 export const JOB_FINISH_PLAIN = `
 WITH ${NOW_CTE},
@@ -158,13 +163,13 @@ ${FINISH_ITEMS},
 upd AS (
   UPDATE {s}.sdj_jobs j SET ${FINISH_SET}
   FROM m, now n
-  WHERE j.id = m.job_id AND (m.fan_out_id IS NULL OR m.outcome = 'retry') AND ${FINISH_FENCE}
+  WHERE j.id = m.job_id AND ((m.fan_out_id IS NULL AND NOT m.walk) OR m.outcome = 'retry') AND ${FINISH_FENCE}
   RETURNING m.ord, j.queue, j.status
 ),
 ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
-SELECT ord, false AS deferred, (SELECT count(*) FROM ntf) AS notified FROM upd
+SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified FROM upd
 UNION ALL
-SELECT ord, true, 0 FROM m WHERE m.fan_out_id IS NOT NULL AND m.outcome <> 'retry'`;
+SELECT ord, true, walk, 0 FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND m.outcome <> 'retry'`;
 
 /**
  * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for
@@ -177,8 +182,9 @@ ORDER BY f.id
 FOR UPDATE`;
 
 /**
- * Applies terminal outcomes of fan-out children (fenced, first valid item per job) and counts
- * them on their fan-outs; run after {@link FAN_OUT_LOCK_FOR_JOBS} in the same transaction.
+ * Applies terminal outcomes of fan-out children and failures of jobs with children (fenced,
+ * first valid item per job) and counts fan-out children on their fan-outs; run after
+ * {@link FAN_OUT_LOCK_FOR_JOBS} in the same transaction.
  * Params: $1 now, $2..$8 item arrays. Result: one row { applied: ord[] | null, fans: fan-out
  * rows (JSON) | null, now }.
  */
@@ -234,18 +240,25 @@ SELECT id, (SELECT count(*) FROM ntf) AS notified FROM upd`;
  * Takes back running jobs whose lease expired (lease_expires_at < now), oldest lease first,
  * skipping rows locked elsewhere: pending while attempt <= max_retries, else failed (the
  * attempt stays consumed). Failed fan-out children are counted on their fan-outs, which are
- * locked before the jobs (the lock order of every accounting transaction).
+ * locked before the jobs (the lock order of every accounting transaction), together with the
+ * fan-outs of the jobs about to fail (whose children the caller then cancels).
  * Params: $1 now, $2 limit, $3 error when retried, $4 error when failed, $5 channel.
- * Result: one row { jobs: [{id,type,queue,status,attempt,max_retries}] | null, fans | null, now }.
+ * Result: one row { jobs: [{id,type,queue,status,attempt,max_retries,walk}] | null, fans | null,
+ * now }; walk: a failed job that has children (its subtree is to be cancelled).
  */
 export const JOB_RECLAIM_EXPIRED = `
 WITH ${NOW_CTE},
+dying AS MATERIALIZED (
+  SELECT id, fan_out_id FROM {s}.sdj_jobs
+  WHERE status = 'running' AND lease_expires_at < ${NOW} AND attempt > max_retries
+  ORDER BY lease_expires_at LIMIT $2
+),
 fl AS MATERIALIZED (
   SELECT f.id FROM {s}.sdj_fan_outs f
-  WHERE f.id IN (
-    SELECT fan_out_id FROM {s}.sdj_jobs
-    WHERE status = 'running' AND lease_expires_at < ${NOW} AND attempt > max_retries AND fan_out_id IS NOT NULL
-    ORDER BY lease_expires_at LIMIT $2)
+  WHERE f.id = ANY (ARRAY(
+    SELECT fan_out_id FROM dying WHERE fan_out_id IS NOT NULL
+    UNION ALL
+    SELECT own.id FROM {s}.sdj_fan_outs own WHERE own.parent_id = ANY (ARRAY(SELECT id FROM dying))))
   ORDER BY f.id
   FOR UPDATE
 ),
@@ -264,7 +277,8 @@ upd AS (
       ${CLEAR_LEASE}
   FROM exp, now n
   WHERE j.id = exp.id
-  RETURNING j.id, j.type, j.queue, j.status, j.attempt, j.max_retries, j.fan_out_id, j.lease_expires_at
+  RETURNING j.id, j.type, j.queue, j.status, j.attempt, j.max_retries, j.fan_out_id, j.lease_expires_at,
+    CASE WHEN j.status = 'failed' THEN EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = j.id) ELSE false END AS walk
 ),
 cnt AS (
   UPDATE {s}.sdj_fan_outs f SET failed = f.failed + x.f
@@ -275,7 +289,7 @@ cnt AS (
 ntf AS (SELECT pg_notify($5, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
 SELECT
   (SELECT json_agg(json_build_object('id', id, 'type', type, 'queue', queue, 'status', status,
-     'attempt', attempt, 'max_retries', max_retries)) FROM upd) AS jobs,
+     'attempt', attempt, 'max_retries', max_retries, 'walk', walk)) FROM upd) AS jobs,
   (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans,
   (SELECT count(*) FROM ntf) AS notified,
   ${NOW} AS now`;

@@ -132,6 +132,12 @@ WHERE id IN (
 RETURNING id`;
 
 /**
+ * Whether a job has any child (over parent_id, partial index `sdj_jobs_parent`): a job failing
+ * with children cancels its subtree. Params: id. Result: { one } or none.
+ */
+export const JOB_HAS_CHILDREN = 'SELECT 1 AS one FROM sdj_jobs WHERE parent_id = ? LIMIT 1';
+
+/**
  * Cancels every non-terminal job in the subtrees (over parent_id) rooted at the given ids.
  * Params: @roots (JSON array of ids), @now. Result: { id, fan_out_id } of each job cancelled.
  */
