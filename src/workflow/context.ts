@@ -120,7 +120,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       } else {
         // Woken before the decision (e.g. a stale wake-up): wait again.
         replay.assertOpen();
-        const ok = await core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null });
+        const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
         return this.#suspendOrLost(ok, 'fan-out');
       }
     }
@@ -128,7 +128,10 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const results = collectResults<T>(fo.total, children);
     if (fo.status === 'failed') {
       const failed = results.filter((r) => r.error).length;
-      const why = fo.deadlineAt !== null && fo.succeeded + fo.failed + fo.cancelled < fo.total && fo.failed + fo.cancelled === 0 ? 'timed out' : `${failed} of ${fo.total} sub-jobs did not succeed`;
+      // Expiry cancels the unfinished children, so the counters alone cannot tell a timeout.
+      const counts = `${failed} of ${fo.total} sub-jobs did not succeed`;
+      const timedOut = fo.deadlineAt !== null && fo.decidedAt !== null && fo.decidedAt >= fo.deadlineAt;
+      const why = timedOut ? `timed out after ${(fo.deadlineAt ?? 0) - fo.createdAt} ms (${counts})` : counts;
       throw new FanOutFailedError(
         `fan-out (${fo.strategy}) failed: ${why}`,
         results.map((r) => ({ index: r.index, ...(r.error ? { error: r.error.message } : { value: r.value }) })),
