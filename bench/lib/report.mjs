@@ -10,6 +10,9 @@ export const ROWS = [
   { shape: 'latency', key: 'p50', metric: 'p50 ms', better: 'lower' },
   { shape: 'latency', key: 'p95', metric: 'p95 ms', better: 'lower' },
   { shape: 'latency', key: 'p99', metric: 'p99 ms', better: 'lower' },
+  { shape: 'latency', key: 'xp50', metric: 'p50 ms, producer in another process (SQLite)', better: 'lower', optional: true },
+  { shape: 'latency', key: 'xp95', metric: 'p95 ms, producer in another process (SQLite)', better: 'lower', optional: true },
+  { shape: 'latency', key: 'xp99', metric: 'p99 ms, producer in another process (SQLite)', better: 'lower', optional: true },
   { shape: 'workflow', key: 'stepsPerSec', metric: 'steps/s', better: 'higher' },
   { shape: 'workflow', key: 'rtPerStep', metric: 'round trips/step (client-counted)', better: 'lower' },
   { shape: 'fan-out', key: 'seconds', metric: 's to fan-in', better: 'lower' },
@@ -89,6 +92,10 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   benchmark's own polling.
 - latency: an idle, running worker process; one job enqueued at a time, each after the previous one
   started; enqueue call to handler start, measured on the machine's monotonic clock.
+  sdj-sqlite: SQLite has no cross-process notification, so its p50/p95/p99 are measured in one
+  process (producer and worker on one \`Queue\`: the enqueue wakes the worker directly); the
+  "producer in another process" rows are the cross-process figures (the worker notices other
+  processes' commits by reading \`PRAGMA data_version\` every 5 ms).
 - workflow: ${params.workflow} workflows of ${params.steps} checkpointed steps, ${params.concurrency} in flight; timed from the first enqueue/start to the last workflow finished.
 - fan-out: one parent job fanning out to N children, timed from the parent's enqueue to its completion.
 - memory: peak RSS (VmHWM) of the worker process while draining the jobs.

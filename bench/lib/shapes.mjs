@@ -42,6 +42,30 @@ async function startWorker(ctx, cfg, { concurrency } = {}) {
   return child;
 }
 
+/** Enqueue in this process, handler in a worker process: enqueue call to handler start. */
+function crossProcessLatency(target, cfg, p, ctx) {
+  return withProducer(target, cfg, async (producer) => {
+    const child = await startWorker(ctx, cfg);
+    try {
+      await child.go(p.count + 1, p.timeoutMs);
+      // One warm-up job, then let the worker settle into its idle state.
+      await producer.enqueue({ t0: String(nowMs()) });
+      await child.next('latency', p.timeoutMs);
+      await sleep(p.idleMs);
+      const samples = [];
+      for (let i = 0; i < p.count; i++) {
+        await producer.enqueue({ t0: String(nowMs()) });
+        samples.push((await child.next('latency', p.timeoutMs)).ms);
+        await sleep(p.gapMs);
+      }
+      await child.stop();
+      return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99) };
+    } finally {
+      await child.kill();
+    }
+  });
+}
+
 export const SHAPES = {
   async 'enqueue-single'(target, cfg, p) {
     return withProducer(target, cfg, async (producer) => {
@@ -121,26 +145,32 @@ export const SHAPES = {
   },
 
   async latency(target, cfg, p, ctx) {
-    return withProducer(target, cfg, async (producer) => {
-      const child = await startWorker(ctx, cfg);
-      try {
-        await child.go(p.count + 1, p.timeoutMs);
-        // One warm-up job, then let the worker settle into its idle state.
-        await producer.enqueue({ t0: String(nowMs()) });
-        await child.next('latency', p.timeoutMs);
-        await sleep(p.idleMs);
-        const samples = [];
-        for (let i = 0; i < p.count; i++) {
-          await producer.enqueue({ t0: String(nowMs()) });
-          samples.push((await child.next('latency', p.timeoutMs)).ms);
-          await sleep(p.gapMs);
-        }
-        await child.stop();
-        return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99) };
-      } finally {
-        await child.kill();
-      }
+    const cross = await crossProcessLatency(target, cfg, p, ctx);
+    if (!target.latencyInProcess) return cross;
+    // Producer and worker in this process, on one Queue (the target's own latency figure).
+    const samples = [];
+    let started;
+    const local = await target.local(cfg, {
+      onJob(args) {
+        if (args?.t0 !== undefined) started?.(nowMs() - Number(args.t0));
+      },
     });
+    try {
+      const one = async () => {
+        const seen = new Promise((resolve) => (started = resolve));
+        await local.enqueue({ t0: String(nowMs()) });
+        return seen;
+      };
+      await one();
+      await sleep(p.idleMs);
+      for (let i = 0; i < p.count; i++) {
+        samples.push(await one());
+        await sleep(p.gapMs);
+      }
+    } finally {
+      await local.stop();
+    }
+    return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99), xp50: cross.p50, xp95: cross.p95, xp99: cross.p99 };
   },
 
   async workflow(target, cfg, p, ctx) {

@@ -113,6 +113,29 @@ export function makeSdjTarget(kind) {
       };
     },
 
+    // SQLite has no cross-process notification: its latency target is in-process (the producer's
+    // enqueue wakes the worker of the same Queue directly). The latency shape measures that for
+    // this target, and the cross-process figure (PRAGMA data_version polling) as extra rows.
+    latencyInProcess: kind === 'sqlite',
+
+    /** One process, one Queue: enqueue() and a running worker (in-process latency). */
+    async local(cfg, hooks) {
+      const lib = await loadLibrary();
+      const storage = openStorage(lib, cfg);
+      const queue = new lib.Queue(storage);
+      registerHandlers(lib, queue, hooks);
+      const worker = queue.newWorker({ queues: { default: { concurrency: hooks.concurrency ?? CONCURRENCY } }, handleSignals: false });
+      const running = worker.start();
+      return {
+        enqueue: (args) => queue.enqueue('noop', args),
+        async stop() {
+          await worker.stop();
+          await running;
+          await storage.close();
+        },
+      };
+    },
+
     async worker(cfg, hooks) {
       const lib = await loadLibrary();
       const storage = openStorage(lib, cfg);

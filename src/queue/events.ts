@@ -56,6 +56,21 @@ export class EventHub {
     return this.#subs.size > 0;
   }
 
+  /** True when an event of this type would reach a subscriber or a hook (else skip building it). */
+  wants(type: 'job.started' | 'job.completed' | 'job.failed' | 'job.retrying'): boolean {
+    if (this.#subs.size > 0) return true;
+    switch (type) {
+      case 'job.started':
+        return this.#start.size > 0;
+      case 'job.completed':
+        return this.#complete.size > 0;
+      case 'job.failed':
+        return this.#fail.size > 0;
+      case 'job.retrying':
+        return this.#retry.size > 0;
+    }
+  }
+
   /** Publishes an event and runs the matching hooks. */
   emit(event: JobEvent, err?: Error): void {
     for (const s of this.#subs) s.push(event);

@@ -12,6 +12,12 @@ const MAX_INT32 = 2_147_483_647;
 /** Upper bound for delays and durations: 100 years. */
 const MAX_DURATION = 100 * 365 * 24 * 3600 * 1000;
 
+/**
+ * An unpaired UTF-16 surrogate. Such text has no UTF-8 form: every driver would store it as
+ * U+FFFD, so a name or tag holding one would not come back as given.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Job types and step names: non-empty strings of at most 255 characters without control characters. */
 export function checkName(value: unknown, field: string): string {
   if (typeof value !== 'string') throw new InvalidArgumentError(`${field} must be a string, got ${describe(value)}`);
@@ -19,6 +25,7 @@ export function checkName(value: unknown, field: string): string {
   if (value.length > MAX_NAME) throw new InvalidArgumentError(`${field} is longer than ${MAX_NAME} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(`${field} must not contain control characters`);
+  if (LONE_SURROGATE.test(value)) throw new InvalidArgumentError(`${field} must be well-formed Unicode (it holds an unpaired surrogate)`);
   return value;
 }
 
@@ -54,10 +61,15 @@ export function checkDate(value: unknown, field: string): Date {
   return value;
 }
 
-/** A short free-form tag (unique key, tenant): non-empty string of at most 255 characters. */
+/**
+ * A short free-form tag (unique key, tenant): non-empty string of at most 255 characters,
+ * well-formed Unicode without NUL (which PostgreSQL text cannot hold).
+ */
 export function checkTag(value: unknown, field: string): string {
   if (typeof value !== 'string') throw new InvalidArgumentError(`${field} must be a string, got ${describe(value)}`);
   if (value.length === 0 || value.length > MAX_NAME) throw new InvalidArgumentError(`${field} must be 1 to ${MAX_NAME} characters`);
+  if (value.includes('\u0000')) throw new InvalidArgumentError(`${field} must not contain NUL characters`);
+  if (LONE_SURROGATE.test(value)) throw new InvalidArgumentError(`${field} must be well-formed Unicode (it holds an unpaired surrogate)`);
   return value;
 }
 

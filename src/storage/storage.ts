@@ -376,6 +376,8 @@ export interface Storage {
    * any other existing row is kept. Returns false when the fence failed or a finished row exists.
    */
   stepRecord(p: StepRecordParams): Promise<boolean>;
+  /** Optional: many fenced {@link stepRecord}s in one call (workers coalesce concurrent checkpoints); per item, applied. */
+  stepRecordMany?(p: { items: StepRecordParams[] }): Promise<boolean[]>;
   /**
    * Fenced, one transaction: records the fan-out step, inserts the fan-out and all children
    * (batched), turns the parent `waiting` (attempt − 1, lease cleared, wake_at = deadline).
@@ -425,4 +427,10 @@ export interface Storage {
    * Only when `capabilities.listenNotify`; the driver reconnects by itself after errors.
    */
   listen?(onWake: (queue: string) => void): Promise<Unlisten>;
+
+  /**
+   * Optional, for drivers without `listen()`: a cheap counter that moves when another connection
+   * committed (SQLite `PRAGMA data_version`); workers poll it every few ms and claim when it moved.
+   */
+  dataVersion?(): Promise<number>;
 }

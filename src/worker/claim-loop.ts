@@ -2,6 +2,13 @@
  * The claim loop: one round trip claims for every queue with free slots. It runs when woken
  * (LISTEN/NOTIFY, a local enqueue, freed slots while more work is known to be waiting) and
  * otherwise polls. After database errors it backs off exponentially up to 10 s.
+ *
+ * Slots: a queue with concurrency N runs at most N handlers at once. A job's slot is freed as
+ * soon as its handler is done, while its outcome is still being written (fenced, coalesced by
+ * the completer), so the next claim overlaps the previous batch's completion write. Jobs whose
+ * outcome is not written yet still count against a second bound of N, so a slow database
+ * throttles claiming instead of letting unwritten outcomes pile up: a worker holds at most 2N
+ * leases per queue, and never claims more jobs than it has free handler slots.
  * @internal
  */
 import type { JobRow, Storage } from '../storage/storage.js';
@@ -20,22 +27,35 @@ export interface ClaimLoopDeps {
   onError(err: unknown): void;
 }
 
+/** Per-queue slot accounting. */
+interface Slots {
+  /** Concurrency (handlers at once). */
+  readonly limit: number;
+  /** Refill once this many slots are free while more work is known to be waiting. */
+  readonly refill: number;
+  /** Handlers running. */
+  running: number;
+  /** Claimed and not yet finished (running, or outcome being written). */
+  held: number;
+}
+
 /** Claims jobs in batches for a worker. @internal */
 export class ClaimLoop {
   readonly #d: ClaimLoopDeps;
-  readonly #active = new Map<string, number>();
+  readonly #slots = new Map<string, Slots>();
   /** Queues whose last claim came back full: more work is probably waiting. */
   readonly #more = new Set<string>();
-  #running = false;
+  #started = false;
   #paused = false;
   #inFlight: Promise<void> | undefined;
   #again = false;
   #timer: NodeJS.Timeout | undefined;
   #errors = 0;
+  #refillSoon = false;
 
   constructor(deps: ClaimLoopDeps) {
     this.#d = deps;
-    for (const q of deps.queues.keys()) this.#active.set(q, 0);
+    for (const [q, limit] of deps.queues) this.#slots.set(q, { limit, refill: Math.max(1, Math.ceil(limit / 3)), running: 0, held: 0 });
   }
 
   /** Whether claiming is paused. */
@@ -45,13 +65,13 @@ export class ClaimLoop {
 
   /** Starts claiming. */
   start(): void {
-    this.#running = true;
+    this.#started = true;
     this.#kick();
   }
 
   /** Stops claiming; waits for a claim in flight (its jobs still run). */
   async stop(): Promise<void> {
-    this.#running = false;
+    this.#started = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#inFlight;
@@ -70,23 +90,43 @@ export class ClaimLoop {
 
   /** Jobs may be ready in `queue`. */
   wake(queue: string): void {
-    if (!this.#d.queues.has(queue)) return;
+    if (!this.#slots.has(queue)) return;
     this.#more.add(queue);
     this.#kick();
   }
 
-  /** A job of `queue` finished on this worker. */
+  /** A handler of `queue` is done on this worker (its outcome may still be being written). */
   slotFreed(queue: string): void {
-    const n = (this.#active.get(queue) ?? 1) - 1;
-    this.#active.set(queue, n);
-    if (!this.#more.has(queue)) return;
-    // Refill in batches: wait until half the slots are free (or the queue is idle).
-    const limit = this.#d.queues.get(queue) ?? 1;
-    if (n === 0 || limit - n >= Math.ceil(limit / 2)) this.#kick();
+    const s = this.#slots.get(queue);
+    if (s === undefined) return;
+    s.running = Math.max(0, s.running - 1);
+    this.#maybeRefill(queue, s);
+  }
+
+  /** A job of `queue` is finished on this worker (outcome written, or given up). */
+  released(queue: string): void {
+    const s = this.#slots.get(queue);
+    if (s === undefined) return;
+    s.held = Math.max(0, s.held - 1);
+    this.#maybeRefill(queue, s);
+  }
+
+  #maybeRefill(queue: string, s: Slots): void {
+    if (!this.#more.has(queue) || this.#refillSoon) return;
+    const free = freeSlots(s);
+    // Refill in batches: wait until a third of the slots are free (or the queue is idle), and
+    // let every handler that settles in this turn of the event loop free its slot first.
+    if (free > 0 && (free >= s.refill || s.running === 0)) {
+      this.#refillSoon = true;
+      setImmediate(() => {
+        this.#refillSoon = false;
+        this.#kick();
+      });
+    }
   }
 
   #kick(): void {
-    if (!this.#running || this.#paused) return;
+    if (!this.#started || this.#paused) return;
     if (this.#inFlight) {
       this.#again = true;
       return;
@@ -107,10 +147,10 @@ export class ClaimLoop {
     try {
       do {
         this.#again = false;
-        if (!this.#running || this.#paused) return;
+        if (!this.#started || this.#paused) return;
         const want: { name: string; limit: number }[] = [];
-        for (const [name, concurrency] of this.#d.queues) {
-          const free = concurrency - (this.#active.get(name) ?? 0);
+        for (const [name, s] of this.#slots) {
+          const free = freeSlots(s);
           if (free > 0) want.push({ name, limit: free });
         }
         if (want.length === 0) return;
@@ -119,14 +159,18 @@ export class ClaimLoop {
         const got = new Map<string, number>();
         for (const row of rows) {
           got.set(row.queue, (got.get(row.queue) ?? 0) + 1);
-          this.#active.set(row.queue, (this.#active.get(row.queue) ?? 0) + 1);
+          const s = this.#slots.get(row.queue);
+          if (s) {
+            s.running++;
+            s.held++;
+          }
         }
         for (const w of want) {
           if ((got.get(w.name) ?? 0) >= w.limit) this.#more.add(w.name);
           else this.#more.delete(w.name);
         }
         for (const row of rows) this.#d.onClaimed(row);
-        if (!this.#running) return;
+        if (!this.#started) return;
       } while (this.#again);
     } catch (err) {
       this.#errors++;
@@ -138,12 +182,17 @@ export class ClaimLoop {
   }
 
   #arm(delay: number): void {
-    if (!this.#running) return;
+    if (!this.#started) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      for (const q of this.#d.queues.keys()) this.#more.add(q);
+      for (const q of this.#slots.keys()) this.#more.add(q);
       this.#kick();
     }, delay);
   }
+}
+
+/** Slots a claim may fill now: free handler slots, bounded by unwritten outcomes. */
+function freeSlots(s: Slots): number {
+  return Math.min(s.limit - s.running, 2 * s.limit - s.held);
 }

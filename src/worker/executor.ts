@@ -5,13 +5,12 @@
  * @internal
  */
 import { JobTimeoutError, NoRetryError, SerializationError, UnknownJobTypeError } from '../errors.js';
-import { deferred } from '../internal/deferred.js';
 import type { QueueCore } from '../queue/core.js';
 import { toJob } from '../queue/job-mapper.js';
 import { encodeJson } from '../storage/codec.js';
-import type { Fence, JobFinishItem, JobRow } from '../storage/storage.js';
-import type { Job, JobStatus } from '../types.js';
-import { WorkflowContext, type SuspendReason } from '../workflow/context.js';
+import type { Fence, JobRow, StepRecordParams } from '../storage/storage.js';
+import type { Job, JobStatus, Logger } from '../types.js';
+import { WorkflowContext, type ContextHost, type SuspendReason } from '../workflow/context.js';
 import type { JobContext } from '../workflow/job-context.js';
 import { Replay } from '../workflow/replay.js';
 import type { Completer } from './completer.js';
@@ -23,52 +22,124 @@ type Outcome =
   | { kind: 'suspended'; reason: SuspendReason }
   | { kind: 'abandoned' };
 
-/** One job in flight on this worker. @internal */
-export class JobRun {
+/**
+ * One job in flight on this worker. It is also the workflow context's host: its replay cursor
+ * and abort controller are created on first use, so a plain job allocates neither.
+ * @internal
+ */
+export class JobRun implements ContextHost {
   readonly fence: Fence;
-  readonly #abort = new AbortController();
-  readonly #outcome = deferred<Outcome>();
+  /** Set by the worker once this run's slot was given back (see `ExecutorDeps.onSettled`). */
+  slotFreed = false;
+  /** Resolves with the run's outcome (the handler's, a suspension, a timeout, or abandonment). */
+  readonly outcome: Promise<Outcome>;
+  #resolve!: (o: Outcome) => void;
+  #abort: AbortController | undefined;
+  #replay: Replay | undefined;
+  #settled = false;
+  #over = false;
 
-  constructor(readonly row: JobRow, workerId: string) {
+  constructor(
+    readonly row: JobRow,
+    workerId: string,
+    readonly core: QueueCore,
+    private readonly writeStep?: (p: StepRecordParams) => Promise<boolean>,
+  ) {
     this.fence = { jobId: row.id, workerId, runCount: row.runCount };
+    this.outcome = new Promise<Outcome>((resolve) => (this.#resolve = resolve));
   }
 
   /** The handler's abort signal. */
   get signal(): AbortSignal {
-    return this.#abort.signal;
+    return (this.#abort ??= new AbortController()).signal;
   }
 
-  /** Stops waiting for the handler: fires its abort signal and frees the slot without a write. */
+  /** @internal ContextHost */
+  get abortSignal(): AbortSignal {
+    return this.signal;
+  }
+
+  /** @internal ContextHost */
+  get logger(): Logger {
+    return this.core.logger;
+  }
+
+  /** @internal ContextHost: the step cursor, created on the first durable operation. */
+  get replay(): Replay {
+    if (this.#replay === undefined) {
+      this.#replay = new Replay(this.core.storage, this.fence, this.writeStep);
+      if (this.#over) this.#replay.close();
+    }
+    return this.#replay;
+  }
+
+  /** True while a fenced checkpoint or suspension write of this run is in flight. */
+  get writing(): boolean {
+    return this.#replay?.busy ?? false;
+  }
+
+  /** @internal ContextHost: the suspension is durably written. */
+  suspended(reason: SuspendReason): void {
+    this.settle({ kind: 'suspended', reason });
+  }
+
+  /**
+   * Stops waiting for the handler: fires its abort signal and frees the slot without a write.
+   * A no-op once the run has an outcome (a run that already suspended or returned is not aborted).
+   */
   abandon(reason: Error): void {
-    this.#abort.abort(reason);
-    this.#outcome.resolve({ kind: 'abandoned' });
+    if (this.#settled) return;
+    this.#fire(reason);
+    this.settle({ kind: 'abandoned' });
   }
 
-  /** Fires the abort signal and ends the run with this error as its outcome. */
+  /** Fires the abort signal and ends the run with this error as its outcome (unless it has one). */
   fail(reason: Error): void {
-    this.#abort.abort(reason);
-    this.#outcome.resolve({ kind: 'error', error: reason });
+    if (this.#settled) return;
+    this.#fire(reason);
+    this.settle({ kind: 'error', error: reason });
   }
 
   /** @internal */
   settle(o: Outcome): void {
-    this.#outcome.resolve(o);
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(o);
   }
 
-  /** @internal */
-  get outcome(): Promise<Outcome> {
-    return this.#outcome.promise;
+  /**
+   * Ends durable work for this run: lets in-flight checkpoints commit, then refuses further
+   * ones (a zombie handler still going). Returns the replay divergence the run hit, if any.
+   */
+  async close(): Promise<Error | undefined> {
+    this.#over = true;
+    const replay = this.#replay;
+    if (replay === undefined) return undefined;
+    if (replay.busy) await replay.settle();
+    replay.close();
+    return replay.diverged;
+  }
+
+  #fire(reason: Error): void {
+    (this.#abort ??= new AbortController()).abort(reason);
   }
 }
 
-/** Dependencies of the executor. @internal */
+/** Dependencies of the executor (one object per worker). @internal */
 export interface ExecutorDeps {
   core: QueueCore;
   completer: Completer;
   backoff: BackoffFn;
+  /**
+   * The handler is done (its checkpoints committed): the slot may run another job while the
+   * outcome is being written. Called once per run, before `executeJob` resolves.
+   */
+  onSettled?: (run: JobRun) => void;
 }
 
-/** Runs a claimed job to an outcome and records it. @internal */
+type AnyHandler = (args: unknown, ctx: JobContext<unknown>) => unknown;
+
+/** Runs a claimed job to an outcome and records it. Resolves once the outcome is written. @internal */
 export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void> {
   const { core } = deps;
   const row = run.row;
@@ -76,38 +147,28 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
   try {
     job = toJob(row);
   } catch (err) {
+    deps.onSettled?.(run);
     await record(deps, run, snapshotOf(row), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, new SerializationError(String(err)));
     return;
   }
-  const at = new Date();
-  core.hub.emit({ type: 'job.started', job, at });
-  const handler = core.handlers.get(row.type) as ((args: unknown, ctx: JobContext<unknown>) => unknown) | undefined;
+  if (core.hub.wants('job.started')) core.hub.emit({ type: 'job.started', job, at: new Date() });
+  const handler = core.handlers.get(row.type) as AnyHandler | undefined;
   if (!handler) {
     const err = new UnknownJobTypeError(row.type);
+    deps.onSettled?.(run);
     await record(deps, run, job, { outcome: 'failed', error: err.message }, err);
     return;
   }
-  const replay = new Replay(core.storage, run.fence);
-  const ctx = new WorkflowContext(job, {
-    core,
-    replay,
-    abortSignal: run.signal,
-    logger: core.logger,
-    suspended: (reason) => run.settle({ kind: 'suspended', reason }),
-  });
   let timer: NodeJS.Timeout | undefined;
   if (row.timeoutMs !== null) timer = setTimeout(() => run.fail(new JobTimeoutError(row.timeoutMs ?? 0)), row.timeoutMs);
-  Promise.resolve()
-    .then(() => handler(job.args, ctx))
-    .then(
-      (value) => run.settle({ kind: 'ok', value }),
-      (error: unknown) => run.settle({ kind: 'error', error }),
-    );
-  const outcome = await run.outcome;
+  invoke(handler, job, run);
+  const settled = await run.outcome;
   if (timer) clearTimeout(timer);
   // A checkpoint racing the end of the run still commits before the outcome is written.
-  await replay.settle();
-  replay.close();
+  const diverged = await run.close();
+  deps.onSettled?.(run);
+  // A replay divergence fails the run even when the handler caught the DeterminismError.
+  const outcome: Outcome = diverged && (settled.kind === 'ok' || settled.kind === 'error') ? { kind: 'error', error: diverged } : settled;
   switch (outcome.kind) {
     case 'abandoned':
       return;
@@ -133,13 +194,33 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
   }
 }
 
+/** Starts the handler; its result or error (sync or async) becomes the run's outcome. */
+function invoke(handler: AnyHandler, job: Job, run: JobRun): void {
+  let result: unknown;
+  try {
+    result = handler(job.args, new WorkflowContext(job, run));
+  } catch (error) {
+    run.settle({ kind: 'error', error });
+    return;
+  }
+  if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof (result as PromiseLike<unknown>).then === 'function') {
+    Promise.resolve(result).then(
+      (value) => run.settle({ kind: 'ok', value }),
+      (error: unknown) => run.settle({ kind: 'error', error }),
+    );
+  } else {
+    run.settle({ kind: 'ok', value: result });
+  }
+}
+
 type Verdict = { outcome: 'completed'; resultJson: string | null } | { outcome: 'failed'; error: string } | { outcome: 'retry'; error: string; delayMs: number };
 
 async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err?: Error, value?: unknown): Promise<void> {
   const { core } = deps;
+  const f = run.fence;
   let applied: boolean;
   try {
-    applied = await deps.completer.finish({ ...run.fence, ...v } as JobFinishItem);
+    applied = await deps.completer.finish({ jobId: f.jobId, workerId: f.workerId, runCount: f.runCount, ...v });
   } catch {
     // The database failed: the lease will expire and the job will be reclaimed.
     return;
@@ -148,19 +229,28 @@ async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err
     core.logger.debug('outcome not recorded: the run no longer owns the job', { jobId: job.id });
     return;
   }
-  const now = new Date();
+  const hub = core.hub;
   switch (v.outcome) {
     case 'completed':
-      core.hub.emit({ type: 'job.completed', job: withStatus(job, 'completed', { completedAt: now, result: value }), at: now });
+      if (hub.wants('job.completed')) {
+        const now = new Date();
+        hub.emit({ type: 'job.completed', job: withStatus(job, 'completed', { completedAt: now, result: value }), at: now });
+      }
       break;
     case 'failed':
-      core.hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: now, lastError: v.error }), error: v.error, at: now }, err);
+      if (hub.wants('job.failed')) {
+        const now = new Date();
+        hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: now, lastError: v.error }), error: v.error, at: now }, err);
+      }
       break;
     case 'retry':
-      core.hub.emit(
-        { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: v.error }), error: v.error, retryAt: new Date(now.getTime() + v.delayMs), at: now },
-        err,
-      );
+      if (hub.wants('job.retrying')) {
+        const now = new Date();
+        hub.emit(
+          { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: v.error }), error: v.error, retryAt: new Date(now.getTime() + v.delayMs), at: now },
+          err,
+        );
+      }
       break;
   }
 }

@@ -16,6 +16,9 @@ export async function heartbeat(storage: Storage, workerId: string, leaseMs: num
   for (const run of runs) {
     if (held.has(run.fence.jobId)) continue;
     const row = await storage.jobGet({ id: run.fence.jobId });
+    // A fenced write in flight settles the run itself: a suspension that just committed (the
+    // job is `waiting`, so no longer held) is not a lost lease; a refused write is one.
+    if (run.writing) continue;
     run.abandon(row?.status === 'cancelled' ? new JobCancelledError() : new LeaseLostError('the job lease was lost (reclaimed or taken by another worker)'));
   }
 }

@@ -12,11 +12,12 @@ import { defaultBackoff } from '../internal/backoff.js';
 import { IntervalService } from '../internal/service.js';
 import type { LocalWaker, QueueCore } from '../queue/core.js';
 import { checkDuration, checkInt, checkOptions, checkQueueName } from '../queue/validate.js';
-import type { Unlisten } from '../storage/storage.js';
+import type { StepRecordParams, Unlisten } from '../storage/storage.js';
+import { Batcher } from '../internal/batcher.js';
 import type { Logger, QueueWorkerOptions } from '../types.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
-import { executeJob, JobRun } from './executor.js';
+import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
 import { heartbeat } from './heartbeat.js';
 import { maintenancePass } from './maintenance.js';
 import type { BackoffFn } from './retry-policy.js';
@@ -56,6 +57,12 @@ export interface ScheduleHost {
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
+/** Most checkpoints written in one `stepRecordMany` call. */
+const STEP_BATCH = 500;
+
+/** How often a worker without LISTEN/NOTIFY checks the storage's change counter (ms). */
+const CHANGE_PROBE_MS = 5;
+
 const OPTION_KEYS = ['queues', 'scheduler', 'leaseTimeout', 'heartbeatInterval', 'pollInterval', 'maintenanceInterval', 'drainTimeout', 'handleSignals', 'backoff', 'logger', 'name'];
 
 /**
@@ -79,6 +86,8 @@ export class Worker implements LocalWaker {
   readonly #claims: ClaimLoop;
   readonly #heartbeat: IntervalService;
   readonly #maintenance: IntervalService;
+  /** Cross-process wake-ups for drivers without LISTEN/NOTIFY (see `Storage.dataVersion`). */
+  readonly #changes: IntervalService | undefined;
   readonly #schedules: ScheduleHost;
   #scheduler: { start(): void | Promise<void>; stop(): Promise<void> } | undefined;
   #unlisten: Unlisten | undefined;
@@ -105,6 +114,26 @@ export class Worker implements LocalWaker {
     this.id = `${prefix}:${randomBytes(6).toString('hex')}`;
     this.#completer = new Completer(core.storage, this.#logger);
     const backoff: BackoffFn = o.backoff ?? ((attempt) => defaultBackoff(attempt));
+    const deps: ExecutorDeps = {
+      core,
+      completer: this.#completer,
+      backoff,
+      onSettled: (run) => {
+        if (run.slotFreed) return;
+        run.slotFreed = true;
+        this.#claims.slotFreed(run.row.queue);
+      },
+    };
+    // Checkpoints of concurrent workflows are written together when the driver can.
+    const many = core.storage.stepRecordMany?.bind(core.storage);
+    const steps = many ? new Batcher<StepRecordParams, boolean>((items) => many({ items }), STEP_BATCH, false) : undefined;
+    const writeStep = steps ? (p: StepRecordParams) => steps.push(p) : undefined;
+    const done = (run: JobRun): void => {
+      deps.onSettled?.(run);
+      if (this.#active.get(run.row.id) === run) this.#active.delete(run.row.id);
+      this.#claims.released(run.row.queue);
+      if (this.#state === 'stopping' && this.#active.size === 0) this.#drained?.();
+    };
     this.#claims = new ClaimLoop({
       storage: core.storage,
       workerId: this.id,
@@ -114,15 +143,15 @@ export class Worker implements LocalWaker {
       logger: this.#logger,
       onError: (err) => this.#reportError('claiming jobs failed', err),
       onClaimed: (row) => {
-        const run = new JobRun(row, this.id);
+        const run = new JobRun(row, this.id, core, writeStep);
         this.#active.set(row.id, run);
-        void executeJob({ core, completer: this.#completer, backoff }, run)
-          .catch((err: unknown) => this.#reportError('job execution failed', err))
-          .finally(() => {
-            if (this.#active.get(row.id) === run) this.#active.delete(row.id);
-            this.#claims.slotFreed(row.queue);
-            if (this.#state === 'stopping' && this.#active.size === 0) this.#drained?.();
-          });
+        executeJob(deps, run).then(
+          () => done(run),
+          (err: unknown) => {
+            this.#reportError('job execution failed', err);
+            done(run);
+          },
+        );
       },
     });
     this.#heartbeat = new IntervalService(
@@ -139,6 +168,19 @@ export class Worker implements LocalWaker {
       },
       (err) => this.#reportError('maintenance failed', err),
     );
+    const probe = core.storage.dataVersion?.bind(core.storage);
+    if (!core.storage.capabilities.listenNotify && probe) {
+      let seen: number | undefined;
+      this.#changes = new IntervalService(
+        CHANGE_PROBE_MS,
+        async () => {
+          const v = await probe();
+          if (seen !== undefined && v !== seen) for (const q of this.#queues.keys()) this.#claims.wake(q);
+          seen = v;
+        },
+        (err) => this.#reportError('checking for new jobs failed', err),
+      );
+    }
   }
 
   #drained: (() => void) | undefined;
@@ -175,6 +217,7 @@ export class Worker implements LocalWaker {
     }
     this.#heartbeat.start();
     this.#maintenance.start();
+    this.#changes?.start();
     void this.#maintenance.runNow();
     if (this.#opts.scheduler) {
       this.#scheduler = this.#schedules.makeScheduler(this.#logger);
@@ -227,7 +270,10 @@ export class Worker implements LocalWaker {
       await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#drainMs)))]);
       clearTimeout(timer);
     }
-    const left = [...this.#active.values()];
+    // Outcomes of handlers that are done are written first: only runs still in their handler
+    // are released (a done run's outcome must not lose to its own release).
+    await this.#completer.drain().catch((err: unknown) => this.#reportError('writing final outcomes failed', err));
+    const left = [...this.#active.values()].filter((r) => !r.slotFreed);
     if (left.length > 0) {
       this.#logger.warn('drain timeout passed; releasing unfinished jobs', { workerId: this.id, jobs: left.length });
       for (const run of left) run.abandon(new LeaseLostError('the worker is shutting down (drain timeout passed)'));
@@ -243,6 +289,7 @@ export class Worker implements LocalWaker {
     await this.#completer.drain().catch((err: unknown) => this.#reportError('writing final outcomes failed', err));
     await this.#heartbeat.stop();
     await this.#maintenance.stop();
+    await this.#changes?.stop();
     if (this.#unlisten) await this.#unlisten().catch((err: unknown) => this.#reportError('unlisten failed', err));
     this.#removeSignals?.();
     this.#state = 'stopped';

@@ -115,5 +115,38 @@ export function describeSteps(make: StorageMaker): void {
       assert.deepEqual(await s.jobHeartbeat({ workerId: fence.workerId, runs: [{ jobId: fence.jobId, runCount: 1 }], leaseMs: 1_000 }), []);
       assert.equal(await s.jobSuspend({ fence, step: null, wakeAt: t, waitSignal: null }), false, 'suspended twice');
     });
+
+    it('stepRecordMany (when the driver has it) applies each item as stepRecord would', async (t) => {
+      const s = ctx.s;
+      if (!s.stepRecordMany) {
+        t.skip('driver has no stepRecordMany');
+        return;
+      }
+      const a = await runningJob(s);
+      const b = await runningJob(s);
+      const done = await completedJob(s);
+      const kept = stepRow(b.fence.jobId, 0, { outputJson: '"kept"' });
+      assert.equal(await s.stepRecord({ fence: b.fence, step: kept }), true);
+      const waiting = stepRow(a.fence.jobId, 1, { status: 'waiting', outputJson: '{"until":1}' });
+      assert.equal(await s.stepRecord({ fence: a.fence, step: waiting }), true);
+      const a0 = stepRow(a.fence.jobId, 0, { outputJson: '{"z":1, "a":"é"}' });
+      const a1 = stepRow(a.fence.jobId, 1, { status: 'completed', outputJson: 'null' });
+      const b1 = stepRow(b.fence.jobId, 1, { status: 'failed', outputJson: null, error: 'boom' });
+      const applied = await s.stepRecordMany({
+        items: [
+          { fence: a.fence, step: a0 },
+          { fence: { ...b.fence, runCount: b.fence.runCount + 1 }, step: stepRow(b.fence.jobId, 2) },
+          { fence: b.fence, step: stepRow(b.fence.jobId, 0, { outputJson: '"second"' }) },
+          { fence: a.fence, step: a1 },
+          { fence: { jobId: done.id, workerId: 'worker-a', runCount: done.runCount }, step: stepRow(done.id, 0) },
+          { fence: b.fence, step: b1 },
+        ],
+      });
+      assert.deepEqual(applied, [true, false, false, true, false, true]);
+      assert.deepEqual(await s.stepList({ jobId: a.fence.jobId }), [a0, a1]);
+      assert.deepEqual(await s.stepList({ jobId: b.fence.jobId }), [kept, b1]);
+      assert.deepEqual(await s.stepList({ jobId: done.id }), []);
+      assert.deepEqual(await s.stepRecordMany({ items: [] }), []);
+    });
   });
 }

@@ -56,12 +56,27 @@ for (const [dialect] of storageMatrix()) {
         }
         // No worker runs the type any more; maintenance alone must end the job.
         const worker = queue.newWorker({ leaseTimeout: 800, maintenanceInterval: 100, pollInterval: 50, handleSignals: false, queues: { other: {} } });
+        const reclaims: string[] = [];
+        queue.onJobFail(() => {
+          reclaims.push('hook'); // a reclaim is not a handler failure: no hook
+        });
+        const events = queue.events();
+        const watching = (async () => {
+          for await (const e of events) if (e.type === 'job.reclaimed' && e.jobId === id) reclaims.push(e.status);
+        })();
         void worker.start();
         const job = await queue.waitForJob(id, { timeout: 20_000 });
         await worker.stop();
+        await events.return?.();
+        await watching;
         assert.equal(job.status, 'failed');
         assert.equal(job.attempt, 2);
-        assert.match(job.lastError ?? '', /lease/i);
+        // The reason says what happened: the lease expired (the process died) and no retries are left.
+        assert.match(job.lastError ?? '', /lease expired/i);
+        assert.match(job.lastError ?? '', /no retries/i);
+        assert.deepEqual(reclaims, ['failed'], 'one reclaim, straight to failed');
+        // Terminal: nothing claims or reclaims it again.
+        assert.equal((await queue.getJob(id))?.status, 'failed');
       } finally {
         await shared.cleanup();
       }

@@ -94,6 +94,9 @@ for (;;) {
   for (const r of rows) claimed.push(r.id);
   const res = await s.jobFinishMany({ items: rows.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed', resultJson: JSON.stringify(workerId) })) });
   if (res.some((ok) => !ok)) throw new Error('a finish did not apply');
+  // Like a worker running handlers between claims: without a pause, one process can take the
+  // whole backlog in a tight loop before the other's busy handler ever finds the lock free.
+  await new Promise((r) => setTimeout(r, 1));
 }
 console.log('claimed ' + JSON.stringify(claimed));
 await s.close();

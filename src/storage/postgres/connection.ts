@@ -87,12 +87,13 @@ export function isPgPoolLike(v: unknown): v is PgPoolLike {
 
 type PoolConstructor = new (config: { connectionString: string; max: number }) => PgPoolLike & {
   on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'connect', listener: (client: PgPoolClientLike) => void): unknown;
 };
 
 /**
  * Creates a `pg.Pool` for a connection string, loading `pg` lazily. Errors of idle pooled
- * clients (a server restart, `pg_terminate_backend`) are reported to `onIdleError` instead of
- * crashing the process.
+ * clients (a server restart, `pg_terminate_backend`) are reported to `onIdleError`, and errors
+ * of checked-out clients are left to the statement using them, instead of crashing the process.
  * @throws StorageError when `pg` is not installed
  */
 export function createPool(connectionString: string, max: number, onIdleError: (err: Error) => void): PgPoolLike {
@@ -104,6 +105,14 @@ export function createPool(connectionString: string, max: number, onIdleError: (
   }
   const pool = new pg.Pool({ connectionString, max });
   pool.on('error', onIdleError);
+  // pg-pool takes its own 'error' listener off a client while the client is checked out. An
+  // error the server sends in that window — e.g. a FATAL arriving in the same packet that
+  // completed the connection, before the caller could attach a listener — would be an unhandled
+  // 'error' event and crash the process. So every client keeps a listener of ours for its whole
+  // life; whatever statement was using the client still fails with the error.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 
@@ -133,6 +142,13 @@ export async function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => P
   for (let attempt = 0; ; attempt++) {
     const c = await pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no 'error' listener (the pool removes its own): a connection the
+    // server drops (restart, pg_terminate_backend) would emit an unhandled 'error' between two
+    // statements and crash the process. Note it instead; the client is destroyed on release.
+    const onError = (err: Error): void => {
+      broken ??= err;
+    };
+    c.on('error', onError);
     try {
       await c.query({ text: 'BEGIN' });
       const value = await fn(c);
@@ -152,6 +168,8 @@ export async function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => P
       throw e;
     } finally {
       c.release(broken);
+      // The pool put its own listener back; a late error after a broken release is swallowed by it.
+      c.removeListener('error', onError);
     }
   }
 }

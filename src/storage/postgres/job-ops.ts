@@ -17,10 +17,11 @@ import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
 import { CLOCK_NOW } from './queries/admin.js';
+import { JOB_CLAIM_MANY, JOB_CLAIM_ONE } from './queries/claim.js';
 import {
   FAN_OUT_LOCK_FOR_JOBS,
-  JOB_CLAIM,
   JOB_FINISH_CHILDREN,
+  JOB_FINISH_COMPLETED,
   JOB_FINISH_PLAIN,
   JOB_HEARTBEAT,
   JOB_INSERT,
@@ -92,21 +93,27 @@ export async function jobInsertMany(x: PgExec, p: JobInsertManyParams): Promise<
   return { inserted: await withTx(x.pool, (c) => insertJobs(x, c, p.jobs, mode, x.now())) };
 }
 
-/** `Storage.jobClaim`: one statement for every queue; rows returned in claim order. */
+/**
+ * `Storage.jobClaim`: one statement for every queue (a single-queue worker, the common case,
+ * uses a statement whose generic plan PostgreSQL caches; see `queries/claim.ts`). Rows are
+ * returned in claim order.
+ */
 export async function jobClaim(x: PgExec, p: JobClaimParams): Promise<JobRow[]> {
   // One entry per queue (a name listed twice keeps its largest limit).
   const limits = new Map<string, number>();
   for (const q of p.queues) if (q.limit >= 1) limits.set(q.name, Math.max(limits.get(q.name) ?? 0, Math.trunc(q.limit)));
-  const queues = [...limits].map(([name, limit]) => ({ name, limit }));
-  if (queues.length === 0) return [];
-  const rows = await x.rows<JobDbRow>(JOB_CLAIM, [
-    x.now(),
-    queues.map((q) => q.name),
-    queues.map((q) => q.limit),
-    p.workerId,
-    Math.trunc(p.leaseMs),
-  ]);
-  return rows.map(toJobRow).sort(compareClaimOrder);
+  if (limits.size === 0) return [];
+  const lease = Math.trunc(p.leaseMs);
+  let rows: JobDbRow[];
+  if (limits.size === 1) {
+    const [name, limit] = limits.entries().next().value as [string, number];
+    rows = await x.rows<JobDbRow>(JOB_CLAIM_ONE, [x.now(), name, limit, p.workerId, lease]);
+  } else {
+    const queues = [...limits];
+    rows = await x.rows<JobDbRow>(JOB_CLAIM_MANY, [x.now(), queues.map((q) => q[0]), queues.map((q) => q[1]), p.workerId, lease]);
+  }
+  const out = rows.map(toJobRow);
+  return out.length > 1 ? out.sort(compareClaimOrder) : out;
 }
 
 /** The finish items as the `$2..$8` arrays of the finish statements. */
@@ -122,6 +129,16 @@ function finishArrays(items: JobFinishManyParams['items']): unknown[][] {
   ];
 }
 
+/** True when every item is a completion of a distinct job (the fast path). */
+function allCompleted(items: JobFinishManyParams['items']): boolean {
+  const ids = new Set<string>();
+  for (const i of items) {
+    if (i.outcome !== 'completed' || ids.has(i.jobId)) return false;
+    ids.add(i.jobId);
+  }
+  return true;
+}
+
 /**
  * `Storage.jobFinishMany`: one autocommit statement applies everything that needs no fan-out
  * accounting and no subtree cancel; terminal outcomes of fan-out children, and failures of jobs
@@ -133,7 +150,15 @@ export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<
   const items = p.items;
   const applied: boolean[] = items.map(() => false);
   if (items.length === 0) return applied;
-  const rows = await x.rows<{ ord: string; deferred: boolean; walk: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
+  const rows = allCompleted(items)
+    ? await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_COMPLETED, [
+        x.now(),
+        items.map((i) => i.jobId),
+        items.map((i) => i.workerId),
+        items.map((i) => Math.trunc(i.runCount)),
+        items.map((i) => (i.outcome === 'completed' ? i.resultJson : null)),
+      ])
+    : await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
   const deferred: number[] = [];
   const walk = new Set<string>();
   for (const r of rows) {

@@ -256,6 +256,11 @@ export class PostgresStorage implements Storage {
   }
 
   /** @inheritdoc */
+  stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
+    return this.#run((x) => wf.stepRecordMany(x, p.items));
+  }
+
+  /** @inheritdoc */
   jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean> {
     return this.#run((x) => wf.jobSuspendFanOut(x, p));
   }

@@ -9,7 +9,7 @@ import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import type { JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../../types.js';
-import { withTx } from './connection.js';
+import { sqlState, withTx } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants } from './fan-out-accounting.js';
 import { insertJobs } from './job-ops.js';
@@ -24,6 +24,7 @@ import {
   SIGNAL_CONSUME,
   SIGNAL_SEND,
   STEP_RECORD,
+  STEP_RECORD_MANY,
   STEP_UPSERT,
 } from './queries/workflow.js';
 import { toInt } from './rows.js';
@@ -41,6 +42,39 @@ export async function stepRecord(x: PgExec, p: StepRecordParams): Promise<boolea
   const { fence, step } = p;
   const r = await x.one<{ n: string }>(STEP_RECORD, [x.now(), fence.jobId, fence.workerId, fence.runCount, ...stepValues(step)]);
   return toInt(r?.n ?? 0) === 1;
+}
+
+/**
+ * `Storage.stepRecordMany`: one statement (a deadlock with a concurrent writer, which rolls it
+ * back whole, retries it). Items repeating a (job, step index) pair are written one by one.
+ */
+export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams[]): Promise<boolean[]> {
+  const out: boolean[] = items.map(() => false);
+  if (items.length === 0) return out;
+  const keys = new Set(items.map((i) => `${i.fence.jobId}\u0000${i.step.stepIndex}`));
+  if (keys.size < items.length) {
+    for (let i = 0; i < items.length; i++) out[i] = await stepRecord(x, items[i]!);
+    return out;
+  }
+  const values = [
+    x.now(),
+    items.map((i) => i.fence.jobId),
+    items.map((i) => i.fence.workerId),
+    items.map((i) => Math.trunc(i.fence.runCount)),
+    items.map((i) => Math.trunc(i.step.stepIndex)),
+    items.map((i) => i.step.stepName),
+    items.map((i) => i.step.status),
+    items.map((i) => i.step.outputJson),
+    items.map((i) => i.step.error),
+  ];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for (const r of await x.rows<{ ord: string }>(STEP_RECORD_MANY, values)) out[toInt(r.ord) - 1] = true;
+      return out;
+    } catch (e) {
+      if (sqlState(e) !== '40P01' || attempt >= 5) throw e;
+    }
+  }
 }
 
 /**

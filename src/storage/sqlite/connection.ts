@@ -18,6 +18,8 @@ export interface SqliteStatementLike {
   get(...params: unknown[]): unknown;
   /** Every row. */
   all(...params: unknown[]): unknown[];
+  /** Switches raw mode (rows as arrays in column order); returns the statement. */
+  raw(toggle?: boolean): SqliteStatementLike;
 }
 
 /** A `better-sqlite3` transaction function (`db.transaction(fn)`). */

@@ -25,7 +25,7 @@ import {
   JOB_RELEASE,
   JOB_WAKE_DUE,
 } from './queries/jobs.js';
-import { compareClaimOrder, toJobRow, toReclaimedJob, type JobDbRow, type ReclaimDbRow } from './rows.js';
+import { compareClaimOrder, toReclaimedJob, tupleToJobRow, type JobTuple, type ReclaimDbRow } from './rows.js';
 import type { Statements } from './statements.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
 
@@ -72,15 +72,15 @@ export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[
 
 /** Claims for every queue, returning rows in claim order (priority desc, run_at, id). */
 export function claimJobs(c: Statements, now: number, p: JobClaimParams): JobRow[] {
-  const stmt = c.st(JOB_CLAIM);
+  const stmt = c.raw(JOB_CLAIM);
   const out: JobRow[] = [];
   const leaseExpiresAt = now + p.leaseMs;
   for (const q of p.queues) {
     if (q.limit < 1) continue;
-    const rows = stmt.all({ workerId: p.workerId, now, leaseExpiresAt, queue: q.name, limit: q.limit }) as JobDbRow[];
-    for (const r of rows) out.push(toJobRow(r));
+    const rows = stmt.all({ workerId: p.workerId, now, leaseExpiresAt, queue: q.name, limit: q.limit }) as JobTuple[];
+    for (const r of rows) out.push(tupleToJobRow(r));
   }
-  return out.sort(compareClaimOrder);
+  return out.length > 1 ? out.sort(compareClaimOrder) : out;
 }
 
 /**
@@ -91,15 +91,16 @@ export function finishJobs(c: Statements, now: number, items: readonly JobFinish
   const applied: boolean[] = [];
   const terminal: TerminalChild[] = [];
   const failed: string[] = [];
+  const completed = c.st(JOB_FINISH_COMPLETED);
   for (const it of items) {
+    if (it.outcome === 'completed') {
+      const r = completed.get(it.resultJson, now, it.jobId, it.workerId, it.runCount) as { fan_out_id: string | null } | undefined;
+      applied.push(r !== undefined);
+      if (r !== undefined && r.fan_out_id !== null) terminal.push({ fanOutId: r.fan_out_id, outcome: 'succeeded' });
+      continue;
+    }
     const fence = { id: it.jobId, workerId: it.workerId, runCount: it.runCount };
     switch (it.outcome) {
-      case 'completed': {
-        const r = c.st(JOB_FINISH_COMPLETED).get({ ...fence, result: it.resultJson, now }) as { fan_out_id: string | null } | undefined;
-        applied.push(r !== undefined);
-        if (r !== undefined) terminal.push({ fanOutId: r.fan_out_id, outcome: 'succeeded' });
-        break;
-      }
       case 'failed': {
         const r = c.st(JOB_FINISH_FAILED).get({ ...fence, error: it.error, now }) as { fan_out_id: string | null } | undefined;
         applied.push(r !== undefined);

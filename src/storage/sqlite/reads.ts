@@ -34,7 +34,7 @@ export function listJobs(c: Statements, p: JobListParams): JobRow[] {
 /** Counts by status (every status present, zero when none), over all queues or one. */
 export function countByStatus(c: Statements, queue: string | undefined): Record<JobStatus, number> {
   const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-  const rows = (queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue)) as {
+  const rows = (queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue, queue, queue, queue)) as {
     status: JobStatus;
     n: number | bigint;
   }[];

@@ -133,6 +133,73 @@ export function toJobRow(r: JobDbRow): JobRow {
   };
 }
 
+/**
+ * A job row as a raw-mode tuple, in `JOB_COLUMNS` order (queries/jobs.ts): raw mode skips
+ * building one keyed object per row on the hot path.
+ */
+export type JobTuple = [
+  id: string,
+  type: string,
+  queue: string,
+  status: string,
+  priority: Int,
+  attempt: Int,
+  max_retries: Int,
+  run_count: Int,
+  args: string | null,
+  result: string | null,
+  meta: string | null,
+  last_error: string | null,
+  run_at: Int,
+  created_at: Int,
+  started_at: Int | null,
+  completed_at: Int | null,
+  timeout_ms: Int | null,
+  unique_key: string | null,
+  tenant: string | null,
+  parent_id: string | null,
+  fan_out_id: string | null,
+  fan_out_index: Int | null,
+  locked_by: string | null,
+  lease_expires_at: Int | null,
+  heartbeat_at: Int | null,
+  wake_at: Int | null,
+  wait_signal: string | null,
+];
+
+/** Maps a job tuple (`JOB_COLUMNS` order). */
+export function tupleToJobRow(r: JobTuple): JobRow {
+  return {
+    id: r[0],
+    type: r[1],
+    queue: r[2],
+    status: r[3] as JobStatus,
+    priority: int(r[4]),
+    attempt: int(r[5]),
+    maxRetries: int(r[6]),
+    runCount: int(r[7]),
+    argsJson: r[8],
+    resultJson: r[9],
+    metaJson: r[10],
+    lastError: r[11],
+    runAt: int(r[12]),
+    createdAt: int(r[13]),
+    startedAt: intOrNull(r[14]),
+    completedAt: intOrNull(r[15]),
+    timeoutMs: intOrNull(r[16]),
+    uniqueKey: r[17],
+    tenant: r[18],
+    parentId: r[19],
+    fanOutId: r[20],
+    fanOutIndex: intOrNull(r[21]),
+    lockedBy: r[22],
+    leaseExpiresAt: intOrNull(r[23]),
+    heartbeatAt: intOrNull(r[24]),
+    wakeAt: intOrNull(r[25]),
+    waitSignal: r[26],
+  };
+}
+
 /** Maps a step row. */
 export function toStepRow(r: StepDbRow): StepRow {
   return {

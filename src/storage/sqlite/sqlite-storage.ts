@@ -8,8 +8,12 @@
  * readers never block. Statements are prepared once per instance.
  *
  * Known limits:
- * - Writes serialize (`capabilities.concurrentWriters = false`); there is no LISTEN/NOTIFY, so
- *   other processes learn about new jobs by polling.
+ * - Writes serialize (`capabilities.concurrentWriters = false`); there is no LISTEN/NOTIFY:
+ *   workers learn about other processes' writes by reading `PRAGMA data_version` (`dataVersion()`,
+ *   a shared-memory read) every few milliseconds, and claim when it moved.
+ * - Durability: `synchronous = NORMAL` in WAL mode (set on connections the driver opens). A
+ *   commit is in the WAL before the call returns, so it survives the crash of any process; only
+ *   an OS crash or power loss can roll back the last commits (`FULL` would fsync every commit).
  * - The clock is the host's (`Date.now()`, or the injected `clock`): processes sharing a file
  *   must have reasonably synchronized clocks.
  * - `':memory:'` databases are private to one connection: use a file to share jobs between
@@ -255,6 +259,12 @@ export class SqliteStorage implements Storage {
     return this.#write((c, now) => recordStep(c, now, p.fence, p.step));
   }
 
+  /** Many fenced checkpoint inserts in one transaction. */
+  async stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
+    if (p.items.length === 0) return [];
+    return this.#write((c, now) => p.items.map((i) => recordStep(c, now, i.fence, i.step)));
+  }
+
   /** Fenced fan-out suspension. */
   async jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean> {
     return this.#write((c, now) => suspendFanOut(c, now, p));
@@ -308,6 +318,11 @@ export class SqliteStorage implements Storage {
   /** Compare-and-set fire of one schedule slot. */
   async scheduleFire(p: ScheduleFireParams): Promise<string[] | null> {
     return this.#write((c, now) => fireSchedule(c, now, p));
+  }
+
+  /** `PRAGMA data_version`: changes when another connection committed (cross-process wake-ups). */
+  async dataVersion(): Promise<number> {
+    return this.#read(() => Number(this.#db.pragma('data_version', { simple: true })));
   }
 
   #check(): void {

@@ -9,12 +9,15 @@ import type { SqliteDatabaseLike, SqliteStatementLike } from './connection.js';
 export interface Statements {
   /** The prepared statement for `sql` on this connection. */
   st(sql: string): SqliteStatementLike;
+  /** The prepared statement for `sql` in raw mode (rows as arrays in column order). */
+  raw(sql: string): SqliteStatementLike;
 }
 
 /** A {@link Statements} over one connection, caching by SQL text. */
 export class StatementCache implements Statements {
   readonly #db: SqliteDatabaseLike;
   readonly #cache = new Map<string, SqliteStatementLike>();
+  readonly #rawCache = new Map<string, SqliteStatementLike>();
 
   /** @param db the connection statements are prepared on */
   constructor(db: SqliteDatabaseLike) {
@@ -31,8 +34,19 @@ export class StatementCache implements Statements {
     return stmt;
   }
 
+  /** The prepared statement for `sql` in raw mode, compiled on first use. */
+  raw(sql: string): SqliteStatementLike {
+    let stmt = this.#rawCache.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql).raw(true);
+      this.#rawCache.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   /** Forgets every statement (after close, or when the schema changed). */
   clear(): void {
     this.#cache.clear();
+    this.#rawCache.clear();
   }
 }

@@ -78,38 +78,6 @@ export const JOB_COUNT_BY_STATUS = `
 SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue = $1) GROUP BY status`;
 
 /**
- * Claims ready jobs of several queues in one statement: per queue (LATERAL) the first `lim`
- * pending jobs with run_at <= now in claim order, skipping rows other claimers hold. The
- * candidate set is MATERIALIZED so the planner cannot re-run the LIMIT subquery per row and
- * over-claim. Queue rows are read FOR SHARE so a concurrent pause either waits for this claim
- * or is seen by it (a claim in flight cannot take jobs of a queue paused before it returns).
- * Params: $1 now, $2 queue names, $3 limits, $4 worker id, $5 lease ms. Result: claimed rows.
- */
-export const JOB_CLAIM = `
-WITH ${NOW_CTE},
-q AS MATERIALIZED (SELECT u.name, u.lim FROM unnest($2::text[], $3::int[]) AS u(name, lim)),
-ql AS MATERIALIZED (
-  SELECT name, paused FROM {s}.sdj_queues WHERE name = ANY($2::text[]) ORDER BY name FOR SHARE
-),
-cand AS MATERIALIZED (
-  SELECT c.id FROM q
-  CROSS JOIN LATERAL (
-    SELECT j.id FROM {s}.sdj_jobs j
-    WHERE j.status = 'pending' AND j.queue = q.name AND j.run_at <= ${NOW}
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT q.lim
-    FOR UPDATE OF j SKIP LOCKED
-  ) c
-  WHERE NOT EXISTS (SELECT 1 FROM ql WHERE ql.name = q.name AND ql.paused)
-)
-UPDATE {s}.sdj_jobs j
-SET status = 'running', attempt = j.attempt + 1, run_count = j.run_count + 1, locked_by = $4,
-    started_at = n.t, heartbeat_at = n.t, lease_expires_at = n.t + $5::bigint
-FROM cand, now n
-WHERE j.id = cand.id
-RETURNING j.*`;
-
-/**
  * The finish items, unnested in input order, with (per job, first item whose fence holds) the
  * job's fan-out and `walk`: a failed outcome of a job that has children (its subtree is then
  * cancelled; the probe runs for failed items only). Params $2..$8: job_id, worker_id,
@@ -170,6 +138,32 @@ ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE
 SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified FROM upd
 UNION ALL
 SELECT ord, true, walk, 0 FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND m.outcome <> 'retry'`;
+
+/**
+ * The common case of {@link JOB_FINISH_PLAIN}: every item completed, distinct job ids. One
+ * fenced UPDATE joined to the items, without a per-item pre-read; fan-out children are left
+ * alone and returned as deferred (looked up only among the items not applied). No `id = ANY`
+ * hint here: the cached generic plan then drives from the items into the primary key (linear),
+ * where the hint made it scan every item for every job row (quadratic in the batch size).
+ * Params: $1 now, $2 job ids, $3 worker ids, $4 run counts, $5 results. Result: { ord,
+ * deferred } per item applied or deferred (ord is 1-based).
+ */
+export const JOB_FINISH_COMPLETED = `
+WITH ${NOW_CTE},
+upd AS (
+  UPDATE {s}.sdj_jobs j
+  SET status = 'completed', result = i.result, completed_at = ${NOW}, ${CLEAR_LEASE}
+  FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS i(job_id, worker_id, run_count, result, ord)
+  WHERE j.id = i.job_id AND j.locked_by = i.worker_id AND j.run_count = i.run_count
+    AND j.status = 'running' AND j.fan_out_id IS NULL
+  RETURNING i.ord
+)
+SELECT ord, false AS deferred FROM upd
+UNION ALL
+SELECT c.ord, true FROM unnest($2::text[], $3::text[], $4::int[]) WITH ORDINALITY AS c(job_id, worker_id, run_count, ord)
+WHERE c.ord NOT IN (SELECT ord FROM upd)
+  AND EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.id = c.job_id AND k.locked_by = c.worker_id AND k.run_count = c.run_count
+    AND k.status = 'running' AND k.fan_out_id IS NOT NULL)`;
 
 /**
  * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for

@@ -38,6 +38,33 @@ ins AS (
 SELECT count(*) AS n FROM ins`;
 
 /**
+ * Many fenced checkpoint writes in one statement (see {@link STEP_RECORD}): the job rows whose
+ * fence holds are read FOR SHARE in id order, then their steps are upserted. The items must not
+ * repeat a (job, step index) pair. Params: $1 now, $2 job ids, $3 worker ids, $4 run counts,
+ * $5 step indexes, $6 step names, $7 statuses, $8 outputs, $9 errors (one array each).
+ * Result: { ord } (1-based) of each item written.
+ */
+export const STEP_RECORD_MANY = `
+WITH ${NOW_CTE},
+u AS (
+  SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
+    WITH ORDINALITY AS u(job_id, worker_id, run_count, step_index, step_name, status, output, error, ord)
+),
+f AS MATERIALIZED (
+  SELECT u.* FROM u JOIN {s}.sdj_jobs j ON j.id = u.job_id
+  WHERE j.id = ANY($2::text[]) AND j.locked_by = u.worker_id AND j.run_count = u.run_count AND j.status = 'running'
+  ORDER BY j.id
+  FOR SHARE OF j
+),
+ins AS (
+  ${STEP_INSERT}
+  SELECT f.job_id, f.step_index, f.step_name, f.status, f.output, f.error, ${NOW} FROM f
+  ${STEP_CONFLICT}
+  RETURNING job_id, step_index
+)
+SELECT f.ord FROM f JOIN ins ON ins.job_id = f.job_id AND ins.step_index = f.step_index`;
+
+/**
  * Fenced: running → waiting (attempt given back, lease dropped, wake_at and wait_signal set),
  * recording the step (when $7 is not null) in the same statement.
  * Params: $1 now, $2 job id, $3 worker id, $4 run count, $5 wake_at, $6 wait_signal,

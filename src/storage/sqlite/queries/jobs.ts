@@ -31,31 +31,38 @@ export const JOB_GET = 'SELECT * FROM sdj_jobs WHERE id = ?';
 /** A job's status. Params: id. Result: { status } or none. */
 export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
 
+/** Every `sdj_jobs` column, in the order of `JobTuple` (see rows.ts). */
+export const JOB_COLUMNS = `id, type, queue, status, priority, attempt, max_retries, run_count, args, result, meta,
+  last_error, run_at, created_at, started_at, completed_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id,
+  fan_out_index, locked_by, lease_expires_at, heartbeat_at, wake_at, wait_signal`;
+
 /**
  * Claims up to @limit ready jobs of one queue (pending, run_at <= @now, queue not paused) in
- * claim order. Params: @workerId, @now, @leaseExpiresAt, @queue, @limit. Result: the claimed
- * rows (RETURNING order unspecified: sort them).
+ * claim order. The candidates come from the claim index with their rowids, so each update is a
+ * direct table lookup. Params: @workerId, @now, @leaseExpiresAt, @queue, @limit. Result: the
+ * claimed rows as {@link JOB_COLUMNS} tuples (run in raw mode; RETURNING order unspecified: sort
+ * them).
  */
 export const JOB_CLAIM = `
 UPDATE sdj_jobs
 SET status = 'running', attempt = attempt + 1, run_count = run_count + 1, locked_by = @workerId,
     started_at = @now, heartbeat_at = @now, lease_expires_at = @leaseExpiresAt
-WHERE id IN (
-  SELECT id FROM sdj_jobs
+WHERE rowid IN (
+  SELECT rowid FROM sdj_jobs
   WHERE status = 'pending' AND queue = @queue AND run_at <= @now
     AND NOT EXISTS (SELECT 1 FROM sdj_queues q WHERE q.name = @queue AND q.paused = 1)
   ORDER BY priority DESC, run_at, id
   LIMIT @limit)
-RETURNING *`;
+RETURNING ${JOB_COLUMNS}`;
 
 /**
- * Fenced: running → completed. Params: @id, @workerId, @runCount, @result, @now.
- * Result: { fan_out_id } when applied.
+ * Fenced: running → completed (positional parameters: it runs once per job on the hot path).
+ * Params: result, now, id, workerId, runCount. Result: { fan_out_id } when applied.
  */
 export const JOB_FINISH_COMPLETED = `
 UPDATE sdj_jobs
-SET status = 'completed', result = @result, completed_at = @now, ${CLEAR_LEASE}
-WHERE ${FENCE}
+SET status = 'completed', result = ?, completed_at = ?, ${CLEAR_LEASE}
+WHERE id = ? AND locked_by = ? AND run_count = ? AND status = 'running'
 RETURNING fan_out_id`;
 
 /**
@@ -114,16 +121,18 @@ RETURNING id, type, queue, status, attempt, max_retries, fan_out_id`;
 
 /**
  * Wakes waiting jobs whose wake_at has passed, and (recovery sweep) parents still waiting on a
- * fan-out that is already decided and is their latest step. Params: @now, @limit.
+ * fan-out that is already decided and is their latest step. Both parts read only the waiting
+ * jobs (`INDEXED BY` the wake index: without statistics the planner would otherwise walk the
+ * primary key, i.e. the whole table, on every maintenance pass). Params: @now, @limit.
  * Result: { id } of each job woken.
  */
 export const JOB_WAKE_DUE = `
 UPDATE sdj_jobs SET status = 'pending', wake_at = NULL, wait_signal = NULL
-WHERE id IN (
-  SELECT id FROM sdj_jobs WHERE status = 'waiting' AND wake_at <= @now
-  UNION
-  SELECT j.id FROM sdj_jobs j
-  WHERE j.status = 'waiting' AND j.wait_signal IS NULL
+WHERE rowid IN (
+  SELECT rowid FROM sdj_jobs INDEXED BY sdj_jobs_wake WHERE status = 'waiting' AND wake_at <= @now
+  UNION ALL
+  SELECT j.rowid FROM sdj_jobs AS j INDEXED BY sdj_jobs_wake
+  WHERE j.status = 'waiting' AND j.wait_signal IS NULL AND (j.wake_at IS NULL OR j.wake_at > @now)
     AND EXISTS (
       SELECT 1 FROM sdj_fan_outs f
       WHERE f.parent_id = j.id AND f.status <> 'running'
@@ -202,10 +211,22 @@ WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(?))
   AND queue NOT IN (SELECT name FROM sdj_queues WHERE paused = 1)`;
 
 /** Job counts by status over every queue. Params: none. Result: { status, n } rows. */
-export const JOB_COUNT_BY_STATUS = 'SELECT status, COUNT(*) AS n FROM sdj_jobs GROUP BY status';
+export const JOB_COUNT_BY_STATUS = countByStatus('');
 
-/** Job counts by status in one queue. Params: queue. Result: { status, n } rows. */
-export const JOB_COUNT_BY_STATUS_IN_QUEUE = 'SELECT status, COUNT(*) AS n FROM sdj_jobs WHERE queue = ? GROUP BY status';
+/** Job counts by status in one queue. Params: queue (4 times). Result: { status, n } rows. */
+export const JOB_COUNT_BY_STATUS_IN_QUEUE = countByStatus(' AND queue = ?');
+
+/**
+ * Counts per status, each part over the partial index that holds exactly those rows (claim,
+ * lease, wake, done), so counting never scans the whole table.
+ */
+function countByStatus(and: string): string {
+  return `
+SELECT 'pending' AS status, COUNT(*) AS n FROM sdj_jobs WHERE status = 'pending'${and}
+UNION ALL SELECT 'running', COUNT(*) FROM sdj_jobs WHERE status = 'running'${and}
+UNION ALL SELECT 'waiting', COUNT(*) FROM sdj_jobs WHERE status = 'waiting'${and}
+UNION ALL SELECT status, COUNT(*) FROM sdj_jobs WHERE status NOT IN ('pending', 'running', 'waiting')${and} GROUP BY status`;
+}
 
 /** The filter columns `jobList` accepts, and their SQL column. */
 export const JOB_LIST_FILTERS = {

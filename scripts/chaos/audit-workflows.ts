@@ -1,0 +1,168 @@
+/**
+ * The invariants of a chaos run, part 2: workflows. Checkpointed steps, fan-out accounting and
+ * resumption, signals, schedule slots.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { parse, type AuditInput, type FanOutRec } from './audit-data.js';
+import type { Verdict } from './audit.js';
+import type { EffectRow } from './effects.js';
+
+/**
+ * A checkpointed step never runs again once its checkpoint committed. Each step execution
+ * records a nonce and the run of its parent; the checkpoint stores the nonce of the execution
+ * it holds. Any execution of that step by a later run of the parent is a re-execution after
+ * the commit. Completed workflows return exactly their checkpointed values.
+ */
+export function checkSteps(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  let beforeCommit = 0;
+  const execs = new Map<string, EffectRow[]>();
+  for (const e of a.effects) if (e.kind === 'step') execs.set(`${e.jobId}#${e.step}`, [...(execs.get(`${e.jobId}#${e.step}`) ?? []), e]);
+  const nonces = new Map<string, string[]>();
+  for (const s of a.steps) {
+    if (s.stepName !== 'chaos.step') continue;
+    checked++;
+    const out = parse(s.output) as { i?: number; nonce?: string } | undefined;
+    const list = execs.get(`${s.jobId}#${s.stepIndex}`) ?? [];
+    const mine = list.find((e) => e.info === out?.nonce);
+    if (s.status !== 'completed' || !out?.nonce || out.i !== s.stepIndex) {
+      v.push(`job ${s.jobId} step ${s.stepIndex}: unexpected checkpoint ${s.status} ${s.output ?? ''}`);
+      continue;
+    }
+    if (!mine) {
+      v.push(`job ${s.jobId} step ${s.stepIndex}: checkpoint nonce ${out.nonce} matches no recorded execution`);
+      continue;
+    }
+    for (const e of list) {
+      if (e === mine) continue;
+      if (e.runCount > mine.runCount) v.push(`job ${s.jobId} step ${s.stepIndex} ran again in run ${e.runCount} after run ${mine.runCount} checkpointed it`);
+      else if (e.runCount === mine.runCount) v.push(`job ${s.jobId} step ${s.stepIndex} ran twice in run ${e.runCount}`);
+      else beforeCommit++;
+    }
+    const arr = nonces.get(s.jobId) ?? [];
+    arr[s.stepIndex] = out.nonce;
+    nonces.set(s.jobId, arr);
+  }
+  // Runs that replayed checkpoints: a later run of a workflow whose first executed step is not step 0.
+  let resumedMidway = 0;
+  for (const [id, plan] of a.plans) {
+    if (plan.kind !== 'wf') continue;
+    const runs = a.runs.get(id) ?? [];
+    for (const r of runs.slice(1)) {
+      const mine = a.effects.filter((e) => e.kind === 'step' && e.jobId === id && e.runCount === r.runCount);
+      if (mine.length > 0 && Math.min(...mine.map((e) => e.step ?? 0)) > 0) resumedMidway++;
+    }
+  }
+  for (const [id, plan] of a.plans) {
+    if (plan.kind !== 'wf' || a.jobs.get(id)?.status !== 'completed') continue;
+    const result = parse(a.jobs.get(id)!.result ?? null) as { nonces?: string[] } | undefined;
+    const want = nonces.get(id) ?? [];
+    if (want.length !== plan.steps || !isDeepStrictEqual(result?.nonces, want)) v.push(`workflow ${id} returned ${JSON.stringify(result?.nonces)} but its checkpoints hold ${JSON.stringify(want)}`);
+  }
+  const note = `${resumedMidway} workflow runs resumed past checkpointed steps after a kill; ${beforeCommit} step executions finished but lost before their checkpoint (allowed)`;
+  return { name: 'no checkpointed step re-run after commit', checked, violations: v, note };
+}
+
+/** The decision rule, written independently of the engine's. */
+function rule(f: FanOutRec): string {
+  const bad = f.failed + f.cancelled;
+  if (f.strategy === 'fail-fast') return bad >= 1 ? 'failed' : f.succeeded >= f.total ? 'succeeded' : 'running';
+  if (f.strategy === 'collect-all') return f.succeeded + bad >= f.total ? 'succeeded' : 'running';
+  const need = Math.max(0, Math.ceil((f.threshold ?? 1) * f.total - 1e-9));
+  return f.succeeded >= need ? 'succeeded' : bad > f.total - need ? 'failed' : 'running';
+}
+
+/**
+ * Each fan-out's counters equal its children's outcomes, its status is the rule applied to
+ * them, and its parent resumed exactly once after the decision: every `resume` happened after
+ * `decided_at`, and at most one post-decision run finished without its process being killed
+ * right after (a kill before the completion committed legitimately repeats the resume).
+ */
+export function checkFanOuts(a: AuditInput): Verdict {
+  const v: string[] = [];
+  const resumes = new Map<string, EffectRow[]>();
+  for (const e of a.effects) if (e.kind === 'resume') resumes.set(e.jobId, [...(resumes.get(e.jobId) ?? []), e]);
+  let repeated = 0;
+  for (const f of a.fanOuts) {
+    const kids = (a.children.get(f.parentId) ?? []).filter((j) => j.fanOutId === f.id);
+    const count = (s: string): number => kids.filter((j) => j.status === s).length;
+    const real = { succeeded: count('completed'), failed: count('failed'), cancelled: count('cancelled') };
+    if (kids.length !== f.total) v.push(`fan-out ${f.id}: total ${f.total} but ${kids.length} children`);
+    if (f.succeeded !== real.succeeded || f.failed !== real.failed || f.cancelled !== real.cancelled) {
+      v.push(`fan-out ${f.id}: counters ${f.succeeded}/${f.failed}/${f.cancelled} but children ${real.succeeded}/${real.failed}/${real.cancelled}`);
+    }
+    if (rule(f) !== f.status) v.push(`fan-out ${f.id} (${f.strategy}) is ${f.status} but its counters say ${rule(f)}`);
+    if (f.status !== 'running' && f.decidedAt === null) v.push(`fan-out ${f.id} is ${f.status} without decided_at`);
+    const parent = a.jobs.get(f.parentId);
+    const seen = resumes.get(f.parentId) ?? [];
+    for (const e of seen) {
+      if (f.decidedAt === null || e.startedAt < f.decidedAt - 5) v.push(`parent ${f.parentId} resumed at ${e.startedAt} before fan-out ${f.id} was decided (${String(f.decidedAt)})`);
+    }
+    const runs = a.runs.get(f.parentId) ?? [];
+    const clean = seen.filter((e) => {
+      const run = runs.find((r) => r.runCount === e.runCount);
+      const life = run ? a.lives.get(run.worker) : undefined;
+      const killedSoon = life?.killedAt != null && run !== undefined && life.killedAt - run.end < 2000;
+      return run?.state === 'ended' && !run.interrupted && !killedSoon;
+    });
+    if (clean.length > 1) v.push(`parent ${f.parentId} resumed ${clean.length} times after fan-out ${f.id} was decided`);
+    if (seen.length > 1) repeated++;
+    if (parent?.status === 'completed') {
+      if (seen.length === 0) v.push(`parent ${f.parentId} completed without resuming after fan-out ${f.id}`);
+      const out = parse(parent.result) as { status?: string } | undefined;
+      if (out?.status !== f.status) v.push(`parent ${f.parentId} saw its fan-out ${String(out?.status)} but it is ${f.status}`);
+    }
+  }
+  return { name: 'fan-outs: counts match children, parent resumed once', checked: a.fanOuts.length, violations: v, note: `${repeated} resumes repeated after a kill (allowed)` };
+}
+
+/** Each signal was consumed exactly once, in the order sent, by the job it was sent to. */
+export function checkSignals(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  const consumedBy = new Map<string, string[]>();
+  for (const s of a.steps) {
+    if (s.stepName !== 'signal:go' || s.status !== 'completed') continue;
+    const p = parse(s.output) as { sig?: string } | undefined;
+    if (p?.sig) consumedBy.set(p.sig, [...(consumedBy.get(p.sig) ?? []), s.jobId]);
+  }
+  for (const [id, plan] of a.plans) {
+    if (plan.kind !== 'signal') continue;
+    const j = a.jobs.get(id);
+    if (!j) continue;
+    checked += plan.sent.length;
+    if (plan.sent.length !== plan.count) v.push(`signal job ${id}: only ${plan.sent.length} of ${plan.count} signals were sent`);
+    const got = (parse(j.result) as { got?: unknown[] } | undefined)?.got;
+    if (j.status === 'completed' && !isDeepStrictEqual(got, plan.sent)) v.push(`signal job ${id} received ${JSON.stringify(got)}, sent ${JSON.stringify(plan.sent)}`);
+    const rows = a.signals.filter((s) => s.jobId === id);
+    if (rows.length !== plan.sent.length) v.push(`signal job ${id}: ${rows.length} signal rows for ${plan.sent.length} sent`);
+    for (const r of rows) if (r.consumedAt === null) v.push(`signal job ${id}: signal ${r.payload ?? ''} never consumed`);
+    for (const p of plan.sent) {
+      const by = consumedBy.get(p.sig) ?? [];
+      if (by.length !== 1 || by[0] !== id) v.push(`signal ${p.sig} for job ${id} consumed by [${by.join(', ')}]`);
+    }
+  }
+  return { name: 'each signal consumed once, in order', checked, violations: v };
+}
+
+/** Each slot of the every(1000) schedule fired exactly once, none skipped between the first and last. */
+export function checkSchedule(a: AuditInput, periodMs: number): Verdict {
+  const v: string[] = [];
+  const slots: number[] = [];
+  for (const j of a.jobs.values()) {
+    if (j.type !== 'chaos.tick') continue;
+    const meta = parse(j.meta) as { scheduledFor?: string } | undefined;
+    const t = Date.parse(meta?.scheduledFor ?? '');
+    if (!Number.isFinite(t)) v.push(`tick job ${j.id} has no slot in its meta`);
+    else slots.push(t);
+  }
+  slots.sort((x, y) => x - y);
+  for (let i = 1; i < slots.length; i++) {
+    const gap = slots[i]! - slots[i - 1]!;
+    if (gap === 0) v.push(`slot ${new Date(slots[i]!).toISOString()} fired twice`);
+    else if (gap !== periodMs) v.push(`slots ${new Date(slots[i - 1]!).toISOString()} → ${new Date(slots[i]!).toISOString()}: ${gap} ms apart (a slot was skipped)`);
+  }
+  if (slots.length === 0) v.push('the schedule never fired');
+  return { name: `schedule slots fired once (every ${periodMs} ms)`, checked: slots.length, violations: v };
+}

@@ -1,0 +1,184 @@
+/**
+ * The invariants of a chaos run, part 1: jobs and runs. Each check returns how many things it
+ * looked at and a description of every violation. (Workflow invariants: audit-workflows.ts.)
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { descendantsOf, parse, type AuditInput, type Run } from './audit-data.js';
+
+/** One invariant's verdict. */
+export interface Verdict {
+  name: string;
+  checked: number;
+  violations: string[];
+  /** Extra figures worth printing (not violations). */
+  note?: string;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** Every job the orchestrator enqueued exists, and every job in the database is terminal. */
+export function checkTerminal(a: AuditInput): Verdict {
+  const v: string[] = [];
+  for (const id of a.plans.keys()) if (!a.jobs.has(id)) v.push(`job ${id} was enqueued but is missing (lost)`);
+  for (const j of a.jobs.values()) if (!TERMINAL.has(j.status)) v.push(`job ${j.id} (${j.type}) is stuck in ${j.status}`);
+  return { name: 'every job terminal (none lost, none stuck)', checked: a.jobs.size, violations: v };
+}
+
+/** Every root job ended as planned; plain results round-trip; children match their plan. */
+export function checkOutcomes(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  for (const [id, plan] of a.plans) {
+    const j = a.jobs.get(id);
+    if (!j || !TERMINAL.has(j.status)) continue; // reported by checkTerminal
+    checked++;
+    const want = plan.kind === 'fatal' ? 'failed' : plan.kind === 'fanout' && plan.cancel.appliedAt !== null ? 'cancelled' : 'completed';
+    if (j.status !== want) {
+      v.push(`${plan.kind} job ${id} ended ${j.status} (expected ${want}): ${j.lastError ?? ''}`);
+      continue;
+    }
+    switch (plan.kind) {
+      case 'plain':
+        if (!isDeepStrictEqual(parse(j.result), plan.args)) v.push(`plain job ${id}: result differs from its args`);
+        if (!isDeepStrictEqual(parse(j.args), plan.args)) v.push(`plain job ${id}: stored args differ from the enqueued ones`);
+        break;
+      case 'flaky': {
+        const r = parse(j.result) as { attempt?: number } | undefined;
+        if (!r || (r.attempt ?? 0) <= plan.failTimes) v.push(`flaky job ${id} completed on attempt ${String(r?.attempt)} though it fails ${plan.failTimes} times`);
+        break;
+      }
+      case 'fatal':
+        if (!(j.lastError ?? '').includes('fatal by design')) v.push(`fatal job ${id} failed with "${j.lastError}"`);
+        break;
+      default:
+        break;
+    }
+  }
+  for (const j of a.jobs.values()) {
+    if (j.type !== 'chaos.child') continue;
+    checked++;
+    const plan = parse(j.args) as { fail?: boolean } | undefined;
+    if (j.status === 'completed' && plan?.fail) v.push(`child ${j.id} completed though it always fails`);
+    if (j.status === 'failed' && !plan?.fail) v.push(`child ${j.id} failed though it should succeed: ${j.lastError ?? ''}`);
+    if (j.status === 'failed' && plan?.fail && !(j.lastError ?? '').includes('child fails by design')) v.push(`child ${j.id} failed with "${j.lastError}"`);
+  }
+  for (const j of a.jobs.values()) {
+    if (j.type === 'chaos.tick' && j.status !== 'completed') v.push(`tick job ${j.id} ended ${j.status}: ${j.lastError ?? ''}`);
+  }
+  return { name: 'outcomes as planned (args/results round-trip)', checked, violations: v };
+}
+
+/**
+ * No job was executed by two live owners at overlapping times: each handler invocation owned
+ * its job from its start to its recorded end (or the death of its process), the next run of
+ * the job starts after that, every handler began on a row locked by its own worker, and every
+ * side effect of a run lies inside its interval.
+ */
+export function checkSingleOwner(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  for (const [jobId, runs] of a.runs) {
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      checked++;
+      if (r.info?.startsWith('not-owner') || r.info?.startsWith('status=')) v.push(`job ${jobId} run ${r.runCount} on ${r.worker} began on a row it did not own (${r.info})`);
+      if (r.end === Infinity) v.push(`job ${jobId} run ${r.runCount} on ${r.worker} never ended (process still alive?)`);
+      const prev = runs[i - 1];
+      if (!prev) continue;
+      if (prev.runCount === r.runCount) v.push(`job ${jobId}: run ${r.runCount} invoked twice (${prev.worker}, ${r.worker})`);
+      else if (r.start < prev.end) {
+        v.push(`job ${jobId}: run ${r.runCount} on ${r.worker} started at ${r.start}, ${prev.end - r.start} ms before run ${prev.runCount} on ${prev.worker} ended (${prev.state}${prev.interrupted ? ', killed' : ''})`);
+      }
+    }
+  }
+  const byRun = new Map<string, Run>();
+  for (const runs of a.runs.values()) for (const r of runs) byRun.set(`${r.jobId}#${r.runCount}`, r);
+  for (const e of a.effects) {
+    if (e.kind === 'run' || e.kind === 'reclaim') continue;
+    checked++;
+    const r = byRun.get(`${e.jobId}#${e.runCount}`);
+    if (!r) {
+      v.push(`${e.kind} effect of job ${e.jobId} run ${e.runCount} has no recorded run`);
+      continue;
+    }
+    const end = e.endedAt ?? e.startedAt;
+    if (e.startedAt < r.start || end > r.end) v.push(`${e.kind} effect of job ${e.jobId} run ${e.runCount} at ${e.startedAt}..${end} lies outside its run ${r.start}..${r.end}`);
+  }
+  return { name: 'single live owner (no overlapping runs)', checked, violations: v };
+}
+
+/**
+ * At-least-once: every run cut short by a SIGKILL was taken back and run again — unless its
+ * job was cancelled meanwhile, or failed because the lease expired with no retries left.
+ */
+export function checkKilledRunsRecovered(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  for (const [jobId, runs] of a.runs) {
+    const last = runs[runs.length - 1];
+    for (const r of runs) if (r.interrupted) checked++;
+    if (!last?.interrupted) continue;
+    const j = a.jobs.get(jobId);
+    if (j?.status === 'cancelled') continue;
+    if (j?.status === 'failed' && /lease expired/.test(j.lastError ?? '')) continue;
+    v.push(`job ${jobId} (${j?.type}) is ${j?.status} but its last run ${last.runCount} was killed on ${last.worker} and never re-run`);
+  }
+  return { name: 'killed runs re-run (at-least-once)', checked, violations: v };
+}
+
+/** Sleeping jobs slept their whole sleep: everything after it ran at or after the wake time. */
+export function checkSleeps(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  const wakeAt = new Map<string, number>();
+  for (const s of a.steps) if (s.stepName === 'sleep' && s.stepIndex === 0) wakeAt.set(s.jobId, Number(parse(s.output)));
+  const woke = new Map<string, number[]>();
+  for (const e of a.effects) if (e.kind === 'woke') woke.set(e.jobId, [...(woke.get(e.jobId) ?? []), e.startedAt]);
+  for (const [id, plan] of a.plans) {
+    if (plan.kind !== 'sleep' || a.jobs.get(id)?.status !== 'completed') continue;
+    checked++;
+    const at = wakeAt.get(id);
+    const times = woke.get(id) ?? [];
+    if (at === undefined || !Number.isFinite(at)) v.push(`sleep job ${id} completed without a sleep checkpoint`);
+    else if (times.length === 0) v.push(`sleep job ${id} completed without running past its sleep`);
+    else if (Math.min(...times) < at - 5) v.push(`sleep job ${id} woke ${at - Math.min(...times)} ms before its wake time`);
+  }
+  return { name: 'sleeps honoured (no early wake)', checked, violations: v };
+}
+
+/**
+ * Cancelled fan-out parents: the whole subtree is terminal, nothing in it finished after the
+ * cancel, and nothing in it started running after the cancel (2 s slack: a handler may begin
+ * a moment after a claim that preceded the cancel).
+ */
+export function checkCancelled(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  for (const [id, plan] of a.plans) {
+    if (plan.kind !== 'fanout' || plan.cancel.appliedAt === null) continue;
+    const root = a.jobs.get(id);
+    if (!root) continue;
+    checked++;
+    if (root.status !== 'cancelled' || root.completedAt === null) {
+      v.push(`cancelled parent ${id} is ${root.status}`);
+      continue;
+    }
+    const at = root.completedAt;
+    for (const d of [root, ...descendantsOf(a, id)]) {
+      if (d !== root) checked++;
+      if (!TERMINAL.has(d.status)) v.push(`job ${d.id} under cancelled parent ${id} is ${d.status}`);
+      else if (d.completedAt !== null && d.completedAt > at) v.push(`job ${d.id} under cancelled parent ${id} ended ${d.status} ${d.completedAt - at} ms after the cancel`);
+      for (const r of a.runs.get(d.id) ?? []) {
+        if (r.start > at + 2000) v.push(`job ${d.id} under cancelled parent ${id} started run ${r.runCount} ${r.start - at} ms after the cancel`);
+      }
+    }
+  }
+  return { name: 'cancelled subtrees fully cancelled', checked, violations: v };
+}
+
+/** No worker process died without being killed or stopped. */
+export function checkWorkers(a: AuditInput): Verdict {
+  const v: string[] = [];
+  for (const l of a.lives.values()) if (l.crashed) v.push(`worker ${l.name} (pid ${l.pid}) exited on its own: ${String(l.exit)}`);
+  return { name: 'no worker crashed', checked: a.lives.size, violations: v };
+}

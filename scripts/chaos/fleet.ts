@@ -1,0 +1,149 @@
+/**
+ * The worker processes of a chaos run: spawns them, SIGKILLs one on demand and restarts it at
+ * once, notices crashes (an exit nobody asked for), stops them gracefully at the end, and keeps
+ * the life record of every process (pid, start, exit) for the audit.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The life of one worker process. */
+export interface ProcLife {
+  name: string;
+  pid: number;
+  startedAt: number;
+  /** When the orchestrator sent SIGKILL. */
+  killedAt: number | null;
+  /** When the orchestrator saw the process exit. */
+  exitedAt: number | null;
+  exit: number | string | null;
+  /** Exited without being killed or asked to stop. */
+  crashed: boolean;
+}
+
+interface Slot {
+  index: number;
+  generation: number;
+  proc: ChildProcess | undefined;
+  life: ProcLife | undefined;
+  exited: Promise<void>;
+}
+
+const WORKER = new URL('./worker.ts', import.meta.url).pathname;
+
+/** A fixed number of worker slots, each always holding one live process until `stop()`. */
+export class Fleet {
+  readonly lives: ProcLife[] = [];
+  readonly #slots: Slot[] = [];
+  readonly #log: WriteStream;
+  #stopping = false;
+  kills = 0;
+
+  constructor(
+    private readonly count: number,
+    private readonly env: Record<string, string>,
+    logDir: string,
+  ) {
+    this.#log = createWriteStream(join(logDir, 'workers.log'), { flags: 'a' });
+  }
+
+  /** Processes that exited without being killed or stopped. */
+  get crashes(): ProcLife[] {
+    return this.lives.filter((l) => l.crashed);
+  }
+
+  /** Starts every slot and waits until each process printed `ready`. */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const slot: Slot = { index: i, generation: 0, proc: undefined, life: undefined, exited: Promise.resolve() };
+      this.#slots.push(slot);
+      ready.push(this.#spawn(slot));
+    }
+    await Promise.all(ready);
+  }
+
+  /** How long the process of slot `index` has been up (ms), or -1 when it is not running. */
+  uptime(index: number): number {
+    const life = this.#slots[index]?.life;
+    return life && life.exitedAt === null ? Date.now() - life.startedAt : -1;
+  }
+
+  /** Emergency stop (the orchestrator is interrupted): SIGKILLs every live process. */
+  abort(): void {
+    this.#stopping = true;
+    for (const slot of this.#slots) if (slot.life?.exitedAt === null) slot.proc?.kill('SIGKILL');
+  }
+
+  /** SIGKILLs the process of slot `index` and starts its replacement at once. */
+  async kill(index: number): Promise<ProcLife | undefined> {
+    const slot = this.#slots[index];
+    if (!slot?.proc || !slot.life || slot.life.exitedAt !== null) return undefined;
+    const life = slot.life;
+    life.killedAt = Date.now();
+    slot.proc.kill('SIGKILL');
+    this.kills++;
+    await slot.exited;
+    void this.#spawn(slot);
+    return life;
+  }
+
+  /** Stops every process gracefully (SIGTERM), SIGKILLing any still alive after `timeoutMs`. */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.#stopping = true;
+    const exits = this.#slots.map(async (slot) => {
+      if (!slot.proc || !slot.life || slot.life.exitedAt !== null) return;
+      slot.proc.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        slot.exited.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut && slot.life.exitedAt === null) {
+        slot.life.crashed = true; // did not stop within its drain budget
+        slot.proc.kill('SIGKILL');
+        await slot.exited;
+      }
+    });
+    await Promise.all(exits);
+    await new Promise<void>((resolve) => this.#log.end(resolve));
+  }
+
+  #spawn(slot: Slot): Promise<void> {
+    slot.generation++;
+    const name = `W${slot.index + 1}.${slot.generation}`;
+    const proc = spawn(process.execPath, ['--import', 'tsx', WORKER], {
+      env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), killedAt: null, exitedAt: null, exit: null, crashed: false };
+    this.lives.push(life);
+    slot.proc = proc;
+    slot.life = life;
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.startsWith('ready ')) onReady();
+      this.#log.write(`${name} out ${line}\n`);
+    });
+    createInterface({ input: proc.stderr! }).on('line', (line) => this.#log.write(`${name} err ${line}\n`));
+    slot.exited = new Promise<void>((resolve) => {
+      proc.on('exit', (code, signal) => {
+        life.exitedAt = Date.now();
+        life.exit = code ?? signal;
+        onReady();
+        const expected = life.killedAt !== null || (this.#stopping && code === 0);
+        if (!expected) {
+          life.crashed = true;
+          this.#log.write(`${name} CRASHED exit=${String(life.exit)}\n`);
+          // Keep the run going; the crash is reported as a violation.
+          if (!this.#stopping) void this.#spawn(slot);
+        }
+        resolve();
+      });
+    });
+    return ready;
+  }
+}

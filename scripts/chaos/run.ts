@@ -1,0 +1,200 @@
+/**
+ * `npm run chaos -- --backend postgres|mysql|sqlite --minutes 2 --seed 42 --workers 4 --scale 1`
+ *
+ * A seeded torture run of the engine: N worker processes share a fresh database while the
+ * orchestrator (this process) feeds them a mixed load — plain, flaky, noRetry, 5-step
+ * workflows, fan-outs of 20–50 children (some nested, some failing, under each strategy),
+ * durable sleeps, signal waits (it sends the signals), an every(1000) schedule — cancels some
+ * fan-out parents while their children run, and SIGKILLs a random worker every few seconds
+ * (restarting it at once). Then it stops the load, lets the workers drain the backlog, stops
+ * them, and audits the database against the engine's promises (see audit*.ts). Every handler
+ * records its runs and side effects in `chaos_effects` in the same database.
+ *
+ * Exit code: 0 when every invariant held, 1 on any violation, 2 when the run itself failed.
+ * The database is dropped afterwards unless `--keep` is given or a violation was found.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Queue } from '../../src/queue/queue.js';
+import { every } from '../../src/scheduler/schedules.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { loadAudit } from './audit-data.js';
+import { checkCancelled, checkKilledRunsRecovered, checkOutcomes, checkSingleOwner, checkSleeps, checkTerminal, checkWorkers, type Verdict } from './audit.js';
+import { checkFanOuts, checkSchedule, checkSignals, checkSteps } from './audit-workflows.js';
+import { createBackend, createEffectsTable, openChaosDb, openStorage, type ChaosDb } from './backend.js';
+import { Fleet } from './fleet.js';
+import { ROOT_QUEUE } from './handlers.js';
+import { Load } from './load.js';
+import { parseOptions, Rng, type ChaosOptions } from './options.js';
+import { printFigures, printVerdicts, type Figures } from './report.js';
+
+const TICK_MS = 500;
+const SCHEDULE = 'chaos.tick';
+const SCHEDULE_PERIOD_MS = 1000;
+const LEASE_MS = 8000;
+
+async function main(): Promise<number> {
+  let opts: ChaosOptions;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
+  const t0 = Date.now();
+  const logDir = mkdtempSync(join(tmpdir(), 'sdj-chaos-log-'));
+  const backend = await createBackend(opts.backend, opts.seed);
+  console.log(`chaos: ${opts.backend}, ${opts.minutes} min, seed ${opts.seed}, ${opts.workers} workers, scale ${opts.scale}${opts.fault === 'none' ? '' : `, FAULT ${opts.fault} (violations expected)`}`);
+  console.log(`chaos: database ${backend.where}; worker logs in ${logDir}/workers.log`);
+  let storage: Storage | undefined;
+  let db: ChaosDb | undefined;
+  let fleet: Fleet | undefined;
+  let violations = -1;
+  const interrupt = (): void => {
+    fleet?.abort();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  try {
+    storage = await openStorage(backend.env, 4);
+    await storage.migrate();
+    db = openChaosDb(backend.env, 2);
+    await createEffectsTable(db);
+    const queue = new Queue(storage);
+    await queue.schedule(SCHEDULE, every(SCHEDULE_PERIOD_MS), { queue: ROOT_QUEUE, missed: 'all', retries: 8 });
+
+    const lease = opts.fault === 'lease' ? 300 : LEASE_MS;
+    fleet = new Fleet(opts.workers, { ...backend.env, CHAOS_LEASE_MS: String(lease), CHAOS_FAULT: opts.fault }, logDir);
+    await fleet.start();
+    const load = new Load(queue, new Rng(opts.seed, 1), opts.scale);
+    await torture(opts, fleet, load, storage);
+
+    // Drain: no more load, kills or cancellations; the remaining signals go out now.
+    load.finish();
+    await queue.unschedule(SCHEDULE);
+    const drainStart = Date.now();
+    const drained = await drain(load, storage, opts.drainSeconds * 1000);
+    const drainSeconds = (Date.now() - drainStart) / 1000;
+    console.log(drained ? `chaos: drained in ${drainSeconds.toFixed(1)} s` : `chaos: NOT drained after ${drainSeconds.toFixed(1)} s`);
+    await fleet.stop();
+
+    const input = await loadAudit(db, fleet.lives, load.plans);
+    const verdicts: Verdict[] = [
+      checkTerminal(input),
+      checkOutcomes(input),
+      checkSingleOwner(input),
+      checkKilledRunsRecovered(input),
+      checkSteps(input),
+      checkFanOuts(input),
+      checkSignals(input),
+      checkSchedule(input, SCHEDULE_PERIOD_MS),
+      checkSleeps(input),
+      checkCancelled(input),
+      checkWorkers(input),
+    ];
+    console.log('');
+    violations = printVerdicts(verdicts);
+    const jobs = [...input.jobs.values()];
+    const byStatus: Record<string, number> = {};
+    for (const j of jobs) byStatus[j.status] = (byStatus[j.status] ?? 0) + 1;
+    const runs = [...input.runs.values()].flat();
+    const figures: Figures = {
+      backend: opts.backend,
+      seed: opts.seed,
+      minutes: opts.minutes,
+      workers: opts.workers,
+      scale: opts.scale,
+      jobs: jobs.length,
+      byStatus,
+      roots: load.plans.size,
+      children: jobs.filter((j) => j.parentId !== null).length,
+      ticks: jobs.filter((j) => j.type === SCHEDULE).length,
+      kills: fleet.kills,
+      reclaims: input.effects.filter((e) => e.kind === 'reclaim').length,
+      interruptedRuns: runs.filter((r) => r.interrupted).length,
+      rerunsAfterKill: [...input.runs.values()].reduce((n, list) => n + list.filter((r, i) => r.interrupted && i < list.length - 1).length, 0),
+      runs: runs.length,
+      signals: load.stats.signalsSent,
+      cancels: load.stats.cancels,
+      cancelsTooLate: load.stats.cancelsTooLate,
+      effects: input.effects.length,
+      drainSeconds,
+      durationSeconds: (Date.now() - t0) / 1000,
+      violations,
+    };
+    printFigures(figures);
+    return violations === 0 ? 0 : 1;
+  } catch (e) {
+    console.error('chaos: the run itself failed:', e);
+    fleet?.abort();
+    return 2;
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+    await db?.close().catch(() => {});
+    await storage?.close().catch(() => {});
+    if (opts.keep || (violations !== 0 && opts.fault === 'none')) {
+      console.log(`chaos: kept ${backend.where} and the worker logs in ${logDir} for inspection`);
+    } else {
+      await backend.drop().catch((e: unknown) => console.error('chaos: could not drop the database:', e));
+      rmSync(logDir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The load-and-kill phase: a load tick every 500 ms, due actions, a SIGKILL every few seconds. */
+async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, storage: Storage): Promise<void> {
+  const killRng = new Rng(opts.seed, 2);
+  const start = Date.now();
+  const end = start + opts.minutes * 60_000;
+  const killDelay = (): number => Math.round(opts.killEvery * 1000 * (0.5 + killRng.next()));
+  let nextLoad = start;
+  let nextKill = start + killDelay();
+  let nextReport = start + 10_000;
+  let loadErrors = 0;
+  while (Date.now() < end) {
+    const now = Date.now();
+    if (now >= nextLoad) {
+      nextLoad += TICK_MS;
+      await load.tick().catch((e: unknown) => {
+        if (loadErrors++ < 5) console.error('chaos: enqueue failed:', e);
+      });
+    }
+    await load.runDue(now);
+    if (now >= nextKill) {
+      const index = killRng.int(0, opts.workers - 1);
+      // A process still booting is spared: the kill goes to the next slot that is up.
+      const target = [...Array(opts.workers).keys()].map((k) => (index + k) % opts.workers).find((i) => fleet.uptime(i) >= 1500);
+      if (target !== undefined) await fleet.kill(target);
+      nextKill = now + killDelay();
+    }
+    if (now >= nextReport) {
+      nextReport += 10_000;
+      const c = await storage.jobCountByStatus({}).catch(() => undefined);
+      const counts = c ? Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') : 'counts unavailable';
+      console.log(`chaos: ${((now - start) / 1000).toFixed(0)} s · enqueued ${load.stats.enqueued} · kills ${fleet.kills} · ${counts}`);
+    }
+    await delay(Math.max(1, Math.min(25, nextLoad - Date.now())));
+  }
+}
+
+/** Waits until every signal went out and no job is left non-terminal; false on timeout. */
+async function drain(load: Load, storage: Storage, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let nextReport = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    await load.runDue();
+    const c = await storage.jobCountByStatus({}).catch(() => undefined);
+    const open = c ? c.pending + c.running + c.waiting + c.paused : Infinity;
+    if (open === 0 && load.pendingSignals === 0) return true;
+    if (Date.now() >= nextReport) {
+      nextReport += 10_000;
+      console.log(`chaos: draining · ${open} jobs open · ${load.pendingSignals} signals to send`);
+    }
+    await delay(200);
+  }
+  return false;
+}
+
+process.exitCode = await main();
