@@ -17,7 +17,7 @@ import type { QueueCore } from './core.js';
 import { buildJobInsert } from './enqueue.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from './events.js';
 import { toJob } from './job-mapper.js';
-import { checkDuration, checkName, checkOptions, checkQueueName } from './validate.js';
+import { checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from './validate.js';
 import * as ops from './operations.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
 import type { Schedule } from '../scheduler/schedules.js';
@@ -84,7 +84,7 @@ export class Queue {
    * @throws InvalidArgumentError on an invalid name or a non-function handler
    */
   register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>): JobDefinition<Args, Result> {
-    checkName(type, 'job type');
+    checkJobType(type);
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler of "${type}" must be a function`);
     this.#core.handlers.set(type, handler as unknown as Handler<never, unknown>);
     return Object.freeze({

@@ -94,3 +94,15 @@ export function describe(value: unknown): string {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : 'a Date';
   return typeof value;
 }
+
+/**
+ * Job types that `ctx.call` could confuse with the workflow's own checkpoints
+ * (`fan-out`, `sleep`, `signal:<name>`) are reserved.
+ */
+export function checkJobType(value: unknown, field = 'job type'): string {
+  const name = checkName(value, field);
+  if (name === 'fan-out' || name === 'sleep' || name.startsWith('signal:')) {
+    throw new InvalidArgumentError(`${field} "${name}" is reserved for workflow checkpoints (fan-out, sleep, signal:*); choose another name`);
+  }
+  return name;
+}

@@ -24,6 +24,8 @@ export interface ClaimLoopDeps {
   queues: Map<string, number>;
   logger: Logger;
   onClaimed(row: JobRow): void;
+  /** Jobs a claim returned after the worker was paused: give them back unrun. */
+  onUnwanted(rows: JobRow[]): void;
   onError(err: unknown): void;
 }
 
@@ -156,6 +158,11 @@ export class ClaimLoop {
         if (want.length === 0) return;
         const rows = await this.#d.storage.jobClaim({ workerId: this.#d.workerId, queues: want, leaseMs: this.#d.leaseMs });
         this.#errors = 0;
+        if (this.#paused && rows.length > 0) {
+          // pause() landed while this claim was in flight: a paused worker starts nothing.
+          this.#d.onUnwanted(rows);
+          return;
+        }
         const got = new Map<string, number>();
         for (const row of rows) {
           got.set(row.queue, (got.get(row.queue) ?? 0) + 1);

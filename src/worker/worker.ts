@@ -142,6 +142,10 @@ export class Worker implements LocalWaker {
       queues: this.#queues,
       logger: this.#logger,
       onError: (err) => this.#reportError('claiming jobs failed', err),
+      onUnwanted: (rows) => {
+        const runs = rows.map((r) => ({ jobId: r.id, workerId: this.id, runCount: r.runCount }));
+        core.storage.jobRelease({ runs }).catch((err: unknown) => this.#reportError('releasing jobs claimed during pause failed; their leases will expire', err));
+      },
       onClaimed: (row) => {
         const run = new JobRun(row, this.id, core, writeStep);
         this.#active.set(row.id, run);

@@ -10,7 +10,7 @@
 import { FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
 import { buildJobInsert } from '../queue/enqueue.js';
 import type { QueueCore } from '../queue/core.js';
-import { checkDate, checkDuration, checkName, checkOptions, checkQueueName } from '../queue/validate.js';
+import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../queue/validate.js';
 import { decodeJson, encodeJson } from '../storage/codec.js';
 import type { Job, Logger } from '../types.js';
 import { collectResults, parseStrategy } from './fan-out.js';
@@ -50,7 +50,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
   call<T = unknown>(step: string, args?: unknown): Promise<T>;
   call<R, A = unknown>(step: JobDefinition<A, R>, args: A): Promise<R>;
   async call(step: string | JobDefinition<unknown, unknown>, args?: unknown): Promise<unknown> {
-    const name = checkName(typeof step === 'object' && step !== null ? step.type : step, 'step name');
+    const name = checkJobType(typeof step === 'object' && step !== null ? step.type : step, 'step name');
     const { replay, core } = this.host;
     const index = replay.take();
     const rec = await replay.recorded(index, name);

@@ -138,6 +138,13 @@ for (const [name, make] of storageMatrix()) {
       assert.ok(all.pending >= 2 + q.pending - 2);
     });
 
+    it('refuses job types reserved for workflow checkpoints', () => {
+      for (const reserved of ['fan-out', 'sleep', 'signal:approval']) {
+        assert.throws(() => queue.register(reserved, async () => {}), (e: unknown) => e instanceof InvalidArgumentError && /reserved/.test(e.message), reserved);
+      }
+      assert.doesNotThrow(() => queue.register('sleepy', async () => {}));
+    });
+
     it('getJob of an unknown id is undefined', async () => {
       assert.equal(await queue.getJob('00000000-0000-7000-8000-000000000000'), undefined);
     });
