@@ -100,9 +100,13 @@ export function sized(t: Tagged, maxBytes: number): Tagged {
 /** Strings a UTF-8 database cannot store as given, or that carry control characters. */
 const awkward = fc.constantFrom('a\uD800b', 'x\uDC00', '\uDBFF', 'nul\u0000inside', 'tab\there', 'bell\u0007');
 
-/** Job type names: non-empty, <= 255 UTF-16 units, no control characters, well-formed text. */
+/**
+ * Job type names for `enqueue`: non-empty, <= 255 UTF-16 units, no control characters,
+ * well-formed text. (`register` also refuses the workflow's checkpoint names — `fan-out`,
+ * `sleep`, `signal:*` — but a producer may enqueue any type: it simply finds no handler.)
+ */
 export const typeArb: fc.Arbitrary<Tagged> = fc.oneof(
-  { arbitrary: ok(fc.oneof(fc.constantFrom(...INJECTIONS), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).filter((v) => !CONTROL.test(v)))), weight: 8 },
+  { arbitrary: ok(fc.oneof(fc.constantFrom(...INJECTIONS, 'fan-out', 'sleep', 'signal:go'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).filter((v) => !CONTROL.test(v)))), weight: 8 },
   { arbitrary: anyText(60).map((v) => ({ v, bad: v.length === 0 || CONTROL.test(v) || !wellFormed(v) ? 'INVALID_ARGUMENT' : null })), weight: 2 },
   { arbitrary: bad('INVALID_ARGUMENT', fc.oneof(awkward, fc.constantFrom('', 'x'.repeat(256), 7, null, ['x'], { type: 3 }))), weight: 1 },
 );
