@@ -213,13 +213,25 @@ export function noRetry(err: unknown): NoRetryError {
 }
 
 /**
- * Asks for a retry no earlier than `ms` from now, however long (still bounded by `retries`).
+ * The longest delay the library stores, in ms (100 years): `delay`, `sleep`, `retryAfter`, a
+ * backoff result, fan-out and signal-wait deadlines. Anything longer cannot be told apart
+ * from "never" and risks overflowing a run-at time.
+ * @internal
+ */
+export const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000;
+
+/**
+ * Asks for a retry no earlier than `ms` from now, however long (up to 100 years, the longest
+ * delay the library stores; still bounded by `retries`).
  * @example throw retryAfter(5 * 60_000, new Error('rate limited'))
- * @throws InvalidArgumentError when `ms` is not a finite number >= 0
+ * @throws InvalidArgumentError when `ms` is not a finite number between 0 and 100 years
  */
 export function retryAfter(ms: number, err: unknown): RetryAfterError {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
     throw new InvalidArgumentError(`retryAfter: delay must be a finite number >= 0, got ${String(ms)}`);
+  }
+  if (ms > MAX_DELAY_MS) {
+    throw new InvalidArgumentError(`retryAfter: delay must be at most ${MAX_DELAY_MS} ms (100 years), got ${String(ms)}`);
   }
   return new RetryAfterError(ms, err);
 }
@@ -229,13 +241,32 @@ export function isDurableJobsError(e: unknown, code?: ErrorCode): e is DurableJo
   return e instanceof DurableJobsError && (code === undefined || e.code === code);
 }
 
-/** The message of any thrown value. @internal */
+/**
+ * The message of any thrown value, always a string and never throwing: an Error's `message`
+ * (printed when it is not a string), a string as is, anything else as JSON or `String()`. A
+ * value that cannot be printed at all (its `message` getter throws, no JSON and no string form)
+ * gets a text saying so, so the failure is still recorded. @internal
+ */
 export function messageOf(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  if (typeof e === 'string') return e;
   try {
-    return JSON.stringify(e) ?? String(e);
+    if (e instanceof Error) {
+      const m: unknown = e.message;
+      return typeof m === 'string' ? m : printed(m);
+    }
+    return printed(e);
   } catch {
-    return String(e);
+    return `a thrown ${typeof e} whose message cannot be read`;
   }
+}
+
+/** A value as text: a string as is, else JSON, else `String()`. Throws when none works. */
+function printed(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    const json = JSON.stringify(v) as string | undefined;
+    if (json !== undefined) return json;
+  } catch {
+    // no JSON form (a cycle, a BigInt, a throwing toJSON): fall back to String()
+  }
+  return String(v);
 }

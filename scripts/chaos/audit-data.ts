@@ -7,21 +7,25 @@ import type { ChaosDb } from './backend.js';
 import { readEffects, type EffectRow } from './effects.js';
 import type { ProcLife } from './fleet.js';
 import type { Plan } from './load.js';
+import type { OperatorLog } from './operator.js';
 
 /** A row of `sdj_jobs` (the columns the audit needs). */
 export interface JobRec {
   id: string;
   type: string;
+  queue: string;
   status: string;
   attempt: number;
   maxRetries: number;
   runCount: number;
   args: string | null;
+  /** The stored result; not loaded for `chaos.big` jobs (the audit reads those one at a time). */
   result: string | null;
   meta: string | null;
   lastError: string | null;
   parentId: string | null;
   fanOutId: string | null;
+  fanOutIndex: number | null;
   completedAt: number | null;
 }
 
@@ -32,6 +36,7 @@ export interface StepRec {
   stepName: string;
   status: string;
   output: string | null;
+  error: string | null;
 }
 
 /** A row of `sdj_fan_outs`. */
@@ -45,6 +50,7 @@ export interface FanOutRec {
   failed: number;
   cancelled: number;
   status: string;
+  createdAt: number;
   decidedAt: number | null;
 }
 
@@ -68,6 +74,10 @@ export interface Run {
   info: string | null;
   /** The process died (SIGKILL) while this run was active. */
   interrupted: boolean;
+  /** The worker id that held the job row as the handler began. */
+  owner: string | null;
+  /** The claim instant of this run (database clock), when recorded. */
+  claimedAt: number | null;
 }
 
 /** Everything the invariants look at. */
@@ -81,6 +91,8 @@ export interface AuditInput {
   runs: Map<string, Run[]>;
   lives: Map<string, ProcLife>;
   plans: Map<string, Plan>;
+  /** What the operator did during the run. */
+  ops: OperatorLog;
 }
 
 const num = (v: unknown): number => Number(v);
@@ -88,9 +100,9 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 /** Reads the database and builds the audit input. */
-export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: Map<string, Plan>): Promise<AuditInput> {
+export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: Map<string, Plan>, ops: OperatorLog): Promise<AuditInput> {
   const jobRows = await db.all<Record<string, unknown>>(
-    'SELECT id, type, status, attempt, max_retries, run_count, args, result, meta, last_error, parent_id, fan_out_id, completed_at FROM sdj_jobs',
+    "SELECT id, type, queue, status, attempt, max_retries, run_count, args, CASE WHEN type = 'chaos.big' THEN NULL ELSE result END AS result, meta, last_error, parent_id, fan_out_id, fan_out_index, completed_at FROM sdj_jobs",
   );
   const jobs = new Map<string, JobRec>();
   const children = new Map<string, JobRec[]>();
@@ -98,6 +110,7 @@ export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: 
     const j: JobRec = {
       id: String(r['id']),
       type: String(r['type']),
+      queue: String(r['queue']),
       status: String(r['status']),
       attempt: num(r['attempt']),
       maxRetries: num(r['max_retries']),
@@ -108,20 +121,22 @@ export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: 
       lastError: strOrNull(r['last_error']),
       parentId: strOrNull(r['parent_id']),
       fanOutId: strOrNull(r['fan_out_id']),
+      fanOutIndex: numOrNull(r['fan_out_index']),
       completedAt: numOrNull(r['completed_at']),
     };
     jobs.set(j.id, j);
     if (j.parentId !== null) children.set(j.parentId, [...(children.get(j.parentId) ?? []), j]);
   }
-  const steps = (await db.all<Record<string, unknown>>('SELECT job_id, step_index, step_name, status, output FROM sdj_steps')).map((r) => ({
+  const steps = (await db.all<Record<string, unknown>>('SELECT job_id, step_index, step_name, status, output, error FROM sdj_steps')).map((r) => ({
     jobId: String(r['job_id']),
     stepIndex: num(r['step_index']),
     stepName: String(r['step_name']),
     status: String(r['status']),
     output: strOrNull(r['output']),
+    error: strOrNull(r['error']),
   }));
   const fanOuts = (
-    await db.all<Record<string, unknown>>('SELECT id, parent_id, strategy, threshold, total, succeeded, failed, cancelled, status, decided_at FROM sdj_fan_outs')
+    await db.all<Record<string, unknown>>('SELECT id, parent_id, strategy, threshold, total, succeeded, failed, cancelled, status, created_at, decided_at FROM sdj_fan_outs')
   ).map((r) => ({
     id: String(r['id']),
     parentId: String(r['parent_id']),
@@ -132,6 +147,7 @@ export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: 
     failed: num(r['failed']),
     cancelled: num(r['cancelled']),
     status: String(r['status']),
+    createdAt: num(r['created_at']),
     decidedAt: numOrNull(r['decided_at']),
   }));
   const signals = (await db.all<Record<string, unknown>>('SELECT job_id, name, payload, consumed_at FROM sdj_signals')).map((r) => ({
@@ -142,7 +158,7 @@ export async function loadAudit(db: ChaosDb, lives: readonly ProcLife[], plans: 
   }));
   const effects = await readEffects(db);
   const lifeByName = new Map(lives.map((l) => [l.name, l]));
-  return { jobs, children, steps, fanOuts, signals, effects, runs: buildRuns(effects, lifeByName), lives: lifeByName, plans };
+  return { jobs, children, steps, fanOuts, signals, effects, runs: buildRuns(effects, lifeByName), lives: lifeByName, plans, ops };
 }
 
 /** Reconstructs the runs of every job from the `run` effects and the process lives. */
@@ -159,7 +175,7 @@ function buildRuns(effects: readonly EffectRow[], lives: Map<string, ProcLife>):
       end = life.exitedAt;
       interrupted = life.killedAt !== null;
     } else end = Infinity;
-    const run: Run = { jobId: e.jobId, runCount: e.runCount, worker: e.worker, start: e.startedAt, end, state: e.state ?? '?', info: e.info, interrupted };
+    const run: Run = { jobId: e.jobId, runCount: e.runCount, worker: e.worker, start: e.startedAt, end, state: e.state ?? '?', info: e.info, interrupted, owner: e.owner, claimedAt: e.claimedAt };
     runs.set(e.jobId, [...(runs.get(e.jobId) ?? []), run]);
   }
   for (const list of runs.values()) list.sort((a, b) => a.runCount - b.runCount || a.start - b.start);

@@ -6,6 +6,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { parse, type AuditInput, type FanOutRec } from './audit-data.js';
 import type { Verdict } from './audit.js';
 import type { EffectRow } from './effects.js';
+import type { ResumeInfo } from './handlers.js';
+import { ALT, ALT_MAX_GAP_MS, TICK } from './schedules.js';
 
 /**
  * A checkpointed step never runs again once its checkpoint committed. Each step execution
@@ -74,18 +76,24 @@ function rule(f: FanOutRec): string {
 }
 
 /**
- * Each fan-out's counters equal its children's outcomes, its status is the rule applied to
- * them, and its parent resumed exactly once after the decision: every `resume` happened after
- * `decided_at`, and at most one post-decision run finished without its process being killed
- * right after (a kill before the completion committed legitimately repeats the resume).
+ * Each fan-out's counters equal its children's outcomes (a child the operator retried counts
+ * once, with its final outcome), its status is the rule applied to them, and its parent resumed
+ * exactly once after the decision: every `resume` happened after `decided_at`, and at most one
+ * post-decision run finished without its process being killed right after (a kill before the
+ * completion committed legitimately repeats the resume). A collect-all fan-out is decided only
+ * when every child has ended: its parent never sees a child unfinished that the operator did not
+ * retry. A parent the operator retried is judged on the resumes after its retry (its earlier
+ * fan-out is gone with its children).
  */
 export function checkFanOuts(a: AuditInput): Verdict {
   const v: string[] = [];
   const resumes = new Map<string, EffectRow[]>();
   for (const e of a.effects) if (e.kind === 'resume') resumes.set(e.jobId, [...(resumes.get(e.jobId) ?? []), e]);
   let repeated = 0;
+  let retriedKids = 0;
   for (const f of a.fanOuts) {
     const kids = (a.children.get(f.parentId) ?? []).filter((j) => j.fanOutId === f.id);
+    retriedKids += kids.filter((k) => a.ops.retries.get(k.id)?.appliedAt != null).length;
     const count = (s: string): number => kids.filter((j) => j.status === s).length;
     const real = { succeeded: count('completed'), failed: count('failed'), cancelled: count('cancelled') };
     if (kids.length !== f.total) v.push(`fan-out ${f.id}: total ${f.total} but ${kids.length} children`);
@@ -95,9 +103,18 @@ export function checkFanOuts(a: AuditInput): Verdict {
     if (rule(f) !== f.status) v.push(`fan-out ${f.id} (${f.strategy}) is ${f.status} but its counters say ${rule(f)}`);
     if (f.status !== 'running' && f.decidedAt === null) v.push(`fan-out ${f.id} is ${f.status} without decided_at`);
     const parent = a.jobs.get(f.parentId);
-    const seen = resumes.get(f.parentId) ?? [];
+    // A parent the operator retried lost its earlier fan-out: its resumes before the retry are of that one.
+    const since = a.ops.retries.get(f.parentId)?.requestedAt ?? -Infinity;
+    const seen = (resumes.get(f.parentId) ?? []).filter((e) => e.startedAt >= since);
     for (const e of seen) {
       if (f.decidedAt === null || e.startedAt < f.decidedAt - 5) v.push(`parent ${f.parentId} resumed at ${e.startedAt} before fan-out ${f.id} was decided (${String(f.decidedAt)})`);
+      if (f.strategy !== 'collect-all') continue;
+      for (const index of (parse(e.info) as ResumeInfo | undefined)?.unfinished ?? []) {
+        const kid = kids.find((k) => k.fanOutIndex === index);
+        const retry = kid ? a.ops.retries.get(kid.id) : undefined;
+        if (retry?.appliedAt != null && retry.appliedAt <= e.startedAt) continue;
+        v.push(`collect-all fan-out ${f.id} was decided while child ${index} (${kid?.id ?? '?'}, now ${kid?.status ?? '?'}) was unfinished: parent ${f.parentId} resumed at ${e.startedAt}`);
+      }
     }
     const runs = a.runs.get(f.parentId) ?? [];
     const clean = seen.filter((e) => {
@@ -114,7 +131,8 @@ export function checkFanOuts(a: AuditInput): Verdict {
       if (out?.status !== f.status) v.push(`parent ${f.parentId} saw its fan-out ${String(out?.status)} but it is ${f.status}`);
     }
   }
-  return { name: 'fan-outs: counts match children, parent resumed once', checked: a.fanOuts.length, violations: v, note: `${repeated} resumes repeated after a kill (allowed)` };
+  const note = `${repeated} resumes repeated after a kill (allowed); ${retriedKids} children retried by the operator`;
+  return { name: 'fan-outs: counts match children, parent resumed once', checked: a.fanOuts.length, violations: v, note };
 }
 
 /** Each signal was consumed exactly once, in the order sent, by the job it was sent to. */
@@ -146,23 +164,43 @@ export function checkSignals(a: AuditInput): Verdict {
   return { name: 'each signal consumed once, in order', checked, violations: v };
 }
 
-/** Each slot of the every(1000) schedule fired exactly once, none skipped between the first and last. */
-export function checkSchedule(a: AuditInput, periodMs: number): Verdict {
-  const v: string[] = [];
+/** The slot instants fired by one schedule (from each fired job's meta), oldest first. */
+function firedSlots(a: AuditInput, name: string, v: string[]): number[] {
   const slots: number[] = [];
   for (const j of a.jobs.values()) {
-    if (j.type !== 'chaos.tick') continue;
-    const meta = parse(j.meta) as { scheduledFor?: string } | undefined;
+    if (j.type !== name) continue;
+    const meta = parse(j.meta) as { schedule?: string; scheduledFor?: string } | undefined;
     const t = Date.parse(meta?.scheduledFor ?? '');
-    if (!Number.isFinite(t)) v.push(`tick job ${j.id} has no slot in its meta`);
+    if (!Number.isFinite(t) || meta?.schedule !== name) v.push(`${name} job ${j.id} has no slot of its schedule in its meta`);
     else slots.push(t);
   }
-  slots.sort((x, y) => x - y);
-  for (let i = 1; i < slots.length; i++) {
-    const gap = slots[i]! - slots[i - 1]!;
-    if (gap === 0) v.push(`slot ${new Date(slots[i]!).toISOString()} fired twice`);
-    else if (gap !== periodMs) v.push(`slots ${new Date(slots[i - 1]!).toISOString()} → ${new Date(slots[i]!).toISOString()}: ${gap} ms apart (a slot was skipped)`);
+  return slots.sort((x, y) => x - y);
+}
+
+/**
+ * No schedule slot fired twice. `chaos.tick` (one spec, however often re-defined): every slot
+ * between the first and the last fired, none skipped. `chaos.alt` (its spec changes): every
+ * slot on the 1000 ms grid and no stall longer than {@link ALT_MAX_GAP_MS}.
+ */
+export function checkSchedule(a: AuditInput): Verdict {
+  const v: string[] = [];
+  const tick = firedSlots(a, TICK.name, v);
+  for (let i = 1; i < tick.length; i++) {
+    const gap = tick[i]! - tick[i - 1]!;
+    if (gap === 0) v.push(`${TICK.name} slot ${new Date(tick[i]!).toISOString()} fired twice`);
+    else if (gap !== TICK.periodMs) v.push(`${TICK.name} slots ${new Date(tick[i - 1]!).toISOString()} → ${new Date(tick[i]!).toISOString()}: ${gap} ms apart (a slot was skipped)`);
   }
-  if (slots.length === 0) v.push('the schedule never fired');
-  return { name: `schedule slots fired once (every ${periodMs} ms)`, checked: slots.length, violations: v };
+  if (tick.length === 0) v.push(`${TICK.name} never fired`);
+  const alt = firedSlots(a, ALT.name, v);
+  for (let i = 0; i < alt.length; i++) {
+    if (alt[i]! % ALT.periodsMs[0] !== 0) v.push(`${ALT.name} slot ${new Date(alt[i]!).toISOString()} is off the grid of its specs`);
+    if (i === 0) continue;
+    const gap = alt[i]! - alt[i - 1]!;
+    if (gap === 0) v.push(`${ALT.name} slot ${new Date(alt[i]!).toISOString()} fired twice`);
+    else if (gap > ALT_MAX_GAP_MS) v.push(`${ALT.name} slots ${new Date(alt[i - 1]!).toISOString()} → ${new Date(alt[i]!).toISOString()}: ${gap} ms apart (stalled)`);
+  }
+  if (alt.length === 0) v.push(`${ALT.name} never fired`);
+  const defs = a.ops.scheduleDefs;
+  const note = `${TICK.name} ${tick.length} slots, ${ALT.name} ${alt.length} slots; the operator re-defined them ${defs.length} times (${defs.filter((d) => d.name === ALT.name).length} of ${ALT.name})`;
+  return { name: 'schedule slots fired once (none skipped)', checked: tick.length + alt.length, violations: v, note };
 }

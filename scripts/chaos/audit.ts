@@ -15,6 +15,10 @@ export interface Verdict {
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+/** Effects a handler run records (the others belong to a worker or to the operator). */
+const RUN_EFFECTS = new Set(['run', 'step', 'resume', 'woke', 'tick', 'gate']);
+/** Plan kinds whose outcomes depend on the operator or on odd inputs (checked in audit-operator.ts). */
+const OPERATOR_KINDS = new Set(['gate', 'gatefan', 'odd', 'big']);
 
 /** Every job the orchestrator enqueued exists, and every job in the database is terminal. */
 export function checkTerminal(a: AuditInput): Verdict {
@@ -30,7 +34,7 @@ export function checkOutcomes(a: AuditInput): Verdict {
   let checked = 0;
   for (const [id, plan] of a.plans) {
     const j = a.jobs.get(id);
-    if (!j || !TERMINAL.has(j.status)) continue; // reported by checkTerminal
+    if (!j || !TERMINAL.has(j.status) || OPERATOR_KINDS.has(plan.kind)) continue; // reported by checkTerminal / audit-operator.ts
     checked++;
     const want = plan.kind === 'fatal' ? 'failed' : plan.kind === 'fanout' && plan.cancel.appliedAt !== null ? 'cancelled' : 'completed';
     if (j.status !== want) {
@@ -63,7 +67,7 @@ export function checkOutcomes(a: AuditInput): Verdict {
     if (j.status === 'failed' && plan?.fail && !(j.lastError ?? '').includes('child fails by design')) v.push(`child ${j.id} failed with "${j.lastError}"`);
   }
   for (const j of a.jobs.values()) {
-    if (j.type === 'chaos.tick' && j.status !== 'completed') v.push(`tick job ${j.id} ended ${j.status}: ${j.lastError ?? ''}`);
+    if ((j.type === 'chaos.tick' || j.type === 'chaos.alt') && j.status !== 'completed') v.push(`tick job ${j.id} (${j.type}) ended ${j.status}: ${j.lastError ?? ''}`);
   }
   return { name: 'outcomes as planned (args/results round-trip)', checked, violations: v };
 }
@@ -94,7 +98,7 @@ export function checkSingleOwner(a: AuditInput): Verdict {
   const byRun = new Map<string, Run>();
   for (const runs of a.runs.values()) for (const r of runs) byRun.set(`${r.jobId}#${r.runCount}`, r);
   for (const e of a.effects) {
-    if (e.kind === 'run' || e.kind === 'reclaim') continue;
+    if (e.kind === 'run' || !RUN_EFFECTS.has(e.kind)) continue;
     checked++;
     const r = byRun.get(`${e.jobId}#${e.runCount}`);
     if (!r) {
@@ -109,7 +113,8 @@ export function checkSingleOwner(a: AuditInput): Verdict {
 
 /**
  * At-least-once: every run cut short by a SIGKILL was taken back and run again — unless its
- * job was cancelled meanwhile, or failed because the lease expired with no retries left.
+ * job was cancelled meanwhile, or failed because the lease expired with no retries left, or is
+ * gone (a fan-out child dropped because the operator retried its parent).
  */
 export function checkKilledRunsRecovered(a: AuditInput): Verdict {
   const v: string[] = [];
@@ -119,11 +124,41 @@ export function checkKilledRunsRecovered(a: AuditInput): Verdict {
     for (const r of runs) if (r.interrupted) checked++;
     if (!last?.interrupted) continue;
     const j = a.jobs.get(jobId);
+    if (!j && !a.plans.has(jobId)) continue;
     if (j?.status === 'cancelled') continue;
     if (j?.status === 'failed' && /lease expired/.test(j.lastError ?? '')) continue;
     v.push(`job ${jobId} (${j?.type}) is ${j?.status} but its last run ${last.runCount} was killed on ${last.worker} and never re-run`);
   }
   return { name: 'killed runs re-run (at-least-once)', checked, violations: v };
+}
+
+/**
+ * No outcome lost: a handler that returned was the last run of its job — unless its process was
+ * killed within 2 s after (the outcome may not have been written yet) or the operator retried
+ * the job afterwards. A later run means the outcome write was dropped and the job waited a
+ * lease to run again (and lost an attempt).
+ */
+export function checkOutcomesKept(a: AuditInput): Verdict {
+  const v: string[] = [];
+  let checked = 0;
+  let excused = 0;
+  for (const [jobId, runs] of a.runs) {
+    for (let i = 0; i < runs.length - 1; i++) {
+      const r = runs[i]!;
+      if (r.state !== 'ended' || r.info !== 'returned') continue;
+      checked++;
+      const life = a.lives.get(r.worker);
+      const killedSoon = life?.killedAt != null && life.killedAt - r.end < 2000;
+      const retried = (a.ops.retries.get(jobId)?.requestedAt ?? -Infinity) > r.end;
+      if (r.interrupted || killedSoon || retried) {
+        excused++;
+        continue;
+      }
+      const next = runs[i + 1]!;
+      v.push(`job ${jobId} (${a.jobs.get(jobId)?.type ?? '?'}): run ${r.runCount} on ${r.worker} returned, yet run ${next.runCount} on ${next.worker} started ${next.start - r.end} ms later (its outcome was lost)`);
+    }
+  }
+  return { name: 'no outcome lost (a returned run is the last)', checked, violations: v, note: `${excused} returned runs re-run after a kill or an operator retry (allowed)` };
 }
 
 /** Sleeping jobs slept their whole sleep: everything after it ran at or after the wake time. */

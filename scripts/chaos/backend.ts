@@ -113,7 +113,9 @@ export async function createEffectsTable(db: ChaosDb): Promise<void> {
     state VARCHAR(12) NULL,
     info TEXT NULL,
     started_at BIGINT NOT NULL,
-    ended_at BIGINT NULL)`);
+    ended_at BIGINT NULL,
+    owner VARCHAR(64) NULL,
+    claimed_at BIGINT NULL)`);
   await db.run('CREATE INDEX chaos_effects_job ON chaos_effects (job_id)');
 }
 

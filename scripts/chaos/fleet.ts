@@ -1,7 +1,8 @@
 /**
  * The worker processes of a chaos run: spawns them, SIGKILLs one on demand and restarts it at
- * once, notices crashes (an exit nobody asked for), stops them gracefully at the end, and keeps
- * the life record of every process (pid, start, exit) for the audit.
+ * once, replaces a process that exited cleanly by its plan (`exit-by-plan`), notices crashes
+ * (an exit nobody asked for), stops them gracefully at the end, and keeps the life record of
+ * every process (pid, start, ready, exit) for the audit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -13,6 +14,10 @@ export interface ProcLife {
   name: string;
   pid: number;
   startedAt: number;
+  /** When the process printed `ready`. */
+  readyAt: number | null;
+  /** The process announced a clean exit by its plan (after a worker stopped during its start). */
+  plannedExit: boolean;
   /** When the orchestrator sent SIGKILL. */
   killedAt: number | null;
   /** When the orchestrator saw the process exit. */
@@ -38,7 +43,10 @@ export class Fleet {
   readonly #slots: Slot[] = [];
   readonly #log: WriteStream;
   #stopping = false;
+  #draining = false;
   kills = 0;
+  /** Processes that exited cleanly by their plan. */
+  plannedExits = 0;
 
   constructor(
     private readonly count: number,
@@ -68,6 +76,24 @@ export class Fleet {
   uptime(index: number): number {
     const life = this.#slots[index]?.life;
     return life && life.exitedAt === null ? Date.now() - life.startedAt : -1;
+  }
+
+  /** From now on, processes start in the drain phase (no schedule definitions, no boot game). */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /**
+   * Waits until every slot holds a process that printed `ready` (processes that exit by plan
+   * are replaced meanwhile). False after `timeoutMs`.
+   */
+  async settled(timeoutMs = 60_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.#slots.every((s) => s.life !== undefined && s.life.readyAt !== null && s.life.exitedAt === null)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
   }
 
   /** Emergency stop (the orchestrator is interrupted): SIGKILLs every live process. */
@@ -115,17 +141,21 @@ export class Fleet {
     slot.generation++;
     const name = `W${slot.index + 1}.${slot.generation}`;
     const proc = spawn(process.execPath, ['--import', 'tsx', WORKER], {
-      env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name },
+      env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name, CHAOS_PHASE: this.#draining ? 'drain' : 'load' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), killedAt: null, exitedAt: null, exit: null, crashed: false };
+    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false };
     this.lives.push(life);
     slot.proc = proc;
     slot.life = life;
     let onReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (onReady = resolve));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (line.startsWith('ready ')) onReady();
+      if (line.startsWith('ready ')) {
+        life.readyAt = Date.now();
+        onReady();
+      }
+      if (line.startsWith('exit-by-plan ')) life.plannedExit = true;
       this.#log.write(`${name} out ${line}\n`);
     });
     createInterface({ input: proc.stderr! }).on('line', (line) => this.#log.write(`${name} err ${line}\n`));
@@ -135,7 +165,10 @@ export class Fleet {
         life.exit = code ?? signal;
         onReady();
         const expected = life.killedAt !== null || (this.#stopping && code === 0);
-        if (!expected) {
+        if (life.plannedExit && code === 0 && life.killedAt === null) {
+          this.plannedExits++;
+          if (!this.#stopping) void this.#spawn(slot);
+        } else if (!expected) {
           life.crashed = true;
           this.#log.write(`${name} CRASHED exit=${String(life.exit)}\n`);
           // Keep the run going; the crash is reported as a violation.

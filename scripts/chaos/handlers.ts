@@ -8,13 +8,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { FanOutFailedError, noRetry } from '../../src/errors.js';
 import type { Queue } from '../../src/queue/queue.js';
 import type { Storage } from '../../src/storage/storage.js';
-import type { FanOutResult, JobContext } from '../../src/workflow/job-context.js';
+import type { JobContext } from '../../src/workflow/job-context.js';
 import { sub } from '../../src/workflow/fan-out.js';
 import type { Effects } from './effects.js';
 
-/** Root queue and fan-out children's queue. */
+/** Root queue, fan-out children's queue, and the queue of large results. */
 export const ROOT_QUEUE = 'chaos';
 export const KIDS_QUEUE = 'kids';
+export const BIG_QUEUE = 'big';
 
 /** `chaos.plain`: returns its args unchanged (checks the payload round trip). */
 export interface PlainArgs {
@@ -62,6 +63,8 @@ export interface ChildArgs {
   ms: number;
   /** Grandchildren (each with `nest: []`). */
   nest: ChildArgs[];
+  /** Set: the child is a `chaos.gate` job instead (fails until the operator retries it). */
+  gate?: { retry: boolean; afterMs: number };
 }
 /** A step's args: its index and the run of the parent executing it. */
 export interface StepArgs {
@@ -81,16 +84,22 @@ export interface FanOutOut {
   failed: number;
 }
 
+/** What a `resume` effect records: the parent's view of its decided fan-out. */
+export interface ResumeInfo extends FanOutOut {
+  /** Indexes of the children reported unfinished when the fan-out was decided. */
+  unfinished: number[];
+}
+
 /** What the handlers need from their process. */
 export interface HandlerHost {
   storage: Storage;
   effects: Effects;
-  /** The id of this process's worker (the lease owner). */
-  workerId: () => string;
+  /** Whether a worker id belongs to a worker of this process (the lease owner). */
+  isMine: (workerId: string | null) => boolean;
 }
 
 /** One handler invocation's `run` row. */
-class RunRecord {
+export class RunRecord {
   #id = '';
   constructor(
     private readonly host: HandlerHost,
@@ -98,9 +107,9 @@ class RunRecord {
     readonly runCount: number,
   ) {}
 
-  async begin(owner: string | null): Promise<void> {
-    const info = owner === this.host.workerId() ? null : `not-owner:${String(owner)}`;
-    this.#id = await this.host.effects.insert({ kind: 'run', jobId: this.jobId, runCount: this.runCount, state: 'active', info });
+  async begin(owner: string | null, problem: string | null, claimedAt: number | null): Promise<void> {
+    const info = problem ?? (this.host.isMine(owner) ? null : `not-owner:${String(owner)}`);
+    this.#id = await this.host.effects.insert({ kind: 'run', jobId: this.jobId, runCount: this.runCount, state: 'active', info, owner, claimedAt });
   }
   /** Just before a durable call that may suspend the run. */
   suspending(): Promise<void> {
@@ -121,16 +130,18 @@ class RunRecord {
 type Tracked<A, R> = (args: A, ctx: JobContext<A>, run: RunRecord) => Promise<R>;
 
 /** Wraps a handler so each invocation records its `run` row. */
-function tracked<A, R>(host: HandlerHost, fn: Tracked<A, R>): (args: A, ctx: JobContext<A>) => Promise<R> {
+export function tracked<A, R>(host: HandlerHost, fn: Tracked<A, R>): (args: A, ctx: JobContext<A>) => Promise<R> {
   return async (args, ctx) => {
     const row = await host.storage.jobGet({ id: ctx.job.id });
     const run = new RunRecord(host, ctx.job.id, row?.runCount ?? -1);
-    await run.begin(row?.status === 'running' ? row.lockedBy : `status=${String(row?.status)}`);
+    const running = row?.status === 'running';
+    await run.begin(running ? row.lockedBy : null, running ? null : `status=${String(row?.status)}`, ctx.job.startedAt?.getTime() ?? null);
     let how = 'returned';
     try {
       return await fn(args, ctx, run);
     } catch (e) {
-      how = `threw: ${e instanceof Error ? e.message : String(e)}`.slice(0, 200);
+      // Error texts may hold NUL and lone surrogates (chaos.odd): record a storable summary.
+      how = `threw: ${e instanceof Error ? e.message : String(e)}`.slice(0, 200).replaceAll('\u0000', '\\0').replace(LONE_SURROGATES, '\uFFFD');
       throw e;
     } finally {
       // A suspended run never gets here: its handler promise never settles.
@@ -139,9 +150,39 @@ function tracked<A, R>(host: HandlerHost, fn: Tracked<A, R>): (args: A, ctx: Job
   };
 }
 
+/** Every unpaired UTF-16 surrogate of a string. */
+export const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /** Abort-aware work of `ms`. */
-function work(ms: number, signal: AbortSignal): Promise<void> {
+export function work(ms: number, signal: AbortSignal): Promise<void> {
   return delay(ms, undefined, { signal });
+}
+
+/**
+ * Fans out `children` (gate children as `chaos.gate` jobs), records the parent's view of the
+ * decided fan-out as a `resume` effect, and returns it.
+ */
+export async function fanOutStep(ctx: JobContext<unknown>, run: RunRecord, children: ChildArgs[], strategy: FanOutArgs['strategy']): Promise<FanOutOut> {
+  await run.suspending();
+  // FanOutResult carries an Error, FanOutFailedError's results a message.
+  let results: readonly { index: number; error?: Error | string }[];
+  let status: FanOutOut['status'];
+  try {
+    results = await ctx.fanOut(
+      children.map((c) => (c.gate ? sub('chaos.gate', { k: 'gate', ms: c.ms, ...c.gate }) : sub('chaos.child', c))),
+      { strategy, queue: KIDS_QUEUE, retries: 8 },
+    );
+    status = 'succeeded';
+  } catch (e) {
+    if (!(e instanceof FanOutFailedError)) throw e;
+    results = e.results;
+    status = 'failed';
+  }
+  const out: FanOutOut = { status, ok: results.filter((r) => r.error === undefined).length, failed: results.filter((r) => r.error !== undefined).length };
+  const unfinished = results.filter((r) => r.error !== undefined && /unfinished/.test(typeof r.error === 'string' ? r.error : r.error.message)).map((r) => r.index);
+  await run.resumed();
+  await run.effect('resume', JSON.stringify({ ...out, unfinished } satisfies ResumeInfo));
+  return out;
 }
 
 /** Registers every chaos job type on `queue`. */
@@ -215,23 +256,8 @@ export function registerHandlers(queue: Queue, host: HandlerHost): void {
     }),
   );
 
-  const fanOut = async (ctx: JobContext<unknown>, run: RunRecord, children: ChildArgs[], strategy: FanOutArgs['strategy']): Promise<FanOutOut> => {
-    await run.suspending();
-    let out: FanOutOut;
-    try {
-      const results: FanOutResult[] = await ctx.fanOut(
-        children.map((c) => sub('chaos.child', c)),
-        { strategy, queue: KIDS_QUEUE, retries: 8 },
-      );
-      out = { status: 'succeeded', ok: results.filter((r) => !r.error).length, failed: results.filter((r) => r.error).length };
-    } catch (e) {
-      if (!(e instanceof FanOutFailedError)) throw e;
-      out = { status: 'failed', ok: e.results.filter((r) => r.error === undefined).length, failed: e.results.filter((r) => r.error !== undefined).length };
-    }
-    await run.resumed();
-    await run.effect('resume', JSON.stringify(out));
-    return out;
-  };
+  const fanOut = (ctx: JobContext<unknown>, run: RunRecord, children: ChildArgs[], strategy: FanOutArgs['strategy']): Promise<FanOutOut> =>
+    fanOutStep(ctx, run, children, strategy);
 
   queue.register(
     'chaos.fanout',

@@ -1,19 +1,29 @@
 /**
  * The load of a chaos run, drawn from the seeded RNG: batches of plain, flaky, fatal
- * (noRetry), workflow, sleep, signal and fan-out jobs every tick, plus the timed actions the
- * orchestrator takes on them (sending signals, cancelling fan-out parents). Remembers what it
- * planned for every root job so the audit can compare outcomes with intentions.
+ * (noRetry), workflow, sleep, signal and fan-out jobs every tick (and the extra kinds of
+ * load-extra.ts, from a stream of their own), plus the timed actions the orchestrator takes on
+ * them (sending signals, cancelling fan-out parents; operator actions are in operator.ts).
+ * Remembers what it planned for every root job so the audit can compare outcomes with
+ * intentions.
  */
 import type { Queue } from '../../src/queue/queue.js';
 import type { BatchItem } from '../../src/types.js';
+import type { BigArgs, GateArgs, GateFanArgs, OddArgs } from './handlers-extra.js';
 import { ROOT_QUEUE, type ChildArgs, type FanOutArgs, type PlainArgs } from './handlers.js';
+import { addGates, extraLoad } from './load-extra.js';
 import type { Rng } from './options.js';
 
 /** What the orchestrator intended for one root job. */
 export type Plan =
-  | { kind: 'plain'; args: PlainArgs }
+  /** `pause`: enqueued with a delay; the operator pauses it `afterMs` after the enqueue and resumes it `holdMs` later. */
+  | { kind: 'plain'; args: PlainArgs; pause?: { afterMs: number; holdMs: number } }
   | { kind: 'flaky'; failTimes: number }
-  | { kind: 'fatal' }
+  /** `retry`: the operator retries it once it failed (it fails again). */
+  | { kind: 'fatal'; retry?: { afterMs: number } }
+  | { kind: 'gate'; args: GateArgs }
+  | { kind: 'gatefan'; args: GateFanArgs }
+  | { kind: 'odd'; args: OddArgs }
+  | { kind: 'big'; args: BigArgs }
   | { kind: 'wf'; steps: number }
   | { kind: 'sleep'; ms: number }
   | { kind: 'signal'; count: number; sent: { sig: string; seq: number }[] }
@@ -42,12 +52,16 @@ export interface LoadStats {
 export class Load {
   readonly plans = new Map<string, Plan>();
   readonly stats: LoadStats = { enqueued: 0, batches: 0, signalsSent: 0, cancels: 0, cancelsTooLate: 0, actionErrors: 0 };
+  /** Called with every root job enqueued (the operator plans its actions on it). */
+  onEnqueued: (id: string, plan: Plan, at: number) => void = () => {};
   #actions: Action[] = [];
 
+  /** @param extraRng the stream of the extra kinds (load-extra.ts) */
   constructor(
     private readonly queue: Queue,
     private readonly rng: Rng,
     private readonly scale: number,
+    private readonly extraRng: Rng,
   ) {}
 
   /** Signals not sent yet. */
@@ -86,8 +100,11 @@ export class Load {
       // About a third are cancelled while their children run: those children take longer.
       const cancelAt = r.chance(0.4) ? r.int(300, 1500) : null;
       const args = this.#fanOutArgs(cancelAt === null ? 400 : 1500);
+      // Gated children are retried by the operator: never under a parent that is cancelled.
+      if (cancelAt === null) addGates(args, this.extraRng);
       add('chaos.fanout', args, { kind: 'fanout', args, cancel: { plannedAfterMs: cancelAt, requestedAt: null, appliedAt: null } });
     }
+    for (const x of extraLoad(this.extraRng, s)) items.push({ item: { type: x.type, args: x.args, options: x.options }, plan: x.plan });
     if (items.length === 0) return;
     const ids = await this.queue.enqueueBatch(items.map((x) => x.item));
     this.stats.batches++;
@@ -98,6 +115,7 @@ export class Load {
       this.plans.set(id, plan);
       if (plan.kind === 'signal') this.#planSignals(id, plan, now);
       if (plan.kind === 'fanout' && plan.cancel.plannedAfterMs !== null) this.#planCancel(id, plan, now + plan.cancel.plannedAfterMs);
+      this.onEnqueued(id, plan, now);
     });
   }
 

@@ -28,15 +28,18 @@ export interface ChaosOptions {
    * interval, so live owners lose their jobs to other workers; the audit must report it.
    */
   fault: 'none' | 'lease';
+  /** How many violations of each invariant to print. */
+  examples: number;
 }
 
 const USAGE = `usage: npm run chaos -- [--backend postgres|mysql|sqlite] [--minutes 2] [--seed 42]
                      [--workers 4] [--scale 1] [--kill-every 3.5] [--drain-seconds 180] [--keep]
-                     [--fault lease]   (audit self-check: must end with violations)`;
+                     [--fault lease]   (audit self-check: must end with violations)
+                     [--examples 5]    (violations printed per invariant)`;
 
 /** Parses argv (after the script name). Throws with a usage text on bad input. */
 export function parseOptions(argv: readonly string[]): ChaosOptions {
-  const o: ChaosOptions = { backend: 'postgres', minutes: 2, seed: 42, workers: 4, scale: 1, killEvery: 3.5, keep: false, drainSeconds: 180, fault: 'none' };
+  const o: ChaosOptions = { backend: 'postgres', minutes: 2, seed: 42, workers: 4, scale: 1, killEvery: 3.5, keep: false, drainSeconds: 180, fault: 'none', examples: 5 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -81,6 +84,9 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
         o.fault = f;
         break;
       }
+      case '--examples':
+        o.examples = Math.trunc(num(0, 1e6));
+        break;
       case '--keep':
         o.keep = true;
         break;
@@ -92,6 +98,13 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     }
   }
   return o;
+}
+
+/** A stream number derived from a name (FNV-1a), for an `Rng` of its own per worker process. */
+export function streamOf(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return 1000 + (h % 1_000_000);
 }
 
 /** A small seeded PRNG (mulberry32): fast, good enough for test plans, reproducible. */

@@ -25,6 +25,11 @@ export interface Figures {
   cancels: number;
   cancelsTooLate: number;
   effects: number;
+  /** Operator actions: retries applied, job pauses, queue pauses, schedule re-definitions. */
+  operator: { retries: number; jobPauses: number; queuePauses: number; scheduleDefs: number; errors: number };
+  /** Worker processes that stopped a worker during its start, and those that then exited by plan. */
+  bootStops: number;
+  plannedExits: number;
   drainSeconds: number;
   durationSeconds: number;
   violations: number;
@@ -62,6 +67,9 @@ export function printFigures(f: Figures): void {
   console.log(`jobs ${f.jobs} (${f.roots} roots, ${f.children} fan-out children, ${f.ticks} schedule ticks): ${status}`);
   console.log(`kills ${f.kills} · reclaims ${f.reclaims} · runs interrupted by a kill ${f.interruptedRuns} (${f.rerunsAfterKill} re-run elsewhere) · handler runs ${f.runs}`);
   console.log(`signals ${f.signals} · cancelled fan-out parents ${f.cancels} (${f.cancelsTooLate} cancels came too late) · effect rows ${f.effects}`);
+  const o = f.operator;
+  console.log(`operator: retries ${o.retries} · job pauses ${o.jobPauses} · queue pauses ${o.queuePauses} · schedule re-definitions ${o.scheduleDefs} · failed calls ${o.errors}`);
+  console.log(`workers stopped during their start ${f.bootStops} (${f.plannedExits} processes then exited by plan)`);
   console.log(`drain ${f.drainSeconds.toFixed(1)} s · duration ${f.durationSeconds.toFixed(1)} s · violations ${f.violations}`);
   console.log(`CHAOS_RESULT ${JSON.stringify(f)}`);
 }

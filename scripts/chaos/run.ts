@@ -4,11 +4,15 @@
  * A seeded torture run of the engine: N worker processes share a fresh database while the
  * orchestrator (this process) feeds them a mixed load — plain, flaky, noRetry, 5-step
  * workflows, fan-outs of 20–50 children (some nested, some failing, under each strategy),
- * durable sleeps, signal waits (it sends the signals), an every(1000) schedule — cancels some
- * fan-out parents while their children run, and SIGKILLs a random worker every few seconds
- * (restarting it at once). Then it stops the load, lets the workers drain the backlog, stops
- * them, and audits the database against the engine's promises (see audit*.ts). Every handler
- * records its runs and side effects in `chaos_effects` in the same database.
+ * durable sleeps, signal waits (it sends the signals), two schedules every worker process
+ * defines as it starts, gated jobs, errors with NUL and lone surrogates, bursts of results near
+ * the payload cap — cancels some fan-out parents while their children run, acts as an operator
+ * (retryJob, pauseJob/resumeJob, pauseQueue/resumeQueue, schedule re-definitions; see
+ * operator.ts), and SIGKILLs a random worker every few seconds (restarting it at once); some
+ * processes stop a worker during its start first (boot.ts). Then it stops the load, lets the
+ * workers drain the backlog, stops them, and audits the database against the engine's promises
+ * (see audit*.ts). Every handler records its runs and side effects in `chaos_effects` in the
+ * same database.
  *
  * Exit code: 0 when every invariant held, 1 on any violation, 2 when the run itself failed.
  * The database is dropped afterwards unless `--keep` is given or a violation was found.
@@ -18,21 +22,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Queue } from '../../src/queue/queue.js';
-import { every } from '../../src/scheduler/schedules.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { loadAudit } from './audit-data.js';
-import { checkCancelled, checkKilledRunsRecovered, checkOutcomes, checkSingleOwner, checkSleeps, checkTerminal, checkWorkers, type Verdict } from './audit.js';
+import { checkBigResults, checkErrorTexts, checkOperatorRetries, checkPauses, checkStops } from './audit-operator.js';
+import { checkCancelled, checkKilledRunsRecovered, checkOutcomes, checkOutcomesKept, checkSingleOwner, checkSleeps, checkTerminal, checkWorkers, type Verdict } from './audit.js';
 import { checkFanOuts, checkSchedule, checkSignals, checkSteps } from './audit-workflows.js';
 import { createBackend, createEffectsTable, openChaosDb, openStorage, type ChaosDb } from './backend.js';
+import { Effects } from './effects.js';
 import { Fleet } from './fleet.js';
-import { ROOT_QUEUE } from './handlers.js';
 import { Load } from './load.js';
+import { Operator } from './operator.js';
 import { parseOptions, Rng, type ChaosOptions } from './options.js';
 import { printFigures, printVerdicts, type Figures } from './report.js';
+import { ALT, TICK } from './schedules.js';
 
 const TICK_MS = 500;
-const SCHEDULE = 'chaos.tick';
-const SCHEDULE_PERIOD_MS = 1000;
 const LEASE_MS = 8000;
 
 async function main(): Promise<number> {
@@ -63,39 +67,52 @@ async function main(): Promise<number> {
     db = openChaosDb(backend.env, 2);
     await createEffectsTable(db);
     const queue = new Queue(storage);
-    await queue.schedule(SCHEDULE, every(SCHEDULE_PERIOD_MS), { queue: ROOT_QUEUE, missed: 'all', retries: 8 });
 
+    // The schedules are defined by the worker processes as they start (several at once).
     const lease = opts.fault === 'lease' ? 300 : LEASE_MS;
-    fleet = new Fleet(opts.workers, { ...backend.env, CHAOS_LEASE_MS: String(lease), CHAOS_FAULT: opts.fault }, logDir);
+    fleet = new Fleet(opts.workers, { ...backend.env, CHAOS_LEASE_MS: String(lease), CHAOS_FAULT: opts.fault, CHAOS_SEED: String(opts.seed) }, logDir);
     await fleet.start();
-    const load = new Load(queue, new Rng(opts.seed, 1), opts.scale);
-    await torture(opts, fleet, load, storage);
+    const load = new Load(queue, new Rng(opts.seed, 1), opts.scale, new Rng(opts.seed, 5));
+    const operator = new Operator(queue, storage, new Effects(db, 'operator', process.pid), { queues: new Rng(opts.seed, 3), schedules: new Rng(opts.seed, 4), latency: new Rng(opts.seed, 6) });
+    load.onEnqueued = (id, plan, at) => operator.track(id, plan, at);
+    await torture(opts, fleet, load, operator, storage);
 
-    // Drain: no more load, kills or cancellations; the remaining signals go out now.
+    // Drain: no more load, kills, cancellations or pauses; the remaining signals go out and
+    // paused jobs and queues are resumed now. Processes started from now on define no schedules.
     load.finish();
-    await queue.unschedule(SCHEDULE);
+    await operator.finish();
+    fleet.drain();
+    if (!(await fleet.settled())) console.log('chaos: some worker processes did not become ready');
+    await queue.unschedule(TICK.name);
+    await queue.unschedule(ALT.name);
     const drainStart = Date.now();
-    const drained = await drain(load, storage, opts.drainSeconds * 1000);
+    const drained = await drain(load, operator, storage, opts.drainSeconds * 1000);
     const drainSeconds = (Date.now() - drainStart) / 1000;
     console.log(drained ? `chaos: drained in ${drainSeconds.toFixed(1)} s` : `chaos: NOT drained after ${drainSeconds.toFixed(1)} s`);
     await fleet.stop();
 
-    const input = await loadAudit(db, fleet.lives, load.plans);
+    const input = await loadAudit(db, fleet.lives, load.plans, operator.log);
     const verdicts: Verdict[] = [
       checkTerminal(input),
       checkOutcomes(input),
       checkSingleOwner(input),
       checkKilledRunsRecovered(input),
+      checkOutcomesKept(input),
       checkSteps(input),
       checkFanOuts(input),
       checkSignals(input),
-      checkSchedule(input, SCHEDULE_PERIOD_MS),
+      checkSchedule(input),
       checkSleeps(input),
       checkCancelled(input),
+      checkOperatorRetries(input),
+      checkPauses(input),
+      checkStops(input),
+      checkErrorTexts(input),
+      await checkBigResults(input, db),
       checkWorkers(input),
     ];
     console.log('');
-    violations = printVerdicts(verdicts);
+    violations = printVerdicts(verdicts, opts.examples);
     const jobs = [...input.jobs.values()];
     const byStatus: Record<string, number> = {};
     for (const j of jobs) byStatus[j.status] = (byStatus[j.status] ?? 0) + 1;
@@ -110,7 +127,7 @@ async function main(): Promise<number> {
       byStatus,
       roots: load.plans.size,
       children: jobs.filter((j) => j.parentId !== null).length,
-      ticks: jobs.filter((j) => j.type === SCHEDULE).length,
+      ticks: jobs.filter((j) => j.type === TICK.name || j.type === ALT.name).length,
       kills: fleet.kills,
       reclaims: input.effects.filter((e) => e.kind === 'reclaim').length,
       interruptedRuns: runs.filter((r) => r.interrupted).length,
@@ -120,6 +137,15 @@ async function main(): Promise<number> {
       cancels: load.stats.cancels,
       cancelsTooLate: load.stats.cancelsTooLate,
       effects: input.effects.length,
+      operator: {
+        retries: [...operator.log.retries.values()].filter((r) => r.appliedAt !== null).length,
+        jobPauses: [...operator.log.jobPauses.values()].filter((p) => p.pausedAt !== null).length,
+        queuePauses: operator.log.queuePauses.length,
+        scheduleDefs: operator.log.scheduleDefs.length,
+        errors: operator.log.errors,
+      },
+      bootStops: input.effects.filter((e) => e.kind === 'stopped' && (e.info ?? '').startsWith('boot:')).length,
+      plannedExits: fleet.plannedExits,
       drainSeconds,
       durationSeconds: (Date.now() - t0) / 1000,
       violations,
@@ -144,7 +170,7 @@ async function main(): Promise<number> {
 }
 
 /** The load-and-kill phase: a load tick every 500 ms, due actions, a SIGKILL every few seconds. */
-async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, storage: Storage): Promise<void> {
+async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, operator: Operator, storage: Storage): Promise<void> {
   const killRng = new Rng(opts.seed, 2);
   const start = Date.now();
   const end = start + opts.minutes * 60_000;
@@ -162,6 +188,7 @@ async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, storage: St
       });
     }
     await load.runDue(now);
+    await operator.runDue(now);
     if (now >= nextKill) {
       const index = killRng.int(0, opts.workers - 1);
       // A process still booting is spared: the kill goes to the next slot that is up.
@@ -179,21 +206,31 @@ async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, storage: St
   }
 }
 
-/** Waits until every signal went out and no job is left non-terminal; false on timeout. */
-async function drain(load: Load, storage: Storage, timeoutMs: number): Promise<boolean> {
+/**
+ * Waits until every signal went out, the operator has nothing left to do and no job is left
+ * non-terminal; then stops the operator and checks once more (its last retry may have reopened
+ * a job). False on timeout.
+ */
+async function drain(load: Load, operator: Operator, storage: Storage, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let nextReport = Date.now() + 10_000;
   while (Date.now() < deadline) {
     await load.runDue();
+    await operator.runDue();
     const c = await storage.jobCountByStatus({}).catch(() => undefined);
     const open = c ? c.pending + c.running + c.waiting + c.paused : Infinity;
-    if (open === 0 && load.pendingSignals === 0) return true;
+    if (open === 0 && load.pendingSignals === 0 && operator.pending === 0) {
+      await operator.freeze();
+      const again = await storage.jobCountByStatus({}).catch(() => undefined);
+      if (again && again.pending + again.running + again.waiting + again.paused === 0) return true;
+    }
     if (Date.now() >= nextReport) {
       nextReport += 10_000;
-      console.log(`chaos: draining · ${open} jobs open · ${load.pendingSignals} signals to send`);
+      console.log(`chaos: draining · ${open} jobs open · ${load.pendingSignals} signals to send · ${operator.pending} operator actions`);
     }
     await delay(200);
   }
+  await operator.freeze();
   return false;
 }
 

@@ -1,17 +1,36 @@
 /**
+ * A repeating background task with one lifecycle.
+ * @internal
+ */
+
+/** The longest delay a Node.js timer carries (2^31 − 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
  * A repeating background task with one lifecycle: `start()` / `stop()`, tolerant of
- * stop-before-start and double stop. Runs never overlap; errors are reported, not thrown.
+ * stop-before-start, double stop and a restart while a run is in flight (one timer at a time).
+ * Runs never overlap; errors are reported, not thrown. After a failed run the next one comes
+ * after `retryMs` (when given) instead of a whole interval.
  * @internal
  */
 export class IntervalService {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
+  /** The last run failed: the next one comes after `retryMs`. */
+  #failed = false;
 
+  /**
+   * @param intervalMs time between runs
+   * @param task one run
+   * @param onError reports a failed run
+   * @param retryMs time before the next run after a failed one @default intervalMs
+   */
   constructor(
     private readonly intervalMs: number,
     private readonly task: () => Promise<void>,
     private readonly onError: (err: unknown) => void,
+    private readonly retryMs = intervalMs,
   ) {}
 
   /** Starts ticking every interval (first tick after one interval). */
@@ -25,7 +44,13 @@ export class IntervalService {
   async runNow(): Promise<void> {
     if (this.#running) return this.#running;
     this.#running = this.task()
-      .catch(this.onError)
+      .then(
+        () => void (this.#failed = false),
+        (err: unknown) => {
+          this.#failed = true;
+          this.onError(err);
+        },
+      )
       .finally(() => {
         this.#running = undefined;
       });
@@ -42,9 +67,13 @@ export class IntervalService {
 
   #arm(): void {
     if (this.#stopped) return;
-    // ±10% jitter so many workers do not tick in lockstep.
-    const wait = this.intervalMs * (0.9 + Math.random() * 0.2);
+    // A run that ends after stop() and start() must not leave a second timer behind.
+    if (this.#timer) clearTimeout(this.#timer);
+    // ±10% jitter so many workers do not tick in lockstep; never beyond what a timer can wait
+    // (a longer delay would fire after 1 ms).
+    const wait = Math.min(MAX_TIMER_MS, (this.#failed ? this.retryMs : this.intervalMs) * (0.9 + Math.random() * 0.2));
     this.#timer = setTimeout(() => {
+      this.#timer = undefined;
       void this.runNow().finally(() => this.#arm());
     }, wait);
     this.#timer.unref();

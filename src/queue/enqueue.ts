@@ -8,7 +8,7 @@ import type { IdGenerator } from '../internal/ids.js';
 import { encodeJson } from '../storage/codec.js';
 import type { JobInsert } from '../storage/storage.js';
 import type { EnqueueOptions } from '../types.js';
-import { checkDate, checkDuration, checkInt, checkName, checkOptions, checkQueueName, checkTag } from './validate.js';
+import { checkDate, checkDuration, checkInt, checkName, checkOptions, checkQueueName, checkTag, checkTimerDuration, MAX_RETRIES } from './validate.js';
 
 /** Option keys `enqueue` accepts. */
 export const ENQUEUE_OPTION_KEYS = ['priority', 'retries', 'delay', 'runAt', 'timeout', 'queue', 'unique', 'tenant', 'meta', 'transaction'] as const;
@@ -39,11 +39,11 @@ export function buildJobInsert(
   const jobType = checkName(type, 'job type');
   const o = checkOptions<EnqueueOptions>(options, 'enqueue options', ENQUEUE_OPTION_KEYS);
   const priority = o.priority === undefined ? 0 : checkInt(o.priority, 'priority', -2_147_483_648);
-  const retries = o.retries === undefined ? defaults.retries : checkInt(o.retries, 'retries', 0, 10_000);
+  const retries = o.retries === undefined ? defaults.retries : checkInt(o.retries, 'retries', 0, MAX_RETRIES);
   const delay = o.delay === undefined ? 0 : checkDuration(o.delay, 'delay');
   const runAt = o.runAt === undefined ? null : checkDate(o.runAt, 'runAt').getTime();
-  const timeout = o.timeout === undefined ? null : checkDuration(o.timeout, 'timeout', 1);
-  if (timeout !== null && timeout > 2_147_483_647) throw new InvalidArgumentError('timeout must be at most 2147483647 ms (about 24.8 days)');
+  // The executor arms a timer with it.
+  const timeout = o.timeout === undefined ? null : checkTimerDuration(o.timeout, 'timeout', 1);
   const queue = o.queue === undefined ? defaults.queue : checkQueueName(o.queue);
   const unique = o.unique === undefined ? null : checkTag(o.unique, 'unique');
   const tenant = o.tenant === undefined ? null : checkTag(o.tenant, 'tenant');

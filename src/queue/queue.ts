@@ -17,26 +17,26 @@ import type { QueueCore } from './core.js';
 import { buildJobInsert } from './enqueue.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from './events.js';
 import { toJob } from './job-mapper.js';
-import { checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from './validate.js';
+import { checkDuration, checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, checkTimerDuration, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from './validate.js';
 import * as ops from './operations.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
 import type { Schedule } from '../scheduler/schedules.js';
 
 /** Options of `new Queue(storage, options)`. */
 export interface QueueOptions {
-  /** Structured logger; silent by default. */
+  /** Structured logger (an object with `debug`, `info`, `warn` and `error`); silent by default. */
   logger?: Logger;
-  /** Largest encoded args/result/meta/signal payload, in bytes. @default 1048576 (1 MiB) */
+  /** Largest encoded args/result/meta/signal payload, in bytes: an integer from 1 to 268435456 (256 MiB). @default 1048576 (1 MiB) */
   maxPayloadBytes?: number;
-  /** Retries of a job enqueued without `retries`. @default 3 */
+  /** Retries of a job enqueued without `retries`: an integer from 0 to 10000. @default 3 */
   defaultRetries?: number;
 }
 
 /** Options of `waitForJob`. */
 export interface WaitForJobOptions {
-  /** Reject with `WaitTimeoutError` after this many ms. @default no limit */
+  /** Reject with `WaitTimeoutError` after this many ms (up to 100 years). @default no limit */
   timeout?: number;
-  /** How often to re-read the job (for workers in other processes). @default 100, backing off to 1000 */
+  /** How often to re-read the job (for workers in other processes), at most 2147483647 ms. @default 100, backing off to 1000 */
   pollInterval?: number;
 }
 
@@ -53,10 +53,18 @@ export class Queue {
   readonly #core: QueueCore;
   readonly #schedules: ScheduleManager;
 
-  /** @param storage a migrated storage driver @param options logger and limits */
+  /**
+   * @param storage a migrated storage driver @param options logger and limits
+   * @throws InvalidArgumentError on a missing storage or an invalid option (nothing is built)
+   */
   constructor(storage: Storage, options: QueueOptions = {}) {
+    if (storage === null || typeof storage !== 'object' || typeof storage.jobInsertMany !== 'function') {
+      throw new InvalidArgumentError('Queue needs a storage (SqliteStorage, PostgresStorage or MysqlStorage)');
+    }
     const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries']);
-    const logger = o.logger ?? silentLogger;
+    const logger = o.logger === undefined ? silentLogger : checkLogger(o.logger);
+    const retries = o.defaultRetries === undefined ? 3 : checkInt(o.defaultRetries, 'defaultRetries', 0, MAX_RETRIES);
+    const maxPayloadBytes = o.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInt(o.maxPayloadBytes, 'maxPayloadBytes', 1, MAX_PAYLOAD_LIMIT);
     const core: QueueCore = {
       storage,
       handlers: new Map(),
@@ -64,9 +72,9 @@ export class Queue {
       logger,
       ids: new IdGenerator(),
       defaults: {
-        retries: o.defaultRetries ?? 3,
+        retries,
         queue: 'default',
-        maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+        maxPayloadBytes,
       },
       wakers: new Set(),
     };
@@ -136,20 +144,32 @@ export class Queue {
   async waitForJob<Args = unknown, Result = unknown>(id: string, options: WaitForJobOptions = {}): Promise<Job<Args, Result>> {
     checkName(id, 'job id');
     const o = checkOptions<WaitForJobOptions>(options, 'waitForJob options', ['timeout', 'pollInterval']);
+    // The timeout is waited out in poll-sized steps, so it may be longer than a timer can wait.
     const timeout = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'timeout');
-    let interval = o.pollInterval === undefined ? 100 : checkDuration(o.pollInterval, 'pollInterval', 1);
+    let interval = o.pollInterval === undefined ? 100 : checkTimerDuration(o.pollInterval, 'pollInterval', 1);
     const maxInterval = Math.max(interval, 1000);
     const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+    // A local outcome wakes the wait at once. It may land while the job is being read (the read
+    // then returns the state before it): `woken` keeps it for the next wait. The stream keeps
+    // every event of a burst (a flush of a thousand outcomes emits them all in one turn), so
+    // this job's own is never dropped.
+    let woken = false;
     let wake: (() => void) | undefined;
-    const stream = this.#core.hub.stream({ bufferSize: 100 });
+    const stream = this.#core.hub.stream({ bufferSize: Infinity });
     const watch = (async () => {
-      for await (const e of stream) if (isTerminalEventFor(e, id)) wake?.();
+      for await (const e of stream) {
+        if (!isTerminalEventFor(e, id)) continue;
+        woken = true;
+        wake?.();
+      }
     })();
     try {
       for (;;) {
+        woken = false;
         const job = await this.getJob<Args, Result>(id);
         if (!job) throw new JobNotFoundError(id);
         if (TERMINAL_STATUSES.includes(job.status)) return job;
+        if (woken) continue;
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(`job ${id} is still ${job.status} after ${timeout} ms`);
         await new Promise<void>((resolve) => {

@@ -3,7 +3,7 @@
  * listing them, and turning a due slot into its job for the worker's scheduler.
  * @internal
  */
-import { InvalidArgumentError, InvalidScheduleError } from '../errors.js';
+import { InvalidArgumentError, InvalidScheduleError, StorageError } from '../errors.js';
 import { checkMissedPolicy, type MissedPolicy } from '../scheduler/missed.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { isSchedule, scheduleFromJson, type Schedule, type ScheduleSpec } from '../scheduler/schedules.js';
@@ -51,6 +51,9 @@ export interface ScheduleInfo {
 
 const OPTION_KEYS = ['args', 'type', 'queue', 'priority', 'retries', 'timeout', 'tenant', 'meta', 'missed', 'overlap'];
 
+/** Upserts of one definition at most, each refused only when another process fired a slot meanwhile. */
+const MAX_UPSERT_ATTEMPTS = 10;
+
 /** Manages schedule definitions of one queue. @internal */
 export class ScheduleManager implements ScheduleHost {
   readonly #pending = new Set<Promise<void>>();
@@ -72,15 +75,16 @@ export class ScheduleManager implements ScheduleHost {
       const specJson = JSON.stringify(schedule.spec);
       const optionsJson = JSON.stringify(o);
       const storage = this.core.storage;
-      const now = await storage.clockNow();
-      const existing = (await storage.scheduleList()).find((r) => r.name === name);
-      await storage.scheduleUpsert({
-        name,
-        specJson,
-        optionsJson,
-        nextRunAt: schedule.next(new Date(now)).getTime(),
-        keepNextRunAt: existing !== undefined && existing.specJson === specJson,
-      });
+      // The storage decides against the stored row (same spec: its next fire is kept); a new
+      // spec whose first slot is not after the last slot fired is refused, and computed again
+      // after that slot (a fire by another process between two attempts refuses it once more).
+      let after = await storage.clockNow();
+      for (let attempt = 1; ; attempt++) {
+        const res = await storage.scheduleUpsert({ name, specJson, optionsJson, nextRunAt: schedule.next(new Date(after)).getTime() });
+        if (res.stored) break;
+        if (attempt >= MAX_UPSERT_ATTEMPTS) throw new StorageError(`schedule "${name}": the definition was refused ${attempt} times (last fired slot: ${res.lastRunAt} ms)`);
+        after = Math.max(after, res.lastRunAt);
+      }
       for (const s of this.#running) s.wake();
     })();
     this.#pending.add(p);
@@ -139,13 +143,17 @@ export class ScheduleManager implements ScheduleHost {
         for (const q of fire.queues) for (const w of this.core.wakers) w.wake(q);
       },
     });
+    // A stop while start() waits for pending definitions wins: the scheduler never starts.
+    let stopped = false;
     return {
       start: async () => {
         await this.settled();
+        if (stopped) return;
         this.#running.add(scheduler);
         scheduler.start();
       },
       stop: () => {
+        stopped = true;
         this.#running.delete(scheduler);
         return scheduler.stop();
       },

@@ -264,6 +264,22 @@ export interface ScheduleRow {
   updatedAt: number;
 }
 
+/** `scheduleUpsert` parameters: a schedule definition. */
+export interface ScheduleUpsertParams {
+  name: string;
+  /** Encoded schedule spec; compared as text with the stored one. */
+  specJson: string;
+  optionsJson: string;
+  /** The first slot of this spec after the caller's now: next_run_at of a new row or a changed spec. */
+  nextRunAt: number;
+}
+
+/**
+ * `scheduleUpsert` result: stored, or refused because `nextRunAt` is not after `lastRunAt`,
+ * the last slot the stored definition fired (compute the first slot after it and upsert again).
+ */
+export type ScheduleUpsertResult = { stored: true } | { stored: false; lastRunAt: number };
+
 /** `scheduleFire` parameters: compare-and-set of `next_run_at`, plus the slot's job(s). */
 export interface ScheduleFireParams {
   name: string;
@@ -299,6 +315,11 @@ export interface Storage {
   jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }>;
   /** One job by id. */
   jobGet(p: { id: string }): Promise<JobRow | undefined>;
+  /**
+   * Jobs by id (ids not found are left out; any order). One round trip for up to thousands of
+   * ids; a repeated id yields its job once; an empty list reads nothing.
+   */
+  jobGetMany(p: { ids: string[] }): Promise<JobRow[]>;
   /** Jobs matching filters, for operations and dashboards. */
   jobList(p: JobListParams): Promise<JobRow[]>;
   /** Job counts by status, all queues or one. */
@@ -323,7 +344,10 @@ export interface Storage {
    * next heartbeat. A job that `completed` leaves its children alone (a fan-out decided early,
    * e.g. by a threshold, lets its late children finish and be counted), and so does a `retry`
    * (the job runs again and its checkpointed fan-out still owns them). An item whose fence
-   * failed changes nothing, children included.
+   * failed changes nothing, children included. Every item's fence is judged against the state
+   * before the call: a child that completes in the same batch as a sibling whose failure decides
+   * their fail-fast fan-out ends `completed` (and its item reports true), not cancelled. Items may
+   * be written in several statements (split by size), always inside the one transaction.
    */
   jobFinishMany(p: JobFinishManyParams): Promise<boolean[]>;
   /** Extends leases of the given runs; returns the job ids this worker still holds. */
@@ -347,7 +371,8 @@ export interface Storage {
   /**
    * Cancels a non-terminal job and its whole subtree (children, grandchildren) in one
    * transaction; fan-out accounting applies to the job itself and to each cancelled descendant
-   * (counted on its own fan-out). Returns the ids cancelled
+   * (counted on its own fan-out). Returns every id the call cancelled: the job, its subtree, and
+   * the siblings (with their subtrees) cancelled by a fan-out decision the cancel caused
    * (empty when the job was already terminal). @throws JobNotFoundError
    */
   jobCancel(p: { id: string }): Promise<string[]>;
@@ -358,7 +383,16 @@ export interface Storage {
   /**
    * failed/cancelled → pending with attempt 0, run_at now, last_error kept; drops the job's
    * checkpoints, fan-outs and fan-out children so a workflow starts clean.
-   * @throws JobNotFoundError, InvalidStateError
+   *
+   * A retried fan-out child leaves its fan-out's counters in the same transaction (`failed` or
+   * `cancelled` minus one, with the fan-out locked in the driver's lock order) and is counted
+   * again when it reaches a terminal status, so every child is counted once, by its latest
+   * outcome. A fan-out still `running` is then decided by the children's final outcomes only
+   * (a collect-all fan-out waits for the retried child). A fan-out already decided keeps its
+   * status, `decided_at` and parent as they are — the decision is not reopened and the parent is
+   * not woken again — while its counters keep equalling its children's terminal statuses; the
+   * rule applied to those final counters may then differ from the recorded decision.
+   * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)
    */
   jobRetry(p: { id: string }): Promise<void>;
   /** The earliest run_at among pending jobs of these queues (for timed wake-ups). */
@@ -411,8 +445,18 @@ export interface Storage {
    */
   signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult>;
 
-  /** Creates or replaces a schedule definition. `nextRunAt` is kept when `keepNextRunAt` and the row exists. */
-  scheduleUpsert(p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean }): Promise<void>;
+  /**
+   * Creates or replaces a schedule definition, deciding against the stored row in one atomic
+   * statement or transaction (so definitions racing with fires from other processes never
+   * fire a slot twice):
+   * - no row: inserted with next_run_at = `nextRunAt`;
+   * - same `specJson` as stored: options replaced, next_run_at and last_run_at kept (a late
+   *   definition never moves next_run_at back to a slot another process already fired);
+   * - another spec: spec, options and next_run_at = `nextRunAt` replaced — unless `nextRunAt` is
+   *   at or before last_run_at: then nothing is written and the result carries last_run_at.
+   * So next_run_at is always after last_run_at.
+   */
+  scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult>;
   /** Removes a schedule. Returns whether it existed. */
   scheduleDelete(p: { name: string }): Promise<boolean>;
   /** Every schedule, by name. */

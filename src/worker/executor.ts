@@ -7,13 +7,15 @@
 import { JobTimeoutError, NoRetryError, SerializationError, UnknownJobTypeError } from '../errors.js';
 import type { QueueCore } from '../queue/core.js';
 import { toJob } from '../queue/job-mapper.js';
+import { storableErrorText } from '../internal/error-text.js';
+import type { Applied } from '../internal/write-retry.js';
 import { encodeJson } from '../storage/codec.js';
-import type { Fence, JobRow, StepRecordParams } from '../storage/storage.js';
+import type { Fence, JobFinishItem, JobRow, StepRecordParams } from '../storage/storage.js';
 import type { Job, JobStatus, Logger } from '../types.js';
 import { WorkflowContext, type ContextHost, type SuspendReason } from '../workflow/context.js';
 import type { JobContext } from '../workflow/job-context.js';
-import { Replay } from '../workflow/replay.js';
-import type { Completer } from './completer.js';
+import { Replay, type RunLease } from '../workflow/replay.js';
+import type { Completer, LeaseHolder } from './completer.js';
 import { asError, decideFailure, type BackoffFn } from './retry-policy.js';
 
 type Outcome =
@@ -22,15 +24,33 @@ type Outcome =
   | { kind: 'suspended'; reason: SuspendReason }
   | { kind: 'abandoned' };
 
+/** How a run writes: its worker's lease length and checkpoint writer. @internal */
+export interface RunWiring {
+  /** The lease a probe renews (after a failed checkpoint write). */
+  leaseMs: number;
+  /** A (coalescing) checkpoint writer; default `storage.stepRecord`. */
+  writeStep?: ((p: StepRecordParams) => Promise<Applied>) | undefined;
+}
+
 /**
  * One job in flight on this worker. It is also the workflow context's host: its replay cursor
  * and abort controller are created on first use, so a plain job allocates neither.
+ *
+ * A run holds its job's lease until the worker learns otherwise (`leaseLost`): a heartbeat that
+ * no longer reports it, heartbeats failing for longer than the lease, the worker claiming the
+ * job again, or shutdown. Losing the lease aborts a handler still going and stops retries of
+ * the run's outcome and checkpoint writes.
  * @internal
  */
-export class JobRun implements ContextHost {
+export class JobRun implements ContextHost, LeaseHolder {
   readonly fence: Fence;
   /** Set by the worker once this run's slot was given back (see `ExecutorDeps.onSettled`). */
   slotFreed = false;
+  /**
+   * Local time (ms) from which the lease is known to run: when the claim returned, then the send
+   * time of each heartbeat that renewed it. The lease cannot outlast `leaseFrom + leaseMs`.
+   */
+  leaseFrom = Date.now();
   /** Resolves with the run's outcome (the handler's, a suspension, a timeout, or abandonment). */
   readonly outcome: Promise<Outcome>;
   #resolve!: (o: Outcome) => void;
@@ -38,15 +58,39 @@ export class JobRun implements ContextHost {
   #replay: Replay | undefined;
   #settled = false;
   #over = false;
+  #leaseHeld = true;
 
   constructor(
     readonly row: JobRow,
     workerId: string,
     readonly core: QueueCore,
-    private readonly writeStep?: (p: StepRecordParams) => Promise<boolean>,
+    private readonly wiring: RunWiring = { leaseMs: 30_000 },
   ) {
     this.fence = { jobId: row.id, workerId, runCount: row.runCount };
     this.outcome = new Promise<Outcome>((resolve) => (this.#resolve = resolve));
+  }
+
+  /** False once the run lost (or gave up) its lease. */
+  get leaseHeld(): boolean {
+    return this.#leaseHeld;
+  }
+
+  /**
+   * The run no longer owns its job: aborts the handler if it is still going (see `abandon`) and
+   * stops retrying the run's writes — also when the handler is already done and its outcome is
+   * still being written. With `afterWrites`, the handler is aborted only once its fenced writes
+   * in flight have settled (one of them may be a suspension that explains the lost lease).
+   */
+  leaseLost(reason: Error, afterWrites = false): void {
+    this.#leaseHeld = false;
+    // A fenced write in flight settles the run itself: a suspension that just committed (the job
+    // is `waiting`, so no longer held) is not a lost lease; a refused write is one.
+    const replay = this.#replay;
+    if (afterWrites && replay?.busy) {
+      void replay.settle().then(() => this.abandon(reason));
+      return;
+    }
+    this.abandon(reason);
   }
 
   /** The handler's abort signal. */
@@ -67,7 +111,7 @@ export class JobRun implements ContextHost {
   /** @internal ContextHost: the step cursor, created on the first durable operation. */
   get replay(): Replay {
     if (this.#replay === undefined) {
-      this.#replay = new Replay(this.core.storage, this.fence, this.writeStep);
+      this.#replay = new Replay(this.core.storage, this.fence, this.wiring.writeStep, this.#lease());
       if (this.#over) this.#replay.close();
     }
     return this.#replay;
@@ -85,10 +129,16 @@ export class JobRun implements ContextHost {
 
   /**
    * Stops waiting for the handler: fires its abort signal and frees the slot without a write.
-   * A no-op once the run has an outcome (a run that already suspended or returned is not aborted).
+   * The run gives up its lease (no write of it is retried any more, and its handler starts no
+   * new durable operation). Aborts nothing once the run has an outcome (a run that already
+   * suspended or returned is not aborted).
    */
   abandon(reason: Error): void {
+    this.#leaseHeld = false;
     if (this.#settled) return;
+    // A handler that ignores its signal makes no further durable write (writes in flight finish).
+    this.#over = true;
+    this.#replay?.close();
     this.#fire(reason);
     this.settle({ kind: 'abandoned' });
   }
@@ -122,6 +172,18 @@ export class JobRun implements ContextHost {
 
   #fire(reason: Error): void {
     (this.#abort ??= new AbortController()).abort(reason);
+  }
+
+  /** What checkpoint retries need: whether the lease is held, and a probe that renews it. */
+  #lease(): RunLease {
+    const { storage } = this.core;
+    const { jobId, workerId, runCount } = this.fence;
+    const signal = this.signal;
+    return {
+      held: () => this.#leaseHeld && !signal.aborted,
+      probe: async () => (await storage.jobHeartbeat({ workerId, leaseMs: this.wiring.leaseMs, runs: [{ jobId, runCount }] })).includes(jobId),
+      signal,
+    };
   }
 }
 
@@ -218,19 +280,16 @@ type Verdict = { outcome: 'completed'; resultJson: string | null } | { outcome: 
 async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err?: Error, value?: unknown): Promise<void> {
   const { core } = deps;
   const f = run.fence;
-  let applied: boolean;
-  try {
-    applied = await deps.completer.finish({ jobId: f.jobId, workerId: f.workerId, runCount: f.runCount, ...v });
-  } catch {
-    // The database failed: the lease will expire and the job will be reclaimed.
-    return;
-  }
-  if (!applied) {
+  // Error text is stored as every database can store it (no NUL, no lone surrogate, bounded).
+  const verdict: Verdict = v.outcome === 'completed' ? v : { ...v, error: storableErrorText(v.error) };
+  const item: JobFinishItem = { jobId: f.jobId, workerId: f.workerId, runCount: f.runCount, ...verdict };
+  const stored = await deps.completer.finish(item, run);
+  if (stored === undefined) {
     core.logger.debug('outcome not recorded: the run no longer owns the job', { jobId: job.id });
     return;
   }
   const hub = core.hub;
-  switch (v.outcome) {
+  switch (stored.outcome) {
     case 'completed':
       if (hub.wants('job.completed')) {
         const now = new Date();
@@ -240,14 +299,16 @@ async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err
     case 'failed':
       if (hub.wants('job.failed')) {
         const now = new Date();
-        hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: now, lastError: v.error }), error: v.error, at: now }, err);
+        // The stored failure may replace an outcome that could not be stored: report what was stored.
+        const cause = stored === item ? err : new Error(stored.error);
+        hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: now, lastError: stored.error }), error: stored.error, at: now }, cause);
       }
       break;
     case 'retry':
       if (hub.wants('job.retrying')) {
         const now = new Date();
         hub.emit(
-          { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: v.error }), error: v.error, retryAt: new Date(now.getTime() + v.delayMs), at: now },
+          { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: stored.error }), error: stored.error, retryAt: new Date(now.getTime() + stored.delayMs), at: now },
           err,
         );
       }

@@ -8,19 +8,19 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, LeaseLostError, messageOf } from '../errors.js';
 import { deferred } from '../internal/deferred.js';
-import { defaultBackoff } from '../internal/backoff.js';
 import { IntervalService } from '../internal/service.js';
 import type { LocalWaker, QueueCore } from '../queue/core.js';
-import { checkDuration, checkInt, checkOptions, checkQueueName } from '../queue/validate.js';
+import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../queue/validate.js';
 import type { StepRecordParams, Unlisten } from '../storage/storage.js';
 import { Batcher } from '../internal/batcher.js';
+import type { Applied } from '../internal/write-retry.js';
 import type { Logger, QueueWorkerOptions } from '../types.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
 import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
-import { heartbeat } from './heartbeat.js';
+import { Heartbeat } from './heartbeat.js';
 import { maintenancePass } from './maintenance.js';
-import type { BackoffFn } from './retry-policy.js';
+import { workerBackoff, type BackoffFn } from './retry-policy.js';
 import { installSignalHandlers } from './shutdown.js';
 
 /** Options of `queue.newWorker()`. */
@@ -29,9 +29,18 @@ export interface WorkerOptions {
   queues?: Record<string, QueueWorkerOptions>;
   /** Also fire due schedules (safe on every worker). @default false */
   scheduler?: boolean;
-  /** A running job whose worker stopped heartbeating this long is reclaimed. @default 30000 */
+  /**
+   * A running job whose worker stopped heartbeating this long is reclaimed. 200 ms to
+   * 2147483647 ms (about 24.8 days), like every worker duration (the longest a timer can wait).
+   * @default 30000
+   */
   leaseTimeout?: number;
-  /** How often leases are extended (also how fast a cancel reaches a running handler). @default min(leaseTimeout / 3, 2000) */
+  /**
+   * How often leases are extended (also how fast a cancel reaches a running handler). At most
+   * half of `leaseTimeout`, so a live worker renews each lease at least twice before it runs out;
+   * a failed heartbeat is tried again after a quarter of this interval.
+   * @default min(leaseTimeout / 3, 2000)
+   */
   heartbeatInterval?: number;
   /** Fallback poll for new jobs when no wake-up arrives. @default 1000 with LISTEN/NOTIFY, else 200 */
   pollInterval?: number;
@@ -41,11 +50,18 @@ export interface WorkerOptions {
   drainTimeout?: number;
   /** Stop gracefully on SIGINT/SIGTERM. @default true */
   handleSignals?: boolean;
-  /** Retry delay after a failed attempt. @default exponential from 1 s with jitter, capped at 1 h */
+  /**
+   * Retry delay after a failed attempt, in ms (capped at 100 years). A result that is not a
+   * finite number >= 0, or a backoff that throws, falls back to the default for that attempt
+   * (logged once as a warning). @default exponential from 1 s with jitter, capped at 1 h
+   */
   backoff?: BackoffFn;
   /** Overrides the logger of the queue. */
   logger?: Logger;
-  /** A readable prefix for the worker id (the id stays unique). */
+  /**
+   * A readable prefix for the worker id (the id stays unique): 1 to 200 characters of
+   * well-formed Unicode without control characters. @default `<hostname>:<pid>`
+   */
   name?: string;
 }
 
@@ -59,6 +75,9 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
 /** Most checkpoints written in one `stepRecordMany` call. */
 const STEP_BATCH = 500;
+
+/** Shortest wait before a failed heartbeat is tried again (ms). */
+const MIN_HEARTBEAT_RETRY_MS = 10;
 
 /** How often a worker without LISTEN/NOTIFY checks the storage's change counter (ms). */
 const CHANGE_PROBE_MS = 5;
@@ -81,7 +100,10 @@ export class Worker implements LocalWaker {
   readonly #leaseMs: number;
   readonly #drainMs: number;
   readonly #opts: WorkerOptions;
-  readonly #active = new Map<string, JobRun>();
+  /** Every run not finished yet. A job claimed again has two: the old one lost its lease and is aborted. */
+  readonly #active = new Set<JobRun>();
+  /** The newest run of each job id. */
+  readonly #byJob = new Map<string, JobRun>();
   readonly #completer: Completer;
   readonly #claims: ClaimLoop;
   readonly #heartbeat: IntervalService;
@@ -91,6 +113,8 @@ export class Worker implements LocalWaker {
   readonly #schedules: ScheduleHost;
   #scheduler: { start(): void | Promise<void>; stop(): Promise<void> } | undefined;
   #unlisten: Unlisten | undefined;
+  /** The start in progress (`#boot`); `#shutdown` waits for it. */
+  #booting: Promise<void> | undefined;
   #removeSignals: (() => void) | undefined;
   #state: State = 'idle';
   #stopped = deferred<void>();
@@ -98,26 +122,29 @@ export class Worker implements LocalWaker {
 
   /** @internal use `queue.newWorker()` */
   constructor(core: QueueCore, options: WorkerOptions, schedules: ScheduleHost) {
+    // Every option is checked before anything is built.
     const o = checkOptions<WorkerOptions>(options, 'worker options', OPTION_KEYS);
+    const queues = parseQueues(o.queues);
+    const timings = checkWorkerTimings(o, core.storage.capabilities.listenNotify ? 1000 : 200);
+    if (o.scheduler !== undefined) checkBoolean(o.scheduler, 'scheduler');
+    if (o.handleSignals !== undefined) checkBoolean(o.handleSignals, 'handleSignals');
+    if (o.backoff !== undefined && typeof o.backoff !== 'function') throw new InvalidArgumentError('backoff must be a function');
+    const logger = o.logger === undefined ? core.logger : checkLogger(o.logger);
+    const prefix = o.name === undefined ? `${hostname().slice(0, MAX_WORKER_NAME - 12)}:${process.pid}` : checkWorkerName(o.name);
     this.#core = core;
     this.#opts = o;
     this.#schedules = schedules;
-    this.#logger = o.logger ?? core.logger;
-    this.#queues = parseQueues(o.queues);
-    this.#leaseMs = o.leaseTimeout === undefined ? 30_000 : checkDuration(o.leaseTimeout, 'leaseTimeout', 200);
-    this.#drainMs = o.drainTimeout === undefined ? 10_000 : checkDuration(o.drainTimeout, 'drainTimeout');
-    const hbMs = o.heartbeatInterval === undefined ? Math.min(this.#leaseMs / 3, 2000) : checkDuration(o.heartbeatInterval, 'heartbeatInterval', 10);
-    const pollMs = o.pollInterval === undefined ? (core.storage.capabilities.listenNotify ? 1000 : 200) : checkDuration(o.pollInterval, 'pollInterval', 5);
-    const maintMs = o.maintenanceInterval === undefined ? 1000 : checkDuration(o.maintenanceInterval, 'maintenanceInterval', 10);
-    if (o.backoff !== undefined && typeof o.backoff !== 'function') throw new InvalidArgumentError('backoff must be a function');
-    const prefix = o.name ?? `${hostname()}:${process.pid}`;
+    this.#logger = logger;
+    this.#queues = queues;
+    this.#leaseMs = timings.leaseMs;
+    this.#drainMs = timings.drainMs;
+    const { heartbeatMs: hbMs, pollMs, maintenanceMs: maintMs } = timings;
     this.id = `${prefix}:${randomBytes(6).toString('hex')}`;
-    this.#completer = new Completer(core.storage, this.#logger);
-    const backoff: BackoffFn = o.backoff ?? ((attempt) => defaultBackoff(attempt));
+    this.#completer = new Completer(core.storage, this.#logger, this.#leaseMs);
     const deps: ExecutorDeps = {
       core,
       completer: this.#completer,
-      backoff,
+      backoff: workerBackoff(o.backoff, logger),
       onSettled: (run) => {
         if (run.slotFreed) return;
         run.slotFreed = true;
@@ -126,11 +153,12 @@ export class Worker implements LocalWaker {
     };
     // Checkpoints of concurrent workflows are written together when the driver can.
     const many = core.storage.stepRecordMany?.bind(core.storage);
-    const steps = many ? new Batcher<StepRecordParams, boolean>((items) => many({ items }), STEP_BATCH, false) : undefined;
+    const steps = many ? new Batcher<StepRecordParams, Applied>((items) => many({ items }), STEP_BATCH, false, 'unsure') : undefined;
     const writeStep = steps ? (p: StepRecordParams) => steps.push(p) : undefined;
     const done = (run: JobRun): void => {
       deps.onSettled?.(run);
-      if (this.#active.get(run.row.id) === run) this.#active.delete(run.row.id);
+      this.#active.delete(run);
+      if (this.#byJob.get(run.row.id) === run) this.#byJob.delete(run.row.id);
       this.#claims.released(run.row.queue);
       if (this.#state === 'stopping' && this.#active.size === 0) this.#drained?.();
     };
@@ -147,8 +175,12 @@ export class Worker implements LocalWaker {
         core.storage.jobRelease({ runs }).catch((err: unknown) => this.#reportError('releasing jobs claimed during pause failed; their leases will expire', err));
       },
       onClaimed: (row) => {
-        const run = new JobRun(row, this.id, core, writeStep);
-        this.#active.set(row.id, run);
+        // Claimed again (its lease ran out and it was reclaimed): the older run lost the job and
+        // sees its abortSignal before the new run starts.
+        this.#byJob.get(row.id)?.leaseLost(new LeaseLostError('the job was claimed again by this worker: this run lost its lease'));
+        const run = new JobRun(row, this.id, core, { leaseMs: this.#leaseMs, writeStep });
+        this.#active.add(run);
+        this.#byJob.set(row.id, run);
         executeJob(deps, run).then(
           () => done(run),
           (err: unknown) => {
@@ -158,10 +190,14 @@ export class Worker implements LocalWaker {
         );
       },
     });
+    const beats = new Heartbeat(core.storage, this.id, this.#leaseMs, () => this.#active);
+    // A failed heartbeat is retried after a quarter interval: at the slowest heartbeat allowed
+    // (half the lease) a whole interval more would let the leases run out.
     this.#heartbeat = new IntervalService(
       hbMs,
-      () => heartbeat(core.storage, this.id, this.#leaseMs, [...this.#active.values()]),
+      () => beats.beat(),
       (err) => this.#reportError('heartbeat failed', err),
+      Math.max(MIN_HEARTBEAT_RETRY_MS, Math.floor(hbMs / 4)),
     );
     this.#maintenance = new IntervalService(
       maintMs,
@@ -200,8 +236,9 @@ export class Worker implements LocalWaker {
   }
 
   /**
-   * Starts processing. Resolves when the worker has stopped (after `stop()` or a signal).
-   * @throws (rejects) InvalidStateError when started twice
+   * Starts processing. Resolves when the worker has stopped (after `stop()` or a signal);
+   * `stop()` may come at any moment, also before this has finished connecting. Calling it
+   * again waits for the same stop.
    */
   async start(): Promise<void> {
     if (this.#state !== 'idle') {
@@ -211,6 +248,24 @@ export class Worker implements LocalWaker {
     this.#state = 'running';
     this.#core.wakers.add(this);
     if (this.#opts.handleSignals !== false) this.#removeSignals = installSignalHandlers(() => void this.stop());
+    this.#booting = this.#boot();
+    try {
+      await this.#booting;
+    } catch (err) {
+      this.#reportError('starting the worker failed', err);
+      await this.stop();
+      throw err;
+    }
+    return this.#stopped.promise;
+  }
+
+  /**
+   * Acquires what the worker holds (the LISTEN subscription, the scheduler), then starts its
+   * loops — unless `stop()` came meanwhile: then it starts nothing more, and `#shutdown`, which
+   * waits for it, gives back what was acquired. So a stop at any point of the start leaves
+   * nothing running.
+   */
+  async #boot(): Promise<void> {
     const storage = this.#core.storage;
     if (storage.capabilities.listenNotify && storage.listen) {
       try {
@@ -218,18 +273,19 @@ export class Worker implements LocalWaker {
       } catch (err) {
         this.#reportError('could not subscribe to wake-ups; polling only', err);
       }
+      if (this.#state !== 'running') return;
+    }
+    if (this.#opts.scheduler) {
+      this.#scheduler = this.#schedules.makeScheduler(this.#logger);
+      await this.#scheduler.start();
+      if (this.#state !== 'running') return;
     }
     this.#heartbeat.start();
     this.#maintenance.start();
     this.#changes?.start();
     void this.#maintenance.runNow();
-    if (this.#opts.scheduler) {
-      this.#scheduler = this.#schedules.makeScheduler(this.#logger);
-      await this.#scheduler.start();
-    }
-    if (this.#state === 'running') this.#claims.start();
+    this.#claims.start();
     this.#logger.info('worker started', { workerId: this.id, queues: [...this.#queues.keys()] });
-    return this.#stopped.promise;
   }
 
   /**
@@ -266,6 +322,8 @@ export class Worker implements LocalWaker {
     this.#state = 'stopping';
     this.#logger.info('worker stopping', { workerId: this.id, running: this.#active.size });
     this.#core.wakers.delete(this);
+    // A stop during start: wait until the start has seen it, so what it acquired is given back.
+    await this.#booting?.catch(() => {});
     await this.#claims.stop();
     await this.#scheduler?.stop().catch((err: unknown) => this.#reportError('stopping the scheduler failed', err));
     if (this.#active.size > 0) {
@@ -288,13 +346,18 @@ export class Worker implements LocalWaker {
       } catch (err) {
         this.#reportError('releasing jobs at shutdown failed; their leases will expire', err);
       }
-      this.#active.clear();
     }
     await this.#completer.drain().catch((err: unknown) => this.#reportError('writing final outcomes failed', err));
+    // Every run is over or given up, but a write of one may still be in flight (a slow failing
+    // outcome or checkpoint write, a check whose reply is pending): once those calls return, no
+    // retry follows. Wait for them, so no call of this worker outlives stop().
+    if (this.#active.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     await this.#heartbeat.stop();
     await this.#maintenance.stop();
     await this.#changes?.stop();
-    if (this.#unlisten) await this.#unlisten().catch((err: unknown) => this.#reportError('unlisten failed', err));
+    const unlisten = this.#unlisten;
+    this.#unlisten = undefined;
+    if (unlisten) await unlisten().catch((err: unknown) => this.#reportError('unlisten failed', err));
     this.#removeSignals?.();
     this.#state = 'stopped';
     this.#logger.info('worker stopped', { workerId: this.id });

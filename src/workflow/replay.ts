@@ -3,10 +3,30 @@
  * once (lazily, so plain jobs never pay for it), checks determinism, and writes new
  * checkpoints fenced by the run. Tracks in-flight writes so the executor can let a
  * checkpoint commit before it records the run's outcome.
+ *
+ * A checkpoint write that fails is retried with backoff while the run holds its lease (see
+ * `writeWhileHeld`): the step already ran, and dropping its checkpoint would cost the job an
+ * attempt and run the step again. A retry that finds the checkpoint already there (the first
+ * attempt committed, its reply was lost) counts as written. A checkpoint that can never be
+ * written (it alone keeps failing while the lease is confirmed) fails the `ctx.call` with the
+ * storage error, as does a lost lease with `LeaseLostError`. Step error text is stored as
+ * every database can store it (see `storableErrorText`).
  * @internal
  */
 import { DeterminismError, LeaseLostError } from '../errors.js';
+import { storableErrorText } from '../internal/error-text.js';
+import { writeWhileHeld, type Applied } from '../internal/write-retry.js';
 import type { Fence, StepRecordParams, StepRow, Storage } from '../storage/storage.js';
+
+/** The run's lease, as checkpoint retries see it. @internal */
+export interface RunLease {
+  /** Whether the run may still hold its lease. */
+  held: () => boolean;
+  /** Renews the lease: true when still held, false when lost; throws when the database failed. */
+  probe: () => Promise<boolean>;
+  /** Fires when the run is over or lost its lease (ends the wait between retries). */
+  signal: AbortSignal;
+}
 
 /** Step cursor and checkpoint cache of one run. @internal */
 export class Replay {
@@ -16,17 +36,22 @@ export class Replay {
   #writes: Set<Promise<unknown>> | undefined;
   #closed = false;
   #diverged: DeterminismError | undefined;
+  readonly #write: (p: StepRecordParams) => Promise<Applied>;
 
   /**
    * @param storage where checkpoints are read from (and written, unless `write` is given)
    * @param fence the run
    * @param write a (coalescing) writer for fenced checkpoints; default `storage.stepRecord`
+   * @param lease the run's lease; without it a failed checkpoint write is not retried
    */
   constructor(
     private readonly storage: Storage,
     readonly fence: Fence,
-    private readonly write: (p: StepRecordParams) => Promise<boolean> = (p) => storage.stepRecord(p),
-  ) {}
+    write?: (p: StepRecordParams) => Promise<Applied>,
+    private readonly lease?: RunLease,
+  ) {
+    this.#write = write ?? ((p) => storage.stepRecord(p));
+  }
 
   /** Takes the next step position. */
   take(): number {
@@ -73,10 +98,42 @@ export class Replay {
   /** Writes a checkpoint (fenced). @throws LeaseLostError when the run no longer owns the job */
   async record(step: Omit<StepRow, 'jobId'>): Promise<void> {
     this.assertOpen();
-    const row: StepRow = { jobId: this.fence.jobId, ...step };
-    const ok = await this.track(this.write({ fence: this.fence, step: row }));
+    const row: StepRow = { jobId: this.fence.jobId, ...step, error: step.error === null ? null : storableErrorText(step.error) };
+    const ok = await this.track(this.#writeHeld({ fence: this.fence, step: row }));
     if (!ok) throw new LeaseLostError('the checkpoint was not stored: this run no longer owns the job');
     this.#steps?.set(row.stepIndex, row);
+  }
+
+  /** Writes a checkpoint, retried while the run holds its lease. Resolves whether it is stored. */
+  async #writeHeld(p: StepRecordParams): Promise<boolean> {
+    const lease = this.lease;
+    if (lease === undefined) {
+      const applied = await this.#write(p);
+      return applied === 'unsure' ? this.#storedAlready(p.step) : applied;
+    }
+    const r = await writeWhileHeld<StepRecordParams, Applied>({
+      item: p,
+      first: this.#write,
+      alone: (i) => this.storage.stepRecord(i),
+      probe: lease.probe,
+      held: lease.held,
+      signal: lease.signal,
+    });
+    switch (r.kind) {
+      case 'written':
+        return r.value === true || ((r.value === 'unsure' || r.retried) && (await this.#storedAlready(p.step)));
+      case 'lost':
+        return false;
+      case 'unwritable':
+        throw r.error;
+    }
+  }
+
+  /** Whether exactly this checkpoint is stored (an earlier attempt committed, its reply was lost). */
+  async #storedAlready(step: StepRow): Promise<boolean> {
+    const rows = await this.storage.stepList({ jobId: step.jobId });
+    const s = rows.find((r) => r.stepIndex === step.stepIndex);
+    return s !== undefined && s.stepName === step.stepName && s.status === step.status && s.outputJson === step.outputJson && s.error === step.error;
   }
 
   /** Registers an in-flight write so {@link settle} can wait for it. */

@@ -1,16 +1,56 @@
 /**
  * Conformance: finishing runs — complete, fail and retry, each fenced by worker, run count and
- * status; a batch of mixed outcomes applies item by item.
+ * status; a batch of mixed outcomes applies item by item; batches too large for one statement
+ * (by bytes or by item count) still apply whole.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/storage/codec.js';
 import type { StorageMaker } from '../helpers/storages.js';
-import { assertBetween, bigJson, claim, claimOne, insertJob, mustGet, runningJob, uniqueName } from '../helpers/factories.js';
+import type { Fence, JobFinishItem, Storage } from '../../src/storage/storage.js';
+import {
+  assertBetween,
+  bigJson,
+  claim,
+  claimChildren,
+  claimOne,
+  fanOutParent,
+  fenceOf,
+  insertJob,
+  jobInsert,
+  mustGet,
+  runningJob,
+  uniqueName,
+} from '../helpers/factories.js';
 import { useStorage } from './context.js';
+
+/** Inserts `n` jobs into a fresh queue and claims them all; returns their fences in id order. */
+async function runningJobs(s: Storage, n: number): Promise<Fence[]> {
+  const queue = uniqueName('q');
+  const jobs = Array.from({ length: n }, () => jobInsert({ queue }));
+  assert.equal((await s.jobInsertMany({ jobs })).inserted.length, n);
+  const fences: Fence[] = [];
+  while (fences.length < n) {
+    const rows = await claim(s, queue, n - fences.length, { workerId: 'bulk' });
+    assert.ok(rows.length > 0, `claimed ${fences.length} of ${n}`);
+    for (const r of rows) fences.push({ jobId: r.id, workerId: 'bulk', runCount: r.runCount });
+  }
+  return fences.sort((a, b) => (a.jobId < b.jobId ? -1 : 1));
+}
+
+/**
+ * A JSON text of about `bytes` UTF-8 bytes made of characters a client must escape in SQL text
+ * (quotes, backslashes, newlines) and multi-byte ones, different for each `seed`.
+ */
+function escapeHeavyJson(bytes: number, seed: number): string {
+  const unit = `"\\'\n€😀${seed % 10}`;
+  const value = unit.repeat(Math.ceil(bytes / (Buffer.byteLength(JSON.stringify(unit)) - 2)));
+  return JSON.stringify({ seed, value });
+}
 
 /** Registers the finish tests. */
 export function describeFinish(make: StorageMaker): void {
+  describeBigBatches(make);
   describe('finish: complete, fail, retry', () => {
     const ctx = useStorage(make, 'conformance-finish');
 
@@ -167,6 +207,120 @@ export function describeFinish(make: StorageMaker): void {
       assert.equal(rd!.status, 'failed');
       assert.equal(rd!.lastError, 'D');
       assert.deepEqual(await s.jobFinishMany({ items: [] }), []);
+    });
+  });
+}
+
+/** Batches beyond one statement's limits: bytes (packet size) and item counts (bound parameters). */
+function describeBigBatches(make: StorageMaker): void {
+  describe('finish: batches beyond one statement', () => {
+    const ctx = useStorage(make, 'conformance-finish-big');
+
+    it('applies 24 outcomes of ~0.8 MB each in one call, read back byte for byte', async () => {
+      const s = ctx.s;
+      const fences = await runningJobs(s, 24);
+      // Half plain multi-byte text, half text that escaping makes up to twice as long.
+      const results = fences.map((_, i) => (i % 2 === 0 ? bigJson(800_000 + i) : escapeHeavyJson(800_000, i)));
+      const items: JobFinishItem[] = fences.map((f, i) => ({ ...f, outcome: 'completed', resultJson: results[i]! }));
+      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      for (const [i, f] of fences.entries()) {
+        const row = await mustGet(s, f.jobId);
+        assert.equal(row.status, 'completed', `job ${i}`);
+        assert.ok(row.resultJson === results[i], `result ${i} changed in the round trip`);
+      }
+    });
+
+    it('applies a batch mixing large and small outcomes, stale fences and repeats, item by item', async () => {
+      const s = ctx.s;
+      const fences = await runningJobs(s, 64);
+      const items: JobFinishItem[] = [];
+      const expected: boolean[] = [];
+      const want = new Map<string, { status: string; result: string | null; error: string | null }>();
+      for (const [i, f] of fences.entries()) {
+        if (i % 5 === 0) {
+          items.push({ ...f, workerId: 'intruder', outcome: 'completed', resultJson: '"stale"' });
+          expected.push(false);
+        }
+        if (i % 4 === 0) {
+          const result = i % 8 === 0 ? escapeHeavyJson(900_000, i) : bigJson(900_000);
+          items.push({ ...f, outcome: 'completed', resultJson: result });
+          want.set(f.jobId, { status: 'completed', result, error: null });
+        } else if (i % 4 === 1) {
+          const error = `failed ${i}: ${'ü'.repeat(i)}`;
+          items.push({ ...f, outcome: 'failed', error });
+          want.set(f.jobId, { status: 'failed', result: null, error });
+        } else if (i % 4 === 2) {
+          items.push({ ...f, outcome: 'retry', error: `retry ${i}`, delayMs: 60_000 });
+          want.set(f.jobId, { status: 'pending', result: null, error: `retry ${i}` });
+        } else {
+          items.push({ ...f, outcome: 'completed', resultJson: `{"i":${i}}` });
+          want.set(f.jobId, { status: 'completed', result: `{"i":${i}}`, error: null });
+        }
+        expected.push(true);
+        if (i % 7 === 0) {
+          // A second outcome for the same run: the first one applied, this one is refused.
+          items.push({ ...f, outcome: 'completed', resultJson: bigJson(700_000) });
+          expected.push(false);
+        }
+      }
+      assert.deepEqual(await s.jobFinishMany({ items }), expected);
+      for (const f of fences) {
+        const row = await mustGet(s, f.jobId);
+        const w = want.get(f.jobId)!;
+        assert.equal(row.status, w.status, `status of ${f.jobId}`);
+        assert.ok(row.resultJson === w.result, `result of ${f.jobId} changed in the round trip`);
+        assert.equal(row.lastError, w.error, `error of ${f.jobId}`);
+      }
+    });
+
+    it('counts fan-out children finishing with large outcomes, and cancels a failing parent\'s subtree', async () => {
+      const s = ctx.s;
+      // Fan-out A: 11 children complete with ~0.9 MB each, one fails, all in one call.
+      const a = await fanOutParent(s, { n: 12, strategy: 'collect-all' });
+      const aKids = await claimChildren(s, a);
+      // Fan-out B: decided by its first two children; its parent runs again and fails while two run.
+      const b = await fanOutParent(s, { n: 4, strategy: 'threshold', threshold: 0.5 });
+      const bKids = await claimChildren(s, b);
+      const first = bKids.slice(0, 2).map((f) => ({ ...f, outcome: 'completed' as const, resultJson: '1' }));
+      assert.deepEqual(await s.jobFinishMany({ items: first }), [true, true]);
+      const bParent = fenceOf(await claimOne(s, b.queue, b.parentId));
+      const results = aKids.map((_, i) => (i % 2 === 0 ? bigJson(900_000 + i) : escapeHeavyJson(900_000, i)));
+      const items: JobFinishItem[] = [
+        ...aKids.map((f, i): JobFinishItem => (i === 5 ? { ...f, outcome: 'failed', error: 'child 5' } : { ...f, outcome: 'completed', resultJson: results[i]! })),
+        { ...bParent, outcome: 'failed', error: 'parent b' },
+      ];
+      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      const fa = await s.fanOutGet({ id: a.fanOutId });
+      assert.deepEqual([fa?.status, fa?.succeeded, fa?.failed, fa?.cancelled], ['succeeded', 11, 1, 0]);
+      assert.equal((await mustGet(s, a.parentId)).status, 'pending', 'parent A resumed');
+      for (const [i, f] of aKids.entries()) {
+        if (i !== 5) assert.ok((await mustGet(s, f.jobId)).resultJson === results[i], `result of child ${i} changed`);
+      }
+      assert.equal((await mustGet(s, b.parentId)).status, 'failed');
+      for (const f of bKids.slice(2)) assert.equal((await mustGet(s, f.jobId)).status, 'cancelled');
+      const fb = await s.fanOutGet({ id: b.fanOutId });
+      assert.deepEqual([fb?.succeeded, fb?.failed, fb?.cancelled], [2, 0, 2]);
+    });
+
+    it('applies 3,000 small outcomes in one call', async () => {
+      const s = ctx.s;
+      const fences = await runningJobs(s, 3_000);
+      const outcomes = ['completed', 'failed', 'retry'] as const;
+      const items: JobFinishItem[] = fences.map((f, i) => {
+        const outcome = outcomes[i % 3]!;
+        if (outcome === 'completed') return { ...f, outcome, resultJson: `[${i}]` };
+        if (outcome === 'failed') return { ...f, outcome, error: `e${i}` };
+        return { ...f, outcome, error: `r${i}`, delayMs: 60_000 };
+      });
+      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      const counts = { completed: 0, failed: 0, pending: 0 } as Record<string, number>;
+      for (const [i, f] of fences.entries()) {
+        const row = await mustGet(s, f.jobId);
+        counts[row.status] = (counts[row.status] ?? 0) + 1;
+        if (i % 3 === 0) assert.equal(row.resultJson, `[${i}]`);
+        else assert.equal(row.lastError, i % 3 === 1 ? `e${i}` : `r${i}`);
+      }
+      assert.deepEqual(counts, { completed: 1_000, failed: 1_000, pending: 1_000 });
     });
   });
 }

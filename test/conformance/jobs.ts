@@ -101,6 +101,56 @@ export function describeJobs(make: StorageMaker): void {
       assert.deepEqual(await s.jobInsertMany({ jobs: [] }), { inserted: [] });
     });
 
+    it('reads jobs by id in one call: rows as jobGet returns them, missing ids left out', async () => {
+      const s = ctx.s;
+      const rows = [
+        (await runningJob(s)).row,
+        await completedJob(s),
+        await failedJob(s),
+        await cancelledJob(s),
+        await pausedJob(s),
+        (await waitingJob(s, {}, { waitSignal: 'go' })).row,
+      ];
+      const pending = await insertJob(s, { queue: uniqueName('q'), argsJson: '{"a":1}', metaJson: '{"m":true}' });
+      const ids = [...rows.map((r) => r.id), pending];
+      const missing = ['00000000-0000-7000-8000-000000000001', 'no-such-job', ''];
+      const got = await s.jobGetMany({ ids: [missing[0]!, ...ids.slice(0, 3), missing[1]!, ...ids.slice(3), missing[2]!] });
+      const byId = new Map(got.map((r) => [r.id, r]));
+      assert.equal(got.length, ids.length, 'one row per job found');
+      assert.deepEqual([...byId.keys()].sort(), [...ids].sort());
+      for (const id of ids) assert.deepEqual(byId.get(id), await mustGet(s, id), `job ${id} reads as jobGet reads it`);
+      for (const r of got) assertRowTypes(r);
+      assert.deepEqual(await s.jobGetMany({ ids: missing }), []);
+    });
+
+    it('reads each job once when ids repeat, and nothing for an empty list', async () => {
+      const s = ctx.s;
+      const a = await insertJob(s, { queue: uniqueName('q') });
+      const b = await insertJob(s, { queue: uniqueName('q') });
+      const got = await s.jobGetMany({ ids: [a, b, a, a, 'missing', b, 'missing'] });
+      assert.deepEqual(got.map((r) => r.id).sort(), [a, b].sort());
+      assert.deepEqual(await s.jobGetMany({ ids: [] }), []);
+    });
+
+    it('reads 5,000 jobs by id, and 5,000 found among 12,000 ids', async () => {
+      const s = ctx.s;
+      const q = uniqueName('q');
+      const jobs = Array.from({ length: 5_000 }, (_, i) => jobInsert({ queue: q, argsJson: `{"i":${i}}` }));
+      await s.jobInsertMany({ jobs });
+      const ids = jobs.map((j) => j.id);
+      const all = await s.jobGetMany({ ids });
+      assert.equal(all.length, 5_000);
+      assert.deepEqual(all.map((r) => r.id).sort(), [...ids].sort());
+      const args = new Map(jobs.map((j) => [j.id, j.argsJson]));
+      assert.ok(all.every((r) => r.argsJson === args.get(r.id) && r.queue === q && r.status === 'pending'), 'rows carry their own columns');
+      // Found ids interleaved with 7,000 missing ones (a long list the driver may split).
+      const mixed = ids.flatMap((id, i) => (i < 3_500 ? [id, `${id}-gone-a`, `${id}-gone-b`] : [id]));
+      assert.equal(mixed.length, 12_000);
+      const found = await s.jobGetMany({ ids: mixed });
+      assert.equal(found.length, 5_000);
+      assert.equal(new Set(found.map((r) => r.id)).size, 5_000, 'no job read twice');
+    });
+
     it('stores payloads byte for byte (key order, spacing, unicode, escapes, big numbers)', async () => {
       const s = ctx.s;
       const payloads = [

@@ -11,12 +11,20 @@ import { InvalidStateError, JobCancelledError, LeaseLostError } from '../../src/
 import { sub, values } from '../../src/workflow/fan-out.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { fenceOf, mustGet, reclaimUntil } from '../helpers/factories.js';
+import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { Gate, holdsFor, registerChild, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
 
-/** Options of a worker that never heartbeats or reclaims during a test: it becomes a zombie. */
-const zombie = { leaseTimeout: 200, heartbeatInterval: 600_000, maintenanceInterval: 600_000 } as const;
+/** Options of a worker that never reclaims during a test; on {@link withoutHeartbeats} it becomes a zombie. */
+const zombie = { leaseTimeout: 200, maintenanceInterval: 600_000 } as const;
+
+/** A storage whose heartbeats report every lease as held but extend none: its worker's leases run out. */
+function withoutHeartbeats(storage: Storage): Storage {
+  const faulty = new FaultyStorage(storage);
+  faulty.fail({ method: 'jobHeartbeat', times: Infinity, respond: (p) => p.runs.map((r) => r.jobId) });
+  return faulty.storage;
+}
 
 for (const [name, make] of storageMatrix()) {
   describe(`cancellation and zombies (${name})`, () => {
@@ -116,7 +124,7 @@ for (const [name, make] of storageMatrix()) {
       queue.register('c-late-top', async (_: unknown, ctx) => ctx.fanOut([sub('c-late-fan', {})]));
       const top = await queue.enqueue('c-late-top', {}, { queue: 'cq3' });
       // No heartbeat during the test: the handler is not told about the cancel and goes on.
-      const w = startWorker(queue, { queues: { cq3: { concurrency: 2 } }, heartbeatInterval: 600_000 });
+      const w = startWorker(queue, { queues: { cq3: { concurrency: 2 } }, leaseTimeout: 1_200_000, heartbeatInterval: 600_000 });
       await waitFor(() => started);
       const [mid] = await ts.storage.jobList({ parentId: top, limit: 1 });
       await queue.cancelJob(top);
@@ -160,7 +168,7 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a zombie run can neither store a checkpoint nor consume a signal', async () => {
-      const queue = new Queue(ts.storage);
+      const queue = new Queue(withoutHeartbeats(ts.storage));
       const gate = new Gate();
       let started = false;
       let stepRuns = 0;
@@ -202,7 +210,7 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a zombie child cannot count on its fan-out or wake its parent', async () => {
-      const queue = new Queue(ts.storage);
+      const queue = new Queue(withoutHeartbeats(ts.storage));
       const gate = new Gate();
       let childStarted = false;
       queue.register('z-child', async () => {

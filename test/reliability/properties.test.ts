@@ -8,9 +8,14 @@
  *    input calls for — leaving no row. Batches are all-or-nothing.
  * 2. Names and tags full of SQL syntax are stored as values (bound parameters), never
  *    executed; the PostgreSQL schema name is validated so no identifier can inject SQL.
- * 3. A model-based test drives random sequences of enqueue / claim / complete / fail / retry /
- *    heartbeat / release / reclaim / cancel / pause / resume / retryJob / pause and resume
- *    queue against a real driver with an injected clock, comparing with a simple model.
+ * 3. A model-based test drives random sequences of enqueue / claim / complete / fail / retry
+ *    (one by one and in batches) / heartbeat / release / reclaim / suspend into a fan-out of 1–4
+ *    children (fail-fast, collect-all, threshold; with or without a deadline) / wait again /
+ *    fan-out expiry / wake-ups / cancel / pause / resume / retryJob (of failed and cancelled
+ *    children and parents) / pause and resume queue against a real driver with an injected
+ *    clock, comparing with a simple model after every command: every job's status, attempt and
+ *    lease, every fan-out's counters (equal to its children's current outcomes), status and
+ *    decision time, the parent woken once on the deciding transition and never before.
  *
  * Reproducible: the seed is SDJ_PROPERTY_SEED (default 42), the run count SDJ_PROPERTY_RUNS
  * (default 100). Longer runs, e.g.:
@@ -27,7 +32,7 @@ import type { Storage } from '../../src/storage/storage.js';
 import type { Worker } from '../../src/worker/worker.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { argsArb, INJECTIONS, jsonExact, optionsArb, sized, tagArb, typeArb, type Tagged } from './support/arbitraries.js';
-import { commands, compare, type Model, type Real } from './support/job-model.js';
+import { commands, compare, compareSteps, newModel, type Real } from './support/job-model.js';
 
 const SEED = Number(process.env['SDJ_PROPERTY_SEED'] ?? 42);
 const RUNS = Number(process.env['SDJ_PROPERTY_RUNS'] ?? 100);
@@ -214,14 +219,15 @@ for (const [dialect, make] of storageMatrix()) {
     it('random operation sequences agree with the model', async (t) => {
       let runNo = 0;
       await fc.assert(
-        fc.asyncProperty(fc.commands(commands(), { maxCommands: 60, size: 'max' }), async (cmds) => {
+        fc.asyncProperty(fc.commands(commands(), { maxCommands: 160, size: 'max' }), async (cmds) => {
           runNo++;
           const tag = `${runNo}_${Math.floor(Math.random() * 1e9).toString(36)}`;
           real.now += 10_000;
-          const model: Model = { now: real.now, queues: [`mq_${tag}_a`, `mq_${tag}_b`], keys: [`mk_${tag}_1`, `mk_${tag}_2`], jobs: [], fences: [], paused: new Set() };
+          const model = newModel(real.now, tag);
           try {
             await compare(model, real);
             await fc.asyncModelRun(() => ({ model, real }), cmds);
+            await compareSteps(model, real);
           } finally {
             // Leave nothing running for the next run's reclaims.
             for (const j of model.jobs) await real.s.jobCancel({ id: j.id }).catch(() => []);

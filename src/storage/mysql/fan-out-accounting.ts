@@ -2,16 +2,53 @@
  * Fan-out accounting and subtree cancellation of the MySQL/MariaDB driver, run inside the
  * transaction of the state change that caused them (see the header of `storage.ts`).
  *
- * Lock order: job rows (id order), then fan-out rows (id order), then parents. Subtrees are
- * locked top-down and re-read until stable, so a descendant that suspends into its own fan-out
- * concurrently (which locks that descendant first) cannot leave unseen grandchildren.
+ * Lock order, in every writer of the driver that touches both kinds of row (`jobFinishMany`,
+ * `jobReclaimExpired`, `jobCancel`, `jobRetry`, `fanOutExpire`): fan-out rows before job rows,
+ * and a fan-out child's row only after its fan-out's.
+ * - Fan-outs, locked by {@link lockFanOutsFirst} before any job row, found by reads that take no
+ *   lock: in id order, those of the jobs the transaction locks (counted on or not: a reclaim
+ *   sending a child back to pending locks its fan-out too) and those of (and below) the jobs
+ *   whose subtrees it may cancel or delete; then, when the counters read under that lock show
+ *   that its own outcomes decide a fan-out failed, those below that fan-out's unfinished
+ *   children, which the decision cancels (`fanOutExpire`, whose decision is known once its
+ *   fan-out is locked, does the same).
+ * - Job rows: the transaction's own (id order, one statement), then subtrees top-down (locked
+ *   and re-read until stable, so a descendant that suspends into its own fan-out concurrently
+ *   cannot leave unseen grandchildren), then the unfinished children of a fan-out decided
+ *   failed (in the fan-out index's order: a locking read must never scan rows it does not
+ *   want, as it waits for each), then the parents it resumes. Whoever locks a fan-out's
+ *   children holds that fan-out, so its row serializes them.
+ * - `jobFinishMany` learns its jobs' fan-outs from their rows: a first transaction locks them
+ *   without waiting (`SKIP LOCKED`) and, when every outcome counts on no fan-out and cancels no
+ *   subtree, applies them and commits — a batch of plain jobs costs one locking read and one
+ *   update, as before. Otherwise it writes nothing and a second transaction applies the batch in
+ *   this order. Transactions that never wait while holding job rows (that first one, claims,
+ *   `jobWakeDue`, all `SKIP LOCKED`) need not lock fan-outs.
+ * - `jobSuspendFanOut` locks the parent's row, then creates the fan-out and its children: new
+ *   rows, which no other transaction can hold or wait for.
+ * Exceptions, where InnoDB detects a deadlock at once and the transaction is retried whole (see
+ * `MysqlDb.tx`): a fan-out the planning reads could not see (created by a descendant suspending
+ * while the transaction waited for that descendant's row) or one of the second step with a
+ * smaller id than one already held, locked when found; and `jobHeartbeat` / `jobRelease`, which
+ * lock a worker's runs in one statement without their fan-outs, so a heartbeat over two
+ * siblings can meet a failed decision cancelling them.
+ * `test/storage/mysql-lock-order.test.ts` races reclaims, finishes and cancels over fan-out
+ * trees and requires the server to report no deadlock.
  * @internal
  */
 import { decideFanOut } from '../fan-out-rules.js';
+import type { FanOutRow } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import { num, str, strOrNull, toFanOutRow } from './rows.js';
 import { JOB_CANCEL_MANY, JOB_SUBTREE_LOCK } from './queries/jobs.js';
-import { FAN_OUT_LOCK_MANY, FAN_OUT_UNFINISHED_CHILDREN, FAN_OUT_UPDATE, FAN_OUT_WAKE_PARENT } from './queries/workflow.js';
+import {
+  FAN_OUT_IDS_BELOW_UNFINISHED,
+  FAN_OUT_IDS_UNDER_JOBS,
+  FAN_OUT_LOCK_MANY,
+  FAN_OUT_UNFINISHED_CHILDREN,
+  FAN_OUT_UPDATE,
+  FAN_OUT_WAKE_PARENT,
+} from './queries/workflow.js';
 
 /** Counter increments for one fan-out. @internal */
 export interface FanOutDelta {
@@ -27,6 +64,72 @@ export function addDelta(deltas: Map<string, FanOutDelta>, fanOutId: string, out
   else if (outcome === 'failed') d.failed++;
   else d.cancelled++;
   deltas.set(fanOutId, d);
+}
+
+/** A fan-out's counters with a delta added. */
+function withDelta(f: FanOutRow, d: FanOutDelta): FanOutRow {
+  return { ...f, succeeded: f.succeeded + d.succeeded, failed: f.failed + d.failed, cancelled: f.cancelled + d.cancelled };
+}
+
+/** A fan-out row the transaction holds, as it last wrote it, with the database now of its lock. @internal */
+export interface HeldFanOut {
+  row: FanOutRow;
+  at: number;
+}
+
+/** The fan-out rows a transaction holds, by id. @internal */
+export type HeldFanOuts = Map<string, HeldFanOut>;
+
+/** What a transaction may count on, for {@link lockFanOutsFirst}. @internal */
+export interface FanOutLockPlan {
+  /** The outcomes it expects to count (its own jobs ending), by fan-out id. */
+  deltas?: Map<string, FanOutDelta>;
+  /** Jobs whose subtrees it may cancel (or delete): their own fan-outs and those of every job below them. */
+  under?: string[];
+  /** Other fan-outs it writes. */
+  fanOuts?: string[];
+}
+
+/** Locks the fan-outs among `ids` that the transaction does not hold yet, in id order, into `held`. @internal */
+export async function lockFanOuts(ex: Executor, now: number | null, ids: Iterable<string>, held: HeldFanOuts): Promise<void> {
+  const want = [...new Set(ids)].filter((id) => !held.has(id)).sort();
+  if (want.length === 0) return;
+  for (const r of await select(ex, FAN_OUT_LOCK_MANY, [now, want])) held.set(str(r['id']), { row: toFanOutRow(r), at: num(r['now_ms']) });
+}
+
+/**
+ * Locks, into `held`, the fan-outs below the unfinished children of `fanOutIds`: those that a
+ * failed decision of these fan-outs, which cancels the children with their subtrees, counts on.
+ * @internal
+ */
+export async function lockBelowFailing(ex: Executor, now: number | null, fanOutIds: string[], held: HeldFanOuts): Promise<void> {
+  if (fanOutIds.length === 0) return;
+  const rows = await select(ex, FAN_OUT_IDS_BELOW_UNFINISHED, [fanOutIds]);
+  await lockFanOuts(ex, now, rows.map((r) => str(r['id'])), held);
+}
+
+/**
+ * Locks the fan-outs a transaction may count on, before it locks any job row (the driver's lock
+ * order, see the header): those of `plan.deltas`, `plan.fanOuts` and under `plan.under`, in id order; then
+ * the ones below each fan-out that `plan.deltas` decides failed on the counters just read.
+ * A delta whose job turns out not to end (its fence fails) only means a lock taken for nothing.
+ * @internal
+ */
+export async function lockFanOutsFirst(ex: Executor, now: number | null, plan: FanOutLockPlan): Promise<HeldFanOuts> {
+  const held: HeldFanOuts = new Map();
+  const deltas = plan.deltas ?? new Map<string, FanOutDelta>();
+  const ids = [...deltas.keys(), ...(plan.fanOuts ?? [])];
+  if (plan.under !== undefined && plan.under.length > 0) {
+    for (const r of await select(ex, FAN_OUT_IDS_UNDER_JOBS, [plan.under])) ids.push(str(r['id']));
+  }
+  await lockFanOuts(ex, now, ids, held);
+  const failing: string[] = [];
+  for (const [id, d] of deltas) {
+    const h = held.get(id);
+    if (h !== undefined && h.row.status === 'running' && decideFanOut(withDelta(h.row, d)) === 'failed') failing.push(id);
+  }
+  await lockBelowFailing(ex, now, failing, held);
+  return held;
 }
 
 const NON_TERMINAL = new Set(['pending', 'running', 'waiting', 'paused']);
@@ -74,38 +177,41 @@ export async function cancelSubtrees(
  * Counts terminal child outcomes on their fan-outs, decides each fan-out still running when its
  * strategy allows, resumes the parent on the deciding transition, and on a failed decision
  * cancels the unfinished siblings (and their subtrees), counting them as cancelled — the
- * siblings on this fan-out, their cancelled descendants on their own fan-outs in a later round
- * (each round locks and re-reads its fan-outs, so no count is lost). Fan-outs that no longer
- * exist (dropped by a retry of the parent) are ignored.
+ * siblings on this fan-out, their cancelled descendants on their own fan-outs in a later round.
+ * The fan-outs come from `held` (locked by {@link lockFanOutsFirst}, kept up to date here); one
+ * not planned for is locked when found. Fan-outs that no longer exist (dropped by a retry of the
+ * parent) are ignored. Returns the ids this cancelled.
  */
-export async function accountFanOuts(ex: Executor, now: number | null, deltas: Map<string, FanOutDelta>): Promise<void> {
+export async function accountFanOuts(ex: Executor, now: number | null, deltas: Map<string, FanOutDelta>, held: HeldFanOuts): Promise<string[]> {
+  const cancelled: string[] = [];
   let work = deltas;
   while (work.size > 0) {
     const round = work;
     work = new Map();
-    const rows = await select(ex, FAN_OUT_LOCK_MANY, [now, [...round.keys()].sort()]);
-    for (const r of rows) {
-      const f = toFanOutRow(r);
-      const at = num(r['now_ms']);
-      const d = round.get(f.id);
-      if (!d) continue;
-      const counts = { ...f, succeeded: f.succeeded + d.succeeded, failed: f.failed + d.failed, cancelled: f.cancelled + d.cancelled };
+    await lockFanOuts(ex, now, round.keys(), held);
+    for (const id of [...round.keys()].sort()) {
+      const h = held.get(id);
+      if (h === undefined) continue;
+      const f = h.row;
+      const counts = withDelta(f, round.get(id)!);
       let status = f.status;
       let decidedAt = f.decidedAt;
       if (f.status === 'running') {
         const decision = decideFanOut(counts);
         if (decision !== 'running') {
           status = decision;
-          decidedAt = at;
+          decidedAt = h.at;
           if (decision === 'failed') {
             const siblings = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [f.id])).map((s) => ({ id: str(s['id']), status: str(s['status']) }));
-            await cancelSubtrees(ex, now, siblings, work);
+            cancelled.push(...(await cancelSubtrees(ex, now, siblings, work)));
             counts.cancelled += siblings.length;
           }
           await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
         }
       }
       await write(ex, FAN_OUT_UPDATE, [counts.succeeded, counts.failed, counts.cancelled, status, decidedAt, f.id]);
+      h.row = { ...counts, status, decidedAt };
     }
   }
+  return cancelled;
 }

@@ -8,7 +8,7 @@ import { JOB_STATUSES, type JobStatus } from '../../types.js';
 import type { JobListParams, JobRow } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, accountFanOuts, addDelta, cancelSubtrees } from './fan-out-accounting.js';
+import { type FanOutDelta, accountFanOuts, addDelta, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
 import {
   FAN_OUT_DELETE_FOR_PARENTS,
@@ -16,9 +16,11 @@ import {
   JOB_COUNT_BY_STATUS_IN_QUEUE,
   JOB_DELETE_MANY,
   JOB_GET,
+  JOB_GET_MANY,
   JOB_LOCK,
   JOB_NEXT_RUN_AT,
   JOB_PAUSE,
+  JOB_PEEK,
   JOB_RESUME,
   JOB_RETRY,
   JOB_STATUS,
@@ -27,12 +29,51 @@ import {
   STEP_DELETE_FOR_JOBS,
   jobListSql,
 } from './queries/jobs.js';
+import { FAN_OUT_UNCOUNT } from './queries/workflow.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
 
 /** `Storage.jobGet`. */
 export async function jobGet(ctx: DriverContext, id: string): Promise<JobRow | undefined> {
   const [row] = await select(ctx.db.pool, JOB_GET, [id]);
   return row ? toJobRow(row) : undefined;
+}
+
+/** Ids per statement of {@link jobGetMany} at most. */
+export const GET_MANY_MAX_IDS = 5_000;
+
+/**
+ * Bytes of escaped id text per statement of {@link jobGetMany} at most: well below the smallest
+ * `max_allowed_packet` servers ship with (4 MiB), so no server refuses the statement.
+ */
+export const GET_MANY_MAX_BYTES = 1024 * 1024;
+
+/** Splits ids into lists within {@link GET_MANY_MAX_IDS} ids and {@link GET_MANY_MAX_BYTES} bytes each. */
+function chunkIds(ids: readonly string[]): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const id of ids) {
+    // Quoted, every byte possibly escaped, and a separator.
+    const n = 2 * Buffer.byteLength(id, 'utf8') + 4;
+    if (cur.length > 0 && (cur.length >= GET_MANY_MAX_IDS || bytes + n > GET_MANY_MAX_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(id);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** `Storage.jobGetMany`: one statement per chunk of distinct ids (see {@link chunkIds}); none for an empty list. */
+export async function jobGetMany(ctx: DriverContext, ids: readonly string[]): Promise<JobRow[]> {
+  const out: JobRow[] = [];
+  for (const chunk of chunkIds([...new Set(ids)])) {
+    for (const r of await select(ctx.db.pool, JOB_GET_MANY, [chunk])) out.push(toJobRow(r));
+  }
+  return out;
 }
 
 /** `Storage.jobList`. */
@@ -73,17 +114,34 @@ async function lockJob(ex: Executor, id: string): Promise<{ id: string; status: 
   return { id, status: str(row['status']), fanOutId: strOrNull(row['fan_out_id']) };
 }
 
-/** `Storage.jobCancel`. */
+/** Reads one job's status and fan-out without a lock, throwing JobNotFoundError when it does not exist. */
+async function peekJob(ex: Executor, id: string): Promise<{ status: string; fanOutId: string | null }> {
+  const [row] = await select(ex, JOB_PEEK, [id]);
+  if (!row) throw new JobNotFoundError(id);
+  return { status: str(row['status']), fanOutId: strOrNull(row['fan_out_id']) };
+}
+
+const NON_TERMINAL = ['pending', 'running', 'waiting', 'paused'];
+
+/**
+ * `Storage.jobCancel`: the job's fan-out and the fan-outs of its subtree are locked before its
+ * row (the driver's lock order, see `fan-out-accounting.ts`); a job already ended takes no lock.
+ */
 export async function jobCancel(ctx: DriverContext, id: string): Promise<string[]> {
+  const seen = await peekJob(ctx.db.pool, id);
+  if (!NON_TERMINAL.includes(seen.status)) return [];
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
+    const planned = new Map<string, FanOutDelta>();
+    if (seen.fanOutId !== null) addDelta(planned, seen.fanOutId, 'cancelled');
+    const held = await lockFanOutsFirst(ex, now, { deltas: planned, under: [id] });
     const job = await lockJob(ex, id);
-    if (!['pending', 'running', 'waiting', 'paused'].includes(job.status)) return [];
+    if (!NON_TERMINAL.includes(job.status)) return [];
     const deltas = new Map<string, FanOutDelta>();
     const cancelled = await cancelSubtrees(ex, now, [job], deltas);
     if (job.fanOutId !== null) addDelta(deltas, job.fanOutId, 'cancelled');
-    await accountFanOuts(ex, now, deltas);
-    return cancelled;
+    // Siblings (and their subtrees) cancelled by a fan-out this cancel failed are reported too.
+    return [...cancelled, ...(await accountFanOuts(ex, now, deltas, held))];
   });
 }
 
@@ -108,7 +166,10 @@ export async function jobResume(ctx: DriverContext, id: string): Promise<void> {
 
 /** `Storage.jobRetry`. @throws JobNotFoundError, InvalidStateError, DuplicateJobError */
 export async function jobRetry(ctx: DriverContext, id: string): Promise<void> {
+  const seen = await peekJob(ctx.db.pool, id);
   await ctx.db.tx(async (ex) => {
+    // Fan-outs before the job row: its own fan-out (recounted below) and those of its subtree (deleted).
+    await lockFanOutsFirst(ex, ctx.now(), { fanOuts: seen.fanOutId === null ? [] : [seen.fanOutId], under: [id] });
     const job = await lockJob(ex, id);
     if (job.status !== 'failed' && job.status !== 'cancelled') {
       throw new InvalidStateError(`cannot retry job ${id}: it is ${job.status}, not failed or cancelled`);
@@ -119,6 +180,12 @@ export async function jobRetry(ctx: DriverContext, id: string): Promise<void> {
       if (!isUniqueKeyViolation(e)) throw e;
       const [row] = await select(ex, JOB_GET, [id]);
       throw translateError(e, row ? strOrNull(row['unique_key']) : null);
+    }
+    // A fan-out child is counted again when it ends: its old outcome leaves the counters (the
+    // fan-out locked above, before the job row, as in every accounting transaction).
+    if (job.fanOutId !== null) {
+      const failed = job.status === 'failed' ? 1 : 0;
+      await write(ex, FAN_OUT_UNCOUNT, [failed, 1 - failed, job.fanOutId]);
     }
     // Start the workflow clean: its checkpoints, fan-outs and whole subtree go.
     const subtree = (await select(ex, JOB_SUBTREE_IDS, [[id]])).map((r) => str(r['id']));

@@ -8,7 +8,10 @@
  * - Values are bound with mysql2 `?` placeholders, which the client escapes. A server running
  *   with `sql_mode = NO_BACKSLASH_ESCAPES` is not supported.
  * - A single payload must fit the server's `max_allowed_packet` (16 MiB by default on MariaDB,
- *   64 MiB on MySQL); batches are split into statements of at most about 4 MiB of payload.
+ *   64 MiB on MySQL). Job inserts are split into statements of at most about 4 MiB of payload;
+ *   outcome batches (`jobFinishMany`) into statements of at most half the server's
+ *   `max_allowed_packet` (read once per storage, and only for a batch over 1 MiB; at most
+ *   16 MiB each), all in one transaction.
  * - Times are BIGINT ms (UTC) computed with `UTC_TIMESTAMP(6)`, so the session and server
  *   `time_zone` do not matter.
  * @module
@@ -32,6 +35,8 @@ import type {
   ReclaimedJob,
   ScheduleFireParams,
   ScheduleRow,
+  ScheduleUpsertParams,
+  ScheduleUpsertResult,
   SignalConsumeParams,
   SignalConsumeResult,
   StepRecordParams,
@@ -131,6 +136,10 @@ export class MysqlStorage implements Storage {
     return this.#run('jobGet', (ctx) => jobs.jobGet(ctx, p.id));
   }
 
+  jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
+    return this.#run('jobGetMany', (ctx) => jobs.jobGetMany(ctx, p.ids));
+  }
+
   jobList(p: JobListParams): Promise<JobRow[]> {
     return this.#run('jobList', (ctx) => jobs.jobList(ctx, p));
   }
@@ -223,7 +232,7 @@ export class MysqlStorage implements Storage {
     return this.#run('signalConsumeOrWait', (ctx) => wf.signalConsumeOrWait(ctx, p));
   }
 
-  scheduleUpsert(p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean }): Promise<void> {
+  scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
     return this.#run('scheduleUpsert', (ctx) => sched.scheduleUpsert(ctx, p));
   }
 

@@ -2,14 +2,15 @@
  * Schedules and paused queues of the MySQL/MariaDB driver.
  * @internal
  */
-import type { ScheduleFireParams, ScheduleRow } from '../storage.js';
+import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from '../storage.js';
 import { select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { insertJobs } from './jobs-insert.js';
-import { str, toScheduleRow } from './rows.js';
+import { num, str, toScheduleRow } from './rows.js';
 import {
   QUEUE_LIST_PAUSED,
   QUEUE_SET_PAUSED,
+  SCHEDULE_AFTER_UPSERT,
   SCHEDULE_DELETE,
   SCHEDULE_FIRE_CAS,
   SCHEDULE_LIST,
@@ -30,15 +31,19 @@ export async function queueListPaused(ctx: DriverContext): Promise<string[]> {
   return (await select(ctx.db.pool, QUEUE_LIST_PAUSED)).map((r) => str(r['name']));
 }
 
-/** `Storage.scheduleUpsert`. */
-export async function scheduleUpsert(
-  ctx: DriverContext,
-  p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean },
-): Promise<void> {
+/**
+ * `Storage.scheduleUpsert`: the upsert decides against the stored row (locked by it), and a read
+ * in the same transaction tells whether the definition was taken (the stored spec is ours).
+ */
+export async function scheduleUpsert(ctx: DriverContext, p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
   const now = ctx.now();
-  await ctx.db.autocommit((ex) =>
-    write(ex, SCHEDULE_UPSERT, [p.name, p.specJson, p.optionsJson, p.nextRunAt, now, now, p.specJson, p.optionsJson, p.keepNextRunAt ? 1 : 0, p.nextRunAt, now]),
-  );
+  const { specJson: spec, nextRunAt: next } = p;
+  return ctx.db.tx(async (ex) => {
+    await write(ex, SCHEDULE_UPSERT, [p.name, spec, p.optionsJson, next, now, now, spec, next, next, spec, next, p.optionsJson, spec, next, now, spec, next, spec]);
+    const [row] = await select(ex, SCHEDULE_AFTER_UPSERT, [p.name]);
+    if (row === undefined || str(row['spec']) === spec) return { stored: true };
+    return { stored: false, lastRunAt: num(row['last_run_at']) };
+  });
 }
 
 /** `Storage.scheduleDelete`. */

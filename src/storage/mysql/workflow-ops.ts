@@ -18,13 +18,12 @@ import type {
 } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, accountFanOuts, cancelSubtrees } from './fan-out-accounting.js';
+import { type FanOutDelta, type HeldFanOuts, accountFanOuts, cancelSubtrees, lockBelowFailing, lockFanOuts } from './fan-out-accounting.js';
 import { insertJobs } from './jobs-insert.js';
 import { num, str, strOrNull, toFanOutRow, toStepRow } from './rows.js';
 import {
   FAN_OUT_GET,
   FAN_OUT_INSERT,
-  FAN_OUT_LOCK_MANY,
   FAN_OUT_UNFINISHED_CHILDREN,
   FAN_OUT_UPDATE,
   FAN_OUT_WAKE_PARENT,
@@ -94,7 +93,11 @@ export async function jobSuspend(ctx: DriverContext, p: JobSuspendParams): Promi
   });
 }
 
-/** `Storage.jobSuspendFanOut`. */
+/**
+ * `Storage.jobSuspendFanOut`: locks the parent's row (the fence), then creates the fan-out and
+ * its children — new rows, which no other transaction can hold or wait for, so taking them after
+ * a job row keeps the driver's lock order (see `fan-out-accounting.ts`).
+ */
 export async function jobSuspendFanOut(ctx: DriverContext, p: JobSuspendFanOutParams): Promise<boolean> {
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
@@ -131,22 +134,29 @@ export async function fanOutGet(ctx: DriverContext, id: string): Promise<FanOutR
   return row ? toFanOutRow(row) : undefined;
 }
 
-/** `Storage.fanOutExpire`. */
+/**
+ * `Storage.fanOutExpire`: the fan-out, then the fan-outs below its unfinished children (which
+ * count the children's cancelled subtrees), then job rows — the driver's lock order.
+ */
 export async function fanOutExpire(ctx: DriverContext, id: string): Promise<boolean> {
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
-    const [r] = await select(ex, FAN_OUT_LOCK_MANY, [now, [id]]);
-    if (!r) return false;
-    const f = toFanOutRow(r);
-    const at = num(r['now_ms']);
-    if (f.status !== 'running' || f.deadlineAt === null || at < f.deadlineAt) return false;
+    const held: HeldFanOuts = new Map();
+    await lockFanOuts(ex, now, [id], held);
+    const h = held.get(id);
+    if (h === undefined) return false;
+    const f = h.row;
+    if (f.status !== 'running' || f.deadlineAt === null || h.at < f.deadlineAt) return false;
+    await lockBelowFailing(ex, now, [id], held);
     const children = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [id])).map((c) => ({ id: str(c['id']), status: str(c['status']) }));
     const deltas = new Map<string, FanOutDelta>();
     await cancelSubtrees(ex, now, children, deltas);
-    await write(ex, FAN_OUT_UPDATE, [f.succeeded, f.failed, f.cancelled + children.length, 'failed', at, id]);
+    const cancelled = f.cancelled + children.length;
+    await write(ex, FAN_OUT_UPDATE, [f.succeeded, f.failed, cancelled, 'failed', h.at, id]);
+    h.row = { ...f, cancelled, status: 'failed', decidedAt: h.at };
     await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
     // The children's cancelled descendants, on the children's own fan-outs.
-    await accountFanOuts(ex, now, deltas);
+    await accountFanOuts(ex, now, deltas, held);
     return true;
   });
 }

@@ -5,6 +5,14 @@
  * rule, its parent resumed on the deciding transition only, and on a failed decision the
  * unfinished siblings and their subtrees are cancelled (and counted in turn, until nothing
  * changes).
+ *
+ * Lock order, in every transaction of the driver that touches both: the fan-outs it may count
+ * on, in id order, before any job row — those of the jobs it ends and, for jobs it fails or
+ * cancels with their subtrees, those below them (`jobFinishMany`, `jobReclaimExpired`,
+ * `jobCancel`, `fanOutExpire`, `jobRetry`). A fan-out's row thereby serializes everything that
+ * counts on it. The one exception is a cascade: a failed decision cancels the unfinished
+ * siblings' subtrees, whose own fan-outs (always created after the one decided) are locked as
+ * they are found; a deadlock there is detected by the server and the transaction retried whole.
  * @internal
  */
 import { decideFanOut } from '../fan-out-rules.js';

@@ -13,6 +13,7 @@ import type {
   JobRow,
   ReclaimedJob,
 } from '../storage.js';
+import { STATEMENT_TEXT_BUDGET, finishArrays, finishInParts, finishText, splitByText, textLength } from './batch-parts.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
@@ -23,9 +24,11 @@ import {
   JOB_FINISH_CHILDREN,
   JOB_FINISH_COMPLETED,
   JOB_FINISH_PLAIN,
+  JOB_GET_MANY,
   JOB_HEARTBEAT,
   JOB_INSERT,
   JOB_INSERT_SKIP,
+  JOB_RECLAIM_CANDIDATES,
   JOB_RECLAIM_EXPIRED,
   JOB_RELEASE,
   JOB_WAKE_DUE,
@@ -65,19 +68,38 @@ function jobArrays(jobs: readonly JobInsert[]): unknown[][] {
   ];
 }
 
+/** The statements a job batch takes: at most {@link INSERT_CHUNK} jobs and the payload budget each. */
+function insertParts(jobs: readonly JobInsert[]): JobInsert[][] {
+  return splitByText(jobs, (j) => textLength(j.argsJson) + textLength(j.metaJson), INSERT_CHUNK);
+}
+
 /**
- * Inserts jobs on `c` (one statement per {@link INSERT_CHUNK} jobs) and notifies their queues.
+ * Inserts jobs on `c` (one statement per {@link INSERT_CHUNK} jobs, or fewer when their
+ * payloads are large) and notifies their queues.
  * Returns the ids inserted, in input order. `now` null = the database clock.
  */
 export async function insertJobs(x: PgExec, c: PgQueryableLike, jobs: readonly JobInsert[], mode: 'error' | 'skip', now: number | null): Promise<string[]> {
   const out: string[] = [];
+  const parts = insertParts(jobs);
   // One "now" for the whole batch, even when it takes several statements.
-  if (now === null && jobs.length > INSERT_CHUNK) now = toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now ?? 0);
-  for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
-    const chunk = jobs.slice(i, i + INSERT_CHUNK);
+  if (now === null && parts.length > 1) now = toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now ?? 0);
+  for (const chunk of parts) {
     const rows = await x.rows<{ id: string }>(mode === 'skip' ? JOB_INSERT_SKIP : JOB_INSERT, [now, ...jobArrays(chunk), x.channel], c);
     const got = new Set(rows.map((r) => r.id));
     for (const j of chunk) if (got.has(j.id)) out.push(j.id);
+  }
+  return out;
+}
+
+/** Ids per statement of {@link jobGetMany} (one array parameter; bounds each statement's size). */
+export const GET_MANY_CHUNK = 10_000;
+
+/** `Storage.jobGetMany`: one statement per {@link GET_MANY_CHUNK} distinct ids; none for an empty list. */
+export async function jobGetMany(x: PgExec, ids: readonly string[]): Promise<JobRow[]> {
+  const unique = [...new Set(ids)];
+  const out: JobRow[] = [];
+  for (let i = 0; i < unique.length; i += GET_MANY_CHUNK) {
+    for (const r of await x.rows<JobDbRow>(JOB_GET_MANY, [unique.slice(i, i + GET_MANY_CHUNK)])) out.push(toJobRow(r));
   }
   return out;
 }
@@ -89,7 +111,7 @@ export async function jobInsertMany(x: PgExec, p: JobInsertManyParams): Promise<
   if (p.tx !== undefined && p.tx !== null) {
     return { inserted: await insertJobs(x, p.tx as PgQueryableLike, p.jobs, mode, x.now()) };
   }
-  if (p.jobs.length <= INSERT_CHUNK) return { inserted: await insertJobs(x, x.pool, p.jobs, mode, x.now()) };
+  if (insertParts(p.jobs).length === 1) return { inserted: await insertJobs(x, x.pool, p.jobs, mode, x.now()) };
   return { inserted: await withTx(x.pool, (c) => insertJobs(x, c, p.jobs, mode, x.now())) };
 }
 
@@ -116,19 +138,6 @@ export async function jobClaim(x: PgExec, p: JobClaimParams): Promise<JobRow[]> 
   return out.length > 1 ? out.sort(compareClaimOrder) : out;
 }
 
-/** The finish items as the `$2..$8` arrays of the finish statements. */
-function finishArrays(items: JobFinishManyParams['items']): unknown[][] {
-  return [
-    items.map((i) => i.jobId),
-    items.map((i) => i.workerId),
-    items.map((i) => Math.trunc(i.runCount)),
-    items.map((i) => i.outcome),
-    items.map((i) => (i.outcome === 'completed' ? i.resultJson : null)),
-    items.map((i) => (i.outcome === 'completed' ? null : i.error)),
-    items.map((i) => (i.outcome === 'retry' ? Math.trunc(i.delayMs) : 0)),
-  ];
-}
-
 /** True when every item is a completion of a distinct job (the fast path). */
 function allCompleted(items: JobFinishManyParams['items']): boolean {
   const ids = new Set<string>();
@@ -144,12 +153,14 @@ function allCompleted(items: JobFinishManyParams['items']): boolean {
  * accounting and no subtree cancel; terminal outcomes of fan-out children, and failures of jobs
  * that have children, then apply in one transaction that locks the fan-outs first (those of the
  * finishing jobs and of the failing jobs' descendants), counts and decides them, and cancels the
- * failing jobs' unfinished descendants.
+ * failing jobs' unfinished descendants. A batch whose payloads exceed one statement's budget is
+ * applied in parts, in one transaction (`finishInParts`).
  */
 export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<boolean[]> {
   const items = p.items;
   const applied: boolean[] = items.map(() => false);
   if (items.length === 0) return applied;
+  if (items.reduce((n, i) => n + finishText(i), 0) > STATEMENT_TEXT_BUDGET) return finishInParts(x, items);
   const rows = allCompleted(items)
     ? await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_COMPLETED, [
         x.now(),
@@ -221,14 +232,34 @@ interface ReclaimDbRow {
   now: string;
 }
 
+/** A row of `JOB_RECLAIM_CANDIDATES`. */
+interface ReclaimCandidate {
+  id: string;
+  run_count: number;
+  dying: boolean;
+  walk: boolean;
+}
+
 /**
- * `Storage.jobReclaimExpired`: one transaction (the failed fan-out children are accounted, and
- * the unfinished descendants of failed jobs that have children are cancelled).
+ * `Storage.jobReclaimExpired`: the expired runs are read first (one statement, no lock: an idle
+ * pass ends there); then one transaction locks, in id order, the fan-outs the failing ones count
+ * on and those below the failing ones that have children (as `jobFinishMany` does), takes the
+ * runs back (only as the runs read, so no job fails whose fan-out was not locked first), accounts
+ * the failed fan-out children, and cancels the unfinished descendants of the failed jobs.
  */
 export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promise<ReclaimedJob[]> {
   if (p.limit < 1) return [];
+  const cands = await x.rows<ReclaimCandidate>(JOB_RECLAIM_CANDIDATES, [x.now(), Math.trunc(p.limit)]);
+  if (cands.length === 0) return [];
   return withTx(x.pool, async (c) => {
-    const res = await x.one<ReclaimDbRow>(JOB_RECLAIM_EXPIRED, [x.now(), Math.trunc(p.limit), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel], c);
+    const walk = cands.filter((j) => j.walk).map((j) => j.id);
+    const below = walk.length > 0 ? await descendants(x, c, walk) : [];
+    const lockFor = [...cands.filter((j) => j.dying).map((j) => j.id), ...below];
+    const res = await x.one<ReclaimDbRow>(
+      JOB_RECLAIM_EXPIRED,
+      [x.now(), cands.map((j) => j.id), cands.map((j) => toInt(j.run_count)), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel, lockFor],
+      c,
+    );
     if (res?.jobs == null) return [];
     const now = toInt(res.now);
     await settleFanOuts(x, c, now, res.fans);

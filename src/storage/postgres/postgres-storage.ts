@@ -10,6 +10,9 @@
  * - `jobInsertMany({ tx })` runs on the caller's client inside their transaction: a unique-key
  *   clash (`DuplicateJobError`) aborts that transaction, as any failed statement does.
  * - Notifications sent while the listener is reconnecting are lost (workers keep polling).
+ * - Each column of a batch travels as one array parameter, so a batch carrying more than 8 M
+ *   characters of payload is split into several statements: inserts and outcomes in one
+ *   transaction, checkpoints (each independent) one statement per part (see `batch-parts.ts`).
  * @module
  */
 import { InvalidArgumentError, StorageClosedError } from '../../errors.js';
@@ -30,6 +33,8 @@ import type {
   ReclaimedJob,
   ScheduleFireParams,
   ScheduleRow,
+  ScheduleUpsertParams,
+  ScheduleUpsertResult,
   SignalConsumeParams,
   SignalConsumeResult,
   StepRecordParams,
@@ -42,7 +47,18 @@ import { PgExec } from './executor.js';
 import * as jobs from './job-ops.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
-import { CLOCK_NOW, QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED, SCHEDULE_DELETE, SCHEDULE_FIRE, SCHEDULE_LIST, SCHEDULE_LIST_DUE, SCHEDULE_SET_LAST_JOB, SCHEDULE_UPSERT } from './queries/admin.js';
+import {
+  CLOCK_NOW,
+  QUEUE_LIST_PAUSED,
+  QUEUE_SET_PAUSED,
+  SCHEDULE_DELETE,
+  SCHEDULE_FIRE,
+  SCHEDULE_LAST_RUN_AT,
+  SCHEDULE_LIST,
+  SCHEDULE_LIST_DUE,
+  SCHEDULE_SET_LAST_JOB,
+  SCHEDULE_UPSERT,
+} from './queries/admin.js';
 import { JOB_COUNT_BY_STATUS, JOB_GET, JOB_LIST_ASC, JOB_LIST_DESC, JOB_NEXT_RUN_AT } from './queries/jobs.js';
 import { FAN_OUT_GET, STEP_LIST } from './queries/workflow.js';
 import { toFanOutRow, toInt, toIntOrNull, toJobRow, toScheduleRow, toStepRow, type FanOutDbRow, type JobDbRow, type ScheduleDbRow, type StepDbRow } from './rows.js';
@@ -154,6 +170,11 @@ export class PostgresStorage implements Storage {
       const r = await x.one<JobDbRow>(JOB_GET, [p.id]);
       return r === undefined ? undefined : toJobRow(r);
     });
+  }
+
+  /** @inheritdoc */
+  jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
+    return this.#run((x) => jobs.jobGetMany(x, p.ids));
   }
 
   /** @inheritdoc */
@@ -294,9 +315,12 @@ export class PostgresStorage implements Storage {
   }
 
   /** @inheritdoc */
-  scheduleUpsert(p: { name: string; specJson: string; optionsJson: string; nextRunAt: number; keepNextRunAt: boolean }): Promise<void> {
+  scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
     return this.#run(async (x) => {
-      await x.rows(SCHEDULE_UPSERT, [x.now(), p.name, p.specJson, p.optionsJson, Math.trunc(p.nextRunAt), p.keepNextRunAt]);
+      if ((await x.rows(SCHEDULE_UPSERT, [x.now(), p.name, p.specJson, p.optionsJson, Math.trunc(p.nextRunAt)])).length > 0) return { stored: true };
+      // Refused: last_run_at is set and no earlier than nextRunAt (a later fire only moves it on).
+      const r = await x.one<{ last_run_at: string }>(SCHEDULE_LAST_RUN_AT, [p.name]);
+      return { stored: false, lastRunAt: toInt(r?.last_run_at ?? 0) };
     });
   }
 

@@ -9,11 +9,13 @@ import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import type { JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../../types.js';
+import { splitByText, textLength } from './batch-parts.js';
 import { sqlState, withTx } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants } from './fan-out-accounting.js';
 import { insertJobs } from './job-ops.js';
-import { FAN_OUT_EXPIRE, JOB_DROP_WORKFLOW_STATE, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
+import { FAN_OUT_LOCK_FOR_JOBS } from './queries/jobs.js';
+import { FAN_OUT_EXPIRE, JOB_CANCEL_START, JOB_DROP_WORKFLOW_STATE, JOB_LOCK_FOR_RETRY, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
 import {
   JOB_LOCK_FENCED,
   JOB_LOCK_STATUS,
@@ -46,7 +48,8 @@ export async function stepRecord(x: PgExec, p: StepRecordParams): Promise<boolea
 
 /**
  * `Storage.stepRecordMany`: one statement (a deadlock with a concurrent writer, which rolls it
- * back whole, retries it). Items repeating a (job, step index) pair are written one by one.
+ * back whole, retries it); one per part when the outputs exceed one statement's payload budget.
+ * Items repeating a (job, step index) pair are written one by one.
  */
 export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams[]): Promise<boolean[]> {
   const out: boolean[] = items.map(() => false);
@@ -54,6 +57,13 @@ export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams
   const keys = new Set(items.map((i) => `${i.fence.jobId}\u0000${i.step.stepIndex}`));
   if (keys.size < items.length) {
     for (let i = 0; i < items.length; i++) out[i] = await stepRecord(x, items[i]!);
+    return out;
+  }
+  // Checkpoints are independent: a batch over the payload budget goes as several statements.
+  const parts = splitByText(items, (i) => i.fence.jobId.length + i.step.stepName.length + textLength(i.step.outputJson) + textLength(i.step.error));
+  if (parts.length > 1) {
+    let at = 0;
+    for (const part of parts) for (const ok of await stepRecordMany(x, part)) out[at++] = ok;
     return out;
   }
   const values = [
@@ -182,11 +192,14 @@ export async function signalSend(x: PgExec, p: { jobId: string; name: string; pa
 }
 
 /**
- * `Storage.fanOutExpire`: one transaction — fail the fan-out and resume its parent, then cancel
- * the unfinished children and their subtrees (counted as cancelled).
+ * `Storage.fanOutExpire`: one transaction — lock the fan-out and those below its unfinished
+ * children (id order, before any job row), fail it and resume its parent, then cancel the
+ * unfinished children and their subtrees (counted as cancelled).
  */
 export async function fanOutExpire(x: PgExec, p: { id: string }): Promise<boolean> {
   return withTx(x.pool, async (c) => {
+    const kids = (await x.one<{ ids: string[] | null }>(JOB_CANCEL_START, [[], [p.id]], c))?.ids ?? [];
+    if (kids.length > 0) await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...kids, ...(await descendants(x, c, kids))]], c);
     const r = await x.one<{ now: string }>(FAN_OUT_EXPIRE, [x.now(), p.id, x.channel], c);
     if (r === undefined) return false;
     await cancelSubtrees(x, c, toInt(r.now), { fanOuts: [p.id] });
@@ -223,16 +236,22 @@ export async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'pau
 }
 
 /**
- * `Storage.jobRetry`: one transaction — failed/cancelled → pending, then its checkpoints,
- * fan-outs and descendants are dropped so a workflow starts clean.
+ * `Storage.jobRetry`: one transaction — the job's fan-out (if it is a child) and the fan-outs
+ * of its subtree are locked before the job row, the job goes failed/cancelled → pending and
+ * leaves its old outcome's count on that fan-out, then its checkpoints, fan-outs and
+ * descendants are dropped so a workflow starts clean.
  */
 export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
   await withTx(x.pool, async (c) => {
-    const r = await x.one<{ status: JobStatus | null; n: string }>(JOB_RETRY, [x.now(), p.id, x.channel], c);
-    if (r === undefined || r.status === null) throw new JobNotFoundError(p.id);
-    if (toInt(r.n) !== 1) {
-      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${r.status} (only a failed or cancelled job can be retried)`);
+    const below = await descendants(x, c, [p.id]);
+    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[p.id, ...below]], c);
+    const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_FOR_RETRY, [p.id], c);
+    if (cur === undefined) throw new JobNotFoundError(p.id);
+    if (cur.status !== 'failed' && cur.status !== 'cancelled') {
+      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${cur.status} (only a failed or cancelled job can be retried)`);
     }
-    await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, await descendants(x, c, [p.id])], c);
+    const failed = cur.status === 'failed' ? 1 : 0;
+    await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);
+    await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, below], c);
   });
 }

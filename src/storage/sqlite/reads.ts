@@ -8,6 +8,7 @@ import {
   JOB_COUNT_BY_STATUS,
   JOB_COUNT_BY_STATUS_IN_QUEUE,
   JOB_GET,
+  JOB_GET_MANY,
   JOB_LIST_FILTERS,
   JOB_NEXT_RUN_AT,
   jobListSql,
@@ -20,6 +21,15 @@ import type { Statements } from './statements.js';
 export function getJob(c: Statements, id: string): JobRow | undefined {
   const r = c.st(JOB_GET).get(id) as JobDbRow | undefined;
   return r === undefined ? undefined : toJobRow(r);
+}
+
+/**
+ * Jobs by id (each once, ids not found left out), in one statement: the ids go as one JSON
+ * parameter, so no list is too long for SQLite's parameter limit.
+ */
+export function getJobs(c: Statements, ids: readonly string[]): JobRow[] {
+  if (ids.length === 0) return [];
+  return (c.st(JOB_GET_MANY).all(JSON.stringify(ids)) as JobDbRow[]).map(toJobRow);
 }
 
 /** Jobs matching the filters, newest first unless `order: 'asc'`. */

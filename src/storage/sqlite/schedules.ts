@@ -3,13 +3,14 @@
  * transaction.
  * @internal
  */
-import type { ScheduleFireParams, ScheduleRow } from '../storage.js';
+import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from '../storage.js';
 import { insertJobs } from './jobs.js';
 import {
   QUEUE_LIST_PAUSED,
   QUEUE_SET_PAUSED,
   SCHEDULE_DELETE,
   SCHEDULE_FIRE,
+  SCHEDULE_LAST_RUN_AT,
   SCHEDULE_LIST,
   SCHEDULE_LIST_DUE,
   SCHEDULE_SET_LAST_JOB,
@@ -18,25 +19,12 @@ import {
 import { toScheduleRow, type ScheduleDbRow } from './rows.js';
 import type { Statements } from './statements.js';
 
-/** `scheduleUpsert` parameters. */
-export interface ScheduleUpsertParams {
-  name: string;
-  specJson: string;
-  optionsJson: string;
-  nextRunAt: number;
-  keepNextRunAt: boolean;
-}
-
-/** Creates or replaces a schedule. */
-export function upsertSchedule(c: Statements, now: number, p: ScheduleUpsertParams): void {
-  c.st(SCHEDULE_UPSERT).run({
-    name: p.name,
-    spec: p.specJson,
-    options: p.optionsJson,
-    nextRunAt: p.nextRunAt,
-    keep: p.keepNextRunAt ? 1 : 0,
-    now,
-  });
+/** Creates or replaces a schedule (see `Storage.scheduleUpsert`). */
+export function upsertSchedule(c: Statements, now: number, p: ScheduleUpsertParams): ScheduleUpsertResult {
+  const r = c.st(SCHEDULE_UPSERT).run({ name: p.name, spec: p.specJson, options: p.optionsJson, nextRunAt: p.nextRunAt, now });
+  if (r.changes === 1) return { stored: true };
+  const row = c.st(SCHEDULE_LAST_RUN_AT).get(p.name) as { last_run_at: number } | undefined;
+  return { stored: false, lastRunAt: Number(row?.last_run_at) };
 }
 
 /** Removes a schedule; true when it existed. */

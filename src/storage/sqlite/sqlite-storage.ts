@@ -45,6 +45,8 @@ import type {
   ReclaimedJob,
   ScheduleFireParams,
   ScheduleRow,
+  ScheduleUpsertParams,
+  ScheduleUpsertResult,
   SignalConsumeParams,
   SignalConsumeResult,
   StepRecordParams,
@@ -56,7 +58,7 @@ import { claimJobs, finishJobs, heartbeatJobs, insertJobs, reclaimExpired, relea
 import { migrateDatabase } from './migrate.js';
 import { MIGRATIONS } from './migrations.generated.js';
 import { cancelJob, pauseJob, resumeJob, retryJob, sendSignal } from './operations.js';
-import { countByStatus, getFanOut, getJob, listJobs, listSteps, nextRunAt } from './reads.js';
+import { countByStatus, getFanOut, getJob, getJobs, listJobs, listSteps, nextRunAt } from './reads.js';
 import {
   deleteSchedule,
   fireSchedule,
@@ -65,7 +67,6 @@ import {
   listSchedules,
   setQueuePaused,
   upsertSchedule,
-  type ScheduleUpsertParams,
 } from './schedules.js';
 import { StatementCache, type Statements } from './statements.js';
 import { translateError } from './translate-error.js';
@@ -169,6 +170,11 @@ export class SqliteStorage implements Storage {
   /** One job by id. */
   async jobGet(p: { id: string }): Promise<JobRow | undefined> {
     return this.#read((c) => getJob(c, p.id));
+  }
+
+  /** Jobs by id (ids not found left out, each job once). */
+  async jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
+    return this.#read((c) => getJobs(c, p.ids));
   }
 
   /** Jobs matching filters. */
@@ -295,9 +301,9 @@ export class SqliteStorage implements Storage {
     return this.#write((c, now) => consumeOrWait(c, now, p));
   }
 
-  /** Creates or replaces a schedule. */
-  async scheduleUpsert(p: ScheduleUpsertParams): Promise<void> {
-    this.#write((c, now) => upsertSchedule(c, now, p));
+  /** Creates or replaces a schedule (the decision against the stored row is taken in one transaction). */
+  async scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
+    return this.#write((c, now) => upsertSchedule(c, now, p));
   }
 
   /** Removes a schedule. */

@@ -1,143 +1,76 @@
 /**
  * A model of the job state machine for model-based testing (fast-check commands) against a
- * real storage driver. The model is deliberately simple — a list of jobs and the storage's
- * documented rules (storage.ts) — and every command applies an operation to both, then the
- * whole visible state of the run's jobs is compared.
+ * real storage driver. The model is deliberately simple — a list of jobs and fan-outs and the
+ * storage's documented rules (storage.ts; the fan-out rules in `fan-out-model.ts`) — and every
+ * command applies an operation to both, then the whole visible state of the run's jobs and
+ * fan-outs is compared (`model-check.ts`).
  *
  * Time is injected: the driver's clock reads `real.now`, which only the commands move, so lease
  * expiry and claim order are deterministic.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { isDurableJobsError } from '../../../src/errors.js';
-import type { Fence, JobRow, Storage } from '../../../src/storage/storage.js';
+import type { Fence, JobFinishItem } from '../../../src/storage/storage.js';
 import { jobInsert } from '../../helpers/factories.js';
+import { cancelBoth, fanOutCommands, retryBoth } from './fan-out-commands.js';
+import { ended } from './fan-out-model.js';
+import { cmd } from './model-check.js';
+import { claimOrder, count, expectCode, holds, jobOf, LEASE_MS, liveRuns, NON_TERMINAL, pendingJob, pickFence, pickJob, pickLive, tick, WORKERS, type Cmd, type MJob, type Model, type Real } from './model-core.js';
 
-/** Lease length of every claim (ms of the injected clock). */
-export const LEASE_MS = 1000;
-
-/** A job as the model sees it. */
-export interface MJob {
-  id: string;
-  queue: string;
-  priority: number;
-  maxRetries: number;
-  uniqueKey: string | null;
-  status: JobRow['status'];
-  attempt: number;
-  runCount: number;
-  runAt: number;
-  lockedBy: string | null;
-  leaseExpiresAt: number | null;
-  completedAt: number | null;
-  /** Exact last error, or 'reclaim' for a lease-expiry text (driver-worded). */
-  lastError: string | null;
-  /**
-   * After a reclaim back to pending the contract leaves last_error open: a driver may note the
-   * lease expiry or keep the previous error (this value). Undefined when there is no choice.
-   */
-  lastErrorAlt?: string | null;
-}
-
-/** The model of one run. */
-export interface Model {
-  now: number;
-  queues: readonly [string, string];
-  keys: readonly [string, string];
-  jobs: MJob[];
-  fences: Fence[];
-  paused: Set<string>;
-}
-
-/** The system under test. */
-export interface Real {
-  s: Storage;
-  now: number;
-  tally: Tally;
-}
-
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const NON_TERMINAL = new Set(['pending', 'running', 'waiting', 'paused']);
-const WORKERS = ['worker-a', 'worker-b'] as const;
-
-/** Claim order: priority desc, run_at asc, id asc. */
-function claimOrder(a: MJob, b: MJob): number {
-  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
-
-function holds(j: MJob, f: Fence): boolean {
-  return j.status === 'running' && j.lockedBy === f.workerId && j.runCount === f.runCount;
-}
-
-function tick(m: Model, r: Real, ms = 1): void {
-  m.now += ms;
-  r.now = m.now;
-}
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => isDurableJobsError(e, code as never), `expected ${code}`);
-}
-
-/** Asserts that the storage holds exactly the model's jobs in the run's queues. */
-export async function compare(m: Model, r: Real): Promise<void> {
-  const rows = new Map<string, JobRow>();
-  for (const q of m.queues) for (const row of await r.s.jobList({ queue: q, limit: 10_000 })) rows.set(row.id, row);
-  assert.equal(rows.size, m.jobs.length, 'number of jobs');
-  for (const j of m.jobs) {
-    const row = rows.get(j.id);
-    assert.ok(row, `job ${j.id} exists`);
-    const got = { status: row.status, attempt: row.attempt, runCount: row.runCount, runAt: row.runAt, lockedBy: row.lockedBy, lease: row.leaseExpiresAt, completedAt: row.completedAt, priority: row.priority, maxRetries: row.maxRetries };
-    const want = { status: j.status, attempt: j.attempt, runCount: j.runCount, runAt: j.runAt, lockedBy: j.lockedBy, lease: j.leaseExpiresAt, completedAt: j.completedAt, priority: j.priority, maxRetries: j.maxRetries };
-    assert.deepEqual(got, want, `job ${j.id}`);
-    if (j.lastError === 'reclaim' && j.lastErrorAlt !== undefined && row.lastError === j.lastErrorAlt) continue;
-    if (j.lastError === 'reclaim') assert.match(row.lastError ?? '', /^lease expired/, `job ${j.id} last error: ${String(row.lastError)}, expected a lease expiry`);
-    else assert.equal(row.lastError, j.lastError, `job ${j.id} last error: ${String(row.lastError)}, expected ${String(j.lastError)}`);
-  }
-  for (const q of m.queues) {
-    const c = await r.s.jobCountByStatus({ queue: q });
-    for (const st of ['pending', 'running', 'completed', 'failed', 'cancelled', 'paused'] as const) {
-      assert.equal(c[st], m.jobs.filter((j) => j.queue === q && j.status === st).length, `${st} count of ${q}`);
-    }
-  }
-}
-
-type Cmd = fc.AsyncCommand<Model, Real>;
-
-/** How often each kind of command and outcome happened (a run report, not an assertion). */
-export type Tally = Record<string, number>;
-
-function count(t: Tally, key: string, n = 1): void {
-  t[key] = (t[key] ?? 0) + n;
-}
-
-/** Builds a command from a label and a body (the bodies update the model and check the driver). */
-function cmd(label: string, run: (m: Model, r: Real) => Promise<void>): Cmd {
-  return {
-    check: () => true,
-    run: async (m, r) => {
-      tick(m, r);
-      count(r.tally, label.split('(')[0]!);
-      await run(m, r);
-      await compare(m, r);
-    },
-    toString: () => label,
-  };
-}
-
-const pickJob = (m: Model, i: number): MJob | undefined => m.jobs[i % Math.max(1, m.jobs.length)];
-/** Recent fences are picked most often (small numbers are generated most): they are the ones still valid. */
-const pickFence = (m: Model, i: number): Fence | undefined => m.fences[m.fences.length - 1 - (i % Math.max(1, m.fences.length))];
+export { compare, compareSteps } from './model-check.js';
+export { newModel, type Model, type Real } from './model-core.js';
 
 /** Every command of the model, as fast-check arbitraries (the hot path ones listed several times, to weigh them). */
 export function commands(): fc.Arbitrary<Cmd>[] {
   const all = commandList();
-  const [enqueue, claim, finish] = all;
-  return [...all, enqueue!, enqueue!, claim!, claim!, finish!, finish!];
+  const [enqueue, claim, , finishLive, finishMany, , , advance] = all;
+  const fan = fanOutCommands();
+  const times = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
+  // About half of the commands drive jobs forward (enqueue, claim, finish, fan out); the rest
+  // are the operator actions and the clock, each picked now and then.
+  return [...all, ...fan.others, fan.wake, ...times(5, enqueue!), ...times(5, claim!), ...times(4, finishLive!), finishMany!, ...times(4, fan.suspend), advance!];
+}
+
+type Outcome = 'completed' | 'failed' | 'retry0' | 'retry7';
+
+/** The finish item of a run for an outcome. */
+function finishItem(m: Model, fence: Fence, outcome: Outcome): JobFinishItem {
+  const error = `boom ${m.now}`;
+  if (outcome === 'completed') return { ...fence, outcome: 'completed', resultJson: `{"t":${m.now}}` };
+  if (outcome === 'failed') return { ...fence, outcome: 'failed', error };
+  return { ...fence, outcome: 'retry', error, delayMs: outcome === 'retry0' ? 0 : 7 };
+}
+
+/**
+ * Finishes runs in one `jobFinishMany` on both sides. Every fence is judged against the state
+ * before the call (the items are one transaction: a child that completes in the same batch as
+ * its sibling's failure is counted as completed, not cancelled); then failed jobs cancel their
+ * unfinished descendants and the fan-outs account for everything that ended.
+ */
+async function finishBoth(m: Model, r: Real, fences: Fence[], outcomes: Outcome[]): Promise<void> {
+  const items = fences.map((f, k) => finishItem(m, f, outcomes[k % outcomes.length]!));
+  const want = items.map((item) => holds(jobOf(m, item.jobId), item));
+  assert.deepEqual(await r.s.jobFinishMany({ items }), want, 'each fenced finish applies iff its fence holds');
+  count(r.tally, 'finishes applied', want.filter(Boolean).length);
+  count(r.tally, 'stale finishes refused', want.filter((x) => !x).length);
+  if (items.length > 1) count(r.tally, 'finish batches');
+  const done: MJob[] = [];
+  for (const [k, item] of items.entries()) {
+    const j = jobOf(m, item.jobId);
+    if (!want[k] || !j) continue;
+    Object.assign(j, { lockedBy: null, leaseExpiresAt: null });
+    if (item.outcome === 'completed') Object.assign(j, { status: 'completed', completedAt: m.now });
+    else if (item.outcome === 'failed') Object.assign(j, { status: 'failed', completedAt: m.now, lastError: item.error, lastErrorAlt: undefined });
+    else Object.assign(j, { status: 'pending', runAt: m.now + item.delayMs, lastError: item.error, lastErrorAlt: undefined });
+    done.push(j);
+  }
+  count(r.tally, 'jobs cancelled by a failure', ended(m, done).length);
 }
 
 function commandList(): fc.Arbitrary<Cmd>[] {
   const qIdx = fc.integer({ min: 0, max: 1 });
   const worker = fc.constantFrom(...WORKERS);
+  const outcomes = fc.constantFrom<Outcome>('completed', 'failed', 'retry0', 'retry7');
   return [
     fc.record({ q: qIdx, prio: fc.integer({ min: -1, max: 1 }), retries: fc.integer({ min: 0, max: 2 }), key: fc.integer({ min: -1, max: 1 }) }).map(({ q, prio, retries, key }) =>
       cmd(`enqueue(q${q}, p${prio}, r${retries}, k${key})`, async (m, r) => {
@@ -148,7 +81,7 @@ function commandList(): fc.Arbitrary<Cmd>[] {
           return;
         }
         assert.deepEqual(await r.s.jobInsertMany({ jobs: [ins] }), { inserted: [ins.id] });
-        m.jobs.push({ id: ins.id, queue: ins.queue, priority: prio, maxRetries: retries, uniqueKey, status: 'pending', attempt: 0, runCount: 0, runAt: m.now, lockedBy: null, leaseExpiresAt: null, completedAt: null, lastError: null });
+        m.jobs.push(pendingJob(m, { id: ins.id, queue: ins.queue, priority: prio, maxRetries: retries, uniqueKey }));
       }),
     ),
     fc.record({ w: worker, a: fc.integer({ min: 0, max: 3 }), b: fc.integer({ min: 0, max: 3 }) }).map(({ w, a, b }) =>
@@ -175,26 +108,24 @@ function commandList(): fc.Arbitrary<Cmd>[] {
         }
       }),
     ),
-    fc.record({ f: fc.nat(), outcome: fc.constantFrom('completed', 'failed', 'retry0', 'retry7') }).map(({ f, outcome }) =>
+    fc.record({ f: fc.nat(), outcome: outcomes }).map(({ f, outcome }) =>
       cmd(`finish(fence ${f}, ${outcome})`, async (m, r) => {
         const fence = pickFence(m, f);
-        if (!fence) return;
-        const j = m.jobs.find((x) => x.id === fence.jobId)!;
-        const applies = holds(j, fence);
-        const error = `boom ${m.now}`;
-        const item =
-          outcome === 'completed'
-            ? { ...fence, outcome: 'completed' as const, resultJson: `{"t":${m.now}}` }
-            : outcome === 'failed'
-              ? { ...fence, outcome: 'failed' as const, error }
-              : { ...fence, outcome: 'retry' as const, error, delayMs: outcome === 'retry0' ? 0 : 7 };
-        assert.deepEqual(await r.s.jobFinishMany({ items: [item] }), [applies], 'fenced finish applies iff the fence holds');
-        count(r.tally, applies ? 'finishes applied' : 'stale finishes refused');
-        if (!applies) return;
-        Object.assign(j, { lockedBy: null, leaseExpiresAt: null });
-        if (item.outcome === 'completed') Object.assign(j, { status: 'completed', completedAt: m.now });
-        else if (item.outcome === 'failed') Object.assign(j, { status: 'failed', completedAt: m.now, lastError: error, lastErrorAlt: undefined });
-        else Object.assign(j, { status: 'pending', runAt: m.now + item.delayMs, lastError: error, lastErrorAlt: undefined });
+        if (fence) await finishBoth(m, r, [fence], [outcome]);
+      }),
+    ),
+    fc.record({ f: fc.nat(), outcome: outcomes }).map(({ f, outcome }) =>
+      cmd(`finishLive(run ${f}, ${outcome})`, async (m, r) => {
+        const fence = pickLive(m, f);
+        if (fence) await finishBoth(m, r, [fence], [outcome]);
+      }),
+    ),
+    fc.record({ order: fc.array(fc.nat(), { minLength: 2, maxLength: 4 }), outcomes: fc.array(outcomes, { minLength: 1, maxLength: 4 }) }).map(({ order, outcomes: outs }) =>
+      cmd(`finishMany(runs ${order.join(' ')}, ${outs.join(' ')})`, async (m, r) => {
+        // Several runs (children, their parent) finishing in one flush, in any order.
+        const runs = liveRuns(m);
+        const fences = [...new Set(order.map((i) => runs[i % Math.max(1, runs.length)]).filter((f): f is Fence => f !== undefined))];
+        if (fences.length > 0) await finishBoth(m, r, fences, outs);
       }),
     ),
     worker.map((w) =>
@@ -210,10 +141,10 @@ function commandList(): fc.Arbitrary<Cmd>[] {
       cmd(`release(fence ${f})`, async (m, r) => {
         const fence = pickFence(m, f);
         if (!fence) return;
-        const j = m.jobs.find((x) => x.id === fence.jobId)!;
+        const j = jobOf(m, fence.jobId);
         const applies = holds(j, fence);
-        assert.deepEqual(await r.s.jobRelease({ runs: [fence] }), applies ? [j.id] : []);
-        if (applies) Object.assign(j, { status: 'pending', attempt: Math.max(0, j.attempt - 1), lockedBy: null, leaseExpiresAt: null });
+        assert.deepEqual(await r.s.jobRelease({ runs: [fence] }), applies ? [fence.jobId] : []);
+        if (applies) Object.assign(j!, { status: 'pending', attempt: Math.max(0, j!.attempt - 1), lockedBy: null, leaseExpiresAt: null });
       }),
     ),
     fc.constantFrom(1, LEASE_MS / 2, LEASE_MS + 1).map((ms) =>
@@ -230,20 +161,19 @@ function commandList(): fc.Arbitrary<Cmd>[] {
         assert.deepEqual(mine.map((x) => ({ id: x.id, status: x.status })).sort((x, y) => x.id.localeCompare(y.id)), want.sort((x, y) => x.id.localeCompare(y.id)));
         count(r.tally, 'jobs reclaimed', expired.length);
         for (const j of expired) {
-          const failed = j.attempt > j.maxRetries;
+          const spent = j.attempt > j.maxRetries;
           // Failed: the contract requires a reason saying the lease expired. Pending: see lastErrorAlt.
-          const alt = failed ? undefined : j.lastError === 'reclaim' ? j.lastErrorAlt : j.lastError;
-          Object.assign(j, { status: failed ? 'failed' : 'pending', lockedBy: null, leaseExpiresAt: null, lastError: 'reclaim', lastErrorAlt: alt, completedAt: failed ? m.now : null });
+          const alt = spent ? undefined : j.lastError === 'reclaim' ? j.lastErrorAlt : j.lastError;
+          Object.assign(j, { status: spent ? 'failed' : 'pending', lockedBy: null, leaseExpiresAt: null, lastError: 'reclaim', lastErrorAlt: alt, completedAt: spent ? m.now : null });
         }
+        // Reclaimed to failed: their unfinished descendants are cancelled, and the fan-outs count them.
+        count(r.tally, 'jobs cancelled by a failure', ended(m, expired).length);
       }),
     ),
     fc.nat().map((i) =>
       cmd(`cancel(job ${i})`, async (m, r) => {
         const j = pickJob(m, i);
-        if (!j) return;
-        const live = !TERMINAL.has(j.status);
-        assert.deepEqual(await r.s.jobCancel({ id: j.id }), live ? [j.id] : []);
-        if (live) Object.assign(j, { status: 'cancelled', completedAt: m.now, lockedBy: null, leaseExpiresAt: null });
+        if (j) await cancelBoth(m, r, j);
       }),
     ),
     fc.nat().map((i) =>
@@ -267,13 +197,7 @@ function commandList(): fc.Arbitrary<Cmd>[] {
     fc.nat().map((i) =>
       cmd(`retryJob(job ${i})`, async (m, r) => {
         const j = pickJob(m, i);
-        if (!j) return;
-        if (j.status !== 'failed' && j.status !== 'cancelled') return expectCode(r.s.jobRetry({ id: j.id }), 'INVALID_STATE');
-        if (j.uniqueKey !== null && m.jobs.some((o) => o !== j && o.uniqueKey === j.uniqueKey && NON_TERMINAL.has(o.status))) {
-          return expectCode(r.s.jobRetry({ id: j.id }), 'DUPLICATE_JOB');
-        }
-        await r.s.jobRetry({ id: j.id });
-        Object.assign(j, { status: 'pending', attempt: 0, runAt: m.now, completedAt: null, lockedBy: null, leaseExpiresAt: null });
+        if (j) await retryBoth(m, r, j);
       }),
     ),
     fc.record({ q: qIdx, paused: fc.boolean() }).map(({ q, paused }) =>

@@ -83,7 +83,6 @@ async function define(storage: Storage, schedule: Schedule, missed?: MissedPolic
     specJson: JSON.stringify(schedule),
     optionsJson: JSON.stringify(missed === undefined ? {} : { missed }),
     nextRunAt: schedule.next(new Date(now)).getTime(),
-    keepNextRunAt: false,
   });
   return name;
 }
@@ -216,7 +215,7 @@ describe('Scheduler.tick on SQLite', () => {
 
   it('logs and skips a row whose spec cannot be read, and fires the others', async () => {
     const good = await define(env.a, every(MIN));
-    await env.a.scheduleUpsert({ name: 'broken', specJson: '{"kind":"sometimes"}', optionsJson: '{}', nextRunAt: T0, keepNextRunAt: false });
+    await env.a.scheduleUpsert({ name: 'broken', specJson: '{"kind":"sometimes"}', optionsJson: '{}', nextRunAt: T0 });
     const errors: string[] = [];
     const s = new Scheduler({
       storage: env.a,
@@ -248,7 +247,7 @@ describe('Scheduler timer loop on SQLite', () => {
     try {
       const due = async (): Promise<string> => {
         const name = uniqueName('due');
-        await real.scheduleUpsert({ name, specJson: JSON.stringify(every(3_600_000)), optionsJson: '{}', nextRunAt: Date.now() - 1, keepNextRunAt: false });
+        await real.scheduleUpsert({ name, specJson: JSON.stringify(every(3_600_000)), optionsJson: '{}', nextRunAt: Date.now() - 1 });
         return name;
       };
       const first = await due();

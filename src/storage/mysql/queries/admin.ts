@@ -31,6 +31,9 @@ export const INSERT_SAVEPOINT_ROLLBACK = 'ROLLBACK TO SAVEPOINT sdj_insert_many'
 /** The clock. Params: now. Result: `{ now_ms }`. */
 export const CLOCK_NOW = `SELECT ${NOW} AS now_ms`;
 
+/** The largest statement the server accepts, in bytes. Result: `{ bytes }`. */
+export const MAX_ALLOWED_PACKET = 'SELECT @@max_allowed_packet AS bytes';
+
 // ---------------------------------------------------------------------------- migrations
 
 /** The current database name. Result: `{ db }` (null when none is selected). */
@@ -64,13 +67,27 @@ export const QUEUE_LIST_PAUSED = 'SELECT name FROM sdj_queues WHERE paused = 1 O
 
 // ---------------------------------------------------------------------------- schedules
 
+/** Whether an existing row takes an upsert (see {@link SCHEDULE_UPSERT}). Params: spec, nextRunAt. */
+const SCHEDULE_TAKES = '(spec = ? OR last_run_at IS NULL OR ? > last_run_at)';
+
 /**
- * Creates or replaces a schedule. Params: name, spec, options, nextRunAt, now, now,
- * spec, options, keepNextRunAt (0/1), nextRunAt, now.
+ * Creates or replaces a schedule (see `Storage.scheduleUpsert`): the same spec keeps
+ * next_run_at, another spec takes the new one — unless it is not after last_run_at, when every
+ * column keeps its value. MySQL assigns left to right, so `spec` is assigned last and every
+ * condition reads the stored spec. Params: name, spec, options, nextRunAt, now, now; then
+ * spec, nextRunAt, nextRunAt (next_run_at); spec, nextRunAt, options (options); spec,
+ * nextRunAt, now (updated_at); spec, nextRunAt, spec (spec).
  */
 export const SCHEDULE_UPSERT =
   `INSERT INTO sdj_schedules (name, spec, options, next_run_at, created_at, updated_at) VALUES (?, ?, ?, ?, ${NOW}, ${NOW}) ` +
-  `ON DUPLICATE KEY UPDATE spec = ?, options = ?, next_run_at = IF(?, next_run_at, ?), updated_at = ${NOW}`;
+  'ON DUPLICATE KEY UPDATE ' +
+  'next_run_at = IF(spec = ?, next_run_at, IF(last_run_at IS NULL OR ? > last_run_at, ?, next_run_at)), ' +
+  `options = IF(${SCHEDULE_TAKES}, ?, options), ` +
+  `updated_at = IF(${SCHEDULE_TAKES}, ${NOW}, updated_at), ` +
+  `spec = IF(${SCHEDULE_TAKES}, ?, spec)`;
+
+/** The stored spec and last fired slot of a schedule (after an upsert). Params: name. Result: `{ spec, last_run_at }`. */
+export const SCHEDULE_AFTER_UPSERT = 'SELECT spec, last_run_at FROM sdj_schedules WHERE name = ?';
 
 /** Removes a schedule. Params: name. */
 export const SCHEDULE_DELETE = 'DELETE FROM sdj_schedules WHERE name = ?';

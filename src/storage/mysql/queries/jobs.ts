@@ -31,6 +31,9 @@ export const JOB_ACTIVE_UNIQUE_KEY = `SELECT unique_key FROM sdj_jobs WHERE uniq
 /** One job. Params: id. */
 export const JOB_GET = `SELECT ${JOB_COLUMNS} FROM sdj_jobs WHERE id = ?`;
 
+/** Jobs by id (each once, ids not found left out). Params: ids[]. */
+export const JOB_GET_MANY = `SELECT ${JOB_COLUMNS} FROM sdj_jobs WHERE id IN (?)`;
+
 /** Filters of {@link jobListSql}, each present when given. */
 export interface JobListFilters {
   status: boolean;
@@ -70,6 +73,9 @@ export const JOB_NEXT_RUN_AT = "SELECT MIN(run_at) AS next_run_at FROM sdj_jobs 
 
 /** Status of one job. Params: id. Result: `{ status }`. */
 export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
+
+/** A job's status and fan-out, without a lock (planning which fan-outs to lock first). Params: id. Result: `{ status, fan_out_id }`. */
+export const JOB_PEEK = 'SELECT status, fan_out_id FROM sdj_jobs WHERE id = ?';
 
 /** Locks one job for a state change. Params: id. Result: `{ id, status, fan_out_id }`. */
 export const JOB_LOCK = 'SELECT id, status, fan_out_id FROM sdj_jobs WHERE id = ? FOR UPDATE';

@@ -49,6 +49,16 @@ export const FINISH_LOCK_MANY =
   `EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id) AS has_children, ${NOW} AS now_ms ` +
   'FROM sdj_jobs j WHERE j.id IN (?) ORDER BY j.id FOR UPDATE';
 
+/** {@link FINISH_LOCK_MANY} that skips (never waits for) rows other transactions hold. Same params and result. */
+export const FINISH_LOCK_MANY_SKIP_LOCKED = `${FINISH_LOCK_MANY} SKIP LOCKED`;
+
+/**
+ * The fan-out and children of jobs about to finish, without a lock (planning which fan-outs to
+ * lock first). Params: ids[]. Result: `{ id, fan_out_id, has_children }[]`.
+ */
+export const FINISH_PEEK =
+  'SELECT j.id, j.fan_out_id, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id) AS has_children FROM sdj_jobs j WHERE j.id IN (?)';
+
 /**
  * One row of the outcome table of {@link finishSql}: id, status, result, error, runAt. The id
  * gets an explicit collation so joining it to `sdj_jobs.id` never mixes collations.
@@ -91,16 +101,24 @@ export const RELEASE_UPDATE =
   "WHERE id IN (?) AND status = 'running'";
 
 /**
- * Running jobs whose lease expired, locked (skipping rows others hold); `has_children` tells,
- * for a job about to fail (attempts spent), whether it has children (its subtree is then
- * cancelled). Params: now, now, limit.
- * Result: `{ id, type, queue, attempt, max_retries, fan_out_id, has_children, now_ms }[]`.
+ * Running jobs whose lease expired, in reclaim order, without a lock (an idle pass ends here);
+ * `has_children` tells, for a job about to fail (attempts spent), whether it has children (its
+ * subtree is then cancelled). Params: now, limit.
+ * Result: `{ id, run_count, attempt, max_retries, fan_out_id, has_children }[]`.
  */
-export const RECLAIM_SELECT =
-  'SELECT j.id, j.type, j.queue, j.attempt, j.max_retries, j.fan_out_id, ' +
-  'IF(j.attempt > j.max_retries, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id), 0) AS has_children, ' +
-  `${NOW} AS now_ms FROM sdj_jobs j ` +
-  `WHERE j.status = 'running' AND j.lease_expires_at <= ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ? FOR UPDATE SKIP LOCKED`;
+export const RECLAIM_CANDIDATES =
+  'SELECT j.id, j.run_count, j.attempt, j.max_retries, j.fan_out_id, ' +
+  'IF(j.attempt > j.max_retries, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id), 0) AS has_children ' +
+  `FROM sdj_jobs j WHERE j.status = 'running' AND j.lease_expires_at <= ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ?`;
+
+/**
+ * Locks the candidates still running with an expired lease, in id order, skipping rows others
+ * hold. The primary key is forced: on the status index the read would lock (and scan) every
+ * running job. Params: now, ids[], now. Result: `{ id, type, queue, run_count, attempt, max_retries, now_ms }[]`.
+ */
+export const RECLAIM_LOCK =
+  `SELECT id, type, queue, run_count, attempt, max_retries, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (PRIMARY) ` +
+  `WHERE id IN (?) AND status = 'running' AND lease_expires_at <= ${NOW} ORDER BY id FOR UPDATE SKIP LOCKED`;
 
 /** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: ids[]. */
 export const RECLAIM_TO_PENDING =

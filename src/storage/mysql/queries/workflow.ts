@@ -47,11 +47,41 @@ export const FAN_OUT_GET = `SELECT ${FAN_OUT_COLUMNS} FROM sdj_fan_outs WHERE id
 /** Locks fan-outs for accounting, in id order. Params: now, ids[]. Result: fan-out columns + `now_ms`. */
 export const FAN_OUT_LOCK_MANY = `SELECT ${FAN_OUT_COLUMNS}, ${NOW} AS now_ms FROM sdj_fan_outs WHERE id IN (?) ORDER BY id FOR UPDATE`;
 
+/**
+ * The fan-outs of some jobs and of every job below them (no locks): what a cancel of their
+ * subtrees may count on. Params: jobIds[]. Result: `{ id }[]`.
+ */
+export const FAN_OUT_IDS_UNDER_JOBS =
+  'WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE id IN (?) ' +
+  'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
+  'SELECT f.id FROM sdj_fan_outs f JOIN sub ON f.parent_id = sub.id';
+
+/**
+ * The fan-outs below the unfinished children of some fan-outs (no locks): what a failed decision
+ * of those fan-outs, which cancels the children with their subtrees, may count on.
+ * Params: fanOutIds[]. Result: `{ id }[]`.
+ */
+export const FAN_OUT_IDS_BELOW_UNFINISHED =
+  `WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE fan_out_id IN (?) AND status IN ${NON_TERMINAL} ` +
+  'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
+  'SELECT f.id FROM sdj_fan_outs f JOIN sub ON f.parent_id = sub.id';
+
 /** Writes a fan-out's counters and decision. Params: succeeded, failed, cancelled, status, decidedAt, id. */
 export const FAN_OUT_UPDATE = 'UPDATE sdj_fan_outs SET succeeded = ?, failed = ?, cancelled = ?, status = ?, decided_at = ? WHERE id = ?';
 
-/** The unfinished children of a fan-out, locked. Params: fanOutId. Result: `{ id, status }[]`. */
-export const FAN_OUT_UNFINISHED_CHILDREN = `SELECT id, status FROM sdj_jobs WHERE fan_out_id = ? AND status IN ${NON_TERMINAL} ORDER BY id FOR UPDATE`;
+/**
+ * Takes a retried child's old outcome out of its fan-out's counters (the child is counted again
+ * when it ends); the fan-out keeps its status. Params: failed (0/1), cancelled (0/1), id.
+ */
+export const FAN_OUT_UNCOUNT = 'UPDATE sdj_fan_outs SET failed = GREATEST(failed - ?, 0), cancelled = GREATEST(cancelled - ?, 0) WHERE id = ?';
+
+/**
+ * The unfinished children of a fan-out, locked in index order. The index is forced: ordering by
+ * id let the optimizer pick a scan of the whole primary key on a small table, and a locking read
+ * waits for every row it scans — unrelated jobs included. Params: fanOutId. Result: `{ id, status }[]`.
+ */
+export const FAN_OUT_UNFINISHED_CHILDREN =
+  `SELECT id, status FROM sdj_jobs FORCE INDEX (sdj_jobs_fan_out) WHERE fan_out_id = ? AND status IN ${NON_TERMINAL} ORDER BY fan_out_index FOR UPDATE`;
 
 /** Resumes a parent waiting on a decided fan-out. Params: parentId. */
 export const FAN_OUT_WAKE_PARENT =

@@ -54,8 +54,11 @@ SELECT (SELECT count(*) FROM ntf) AS notified`;
 export const QUEUE_LIST_PAUSED = 'SELECT name FROM {s}.sdj_queues WHERE paused ORDER BY name';
 
 /**
- * Creates or replaces a schedule; next_run_at is kept when $6 and the row exists.
- * Params: $1 now, $2 name, $3 spec, $4 options, $5 next_run_at, $6 keep. Result: none.
+ * Creates or replaces a schedule (see `Storage.scheduleUpsert`): the same spec keeps
+ * next_run_at, another spec takes $5 — unless $5 is not after last_run_at, when the row is left
+ * as it is. The conflict check reads the latest committed row, so a fire that committed first
+ * is always seen. Params: $1 now, $2 name, $3 spec, $4 options, $5 next_run_at.
+ * Result: { name } when stored, none when refused.
  */
 export const SCHEDULE_UPSERT = `
 WITH ${NOW_CTE}
@@ -63,7 +66,12 @@ INSERT INTO {s}.sdj_schedules AS old (name, spec, options, next_run_at, last_run
 SELECT $2, $3, $4, $5, NULL, NULL, t, t FROM now
 ON CONFLICT (name) DO UPDATE
 SET spec = EXCLUDED.spec, options = EXCLUDED.options, updated_at = EXCLUDED.updated_at,
-    next_run_at = CASE WHEN $6::boolean THEN old.next_run_at ELSE EXCLUDED.next_run_at END`;
+    next_run_at = CASE WHEN old.spec = EXCLUDED.spec THEN old.next_run_at ELSE EXCLUDED.next_run_at END
+WHERE old.spec = EXCLUDED.spec OR old.last_run_at IS NULL OR EXCLUDED.next_run_at > old.last_run_at
+RETURNING old.name`;
+
+/** The last fired slot of a schedule. Params: $1 name. Result: { last_run_at } (none when absent). */
+export const SCHEDULE_LAST_RUN_AT = 'SELECT last_run_at FROM {s}.sdj_schedules WHERE name = $1';
 
 /** Removes a schedule. Params: $1 name. Result: { name } when it existed. */
 export const SCHEDULE_DELETE = 'DELETE FROM {s}.sdj_schedules WHERE name = $1 RETURNING name';

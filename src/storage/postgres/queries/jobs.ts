@@ -54,6 +54,9 @@ export const JOB_INSERT_SKIP = jobInsert('ON CONFLICT DO NOTHING');
 /** One job by id. Params: $1 id. Result: the job row or none. */
 export const JOB_GET = 'SELECT * FROM {s}.sdj_jobs WHERE id = $1';
 
+/** Jobs by id (each once, ids not found left out). Params: $1 ids. Result: job rows. */
+export const JOB_GET_MANY = 'SELECT * FROM {s}.sdj_jobs WHERE id = ANY($1::text[])';
+
 function jobList(dir: 'ASC' | 'DESC'): string {
   return `
 SELECT * FROM {s}.sdj_jobs
@@ -231,42 +234,54 @@ ntf AS (SELECT pg_notify($4, d.queue) FROM (SELECT DISTINCT queue FROM upd) d)
 SELECT id, (SELECT count(*) FROM ntf) AS notified FROM upd`;
 
 /**
- * Takes back running jobs whose lease expired (lease_expires_at < now), oldest lease first,
- * skipping rows locked elsewhere: pending while attempt <= max_retries, else failed (the
- * attempt stays consumed). Failed fan-out children are counted on their fan-outs, which are
- * locked before the jobs (the lock order of every accounting transaction), together with the
- * fan-outs of the jobs about to fail (whose children the caller then cancels).
- * Params: $1 now, $2 limit, $3 error when retried, $4 error when failed, $5 channel.
+ * The running jobs whose lease expired (lease_expires_at < now), oldest lease first, read
+ * without locking: what {@link JOB_RECLAIM_EXPIRED} may take back, with what it will lock
+ * first. `dying`: the run's attempts are spent (it fails); `walk`: it fails and has children
+ * (its subtree is cancelled, so the fan-outs below it are locked first too).
+ * Params: $1 now, $2 limit. Result: { id, run_count, dying, walk } per job.
+ */
+export const JOB_RECLAIM_CANDIDATES = `
+WITH ${NOW_CTE}
+SELECT j.id, j.run_count, j.attempt > j.max_retries AS dying,
+  (j.attempt > j.max_retries AND EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = j.id)) AS walk
+FROM {s}.sdj_jobs j
+WHERE j.lease_expires_at < ${NOW} AND j.status = 'running'
+ORDER BY j.lease_expires_at, j.id
+LIMIT $2`;
+
+/**
+ * Takes back the candidate runs ({@link JOB_RECLAIM_CANDIDATES}) that are still the same run,
+ * running and expired, skipping rows locked elsewhere: pending while attempt <= max_retries,
+ * else failed (the attempt stays consumed). The fan-outs of the jobs $7 (the dying candidates
+ * and the descendants of those with children) are locked first, in id order, before any job
+ * row: the lock order of every accounting transaction. A job can only be taken back as the
+ * run it was read as, so every job failed here had its fan-out locked first. Failed fan-out
+ * children are counted on their fan-outs.
+ * Params: $1 now, $2 candidate ids, $3 their run counts, $4 error when retried, $5 error when
+ * failed, $6 channel, $7 ids of the jobs whose fan-outs are locked first.
  * Result: one row { jobs: [{id,type,queue,status,attempt,max_retries,walk}] | null, fans | null,
  * now }; walk: a failed job that has children (its subtree is to be cancelled).
  */
 export const JOB_RECLAIM_EXPIRED = `
 WITH ${NOW_CTE},
-dying AS MATERIALIZED (
-  SELECT id, fan_out_id FROM {s}.sdj_jobs
-  WHERE status = 'running' AND lease_expires_at < ${NOW} AND attempt > max_retries
-  ORDER BY lease_expires_at LIMIT $2
-),
 fl AS MATERIALIZED (
   SELECT f.id FROM {s}.sdj_fan_outs f
-  WHERE f.id = ANY (ARRAY(
-    SELECT fan_out_id FROM dying WHERE fan_out_id IS NOT NULL
-    UNION ALL
-    SELECT own.id FROM {s}.sdj_fan_outs own WHERE own.parent_id = ANY (ARRAY(SELECT id FROM dying))))
+  WHERE f.id IN (SELECT j.fan_out_id FROM {s}.sdj_jobs j WHERE j.id = ANY($7::text[]) AND j.fan_out_id IS NOT NULL)
   ORDER BY f.id
   FOR UPDATE
 ),
 exp AS MATERIALIZED (
-  SELECT id FROM {s}.sdj_jobs
-  WHERE status = 'running' AND lease_expires_at < ${NOW} AND (SELECT count(*) FROM fl) >= 0
-  ORDER BY lease_expires_at
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
+  SELECT j.id FROM {s}.sdj_jobs j
+  JOIN unnest($2::text[], $3::int[]) AS c(id, run_count) ON c.id = j.id
+  WHERE j.id = ANY($2::text[]) AND j.run_count = c.run_count AND j.status = 'running'
+    AND j.lease_expires_at < ${NOW} AND (SELECT count(*) FROM fl) >= 0
+  ORDER BY j.id
+  FOR UPDATE OF j SKIP LOCKED
 ),
 upd AS (
   UPDATE {s}.sdj_jobs j
   SET status = CASE WHEN j.attempt <= j.max_retries THEN 'pending' ELSE 'failed' END,
-      last_error = CASE WHEN j.attempt <= j.max_retries THEN $3 ELSE $4 END,
+      last_error = CASE WHEN j.attempt <= j.max_retries THEN $4 ELSE $5 END,
       completed_at = CASE WHEN j.attempt <= j.max_retries THEN NULL ELSE n.t END,
       ${CLEAR_LEASE}
   FROM exp, now n
@@ -280,7 +295,7 @@ cnt AS (
   WHERE f.id = x.fan_out_id
   RETURNING f.*
 ),
-ntf AS (SELECT pg_notify($5, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
+ntf AS (SELECT pg_notify($6, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
 SELECT
   (SELECT json_agg(json_build_object('id', id, 'type', type, 'queue', queue, 'status', status,
      'attempt', attempt, 'max_retries', max_retries, 'walk', walk)) FROM upd) AS jobs,

@@ -112,23 +112,37 @@ ntf AS (SELECT pg_notify($4, queue) FROM upd WHERE status = 'pending')
 SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
 
 /**
- * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies.
- * Params: $1 now, $2 id, $3 channel.
- * Result: one row { status: the status before (null when absent), n: rows changed }.
+ * Locks one job and reads what a retry needs. Run after the job's fan-out is locked
+ * ({@link FAN_OUT_LOCK_FOR_JOBS} in `queries/jobs.ts`): fan-outs before jobs.
+ * Params: $1 id. Result: { status } or none.
+ */
+export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
+
+/**
+ * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. A fan-out
+ * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
+ * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
+ * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
+ * Params: $1 now, $2 id, $3 channel, $4 failed, $5 cancelled. Result: one row { n: rows changed }.
  */
 export const JOB_RETRY = `
 WITH ${NOW_CTE},
-cur AS (SELECT status FROM {s}.sdj_jobs WHERE id = $2),
 upd AS (
   UPDATE {s}.sdj_jobs j
   SET status = 'pending', attempt = 0, run_at = n.t, result = NULL, started_at = NULL, completed_at = NULL,
       wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
   FROM now n
   WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')
-  RETURNING j.queue
+  RETURNING j.queue, j.fan_out_id
+),
+unc AS (
+  UPDATE {s}.sdj_fan_outs f
+  SET failed = GREATEST(f.failed - $4::int, 0), cancelled = GREATEST(f.cancelled - $5::int, 0)
+  FROM upd WHERE f.id = upd.fan_out_id
+  RETURNING f.id
 ),
 ntf AS (SELECT pg_notify($3, queue) FROM upd)
-SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
+SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted, (SELECT count(*) FROM ntf) AS notified`;
 
 /**
  * Drops what a job's earlier runs left: its checkpoints and fan-outs, and its descendants

@@ -27,15 +27,21 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded
 export const QUEUE_LIST_PAUSED = 'SELECT name FROM sdj_queues WHERE paused = 1 ORDER BY name';
 
 /**
- * Creates or replaces a schedule; next_run_at is kept when @keep = 1 and the row exists.
- * Params: @name, @spec, @options, @nextRunAt, @keep, @now. Result: none.
+ * Creates or replaces a schedule (see `Storage.scheduleUpsert`): the same spec keeps
+ * next_run_at, another spec takes @nextRunAt — unless @nextRunAt is not after last_run_at, when
+ * the row is left as it is (changes = 0).
+ * Params: @name, @spec, @options, @nextRunAt, @now. Result: changes (1 when stored).
  */
 export const SCHEDULE_UPSERT = `
 INSERT INTO sdj_schedules (name, spec, options, next_run_at, last_run_at, last_job_id, created_at, updated_at)
 VALUES (@name, @spec, @options, @nextRunAt, NULL, NULL, @now, @now)
 ON CONFLICT (name) DO UPDATE
 SET spec = excluded.spec, options = excluded.options, updated_at = excluded.updated_at,
-    next_run_at = CASE WHEN @keep = 1 THEN sdj_schedules.next_run_at ELSE excluded.next_run_at END`;
+    next_run_at = CASE WHEN sdj_schedules.spec = excluded.spec THEN sdj_schedules.next_run_at ELSE excluded.next_run_at END
+WHERE sdj_schedules.spec = excluded.spec OR sdj_schedules.last_run_at IS NULL OR excluded.next_run_at > sdj_schedules.last_run_at`;
+
+/** The last fired slot of a schedule. Params: name. Result: { last_run_at } (none when absent). */
+export const SCHEDULE_LAST_RUN_AT = 'SELECT last_run_at FROM sdj_schedules WHERE name = ?';
 
 /** Removes a schedule. Params: name. Result: changes. */
 export const SCHEDULE_DELETE = 'DELETE FROM sdj_schedules WHERE name = ?';

@@ -28,6 +28,12 @@ VALUES (?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 /** One job by id. Params: id. Result: the job row or none. */
 export const JOB_GET = 'SELECT * FROM sdj_jobs WHERE id = ?';
 
+/**
+ * Jobs by id (each once, ids not found left out). Params: JSON array of ids.
+ * Result: job rows.
+ */
+export const JOB_GET_MANY = 'SELECT * FROM sdj_jobs WHERE id IN (SELECT value FROM json_each(?))';
+
 /** A job's status. Params: id. Result: { status } or none. */
 export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
 
