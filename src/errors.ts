@@ -164,10 +164,24 @@ export class SchemaTooNewError extends DurableJobsError {
 
 /** The database failed (connection lost, constraint, ...); `cause` holds the driver error. */
 export class StorageError extends DurableJobsError {
-  /** @param message what failed */
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('STORAGE', message, options);
+  /**
+   * True when the failure says nothing about the call itself: the connection was lost or
+   * refused, the server is shutting down or busy, a deadlock or serialization conflict. The
+   * same call may succeed when tried again; the engine retries fenced writes that failed so
+   * for as long as their run holds its lease.
+   */
+  readonly transient: boolean;
+
+  /** @param message what failed @param options `cause`: the driver error; `transient`: see {@link StorageError.transient} */
+  constructor(message: string, options?: { cause?: unknown; transient?: boolean }) {
+    super('STORAGE', message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.transient = options?.transient ?? false;
   }
+}
+
+/** True when `e` is a {@link StorageError} marked transient. @internal */
+export function isTransientStorageError(e: unknown): boolean {
+  return e instanceof StorageError && e.transient;
 }
 
 /** The storage was used after `close()`. */

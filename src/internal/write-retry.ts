@@ -13,9 +13,12 @@
  * succeeded meanwhile, the item is the problem and the write is reported `unwritable`; with no
  * such sign, only after {@link UNWRITABLE_AFTER_ALONE} (several seconds of retries), so a
  * transient failure of every such write does not turn an outcome into a failure. A failure
- * whose probe fails too (the database is down) is retried until the lease is gone.
+ * whose probe fails too (the database is down), or that the driver marked transient (a lost
+ * connection, a deadlock: `StorageError.transient`), is no evidence against the item: it is
+ * retried until the lease is gone.
  * @internal
  */
+import { isTransientStorageError } from '../errors.js';
 import { BatchWriteError } from './batcher.js';
 
 /**
@@ -90,7 +93,7 @@ export async function writeWhileHeld<I, R>(w: HeldWrite<I, R>): Promise<HeldWrit
         lease = 'unknown'; // the database failed too: no evidence against the item
       }
       if (lease === 'lost') return { kind: 'lost', error };
-      if (lease === 'unknown') solo = 0;
+      if (lease === 'unknown' || isTransientStorageError(error)) solo = 0;
       else if (++solo >= (w.progress && w.progress() > progressAt ? UNWRITABLE_AFTER : UNWRITABLE_AFTER_ALONE)) return { kind: 'unwritable', error };
     }
     if (!(await pause(retryDelay(retry), w.signal)) || !w.held()) return { kind: 'lost', error };

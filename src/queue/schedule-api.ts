@@ -12,7 +12,7 @@ import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
 import type { ScheduleHost } from '../worker/worker.js';
 import type { QueueCore } from './core.js';
 import { buildJobInsert } from './enqueue.js';
-import { checkName, checkOptions } from './validate.js';
+import { MAX_NAME, checkName, checkOptions } from './validate.js';
 
 /** Options of `queue.schedule(name, schedule, options)`. */
 export interface ScheduleOptions extends Pick<EnqueueOptions, 'queue' | 'priority' | 'retries' | 'timeout' | 'tenant' | 'meta'> {
@@ -54,6 +54,9 @@ const OPTION_KEYS = ['args', 'type', 'queue', 'priority', 'retries', 'timeout', 
 /** Upserts of one definition at most, each refused only when another process fired a slot meanwhile. */
 const MAX_UPSERT_ATTEMPTS = 10;
 
+/** The unique key of a schedule's jobs with `overlap: false` is this prefix and the schedule's name. */
+const OVERLAP_KEY_PREFIX = 'sdj:schedule:';
+
 /** Manages schedule definitions of one queue. @internal */
 export class ScheduleManager implements ScheduleHost {
   readonly #pending = new Set<Promise<void>>();
@@ -70,6 +73,9 @@ export class ScheduleManager implements ScheduleHost {
       const o = checkOptions<ScheduleOptions>(options, 'schedule options', OPTION_KEYS);
       if (o.missed !== undefined) checkMissedPolicy(o.missed);
       if (o.overlap !== undefined && typeof o.overlap !== 'boolean') throw new InvalidArgumentError('overlap must be a boolean');
+      if (o.overlap === false && OVERLAP_KEY_PREFIX.length + name.length > MAX_NAME) {
+        throw new InvalidArgumentError(`schedule name is longer than ${MAX_NAME - OVERLAP_KEY_PREFIX.length} characters, the most with overlap: false (its jobs' unique key is "${OVERLAP_KEY_PREFIX}<name>")`);
+      }
       // Validate everything a fire will need now, not at the first fire.
       this.#jobFor(name, o, Date.now());
       const specJson = JSON.stringify(schedule.spec);
@@ -168,7 +174,7 @@ export class ScheduleManager implements ScheduleHost {
     if (o.retries !== undefined) opts.retries = o.retries;
     if (o.timeout !== undefined) opts.timeout = o.timeout;
     if (o.tenant !== undefined) opts.tenant = o.tenant;
-    if (o.overlap === false) opts.unique = `sdj:schedule:${name}`;
+    if (o.overlap === false) opts.unique = OVERLAP_KEY_PREFIX + name;
     return buildJobInsert(this.core.ids, this.core.defaults, o.type ?? name, o.args, opts);
   }
 }

@@ -18,7 +18,8 @@ import type { Logger } from '../types.js';
 
 /** Queue names: a letter or digit, then letters, digits, `_ . : -`; at most 128 characters. */
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-const MAX_NAME = 255;
+/** Longest name (type, schedule, queue-free tags) in characters. */
+export const MAX_NAME = 255;
 const MAX_INT32 = 2_147_483_647;
 /** The longest delay a Node.js timer carries: 2^31 − 1 ms, about 24.8 days. */
 export const MAX_TIMER_MS = 2_147_483_647;

@@ -67,11 +67,11 @@ export function faultError(kind: FaultKind): Error {
   switch (kind) {
     case 'connection-reset': {
       const cause = Object.assign(new Error('read ECONNRESET (injected)'), { code: 'ECONNRESET', errno: -104 });
-      return new StorageError('injected: Connection terminated unexpectedly (ECONNRESET)', { cause });
+      return new StorageError('injected: Connection terminated unexpectedly (ECONNRESET)', { cause, transient: true });
     }
     case 'deadlock': {
       const cause = Object.assign(new Error('deadlock detected (injected)'), { code: '40P01' });
-      return new StorageError('injected: deadlock detected, retry budget spent (40P01)', { cause });
+      return new StorageError('injected: deadlock detected, retry budget spent (40P01)', { cause, transient: true });
     }
     case 'packet-too-large': {
       const cause = Object.assign(new Error("Got a packet bigger than 'max_allowed_packet' bytes (injected)"), { code: 'ER_NET_PACKET_TOO_LARGE', errno: 1153 });

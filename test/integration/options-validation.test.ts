@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from '../../src/queue/queue.js';
+import { every } from '../../src/scheduler/schedules.js';
 import { InvalidArgumentError, PayloadTooLargeError, retryAfter } from '../../src/errors.js';
 import type { WorkerOptions } from '../../src/worker/worker.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
@@ -153,6 +154,18 @@ for (const [name, make] of storageMatrix()) {
       const small = new Queue(ts.storage, { maxPayloadBytes: 1000 });
       await assert.rejects(small.enqueue('x', 'y'.repeat(3000), { queue: 'capq' }), PayloadTooLargeError);
       assert.equal((await ts.storage.jobList({ queue: 'capq', limit: 10 })).length, 0);
+    });
+
+    it('schedules with overlap: false: the name leaves room for its unique key; a name at that limit runs', async () => {
+      const every1h = every(3_600_000);
+      await rejectsInvalid(() => queue.schedule('s'.repeat(243), every1h, { overlap: false, queue: 'schq' }), 'a 243-character name with overlap: false', /schedule name/, /242/, /overlap: false/);
+      assert.equal((await queue.schedules()).length, 0, 'nothing was stored');
+      const name = 's'.repeat(242);
+      await queue.schedule(name, every1h, { overlap: false, queue: 'schq' });
+      await queue.schedule('t'.repeat(255), every1h, { queue: 'schq' });
+      assert.deepEqual((await queue.schedules()).map((s) => s.name.length).sort(), [242, 255]);
+      await queue.unschedule(name);
+      await queue.unschedule('t'.repeat(255));
     });
 
     it('defaultRetries is stored as given on every driver', async () => {

@@ -81,10 +81,45 @@ export function promiseApi<T>(x: T | MysqlPromisable<T>): T {
   return typeof p === 'function' ? (x as MysqlPromisable<T>).promise() : (x as T);
 }
 
+/**
+ * True for ER_NET_PACKET_TOO_LARGE (1153): the statement was longer than the server's
+ * `max_allowed_packet`. The server closes the connection that sent it. @internal
+ */
+export function isPacketTooLarge(e: unknown): boolean {
+  const f = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; errno?: unknown };
+  return f.errno === 1153 || f.code === 'ER_NET_PACKET_TOO_LARGE';
+}
+
+/** True when the connection that raised `e` cannot run another statement (mysql2 marked the error fatal, or an oversize packet). */
+function leavesConnectionBroken(e: unknown): boolean {
+  return isPacketTooLarge(e) || (typeof e === 'object' && e !== null && (e as { fatal?: unknown }).fatal === true);
+}
+
+/** Estimated sizes (bytes) of statements the server refused as too large, by their error. */
+const refusedSizes = new WeakMap<object, number>();
+
+/** The estimated size of the statement whose refusal is `e` (see {@link isPacketTooLarge}). @internal */
+export function refusedStatementBytes(e: unknown): number | undefined {
+  return typeof e === 'object' && e !== null ? refusedSizes.get(e) : undefined;
+}
+
+/** About the bytes a bound value adds to the statement text mysql2 builds. */
+function valueBytes(v: unknown): number {
+  if (typeof v === 'string') return Buffer.byteLength(v, 'utf8') + 2;
+  if (Buffer.isBuffer(v)) return 2 * v.length + 3;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + valueBytes(x) + 2, 2);
+  return 8;
+}
+
 /** Runs one statement and returns mysql2's result (rows or a result header). @internal */
 export async function run(ex: Executor, sql: string, values: unknown[] = []): Promise<unknown> {
-  const [result] = await ex.query({ sql, values, rowsAsArray: false, nestTables: false, supportBigNumbers: true, bigNumberStrings: false, typeCast: true });
-  return result;
+  try {
+    const [result] = await ex.query({ sql, values, rowsAsArray: false, nestTables: false, supportBigNumbers: true, bigNumberStrings: false, typeCast: true });
+    return result;
+  } catch (e) {
+    if (isPacketTooLarge(e) && typeof e === 'object' && e !== null) refusedSizes.set(e, Buffer.byteLength(sql, 'utf8') + valueBytes(values));
+    throw e;
+  }
 }
 
 /** Runs a SELECT and returns its rows. @internal */
@@ -130,11 +165,11 @@ export class MysqlDb {
     }
   }
 
-  /** Runs a single statement on the pool, retrying it on deadlock. */
+  /** Runs statements without a transaction on one pooled connection, retrying on deadlock. */
   async autocommit<T>(fn: (ex: Executor) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn(this.pool);
+        return await this.withConnection(fn);
       } catch (e) {
         if (!isRetryableTxError(e) || attempt >= this.#maxAttempts) throw e;
         await backoff(attempt);
@@ -142,13 +177,21 @@ export class MysqlDb {
     }
   }
 
-  /** Runs `fn` on one pooled connection (no transaction). */
+  /**
+   * Runs `fn` on one pooled connection (no transaction). A connection left unusable by a
+   * failure (an oversize packet, a fatal error) is destroyed, not handed to the next caller.
+   */
   async withConnection<T>(fn: (conn: MysqlPoolConnectionLike) => Promise<T>): Promise<T> {
     const conn = await this.pool.getConnection();
+    let broken = false;
     try {
       return await fn(conn);
+    } catch (e) {
+      broken = leavesConnectionBroken(e);
+      throw e;
     } finally {
-      conn.release();
+      if (broken && conn.destroy) conn.destroy();
+      else conn.release();
     }
   }
 
@@ -169,8 +212,9 @@ export class MysqlDb {
         await run(conn, TX_COMMIT);
         return out;
       } catch (e) {
+        broken = leavesConnectionBroken(e);
         try {
-          await run(conn, TX_ROLLBACK);
+          if (!broken) await run(conn, TX_ROLLBACK);
         } catch {
           broken = true;
         }

@@ -16,7 +16,7 @@
  *   `time_zone` do not matter.
  * @module
  */
-import { StorageClosedError } from '../../errors.js';
+import { type DurableJobsError, PayloadTooLargeError, StorageClosedError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
 import type { JobStatus, Logger } from '../../types.js';
 import type {
@@ -43,7 +43,7 @@ import type {
   StepRow,
   Storage,
 } from '../storage.js';
-import { MysqlDb, type MysqlPoolLike, type MysqlPromisable, select } from './connection.js';
+import { MysqlDb, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes, select } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import * as jobs from './job-ops.js';
 import { jobInsertMany } from './jobs-insert.js';
@@ -52,6 +52,7 @@ import { CLOCK_NOW } from './queries/admin.js';
 import { num } from './rows.js';
 import * as runOps from './run-ops.js';
 import * as sched from './schedule-ops.js';
+import { packetLimitOf } from './statement-budget.js';
 import { translateError } from './translate-error.js';
 import * as wf from './workflow-ops.js';
 
@@ -103,9 +104,26 @@ export class MysqlStorage implements Storage {
     try {
       return await fn(this.#ctx);
     } catch (e) {
+      if (isPacketTooLarge(e)) throw await this.#packetTooLarge(op, e);
       const err = translateError(e);
       if (err.code === 'STORAGE') this.#logger.debug('mysql storage operation failed', { op, error: err.message });
       throw err;
+    }
+  }
+
+  /**
+   * The typed error of a statement the server refused as longer than its `max_allowed_packet`:
+   * `PayloadTooLargeError` naming the statement's estimated size and the server's limit (a
+   * `StorageError` when the limit cannot be read).
+   */
+  async #packetTooLarge(op: string, e: unknown): Promise<DurableJobsError> {
+    try {
+      const limit = await packetLimitOf(this.#db, this.#db.pool);
+      const bytes = Math.max(refusedStatementBytes(e) ?? 0, limit + 1); // escaping can grow the text past the estimate
+      this.#logger.debug('mysql storage operation refused: statement over max_allowed_packet', { op, bytes, limit });
+      return new PayloadTooLargeError(`the ${op} statement (over the server's max_allowed_packet)`, bytes, limit);
+    } catch {
+      return translateError(e);
     }
   }
 

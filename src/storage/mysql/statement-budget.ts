@@ -26,29 +26,36 @@ const MIN_BUDGET = 64 * 1024;
 /** Rows per statement at most, however small they are. */
 export const MAX_ROWS = 1000;
 
-/** The budget per storage handle (the driver's `MysqlDb`), once read. */
-const budgets = new WeakMap<object, Promise<number>>();
-
 /** Upper bound of the bytes a string (or null) adds to SQL text once escaped and quoted. */
 export function textBytes(s: string | null): number {
   return s === null ? 4 : 2 * Buffer.byteLength(s, 'utf8') + 2;
 }
 
+/** The server's `max_allowed_packet` per storage handle (the driver's `MysqlDb`), once read. */
+const packets = new WeakMap<object, Promise<number>>();
+
 /**
- * The statement budget of the server behind `owner`, read on `ex` at the first call and kept
- * (a failed read is not kept, so the next call asks again).
+ * The `max_allowed_packet` (bytes) of the server behind `owner`, read on `ex` at the first call
+ * and kept (a failed read is not kept, so the next call asks again). 0 when the server answers
+ * nothing usable.
  */
-async function budgetOf(owner: object, ex: Executor): Promise<number> {
-  let p = budgets.get(owner);
+export function packetLimitOf(owner: object, ex: Executor): Promise<number> {
+  let p = packets.get(owner);
   if (p === undefined) {
     p = select(ex, MAX_ALLOWED_PACKET).then((rows) => {
       const packet = Number(rows[0]?.['bytes']);
-      return Number.isFinite(packet) && packet > 0 ? Math.min(MAX_BUDGET, Math.max(MIN_BUDGET, Math.floor(packet / 2))) : MIN_BUDGET;
+      return Number.isFinite(packet) && packet > 0 ? packet : 0;
     });
-    budgets.set(owner, p);
-    p.catch(() => budgets.delete(owner));
+    packets.set(owner, p);
+    p.catch(() => packets.delete(owner));
   }
   return p;
+}
+
+/** The statement budget of the server behind `owner`: half its packet limit, within bounds. */
+async function budgetOf(owner: object, ex: Executor): Promise<number> {
+  const packet = await packetLimitOf(owner, ex);
+  return packet > 0 ? Math.min(MAX_BUDGET, Math.max(MIN_BUDGET, Math.floor(packet / 2))) : MIN_BUDGET;
 }
 
 /**

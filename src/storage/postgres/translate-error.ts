@@ -3,6 +3,7 @@
  * @internal
  */
 import { DuplicateJobError, DurableJobsError, StorageError } from '../../errors.js';
+import { isNetworkCode } from '../network-errors.js';
 
 /** The unique index over non-terminal jobs' keys (see migrations/0001_init.sql). */
 const UNIQUE_KEY_INDEX = 'sdj_jobs_unique_key';
@@ -29,15 +30,35 @@ function keyFromDetail(e: unknown): string | undefined {
 }
 
 /**
+ * SQLSTATEs after which the same call may succeed: serialization failure and deadlock,
+ * lock not available, too many connections, the server shutting down or starting.
+ */
+const TRANSIENT_STATES = new Set(['40001', '40P01', '55P03', '53300', '57P01', '57P02', '57P03']);
+
+/** Messages of `pg` when the connection ended under a call (these carry no code). */
+const LOST_CONNECTION = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+
+/**
+ * True when `e` says nothing about the call that failed: a connection-class SQLSTATE (08...),
+ * one of {@link TRANSIENT_STATES}, a socket error, or the pool's lost-connection messages.
+ */
+export function isTransientError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const code = (e as PgErrorFields).code;
+  if (typeof code === 'string' && (code.startsWith('08') || TRANSIENT_STATES.has(code) || isNetworkCode(code))) return true;
+  return typeof code !== 'string' && e instanceof Error && LOST_CONNECTION.test(e.message);
+}
+
+/**
  * Maps a driver error to a library error: a violation of the unique-key index becomes
  * `DuplicateJobError` (naming the key: `uniqueKey` when the caller knows it, else the one in
  * the server's detail), library errors pass through, everything else becomes a `StorageError`
- * carrying the driver error as `cause`.
+ * carrying the driver error as `cause` (marked transient per {@link isTransientError}).
  */
 export function translateError(e: unknown, uniqueKey?: string | null): DurableJobsError {
   if (e instanceof DurableJobsError) return e;
   if (isUniqueKeyViolation(e)) return new DuplicateJobError(uniqueKey ?? keyFromDetail(e) ?? '(unknown)', { cause: e });
   const code = typeof e === 'object' && e !== null ? (e as PgErrorFields).code : undefined;
   const message = e instanceof Error ? e.message : String(e);
-  return new StorageError(`postgres: ${message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: e });
+  return new StorageError(`postgres: ${message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: e, transient: isTransientError(e) });
 }
