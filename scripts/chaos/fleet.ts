@@ -25,6 +25,8 @@ export interface ProcLife {
   exit: number | string | null;
   /** Exited without being killed or asked to stop. */
   crashed: boolean;
+  /** Jobs whose outcome this process reported committed (`stored <id>` lines). */
+  stored: Set<string>;
 }
 
 interface Slot {
@@ -144,13 +146,17 @@ export class Fleet {
       env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name, CHAOS_PHASE: this.#draining ? 'drain' : 'load' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false };
+    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false, stored: new Set() };
     this.lives.push(life);
     slot.proc = proc;
     slot.life = life;
     let onReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (onReady = resolve));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.startsWith('stored ')) {
+        life.stored.add(line.slice(7));
+        return;
+      }
       if (line.startsWith('ready ')) {
         life.readyAt = Date.now();
         onReady();

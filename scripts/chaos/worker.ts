@@ -123,6 +123,9 @@ finalWatch.workerId = worker.id;
 const events = queue.events();
 const watching = (async () => {
   for await (const e of events) {
+    // The outcome of this job is committed: the audit tells a lost outcome from one still in
+    // flight when this process was killed (stdout to a pipe is written synchronously).
+    if (e.type === 'job.completed' || e.type === 'job.failed' || e.type === 'job.retrying') console.log(`stored ${e.job.id}`);
     if (e.type === 'job.reclaimed') {
       await effects.insert({ kind: 'reclaim', jobId: e.jobId, runCount: -1, info: e.status, startedAt: e.at.getTime() }).catch(() => {});
     }
