@@ -2,7 +2,57 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const dialects = ['**/storage/sqlite/**', '**/storage/postgres/**', '**/storage/mysql/**'];
+// Layers of docs/ARCHITECTURE.md, top to bottom: index.ts and testing/ (entry points) → queue/
+// (the public facade) → worker/ → workflow/ → core/, with scheduler/ beside worker/ → storage/
+// (its contract storage.ts and codec.ts; the dialect folders behind it) → internal/ → types.ts and
+// errors.ts. An import may point down, never up; every folder's own files import one another.
+// workflow/job-context.ts holds the handler's public types and imports only types.ts, so any layer
+// may name them.
+const up = (folder) => [`**/${folder}/**`, `**/${folder}`];
+const below = 'Dependencies point downward only (docs/ARCHITECTURE.md, "Layers").';
+/** Everything under storage/ but its contract: storage.ts and codec.ts. */
+const storageInside = ['**/storage/**', '!**/storage/storage.js', '!**/storage/codec.js'];
+/** workflow/ but its public types file. */
+const workflowEngine = ['**/workflow/**', '!**/workflow/job-context.js'];
+/** The package's entry points, as seen from a file directly inside a src/ folder. */
+const entry = ['../index.js', ...up('testing')];
+
+/** One `no-restricted-imports` block per layer; a file matches exactly one of them. */
+function layerRules() {
+  const block = (files, groups, ignores = []) => ({
+    files,
+    ignores,
+    rules: { 'no-restricted-imports': ['error', { patterns: groups.map(([group, what]) => ({ group, message: `${what} ${below}` })) }] },
+  });
+  const engine = [...up('queue'), ...up('worker'), ...up('workflow'), ...up('scheduler'), ...up('core')];
+  return [
+    block(['src/queue/**'], [
+      [entry, 'The facade must not import an entry point.'],
+      [storageInside, 'The facade uses storage only through storage/storage.ts and storage/codec.ts.'],
+    ]),
+    block(['src/worker/**'], [
+      [[...entry, ...up('queue'), ...up('scheduler')], 'worker/ must not import the facade, the scheduler or an entry point.'],
+      [storageInside, 'The engine uses storage only through storage/storage.ts and storage/codec.ts.'],
+    ]),
+    block(['src/scheduler/**'], [
+      [[...entry, ...up('queue'), ...up('worker'), ...workflowEngine], 'scheduler/ must not import the facade, the worker, workflows or an entry point.'],
+      [storageInside, 'The engine uses storage only through storage/storage.ts and storage/codec.ts.'],
+    ]),
+    block(['src/workflow/**'], [
+      [[...entry, ...up('queue'), ...up('worker'), ...up('scheduler')], 'workflow/ must not import the facade, the worker, the scheduler or an entry point.'],
+      [storageInside, 'The engine uses storage only through storage/storage.ts and storage/codec.ts.'],
+    ], ['src/workflow/job-context.ts']),
+    block(['src/core/**'], [
+      [[...entry, ...up('queue'), ...up('worker'), ...up('scheduler'), ...workflowEngine], 'core/ must not import the facade, the engine or an entry point.'],
+      [storageInside, 'core/ uses storage only through storage/storage.ts and storage/codec.ts.'],
+    ]),
+    block(['src/storage/**'], [[[...up('testing'), ...engine], 'storage/ must not import the engine, the facade or testing/.']]),
+    block(['src/internal/**'], [[['../index.js', ...up('testing'), ...engine, ...up('storage')], 'internal/ must not import storage, the engine or the facade.']]),
+    block(['src/testing/**'], [[[...storageInside, '../index.js'], 'testing/ uses the facade, core/ and storage/storage.ts only.']]),
+    block(['src/types.ts', 'src/errors.ts'], [[['./*', '../*'], 'types.ts and errors.ts import nothing.']]),
+    block(['src/workflow/job-context.ts'], [[['./*', '../*', '!../types.js'], 'workflow/job-context.ts imports only types.ts.']]),
+  ];
+}
 
 export default tseslint.config(
   { ignores: ['.tmp/**', 'dist/**', 'dist-examples/**', 'node_modules/**', 'bench/**', 'coverage/**', '**/*.generated.ts'] },
@@ -16,17 +66,26 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware checks: a promise nobody awaits or catches is an unhandled rejection waiting to happen.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // node:test registers suites and tests synchronously; the promises they return are the runner's.
+      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] }],
+      '@typescript-eslint/no-misused-promises': 'error',
+      // Tests and scripts may let a `default` stand for the cases they do not care about.
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+    },
+  },
+  {
+    // The library names every member of a union it switches over: a new event type, outcome or
+    // status must be placed by hand, never fall into a `default` silently.
+    files: ['src/**/*.ts'],
+    rules: { '@typescript-eslint/switch-exhaustiveness-check': 'error' },
+  },
+  {
     files: ['src/**/*.ts'],
     rules: { 'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'No default exports.' }] },
   },
-  {
-    // The engine talks to storage only through the Storage interface.
-    files: ['src/queue/**', 'src/worker/**', 'src/workflow/**', 'src/scheduler/**', 'src/testing/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: dialects, message: 'Import storage/storage.ts, never a dialect folder.' }] }] },
-  },
-  {
-    // Storage imports only types, errors, internal and its own siblings.
-    files: ['src/storage/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/queue/**', '**/worker/**', '**/workflow/**', '**/scheduler/**'], message: 'storage/ must not depend on the engine.' }] }] },
-  },
+  ...layerRules(),
 );

@@ -12,7 +12,7 @@ export type { Storage, Capabilities, Dialect } from './storage/storage.js';
 
 /** @group Queue */
 export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';
-export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './queue/events.js';
+export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './core/events.js';
 export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
 
 /** @group Worker */

@@ -83,6 +83,7 @@ export class Batcher<I, R> {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
+      // Never rejects: #writeGroup catches every failed write and settles each item with it.
       void this.#flush();
     });
   }

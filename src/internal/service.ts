@@ -41,20 +41,22 @@ export class IntervalService {
   }
 
   /** Runs the task now (unless a run is in flight). */
-  async runNow(): Promise<void> {
-    if (this.#running) return this.#running;
-    this.#running = this.task()
-      .then(
-        () => void (this.#failed = false),
-        (err: unknown) => {
-          this.#failed = true;
-          this.onError(err);
-        },
-      )
-      .finally(() => {
-        this.#running = undefined;
-      });
+  runNow(): Promise<void> {
+    this.#running ??= this.#runOnce().finally(() => {
+      this.#running = undefined;
+    });
     return this.#running;
+  }
+
+  /** One run; a failure, also one thrown before the task's promise exists, goes to `onError`. */
+  async #runOnce(): Promise<void> {
+    try {
+      await this.task();
+      this.#failed = false;
+    } catch (err) {
+      this.#failed = true;
+      this.onError(err);
+    }
   }
 
   /** Stops ticking and waits for a run in flight. */
@@ -74,6 +76,7 @@ export class IntervalService {
     const wait = Math.min(MAX_TIMER_MS, (this.#failed ? this.retryMs : this.intervalMs) * (0.9 + Math.random() * 0.2));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      // runNow() does not reject: a failed run is reported through onError.
       void this.runNow().finally(() => this.#arm());
     }, wait);
     this.#timer.unref();

@@ -2,9 +2,9 @@
  * Operator actions on jobs and queues: cancel, pause, resume, retry, signal.
  * @internal
  */
-import type { QueueCore } from './core.js';
+import type { QueueCore } from '../core/queue-core.js';
 import { encodeJson } from '../storage/codec.js';
-import { checkName, checkQueueName } from './validate.js';
+import { checkName, checkQueueName } from '../core/validate.js';
 
 /** Cancels a job and its subtree; emits `job.cancelled` per cancelled job. */
 export async function cancelJob(core: QueueCore, id: string): Promise<string[]> {

@@ -13,11 +13,11 @@ import { JOB_STATUSES, TERMINAL_STATUSES } from '../types.js';
 import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger } from '../types.js';
 import type { Handler, JobDefinition } from '../workflow/job-context.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
-import type { QueueCore } from './core.js';
-import { buildJobInsert } from './enqueue.js';
-import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from './events.js';
-import { toJob } from './job-mapper.js';
-import { checkDuration, checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, checkTimerDuration, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from './validate.js';
+import type { QueueCore } from '../core/queue-core.js';
+import { buildJobInsert } from '../core/enqueue.js';
+import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
+import { toJob } from '../core/job-mapper.js';
+import { checkDuration, checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, checkTimerDuration, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
 import * as ops from './operations.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
 import type { Schedule } from '../scheduler/schedules.js';
@@ -314,7 +314,12 @@ function isTerminalEventFor(e: JobEvent, id: string): boolean {
       return e.jobId === id;
     case 'job.reclaimed':
       return e.jobId === id && e.status === 'failed';
-    default:
+    case 'job.enqueued':
+    case 'job.started':
+    case 'job.retrying':
+    case 'job.suspended':
+    case 'job.released':
+    case 'worker.error':
       return false;
   }
 }

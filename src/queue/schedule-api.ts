@@ -10,9 +10,9 @@ import { isSchedule, scheduleFromJson, type Schedule, type ScheduleSpec } from '
 import type { JobInsert, ScheduleRow } from '../storage/storage.js';
 import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
 import type { ScheduleHost } from '../worker/worker.js';
-import type { QueueCore } from './core.js';
-import { buildJobInsert } from './enqueue.js';
-import { MAX_NAME, checkName, checkOptions } from './validate.js';
+import type { QueueCore } from '../core/queue-core.js';
+import { buildJobInsert } from '../core/enqueue.js';
+import { MAX_NAME, checkName, checkOptions } from '../core/validate.js';
 
 /** Options of `queue.schedule(name, schedule, options)`. */
 export interface ScheduleOptions extends Pick<EnqueueOptions, 'queue' | 'priority' | 'retries' | 'timeout' | 'tenant' | 'meta'> {

@@ -205,6 +205,7 @@ export class Scheduler {
 
   #arm(delayMs: number): void {
     const generation = this.#generation;
+    // #loop does not reject: a failed tick is logged and re-armed.
     const t = setTimeout(() => void this.#loop(generation), delayMs);
     t.unref();
     this.#timer = t;

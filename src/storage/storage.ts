@@ -233,14 +233,51 @@ export interface JobSuspendParams {
   waitSignal: string | null;
 }
 
+/**
+ * `jobSuspendUntil` parameters: a durable timer decided against the database clock. Exactly
+ * one of `delayMs` (a first `ctx.sleep`: wake time = now + delayMs) and `wakeAt` (a
+ * `sleepUntil`, or the wake time recorded by the first execution) is set.
+ */
+export interface JobSuspendUntilParams {
+  fence: Fence;
+  /** The timer's checkpoint position. */
+  stepIndex: number;
+  stepName: string;
+  /** True when the checkpoint is already recorded (a replay): nothing is recorded. */
+  recorded: boolean;
+  delayMs?: number;
+  wakeAt?: number;
+}
+
+/** `jobSuspendUntil` result; `wakeAt` is the timer's fixed wake time. */
+export type JobSuspendUntilResult =
+  /** The job is now `waiting` until `wakeAt`. */
+  | { kind: 'suspended'; wakeAt: number }
+  /** `wakeAt` has passed: the checkpoint is recorded, the run goes on holding the job. */
+  | { kind: 'elapsed'; wakeAt: number }
+  /** The fence failed: nothing was written. */
+  | { kind: 'lost' };
+
+/** `fanOutCollect` result: the fan-out and its children in index order. */
+export interface FanOutCollected {
+  fanOut: FanOutRow;
+  children: JobRow[];
+}
+
 /** `signalConsumeOrWait` parameters. */
 export interface SignalConsumeParams {
   fence: Fence;
   stepIndex: number;
   stepName: string;
   signalName: string;
-  /** The fixed deadline (absolute ms) or null for none. */
+  /** The fixed deadline (absolute ms) or null for none; ignored when `timeoutMs` is set. */
   deadlineAt: number | null;
+  /**
+   * First execution of a wait with a timeout: the deadline is fixed in the transaction as the
+   * database's now + timeoutMs (and stored in the waiting step, so a replay passes it as
+   * `deadlineAt`).
+   */
+  timeoutMs?: number;
 }
 
 /** `signalConsumeOrWait` result. */
@@ -420,6 +457,15 @@ export interface Storage {
   jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean>;
   /** Fenced, one transaction: records `step`, turns the job `waiting` (attempt − 1). */
   jobSuspend(p: JobSuspendParams): Promise<boolean>;
+  /**
+   * Fenced, one transaction, on the database clock: wake time = `wakeAt` ?? now + `delayMs`;
+   * unless `recorded`, records the step `{ status: 'completed', outputJson: JSON of the wake
+   * time }` (kept if a finished row exists there); then, when now >= the wake time, returns
+   * `elapsed` (the job stays `running`), else suspends like `jobSuspend` with wake_at = the wake
+   * time and returns `suspended`. `lost` (nothing written) when the fence failed. One call per
+   * `ctx.sleep` / `ctx.sleepUntil`, first execution or replay.
+   */
+  jobSuspendUntil?(p: JobSuspendUntilParams): Promise<JobSuspendUntilResult>;
   /** One fan-out by id. */
   fanOutGet(p: { id: string }): Promise<FanOutRow | undefined>;
   /**
@@ -427,6 +473,12 @@ export interface Storage {
    * Returns true if it applied.
    */
   fanOutExpire(p: { id: string }): Promise<boolean>;
+  /**
+   * One transaction, on the database clock: expires the fan-out as {@link fanOutExpire} does
+   * when it is still running and its deadline has passed, then reads it and its children
+   * (index order). `undefined` when no such fan-out exists. One call per fan-out resume.
+   */
+  fanOutCollect?(p: { id: string }): Promise<FanOutCollected | undefined>;
 
   /**
    * Buffers a signal for a job (FIFO per job and name) and, if the job is `waiting` for that
@@ -437,10 +489,11 @@ export interface Storage {
    * Fenced, one transaction, in this order:
    * 1. the oldest unconsumed signal of that name exists → mark it consumed, record the step
    *    `{ status: 'completed', outputJson: <the signal's payloadJson>, error: null }`, return consumed;
-   * 2. else `deadlineAt` is set and now >= deadlineAt → record the step
+   * (deadline: now + `timeoutMs` when given, else `deadlineAt`)
+   * 2. else the deadline is set and now >= deadline → record the step
    *    `{ status: 'failed', outputJson: null, error: 'signal wait timed out' }`, return timed-out;
-   * 3. else record (or keep) the step `{ status: 'waiting', outputJson: JSON of deadlineAt (or 'null') }`
-   *    and suspend like `jobSuspend` with wait_signal = signalName, wake_at = deadlineAt; return suspended.
+   * 3. else record (or keep) the step `{ status: 'waiting', outputJson: JSON of the deadline (or 'null') }`
+   *    and suspend like `jobSuspend` with wait_signal = signalName, wake_at = the deadline; return suspended.
    * When the fence fails nothing is written and the result is `lost`.
    */
   signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult>;

@@ -4,7 +4,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { DurableJobsError, WaitTimeoutError } from '../errors.js';
-import { toJob } from '../queue/job-mapper.js';
+import { toJob } from '../core/job-mapper.js';
 import type { Queue } from '../queue/queue.js';
 import type { Job, JobStatus } from '../types.js';
 

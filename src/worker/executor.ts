@@ -5,8 +5,8 @@
  * @internal
  */
 import { JobTimeoutError, NoRetryError, SerializationError, UnknownJobTypeError } from '../errors.js';
-import type { QueueCore } from '../queue/core.js';
-import { toJob } from '../queue/job-mapper.js';
+import type { QueueCore } from '../core/queue-core.js';
+import { toJob } from '../core/job-mapper.js';
 import { storableErrorText } from '../internal/error-text.js';
 import type { Applied } from '../internal/write-retry.js';
 import { encodeJson } from '../storage/codec.js';
@@ -87,6 +87,7 @@ export class JobRun implements ContextHost, LeaseHolder {
     // is `waiting`, so no longer held) is not a lost lease; a refused write is one.
     const replay = this.#replay;
     if (afterWrites && replay?.busy) {
+      // settle() waits with allSettled and never rejects; abandon() does not throw.
       void replay.settle().then(() => this.abandon(reason));
       return;
     }

@@ -3,7 +3,7 @@
  * whose timer passed or whose fan-out was decided while no worker was there to resume them.
  * @internal
  */
-import type { EventHub } from '../queue/events.js';
+import type { EventHub } from '../core/events.js';
 import type { Storage } from '../storage/storage.js';
 
 const BATCH = 500;

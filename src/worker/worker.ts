@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, LeaseLostError, messageOf } from '../errors.js';
 import { deferred } from '../internal/deferred.js';
 import { IntervalService } from '../internal/service.js';
-import type { LocalWaker, QueueCore } from '../queue/core.js';
-import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../queue/validate.js';
+import type { LocalWaker, QueueCore } from '../core/queue-core.js';
+import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../core/validate.js';
 import type { StepRecordParams, Unlisten } from '../storage/storage.js';
 import { Batcher } from '../internal/batcher.js';
 import type { Applied } from '../internal/write-retry.js';
@@ -247,6 +247,7 @@ export class Worker implements LocalWaker {
     }
     this.#state = 'running';
     this.#core.wakers.add(this);
+    // stop() does not reject: every failure while stopping is reported through #reportError.
     if (this.#opts.handleSignals !== false) this.#removeSignals = installSignalHandlers(() => void this.stop());
     this.#booting = this.#boot();
     try {
@@ -283,6 +284,7 @@ export class Worker implements LocalWaker {
     this.#heartbeat.start();
     this.#maintenance.start();
     this.#changes?.start();
+    // A first maintenance pass right away; runNow() reports a failure itself and does not reject.
     void this.#maintenance.runNow();
     this.#claims.start();
     this.#logger.info('worker started', { workerId: this.id, queues: [...this.#queues.keys()] });

@@ -8,9 +8,9 @@
  * @internal
  */
 import { FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
-import { buildJobInsert } from '../queue/enqueue.js';
-import type { QueueCore } from '../queue/core.js';
-import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../queue/validate.js';
+import { buildJobInsert } from '../core/enqueue.js';
+import type { QueueCore } from '../core/queue-core.js';
+import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../core/validate.js';
 import { decodeJson, encodeJson } from '../storage/codec.js';
 import type { Job, Logger } from '../types.js';
 import { collectResults, parseStrategy } from './fan-out.js';

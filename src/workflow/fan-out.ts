@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { FanOutRow, JobRow } from '../storage/storage.js';
 import { decodeJson } from '../storage/codec.js';
-import { checkOptions } from '../queue/validate.js';
+import { checkOptions } from '../core/validate.js';
 import type { FanOutOptions, FanOutResult, JobDefinition, SubJob, SubJobOptions } from './job-context.js';
 
 /**

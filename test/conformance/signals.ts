@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidStateError, JobNotFoundError } from '../../src/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/storage/codec.js';
+import { SIGNAL_WAIT_TIMED_OUT } from '../../src/storage/shared/contract-messages.js';
 import type { Fence, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import {
@@ -170,7 +171,7 @@ export function describeSignals(make: StorageMaker): void {
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'running', 'a timed-out wait does not suspend');
       const steps = await s.stepList({ jobId: fence.jobId });
-      assert.deepEqual(steps, [stepRow(fence.jobId, 0, { stepName: 'wait-0', status: 'failed', outputJson: null, error: 'signal wait timed out' })]);
+      assert.deepEqual(steps, [stepRow(fence.jobId, 0, { stepName: 'wait-0', status: 'failed', outputJson: null, error: SIGNAL_WAIT_TIMED_OUT })]);
       // A signal that arrives later does not rewrite the time-out.
       await s.signalSend({ jobId: fence.jobId, name: 'approve', payloadJson: '"late"' });
       assert.deepEqual(await s.stepList({ jobId: fence.jobId }), steps);
@@ -194,7 +195,7 @@ export function describeSignals(make: StorageMaker): void {
       const run2 = fenceOf(await claimOne(s, row.queue, fence.jobId));
       assert.deepEqual(await consume(s, run2, 0, 'approve', deadline), { kind: 'timed-out' });
       assert.deepEqual(await s.stepList({ jobId: fence.jobId }), [
-        stepRow(fence.jobId, 0, { stepName: 'wait-0', status: 'failed', outputJson: null, error: 'signal wait timed out' }),
+        stepRow(fence.jobId, 0, { stepName: 'wait-0', status: 'failed', outputJson: null, error: SIGNAL_WAIT_TIMED_OUT }),
       ]);
     });
 

@@ -101,6 +101,8 @@ export function registerChild(queue: Queue, type = 'child'): ChildLog {
       case 'flaky':
         if (ctx.job.attempt <= (a.failures ?? 1)) throw new Error(`child ${a.v} flaked on attempt ${ctx.job.attempt}`);
         break;
+      case 'ok':
+        break;
     }
     return a.v * 10;
   });

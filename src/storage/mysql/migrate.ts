@@ -11,7 +11,7 @@ import { select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { MIGRATIONS } from './migrations.generated.js';
 import { num } from './rows.js';
-import { MIGRATE_APPLIED, MIGRATE_CREATE_LEDGER, MIGRATE_CURRENT_DB, MIGRATE_LOCK, MIGRATE_RECORD, MIGRATE_UNLOCK } from './queries/admin.js';
+import { MIGRATIONS_APPLIED, MIGRATIONS_CREATE_LEDGER, MIGRATIONS_CURRENT_DB, MIGRATIONS_LOCK, MIGRATIONS_INSERT, MIGRATIONS_UNLOCK } from './queries/admin.js';
 
 /** Seconds to wait for another process's migration. */
 const LOCK_TIMEOUT_S = 30;
@@ -38,26 +38,26 @@ function lockName(db: string): string {
 export async function migrate(ctx: DriverContext): Promise<void> {
   const known = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
   await ctx.db.withConnection(async (conn) => {
-    const [dbRow] = await select(conn, MIGRATE_CURRENT_DB);
+    const [dbRow] = await select(conn, MIGRATIONS_CURRENT_DB);
     const db = dbRow?.['db'];
     if (typeof db !== 'string' || db === '') throw new StorageError('mysql: no database selected (put the database name in the connection URL)');
     const name = lockName(db);
-    const [got] = await select(conn, MIGRATE_LOCK, [name, LOCK_TIMEOUT_S]);
+    const [got] = await select(conn, MIGRATIONS_LOCK, [name, LOCK_TIMEOUT_S]);
     if (got?.['got'] === null || got?.['got'] === undefined || num(got['got']) !== 1) {
       throw new StorageError(`mysql: could not take the migration lock ${name} within ${LOCK_TIMEOUT_S} s`);
     }
     try {
-      await write(conn, MIGRATE_CREATE_LEDGER);
-      const applied = new Set((await select(conn, MIGRATE_APPLIED)).map((r) => num(r['version'])));
+      await write(conn, MIGRATIONS_CREATE_LEDGER);
+      const applied = new Set((await select(conn, MIGRATIONS_APPLIED)).map((r) => num(r['version'])));
       const highest = Math.max(0, ...applied);
       if (highest > known) throw new SchemaTooNewError(highest, known);
       for (const m of MIGRATIONS) {
         if (applied.has(m.version)) continue;
         for (const stmt of splitStatements(m.sql)) await write(conn, stmt);
-        await write(conn, MIGRATE_RECORD, [m.version, m.name, ctx.now()]);
+        await write(conn, MIGRATIONS_INSERT, [m.version, m.name, ctx.now()]);
       }
     } finally {
-      await select(conn, MIGRATE_UNLOCK, [name]).catch(() => undefined);
+      await select(conn, MIGRATIONS_UNLOCK, [name]).catch(() => undefined);
     }
   });
 }

@@ -46,7 +46,6 @@ import type {
 import { MysqlDb, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes, select } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import * as jobs from './job-ops.js';
-import { jobInsertMany } from './jobs-insert.js';
 import { migrate } from './migrate.js';
 import { CLOCK_NOW } from './queries/admin.js';
 import { num } from './rows.js';
@@ -147,7 +146,7 @@ export class MysqlStorage implements Storage {
   }
 
   jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }> {
-    return this.#run('jobInsertMany', (ctx) => jobInsertMany(ctx, p));
+    return this.#run('jobInsertMany', (ctx) => jobs.jobInsertMany(ctx, p));
   }
 
   jobGet(p: { id: string }): Promise<JobRow | undefined> {
@@ -211,11 +210,11 @@ export class MysqlStorage implements Storage {
   }
 
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
-    return this.#run('queueSetPaused', (ctx) => sched.queueSetPaused(ctx, p));
+    return this.#run('queueSetPaused', (ctx) => jobs.queueSetPaused(ctx, p));
   }
 
   queueListPaused(): Promise<string[]> {
-    return this.#run('queueListPaused', (ctx) => sched.queueListPaused(ctx));
+    return this.#run('queueListPaused', (ctx) => jobs.queueListPaused(ctx));
   }
 
   stepList(p: { jobId: string }): Promise<StepRow[]> {

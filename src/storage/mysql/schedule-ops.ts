@@ -1,15 +1,13 @@
 /**
- * Schedules and paused queues of the MySQL/MariaDB driver.
+ * Schedules of the MySQL/MariaDB driver.
  * @internal
  */
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from '../storage.js';
 import { select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { insertJobs } from './jobs-insert.js';
+import { insertJobs } from './job-ops.js';
 import { num, str, toScheduleRow } from './rows.js';
 import {
-  QUEUE_LIST_PAUSED,
-  QUEUE_SET_PAUSED,
   SCHEDULE_AFTER_UPSERT,
   SCHEDULE_DELETE,
   SCHEDULE_FIRE_CAS,
@@ -18,18 +16,6 @@ import {
   SCHEDULE_SET_LAST_JOB,
   SCHEDULE_UPSERT,
 } from './queries/admin.js';
-
-/** `Storage.queueSetPaused`. */
-export async function queueSetPaused(ctx: DriverContext, p: { queue: string; paused: boolean }): Promise<void> {
-  const now = ctx.now();
-  const flag = p.paused ? 1 : 0;
-  await ctx.db.autocommit((ex) => write(ex, QUEUE_SET_PAUSED, [p.queue, flag, now, flag, now]));
-}
-
-/** `Storage.queueListPaused`. */
-export async function queueListPaused(ctx: DriverContext): Promise<string[]> {
-  return (await select(ctx.db.pool, QUEUE_LIST_PAUSED)).map((r) => str(r['name']));
-}
 
 /**
  * `Storage.scheduleUpsert`: the upsert decides against the stored row (locked by it), and a read

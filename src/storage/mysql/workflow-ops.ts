@@ -19,7 +19,7 @@ import type {
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { type FanOutDelta, type HeldFanOuts, accountFanOuts, cancelSubtrees, lockBelowFailing, lockFanOuts } from './fan-out-accounting.js';
-import { insertJobs } from './jobs-insert.js';
+import { insertJobs } from './job-ops.js';
 import { num, str, strOrNull, toFanOutRow, toStepRow } from './rows.js';
 import {
   FAN_OUT_GET,

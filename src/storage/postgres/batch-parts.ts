@@ -11,7 +11,7 @@ import type { JobFinishItem } from '../storage.js';
 import { withTx } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
-import { FAN_OUT_LOCK_FOR_JOBS, JOB_FINISH_CHILDREN, JOB_FINISH_PLAIN } from './queries/jobs.js';
+import { FAN_OUT_LOCK_FOR_JOBS, JOB_FINISH_CHILDREN, JOB_FINISH_PLAIN } from './queries/run.js';
 import { toInt, type FanOutDbRow } from './rows.js';
 
 /**

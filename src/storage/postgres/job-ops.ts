@@ -1,47 +1,33 @@
 /**
- * The hot path of the PostgreSQL driver: insert, claim, finish, heartbeat, release, reclaim
- * and timed wake-ups, each one statement (one round trip) in the common case.
+ * Job operations of the PostgreSQL driver: inserts (one statement per chunk of jobs), reads,
+ * operator actions (cancel the whole subtree, pause, resume, retry) and paused queues.
+ * Multi-statement operations run in one transaction.
  * @internal
  */
-import type {
-  JobClaimParams,
-  JobFinishManyParams,
-  JobHeartbeatParams,
-  JobInsert,
-  JobInsertManyParams,
-  JobReleaseParams,
-  JobRow,
-  ReclaimedJob,
-} from '../storage.js';
-import { STATEMENT_TEXT_BUDGET, finishArrays, finishInParts, finishText, splitByText, textLength } from './batch-parts.js';
+import { InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { JOB_STATUSES, type JobStatus } from '../../types.js';
+import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
+import { splitByText, textLength } from './batch-parts.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
-import { CLOCK_NOW } from './queries/admin.js';
-import { JOB_CLAIM_MANY, JOB_CLAIM_ONE } from './queries/claim.js';
+import { cancelSubtrees, descendants } from './fan-out-accounting.js';
+import { CLOCK_NOW, QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
-  FAN_OUT_LOCK_FOR_JOBS,
-  JOB_FINISH_CHILDREN,
-  JOB_FINISH_COMPLETED,
-  JOB_FINISH_PLAIN,
+  JOB_COUNT_BY_STATUS,
+  JOB_GET,
   JOB_GET_MANY,
-  JOB_HEARTBEAT,
   JOB_INSERT,
   JOB_INSERT_SKIP,
-  JOB_RECLAIM_CANDIDATES,
-  JOB_RECLAIM_EXPIRED,
-  JOB_RELEASE,
-  JOB_WAKE_DUE,
+  JOB_LIST_ASC,
+  JOB_LIST_DESC,
+  JOB_NEXT_RUN_AT,
 } from './queries/jobs.js';
-import { compareClaimOrder, toInt, toJobRow, type FanOutDbRow, type JobDbRow } from './rows.js';
+import { FAN_OUT_LOCK_FOR_JOBS } from './queries/run.js';
+import { JOB_DROP_WORKFLOW_STATE, JOB_LOCK_FOR_RETRY, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
+import { toInt, toIntOrNull, toJobRow, type JobDbRow } from './rows.js';
 
 /** Rows per multi-row INSERT when a batch is large (fan-out children). */
 export const INSERT_CHUNK = 1000;
-
-/** Last errors written by a lease reclaim. */
-export const RECLAIM_RETRY_ERROR = 'lease expired: the worker stopped heartbeating; the job will run again';
-/** Last error of a job failed by a lease reclaim. */
-export const RECLAIM_FAIL_ERROR = 'lease expired: the worker stopped heartbeating and no retries are left';
 
 function int(v: number | null): number | null {
   return v === null ? null : Math.trunc(v);
@@ -115,163 +101,98 @@ export async function jobInsertMany(x: PgExec, p: JobInsertManyParams): Promise<
   return { inserted: await withTx(x.pool, (c) => insertJobs(x, c, p.jobs, mode, x.now())) };
 }
 
-/**
- * `Storage.jobClaim`: one statement for every queue (a single-queue worker, the common case,
- * uses a statement whose generic plan PostgreSQL caches; see `queries/claim.ts`). Rows are
- * returned in claim order.
- */
-export async function jobClaim(x: PgExec, p: JobClaimParams): Promise<JobRow[]> {
-  // One entry per queue (a name listed twice keeps its largest limit).
-  const limits = new Map<string, number>();
-  for (const q of p.queues) if (q.limit >= 1) limits.set(q.name, Math.max(limits.get(q.name) ?? 0, Math.trunc(q.limit)));
-  if (limits.size === 0) return [];
-  const lease = Math.trunc(p.leaseMs);
-  let rows: JobDbRow[];
-  if (limits.size === 1) {
-    const [name, limit] = limits.entries().next().value as [string, number];
-    rows = await x.rows<JobDbRow>(JOB_CLAIM_ONE, [x.now(), name, limit, p.workerId, lease]);
-  } else {
-    const queues = [...limits];
-    rows = await x.rows<JobDbRow>(JOB_CLAIM_MANY, [x.now(), queues.map((q) => q[0]), queues.map((q) => q[1]), p.workerId, lease]);
-  }
-  const out = rows.map(toJobRow);
-  return out.length > 1 ? out.sort(compareClaimOrder) : out;
+/** `Storage.jobGet`. */
+export async function jobGet(x: PgExec, p: { id: string }): Promise<JobRow | undefined> {
+  const r = await x.one<JobDbRow>(JOB_GET, [p.id]);
+  return r === undefined ? undefined : toJobRow(r);
 }
 
-/** True when every item is a completion of a distinct job (the fast path). */
-function allCompleted(items: JobFinishManyParams['items']): boolean {
-  const ids = new Set<string>();
-  for (const i of items) {
-    if (i.outcome !== 'completed' || ids.has(i.jobId)) return false;
-    ids.add(i.jobId);
-  }
-  return true;
+/** `Storage.jobList`. */
+export async function jobList(x: PgExec, p: JobListParams): Promise<JobRow[]> {
+  const values = [p.status ?? null, p.queue ?? null, p.type ?? null, p.parentId ?? null, p.fanOutId ?? null, Math.max(0, Math.trunc(p.limit)), Math.max(0, Math.trunc(p.offset ?? 0))];
+  const rows = await x.rows<JobDbRow>(p.order === 'asc' ? JOB_LIST_ASC : JOB_LIST_DESC, values);
+  return rows.map(toJobRow);
+}
+
+/** `Storage.jobCountByStatus`. */
+export async function jobCountByStatus(x: PgExec, p: { queue?: string }): Promise<Record<JobStatus, number>> {
+  const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+  for (const r of await x.rows<{ status: JobStatus; n: string }>(JOB_COUNT_BY_STATUS, [p.queue ?? null])) counts[r.status] = toInt(r.n);
+  return counts;
+}
+
+/** `Storage.jobNextRunAt`. */
+export async function jobNextRunAt(x: PgExec, p: { queues: string[] }): Promise<number | undefined> {
+  if (p.queues.length === 0) return undefined;
+  const r = await x.one<{ next: string | null }>(JOB_NEXT_RUN_AT, [p.queues]);
+  return toIntOrNull(r?.next ?? null) ?? undefined;
 }
 
 /**
- * `Storage.jobFinishMany`: one autocommit statement applies everything that needs no fan-out
- * accounting and no subtree cancel; terminal outcomes of fan-out children, and failures of jobs
- * that have children, then apply in one transaction that locks the fan-outs first (those of the
- * finishing jobs and of the failing jobs' descendants), counts and decides them, and cancels the
- * failing jobs' unfinished descendants. A batch whose payloads exceed one statement's budget is
- * applied in parts, in one transaction (`finishInParts`).
+ * `Storage.jobCancel`: one transaction over the whole subtree, with fan-out accounting.
+ * Returns the ids cancelled, the job first.
  */
-export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<boolean[]> {
-  const items = p.items;
-  const applied: boolean[] = items.map(() => false);
-  if (items.length === 0) return applied;
-  if (items.reduce((n, i) => n + finishText(i), 0) > STATEMENT_TEXT_BUDGET) return finishInParts(x, items);
-  const rows = allCompleted(items)
-    ? await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_COMPLETED, [
-        x.now(),
-        items.map((i) => i.jobId),
-        items.map((i) => i.workerId),
-        items.map((i) => Math.trunc(i.runCount)),
-        items.map((i) => (i.outcome === 'completed' ? i.resultJson : null)),
-      ])
-    : await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
-  const deferred: number[] = [];
-  const walk = new Set<string>();
-  for (const r of rows) {
-    const i = toInt(r.ord) - 1;
-    if (r.deferred) deferred.push(i);
-    else applied[i] = true;
-    if (r.deferred && r.walk) walk.add(items[i]!.jobId);
-  }
-  if (deferred.length === 0) return applied;
-  const children = deferred.map((i) => items[i]!);
-  const done = await withTx(x.pool, async (c) => {
-    // Lock order: every fan-out this may count on (the finishing jobs' and, for failures with
-    // children, their descendants'), in id order, before any job row.
-    const below = walk.size > 0 ? await descendants(x, c, [...walk]) : [];
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...children.map((i) => i.jobId), ...below]], c);
-    const res = await x.one<{ applied: number[] | null; fans: FanOutDbRow[] | null; now: string }>(
-      JOB_FINISH_CHILDREN,
-      [x.now(), ...finishArrays(children)],
-      c,
-    );
-    if (res === undefined) return [];
-    const now = toInt(res.now);
-    await settleFanOuts(x, c, now, res.fans);
-    const failedParents = (res.applied ?? []).map((ord) => children[ord - 1]!).filter((i) => i.outcome === 'failed' && walk.has(i.jobId));
-    if (failedParents.length > 0) await cancelSubtrees(x, c, now, { under: failedParents.map((i) => i.jobId) });
-    return res.applied ?? [];
-  });
-  for (const ord of done) applied[deferred[ord - 1]!] = true;
-  return applied;
-}
-
-/** `Storage.jobHeartbeat`: one statement; returns the ids still held. */
-export async function jobHeartbeat(x: PgExec, p: JobHeartbeatParams): Promise<string[]> {
-  if (p.runs.length === 0) return [];
-  const rows = await x.rows<{ id: string }>(JOB_HEARTBEAT, [
-    x.now(),
-    p.workerId,
-    p.runs.map((r) => r.jobId),
-    p.runs.map((r) => Math.trunc(r.runCount)),
-    Math.trunc(p.leaseMs),
-  ]);
-  return rows.map((r) => r.id);
-}
-
-/** `Storage.jobRelease`: one statement; returns the ids released. */
-export async function jobRelease(x: PgExec, p: JobReleaseParams): Promise<string[]> {
-  if (p.runs.length === 0) return [];
-  const rows = await x.rows<{ id: string }>(JOB_RELEASE, [
-    p.runs.map((r) => r.jobId),
-    p.runs.map((r) => r.workerId),
-    p.runs.map((r) => Math.trunc(r.runCount)),
-    x.channel,
-  ]);
-  return rows.map((r) => r.id);
-}
-
-interface ReclaimDbRow {
-  jobs: { id: string; type: string; queue: string; status: 'pending' | 'failed'; attempt: number; max_retries: number; walk: boolean }[] | null;
-  fans: FanOutDbRow[] | null;
-  now: string;
-}
-
-/** A row of `JOB_RECLAIM_CANDIDATES`. */
-interface ReclaimCandidate {
-  id: string;
-  run_count: number;
-  dying: boolean;
-  walk: boolean;
-}
-
-/**
- * `Storage.jobReclaimExpired`: the expired runs are read first (one statement, no lock: an idle
- * pass ends there); then one transaction locks, in id order, the fan-outs the failing ones count
- * on and those below the failing ones that have children (as `jobFinishMany` does), takes the
- * runs back (only as the runs read, so no job fails whose fan-out was not locked first), accounts
- * the failed fan-out children, and cancels the unfinished descendants of the failed jobs.
- */
-export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promise<ReclaimedJob[]> {
-  if (p.limit < 1) return [];
-  const cands = await x.rows<ReclaimCandidate>(JOB_RECLAIM_CANDIDATES, [x.now(), Math.trunc(p.limit)]);
-  if (cands.length === 0) return [];
+export async function jobCancel(x: PgExec, p: { id: string }): Promise<string[]> {
   return withTx(x.pool, async (c) => {
-    const walk = cands.filter((j) => j.walk).map((j) => j.id);
-    const below = walk.length > 0 ? await descendants(x, c, walk) : [];
-    const lockFor = [...cands.filter((j) => j.dying).map((j) => j.id), ...below];
-    const res = await x.one<ReclaimDbRow>(
-      JOB_RECLAIM_EXPIRED,
-      [x.now(), cands.map((j) => j.id), cands.map((j) => toInt(j.run_count)), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel, lockFor],
-      c,
-    );
-    if (res?.jobs == null) return [];
-    const now = toInt(res.now);
-    await settleFanOuts(x, c, now, res.fans);
-    const parents = res.jobs.filter((j) => j.walk).map((j) => j.id);
-    if (parents.length > 0) await cancelSubtrees(x, c, now, { under: parents });
-    return res.jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, status: j.status, attempt: j.attempt, maxRetries: j.max_retries }));
+    const res = await cancelSubtrees(x, c, x.now(), { roots: [p.id] });
+    if (res.found === 0) throw new JobNotFoundError(p.id);
+    const ids = [...new Set(res.ids)];
+    const i = ids.indexOf(p.id);
+    if (i > 0) {
+      ids.splice(i, 1);
+      ids.unshift(p.id);
+    }
+    return ids;
   });
 }
 
-/** `Storage.jobWakeDue`: one statement (timed wakes and the fan-out recovery sweep). */
-export async function jobWakeDue(x: PgExec, p: { limit: number }): Promise<string[]> {
-  if (p.limit < 1) return [];
-  const rows = await x.rows<{ id: string }>(JOB_WAKE_DUE, [x.now(), Math.trunc(p.limit), x.channel]);
-  return rows.map((r) => r.id);
+/** Moves a job between pending and paused in one statement; errors name the job's actual status. */
+async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', to: 'paused' | 'pending'): Promise<void> {
+  const r = await x.one<{ status: JobStatus | null; n: string }>(JOB_SET_STATUS, [id, from, to, x.channel]);
+  if (r !== undefined && toInt(r.n) === 1) return;
+  const status = r?.status ?? null;
+  if (status === null) throw new JobNotFoundError(id);
+  const verb = to === 'paused' ? 'pause' : 'resume';
+  throw new InvalidStateError(`cannot ${verb} job ${id}: it is ${status} (only a ${from} job can be ${to === 'paused' ? 'paused' : 'resumed'})`);
+}
+
+/**
+ * `Storage.jobRetry`: one transaction — the job's fan-out (if it is a child) and the fan-outs
+ * of its subtree are locked before the job row, the job goes failed/cancelled → pending and
+ * leaves its old outcome's count on that fan-out, then its checkpoints, fan-outs and
+ * descendants are dropped so a workflow starts clean.
+ */
+export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
+  await withTx(x.pool, async (c) => {
+    const below = await descendants(x, c, [p.id]);
+    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[p.id, ...below]], c);
+    const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_FOR_RETRY, [p.id], c);
+    if (cur === undefined) throw new JobNotFoundError(p.id);
+    if (cur.status !== 'failed' && cur.status !== 'cancelled') {
+      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${cur.status} (only a failed or cancelled job can be retried)`);
+    }
+    const failed = cur.status === 'failed' ? 1 : 0;
+    await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);
+    await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, below], c);
+  });
+}
+
+/** `Storage.jobPause`. */
+export function jobPause(x: PgExec, p: { id: string }): Promise<void> {
+  return jobSetStatus(x, p.id, 'pending', 'paused');
+}
+
+/** `Storage.jobResume`. */
+export function jobResume(x: PgExec, p: { id: string }): Promise<void> {
+  return jobSetStatus(x, p.id, 'paused', 'pending');
+}
+
+/** `Storage.queueSetPaused`. */
+export async function queueSetPaused(x: PgExec, p: { queue: string; paused: boolean }): Promise<void> {
+  await x.rows(QUEUE_SET_PAUSED, [x.now(), p.queue, p.paused, x.channel]);
+}
+
+/** `Storage.queueListPaused`. */
+export async function queueListPaused(x: PgExec): Promise<string[]> {
+  return (await x.rows<{ name: string }>(QUEUE_LIST_PAUSED)).map((r) => r.name);
 }

@@ -140,6 +140,7 @@ export class PgListener {
     if (this.#client !== c) return;
     this.#client = undefined;
     this.#stopPing();
+    // #release catches every failure of its own: it never rejects.
     void this.#release(c, true);
     if (this.#closed || this.#subs.size === 0) return;
     this.logger.warn('wake-up listener lost its connection; reconnecting', { channel: this.channel, error: err.message, retryInMs: this.#backoff });
@@ -152,6 +153,7 @@ export class PgListener {
     this.#backoff = Math.min(this.#backoff * 2, this.#maxBackoff);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      // #connect never rejects: a failed attempt is logged and schedules the next one.
       void this.#connect().then((ok) => {
         if (ok) this.logger.info('wake-up listener reconnected', { channel: this.channel });
       });

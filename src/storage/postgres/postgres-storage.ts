@@ -17,7 +17,7 @@
  */
 import { InvalidArgumentError, StorageClosedError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
-import { JOB_STATUSES, type JobStatus, type Logger } from '../../types.js';
+import type { JobStatus, Logger } from '../../types.js';
 import type {
   Capabilities,
   FanOutRow,
@@ -42,26 +42,15 @@ import type {
   Storage,
   Unlisten,
 } from '../storage.js';
-import { createPool, isPgPoolLike, quoteIdent, withTx, type PgPoolLike } from './connection.js';
+import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike } from './connection.js';
 import { PgExec } from './executor.js';
 import * as jobs from './job-ops.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
-import {
-  CLOCK_NOW,
-  QUEUE_LIST_PAUSED,
-  QUEUE_SET_PAUSED,
-  SCHEDULE_DELETE,
-  SCHEDULE_FIRE,
-  SCHEDULE_LAST_RUN_AT,
-  SCHEDULE_LIST,
-  SCHEDULE_LIST_DUE,
-  SCHEDULE_SET_LAST_JOB,
-  SCHEDULE_UPSERT,
-} from './queries/admin.js';
-import { JOB_COUNT_BY_STATUS, JOB_GET, JOB_LIST_ASC, JOB_LIST_DESC, JOB_NEXT_RUN_AT } from './queries/jobs.js';
-import { FAN_OUT_GET, STEP_LIST } from './queries/workflow.js';
-import { toFanOutRow, toInt, toIntOrNull, toJobRow, toScheduleRow, toStepRow, type FanOutDbRow, type JobDbRow, type ScheduleDbRow, type StepDbRow } from './rows.js';
+import { CLOCK_NOW } from './queries/admin.js';
+import { toInt } from './rows.js';
+import * as run from './run-ops.js';
+import * as sched from './schedule-ops.js';
 import { translateError } from './translate-error.js';
 import * as wf from './workflow-ops.js';
 
@@ -166,10 +155,7 @@ export class PostgresStorage implements Storage {
 
   /** @inheritdoc */
   jobGet(p: { id: string }): Promise<JobRow | undefined> {
-    return this.#run(async (x) => {
-      const r = await x.one<JobDbRow>(JOB_GET, [p.id]);
-      return r === undefined ? undefined : toJobRow(r);
-    });
+    return this.#run((x) => jobs.jobGet(x, p));
   }
 
   /** @inheritdoc */
@@ -179,96 +165,82 @@ export class PostgresStorage implements Storage {
 
   /** @inheritdoc */
   jobList(p: JobListParams): Promise<JobRow[]> {
-    return this.#run(async (x) => {
-      const values = [p.status ?? null, p.queue ?? null, p.type ?? null, p.parentId ?? null, p.fanOutId ?? null, Math.max(0, Math.trunc(p.limit)), Math.max(0, Math.trunc(p.offset ?? 0))];
-      const rows = await x.rows<JobDbRow>(p.order === 'asc' ? JOB_LIST_ASC : JOB_LIST_DESC, values);
-      return rows.map(toJobRow);
-    });
+    return this.#run((x) => jobs.jobList(x, p));
   }
 
   /** @inheritdoc */
   jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
-    return this.#run(async (x) => {
-      const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-      for (const r of await x.rows<{ status: JobStatus; n: string }>(JOB_COUNT_BY_STATUS, [p.queue ?? null])) counts[r.status] = toInt(r.n);
-      return counts;
-    });
+    return this.#run((x) => jobs.jobCountByStatus(x, p));
   }
 
   /** @inheritdoc */
   jobClaim(p: JobClaimParams): Promise<JobRow[]> {
-    return this.#run((x) => jobs.jobClaim(x, p));
+    return this.#run((x) => run.jobClaim(x, p));
   }
 
   /** @inheritdoc */
   jobFinishMany(p: JobFinishManyParams): Promise<boolean[]> {
-    return this.#run((x) => jobs.jobFinishMany(x, p));
+    return this.#run((x) => run.jobFinishMany(x, p));
   }
 
   /** @inheritdoc */
   jobHeartbeat(p: JobHeartbeatParams): Promise<string[]> {
-    return this.#run((x) => jobs.jobHeartbeat(x, p));
+    return this.#run((x) => run.jobHeartbeat(x, p));
   }
 
   /** @inheritdoc */
   jobRelease(p: JobReleaseParams): Promise<string[]> {
-    return this.#run((x) => jobs.jobRelease(x, p));
+    return this.#run((x) => run.jobRelease(x, p));
   }
 
   /** @inheritdoc */
   jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]> {
-    return this.#run((x) => jobs.jobReclaimExpired(x, p));
+    return this.#run((x) => run.jobReclaimExpired(x, p));
   }
 
   /** @inheritdoc */
   jobWakeDue(p: { limit: number }): Promise<string[]> {
-    return this.#run((x) => jobs.jobWakeDue(x, p));
+    return this.#run((x) => run.jobWakeDue(x, p));
   }
 
   /** @inheritdoc */
   jobCancel(p: { id: string }): Promise<string[]> {
-    return this.#run((x) => wf.jobCancel(x, p));
+    return this.#run((x) => jobs.jobCancel(x, p));
   }
 
   /** @inheritdoc */
   jobPause(p: { id: string }): Promise<void> {
-    return this.#run((x) => wf.jobSetStatus(x, p.id, 'pending', 'paused'));
+    return this.#run((x) => jobs.jobPause(x, p));
   }
 
   /** @inheritdoc */
   jobResume(p: { id: string }): Promise<void> {
-    return this.#run((x) => wf.jobSetStatus(x, p.id, 'paused', 'pending'));
+    return this.#run((x) => jobs.jobResume(x, p));
   }
 
   /** @inheritdoc */
   jobRetry(p: { id: string }): Promise<void> {
-    return this.#run((x) => wf.jobRetry(x, p));
+    return this.#run((x) => jobs.jobRetry(x, p));
   }
 
   /** @inheritdoc */
   jobNextRunAt(p: { queues: string[] }): Promise<number | undefined> {
-    return this.#run(async (x) => {
-      if (p.queues.length === 0) return undefined;
-      const r = await x.one<{ next: string | null }>(JOB_NEXT_RUN_AT, [p.queues]);
-      return toIntOrNull(r?.next ?? null) ?? undefined;
-    });
+    return this.#run((x) => jobs.jobNextRunAt(x, p));
   }
 
   /** @inheritdoc */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
-    return this.#run(async (x) => {
-      await x.rows(QUEUE_SET_PAUSED, [x.now(), p.queue, p.paused, x.channel]);
-    });
+    return this.#run((x) => jobs.queueSetPaused(x, p));
   }
 
   /** @inheritdoc */
   queueListPaused(): Promise<string[]> {
-    return this.#run(async (x) => (await x.rows<{ name: string }>(QUEUE_LIST_PAUSED)).map((r) => r.name));
+    return this.#run((x) => jobs.queueListPaused(x));
   }
 
   /** @inheritdoc */
   stepList(p: { jobId: string }): Promise<StepRow[]> {
-    return this.#run(async (x) => (await x.rows<StepDbRow>(STEP_LIST, [p.jobId])).map(toStepRow));
+    return this.#run((x) => wf.stepList(x, p));
   }
 
   /** @inheritdoc */
@@ -293,10 +265,7 @@ export class PostgresStorage implements Storage {
 
   /** @inheritdoc */
   fanOutGet(p: { id: string }): Promise<FanOutRow | undefined> {
-    return this.#run(async (x) => {
-      const r = await x.one<FanOutDbRow>(FAN_OUT_GET, [p.id]);
-      return r === undefined ? undefined : toFanOutRow(r);
-    });
+    return this.#run((x) => wf.fanOutGet(x, p));
   }
 
   /** @inheritdoc */
@@ -316,40 +285,27 @@ export class PostgresStorage implements Storage {
 
   /** @inheritdoc */
   scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
-    return this.#run(async (x) => {
-      if ((await x.rows(SCHEDULE_UPSERT, [x.now(), p.name, p.specJson, p.optionsJson, Math.trunc(p.nextRunAt)])).length > 0) return { stored: true };
-      // Refused: last_run_at is set and no earlier than nextRunAt (a later fire only moves it on).
-      const r = await x.one<{ last_run_at: string }>(SCHEDULE_LAST_RUN_AT, [p.name]);
-      return { stored: false, lastRunAt: toInt(r?.last_run_at ?? 0) };
-    });
+    return this.#run((x) => sched.scheduleUpsert(x, p));
   }
 
   /** @inheritdoc */
   scheduleDelete(p: { name: string }): Promise<boolean> {
-    return this.#run(async (x) => (await x.rows(SCHEDULE_DELETE, [p.name])).length > 0);
+    return this.#run((x) => sched.scheduleDelete(x, p));
   }
 
   /** @inheritdoc */
   scheduleList(): Promise<ScheduleRow[]> {
-    return this.#run(async (x) => (await x.rows<ScheduleDbRow>(SCHEDULE_LIST)).map(toScheduleRow));
+    return this.#run((x) => sched.scheduleList(x));
   }
 
   /** @inheritdoc */
   scheduleListDue(p: { limit: number }): Promise<ScheduleRow[]> {
-    return this.#run(async (x) => (await x.rows<ScheduleDbRow>(SCHEDULE_LIST_DUE, [x.now(), Math.max(0, Math.trunc(p.limit))])).map(toScheduleRow));
+    return this.#run((x) => sched.scheduleListDue(x, p));
   }
 
   /** @inheritdoc */
   scheduleFire(p: ScheduleFireParams): Promise<string[] | null> {
-    return this.#run((x) =>
-      withTx(x.pool, async (c) => {
-        const r = await x.one<{ now: string }>(SCHEDULE_FIRE, [x.now(), p.name, Math.trunc(p.expectedNextRunAt), Math.trunc(p.nextRunAt), Math.trunc(p.slotAt)], c);
-        if (r === undefined) return null;
-        const ids = p.jobs.length === 0 ? [] : await jobs.insertJobs(x, c, p.jobs, 'skip', toInt(r.now));
-        if (ids.length > 0) await x.rows(SCHEDULE_SET_LAST_JOB, [p.name, ids[0]], c);
-        return ids;
-      }),
-    );
+    return this.#run((x) => sched.scheduleFire(x, p));
   }
 
   /** @inheritdoc */

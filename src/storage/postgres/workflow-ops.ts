@@ -1,22 +1,22 @@
 /**
- * Workflow writes and operator actions of the PostgreSQL driver: checkpoints, suspension
- * (sleep, signal wait, fan-out), signals, fan-out expiry, cancel (whole subtree), pause, resume
- * and retry. Multi-statement operations run in one transaction; every write to a claimed job
+ * Workflow operations of the PostgreSQL driver: checkpoints, suspension (sleep, signal wait,
+ * fan-out), signals, fan-out reads and expiry. Multi-statement operations run in one transaction; every write to a claimed job
  * is fenced (locking the job row first, so a concurrent reclaim or cancel serializes with it).
  * @internal
  */
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
-import type { JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
+import type { FanOutRow, JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../../types.js';
 import { splitByText, textLength } from './batch-parts.js';
 import { sqlState, withTx } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants } from './fan-out-accounting.js';
 import { insertJobs } from './job-ops.js';
-import { FAN_OUT_LOCK_FOR_JOBS } from './queries/jobs.js';
-import { FAN_OUT_EXPIRE, JOB_CANCEL_START, JOB_DROP_WORKFLOW_STATE, JOB_LOCK_FOR_RETRY, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
+import { FAN_OUT_LOCK_FOR_JOBS } from './queries/run.js';
+import { FAN_OUT_EXPIRE, JOB_CANCEL_START } from './queries/ops.js';
 import {
+  FAN_OUT_GET,
   JOB_LOCK_FENCED,
   JOB_LOCK_STATUS,
   JOB_SUSPEND,
@@ -25,11 +25,12 @@ import {
   JOB_WAKE_IF_SIGNALLED,
   SIGNAL_CONSUME,
   SIGNAL_SEND,
+  STEP_LIST,
   STEP_RECORD,
   STEP_RECORD_MANY,
   STEP_UPSERT,
 } from './queries/workflow.js';
-import { toInt } from './rows.js';
+import { toFanOutRow, toInt, toStepRow, type FanOutDbRow, type StepDbRow } from './rows.js';
 
 /** The error recorded on a signal-wait step whose deadline passed. */
 export const SIGNAL_WAIT_TIMED_OUT = 'signal wait timed out';
@@ -207,51 +208,13 @@ export async function fanOutExpire(x: PgExec, p: { id: string }): Promise<boolea
   });
 }
 
-/**
- * `Storage.jobCancel`: one transaction over the whole subtree, with fan-out accounting.
- * Returns the ids cancelled, the job first.
- */
-export async function jobCancel(x: PgExec, p: { id: string }): Promise<string[]> {
-  return withTx(x.pool, async (c) => {
-    const res = await cancelSubtrees(x, c, x.now(), { roots: [p.id] });
-    if (res.found === 0) throw new JobNotFoundError(p.id);
-    const ids = [...new Set(res.ids)];
-    const i = ids.indexOf(p.id);
-    if (i > 0) {
-      ids.splice(i, 1);
-      ids.unshift(p.id);
-    }
-    return ids;
-  });
+/** `Storage.stepList`. */
+export async function stepList(x: PgExec, p: { jobId: string }): Promise<StepRow[]> {
+  return (await x.rows<StepDbRow>(STEP_LIST, [p.jobId])).map(toStepRow);
 }
 
-/** `Storage.jobPause` / `jobResume`: one statement; errors name the job's actual status. */
-export async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', to: 'paused' | 'pending'): Promise<void> {
-  const r = await x.one<{ status: JobStatus | null; n: string }>(JOB_SET_STATUS, [id, from, to, x.channel]);
-  if (r !== undefined && toInt(r.n) === 1) return;
-  const status = r?.status ?? null;
-  if (status === null) throw new JobNotFoundError(id);
-  const verb = to === 'paused' ? 'pause' : 'resume';
-  throw new InvalidStateError(`cannot ${verb} job ${id}: it is ${status} (only a ${from} job can be ${to === 'paused' ? 'paused' : 'resumed'})`);
-}
-
-/**
- * `Storage.jobRetry`: one transaction — the job's fan-out (if it is a child) and the fan-outs
- * of its subtree are locked before the job row, the job goes failed/cancelled → pending and
- * leaves its old outcome's count on that fan-out, then its checkpoints, fan-outs and
- * descendants are dropped so a workflow starts clean.
- */
-export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
-  await withTx(x.pool, async (c) => {
-    const below = await descendants(x, c, [p.id]);
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[p.id, ...below]], c);
-    const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_FOR_RETRY, [p.id], c);
-    if (cur === undefined) throw new JobNotFoundError(p.id);
-    if (cur.status !== 'failed' && cur.status !== 'cancelled') {
-      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${cur.status} (only a failed or cancelled job can be retried)`);
-    }
-    const failed = cur.status === 'failed' ? 1 : 0;
-    await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);
-    await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, below], c);
-  });
+/** `Storage.fanOutGet`. */
+export async function fanOutGet(x: PgExec, p: { id: string }): Promise<FanOutRow | undefined> {
+  const r = await x.one<FanOutDbRow>(FAN_OUT_GET, [p.id]);
+  return r === undefined ? undefined : toFanOutRow(r);
 }

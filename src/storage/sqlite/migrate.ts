@@ -15,7 +15,7 @@ import { int } from './rows.js';
  * Applies missing migrations; returns the versions applied (empty when up to date).
  * @throws SchemaTooNewError when the ledger holds a version the code does not know
  */
-export function migrateDatabase(db: SqliteDatabaseLike, migrations: readonly Migration[], now: () => number, logger?: Logger): number[] {
+export function migrate(db: SqliteDatabaseLike, migrations: readonly Migration[], now: () => number, logger?: Logger): number[] {
   const known = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   const run = db.transaction((): number[] => {
     db.exec(MIGRATIONS_CREATE_LEDGER);

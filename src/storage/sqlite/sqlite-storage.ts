@@ -54,23 +54,37 @@ import type {
   Storage,
 } from '../storage.js';
 import { isSqliteDatabaseLike, openDatabase, type SqliteDatabaseLike, type SqliteTransactionLike } from './connection.js';
-import { claimJobs, finishJobs, heartbeatJobs, insertJobs, reclaimExpired, releaseJobs, wakeDue } from './jobs.js';
-import { migrateDatabase } from './migrate.js';
-import { MIGRATIONS } from './migrations.generated.js';
-import { cancelJob, pauseJob, resumeJob, retryJob, sendSignal } from './operations.js';
-import { countByStatus, getFanOut, getJob, getJobs, listJobs, listSteps, nextRunAt } from './reads.js';
 import {
-  deleteSchedule,
-  fireSchedule,
-  listDueSchedules,
-  listPausedQueues,
-  listSchedules,
-  setQueuePaused,
-  upsertSchedule,
-} from './schedules.js';
+  insertJobs,
+  jobCancel,
+  jobCountByStatus,
+  jobGet,
+  jobGetMany,
+  jobList,
+  jobNextRunAt,
+  jobPause,
+  jobResume,
+  jobRetry,
+  queueListPaused,
+  queueSetPaused,
+} from './job-ops.js';
+import { migrate } from './migrate.js';
+import { MIGRATIONS } from './migrations.generated.js';
+import { jobClaim, jobFinishMany, jobHeartbeat, jobReclaimExpired, jobRelease, jobWakeDue } from './run-ops.js';
+import { scheduleDelete, scheduleFire, scheduleList, scheduleListDue, scheduleUpsert } from './schedule-ops.js';
 import { StatementCache, type Statements } from './statements.js';
 import { translateError } from './translate-error.js';
-import { consumeOrWait, expireFanOut, recordStep, suspendFanOut, suspendJob } from './workflow.js';
+import {
+  fanOutExpire,
+  fanOutGet,
+  jobSuspend,
+  jobSuspendFanOut,
+  signalConsumeOrWait,
+  signalSend,
+  stepList,
+  stepRecord,
+  stepRecordMany,
+} from './workflow-ops.js';
 
 export type { SqliteDatabaseLike } from './connection.js';
 
@@ -131,7 +145,7 @@ export class SqliteStorage implements Storage {
   async migrate(): Promise<void> {
     this.#check();
     try {
-      migrateDatabase(this.#db, MIGRATIONS, () => this.#now(), this.#logger);
+      migrate(this.#db, MIGRATIONS, () => this.#now(), this.#logger);
     } catch (e) {
       throw translateError(e);
     }
@@ -169,161 +183,161 @@ export class SqliteStorage implements Storage {
 
   /** One job by id. */
   async jobGet(p: { id: string }): Promise<JobRow | undefined> {
-    return this.#read((c) => getJob(c, p.id));
+    return this.#read((c) => jobGet(c, p.id));
   }
 
   /** Jobs by id (ids not found left out, each job once). */
   async jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
-    return this.#read((c) => getJobs(c, p.ids));
+    return this.#read((c) => jobGetMany(c, p.ids));
   }
 
   /** Jobs matching filters. */
   async jobList(p: JobListParams): Promise<JobRow[]> {
-    return this.#read((c) => listJobs(c, p));
+    return this.#read((c) => jobList(c, p));
   }
 
   /** Job counts by status. */
   async jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
-    return this.#read((c) => countByStatus(c, p.queue));
+    return this.#read((c) => jobCountByStatus(c, p.queue));
   }
 
   /** Claims ready jobs for every queue in one transaction. */
   async jobClaim(p: JobClaimParams): Promise<JobRow[]> {
-    return this.#write((c, now) => claimJobs(c, now, p));
+    return this.#write((c, now) => jobClaim(c, now, p));
   }
 
   /** Applies fenced run outcomes in one transaction. */
   async jobFinishMany(p: JobFinishManyParams): Promise<boolean[]> {
     if (p.items.length === 0) return [];
-    return this.#write((c, now) => finishJobs(c, now, p.items));
+    return this.#write((c, now) => jobFinishMany(c, now, p.items));
   }
 
   /** Extends the leases of held runs. */
   async jobHeartbeat(p: JobHeartbeatParams): Promise<string[]> {
     if (p.runs.length === 0) return [];
-    return this.#write((c, now) => heartbeatJobs(c, now, p));
+    return this.#write((c, now) => jobHeartbeat(c, now, p));
   }
 
   /** Gives runs back to pending without consuming the attempt. */
   async jobRelease(p: JobReleaseParams): Promise<string[]> {
     if (p.runs.length === 0) return [];
-    return this.#write((c) => releaseJobs(c, p.runs));
+    return this.#write((c) => jobRelease(c, p.runs));
   }
 
   /** Takes back running jobs whose lease expired. */
   async jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]> {
-    return this.#write((c, now) => reclaimExpired(c, now, p.limit));
+    return this.#write((c, now) => jobReclaimExpired(c, now, p.limit));
   }
 
   /** Wakes due waiting jobs and parents of decided fan-outs. */
   async jobWakeDue(p: { limit: number }): Promise<string[]> {
-    return this.#write((c, now) => wakeDue(c, now, p.limit));
+    return this.#write((c, now) => jobWakeDue(c, now, p.limit));
   }
 
   /** Cancels a job and its subtree. @throws JobNotFoundError */
   async jobCancel(p: { id: string }): Promise<string[]> {
-    return this.#write((c, now) => cancelJob(c, now, p.id));
+    return this.#write((c, now) => jobCancel(c, now, p.id));
   }
 
   /** pending → paused. @throws JobNotFoundError, InvalidStateError */
   async jobPause(p: { id: string }): Promise<void> {
-    this.#write((c) => pauseJob(c, p.id));
+    this.#write((c) => jobPause(c, p.id));
   }
 
   /** paused → pending. @throws JobNotFoundError, InvalidStateError */
   async jobResume(p: { id: string }): Promise<void> {
-    this.#write((c) => resumeJob(c, p.id));
+    this.#write((c) => jobResume(c, p.id));
   }
 
   /** failed/cancelled → pending, dropping checkpoints and the fan-out subtree. @throws JobNotFoundError, InvalidStateError */
   async jobRetry(p: { id: string }): Promise<void> {
-    this.#write((c, now) => retryJob(c, now, p.id));
+    this.#write((c, now) => jobRetry(c, now, p.id));
   }
 
   /** Earliest run_at among pending jobs of these queues (paused queues excluded). */
   async jobNextRunAt(p: { queues: string[] }): Promise<number | undefined> {
-    return this.#read((c) => nextRunAt(c, p.queues));
+    return this.#read((c) => jobNextRunAt(c, p.queues));
   }
 
   /** Marks a queue paused or not. */
   async queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
-    this.#write((c, now) => setQueuePaused(c, now, p.queue, p.paused));
+    this.#write((c, now) => queueSetPaused(c, now, p.queue, p.paused));
   }
 
   /** Names of paused queues. */
   async queueListPaused(): Promise<string[]> {
-    return this.#read((c) => listPausedQueues(c));
+    return this.#read((c) => queueListPaused(c));
   }
 
   /** Every checkpoint of a job. */
   async stepList(p: { jobId: string }): Promise<StepRow[]> {
-    return this.#read((c) => listSteps(c, p.jobId));
+    return this.#read((c) => stepList(c, p.jobId));
   }
 
   /** Fenced checkpoint insert. */
   async stepRecord(p: StepRecordParams): Promise<boolean> {
-    return this.#write((c, now) => recordStep(c, now, p.fence, p.step));
+    return this.#write((c, now) => stepRecord(c, now, p.fence, p.step));
   }
 
   /** Many fenced checkpoint inserts in one transaction. */
   async stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
     if (p.items.length === 0) return [];
-    return this.#write((c, now) => p.items.map((i) => recordStep(c, now, i.fence, i.step)));
+    return this.#write((c, now) => stepRecordMany(c, now, p.items));
   }
 
   /** Fenced fan-out suspension. */
   async jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean> {
-    return this.#write((c, now) => suspendFanOut(c, now, p));
+    return this.#write((c, now) => jobSuspendFanOut(c, now, p));
   }
 
   /** Fenced suspension (sleep and/or signal wait). */
   async jobSuspend(p: JobSuspendParams): Promise<boolean> {
-    return this.#write((c, now) => suspendJob(c, now, p));
+    return this.#write((c, now) => jobSuspend(c, now, p));
   }
 
   /** One fan-out by id. */
   async fanOutGet(p: { id: string }): Promise<FanOutRow | undefined> {
-    return this.#read((c) => getFanOut(c, p.id));
+    return this.#read((c) => fanOutGet(c, p.id));
   }
 
   /** Fails a running fan-out whose deadline passed. */
   async fanOutExpire(p: { id: string }): Promise<boolean> {
-    return this.#write((c, now) => expireFanOut(c, now, p.id));
+    return this.#write((c, now) => fanOutExpire(c, now, p.id));
   }
 
   /** Buffers a signal and wakes a job waiting for it. @throws JobNotFoundError, InvalidStateError */
   async signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
-    this.#write((c, now) => sendSignal(c, now, p));
+    this.#write((c, now) => signalSend(c, now, p));
   }
 
   /** Fenced consume-or-wait of a signal. */
   async signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult> {
-    return this.#write((c, now) => consumeOrWait(c, now, p));
+    return this.#write((c, now) => signalConsumeOrWait(c, now, p));
   }
 
   /** Creates or replaces a schedule (the decision against the stored row is taken in one transaction). */
   async scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
-    return this.#write((c, now) => upsertSchedule(c, now, p));
+    return this.#write((c, now) => scheduleUpsert(c, now, p));
   }
 
   /** Removes a schedule. */
   async scheduleDelete(p: { name: string }): Promise<boolean> {
-    return this.#write((c) => deleteSchedule(c, p.name));
+    return this.#write((c) => scheduleDelete(c, p.name));
   }
 
   /** Every schedule, by name. */
   async scheduleList(): Promise<ScheduleRow[]> {
-    return this.#read((c) => listSchedules(c));
+    return this.#read((c) => scheduleList(c));
   }
 
   /** Schedules due now. */
   async scheduleListDue(p: { limit: number }): Promise<ScheduleRow[]> {
-    return this.#read((c) => listDueSchedules(c, this.#now(), p.limit));
+    return this.#read((c) => scheduleListDue(c, this.#now(), p.limit));
   }
 
   /** Compare-and-set fire of one schedule slot. */
   async scheduleFire(p: ScheduleFireParams): Promise<string[] | null> {
-    return this.#write((c, now) => fireSchedule(c, now, p));
+    return this.#write((c, now) => scheduleFire(c, now, p));
   }
 
   /** `PRAGMA data_version`: changes when another connection committed (cross-process wake-ups). */

@@ -37,24 +37,24 @@ export const MAX_ALLOWED_PACKET = 'SELECT @@max_allowed_packet AS bytes';
 // ---------------------------------------------------------------------------- migrations
 
 /** The current database name. Result: `{ db }` (null when none is selected). */
-export const MIGRATE_CURRENT_DB = 'SELECT DATABASE() AS db';
+export const MIGRATIONS_CURRENT_DB = 'SELECT DATABASE() AS db';
 
 /** Takes the migration lock. Params: lock name, timeout seconds. Result: `{ got }` 1, 0 (timeout) or null (error). */
-export const MIGRATE_LOCK = 'SELECT GET_LOCK(?, ?) AS got';
+export const MIGRATIONS_LOCK = 'SELECT GET_LOCK(?, ?) AS got';
 
 /** Releases the migration lock. Params: lock name. */
-export const MIGRATE_UNLOCK = 'SELECT RELEASE_LOCK(?) AS released';
+export const MIGRATIONS_UNLOCK = 'SELECT RELEASE_LOCK(?) AS released';
 
 /** Creates the migration ledger. */
-export const MIGRATE_CREATE_LEDGER =
+export const MIGRATIONS_CREATE_LEDGER =
   'CREATE TABLE IF NOT EXISTS sdj_migrations (version INT NOT NULL, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL, ' +
   'PRIMARY KEY (version)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
 /** Versions already applied. Result: `{ version }[]`. */
-export const MIGRATE_APPLIED = 'SELECT version FROM sdj_migrations ORDER BY version';
+export const MIGRATIONS_APPLIED = 'SELECT version FROM sdj_migrations ORDER BY version';
 
 /** Records an applied migration. Params: version, name, now. */
-export const MIGRATE_RECORD = `INSERT INTO sdj_migrations (version, name, applied_at) VALUES (?, ?, ${NOW})`;
+export const MIGRATIONS_INSERT = `INSERT INTO sdj_migrations (version, name, applied_at) VALUES (?, ?, ${NOW})`;
 
 // ---------------------------------------------------------------------------- queues
 

@@ -87,7 +87,13 @@ export class EventHub {
       case 'job.retrying':
         this.#run(this.#retry, (fn) => fn(event.job, err ?? new Error(event.error)));
         break;
-      default:
+      // No hooks for these: subscribers only.
+      case 'job.enqueued':
+      case 'job.suspended':
+      case 'job.reclaimed':
+      case 'job.released':
+      case 'job.cancelled':
+      case 'worker.error':
         break;
     }
   }

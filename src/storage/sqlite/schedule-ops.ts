@@ -1,13 +1,11 @@
 /**
- * Schedules and queue flags on SQLite. Writes run inside the caller's `BEGIN IMMEDIATE`
+ * Schedules on SQLite. Writes run inside the caller's `BEGIN IMMEDIATE`
  * transaction.
  * @internal
  */
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from '../storage.js';
-import { insertJobs } from './jobs.js';
+import { insertJobs } from './job-ops.js';
 import {
-  QUEUE_LIST_PAUSED,
-  QUEUE_SET_PAUSED,
   SCHEDULE_DELETE,
   SCHEDULE_FIRE,
   SCHEDULE_LAST_RUN_AT,
@@ -20,7 +18,7 @@ import { toScheduleRow, type ScheduleDbRow } from './rows.js';
 import type { Statements } from './statements.js';
 
 /** Creates or replaces a schedule (see `Storage.scheduleUpsert`). */
-export function upsertSchedule(c: Statements, now: number, p: ScheduleUpsertParams): ScheduleUpsertResult {
+export function scheduleUpsert(c: Statements, now: number, p: ScheduleUpsertParams): ScheduleUpsertResult {
   const r = c.st(SCHEDULE_UPSERT).run({ name: p.name, spec: p.specJson, options: p.optionsJson, nextRunAt: p.nextRunAt, now });
   if (r.changes === 1) return { stored: true };
   const row = c.st(SCHEDULE_LAST_RUN_AT).get(p.name) as { last_run_at: number } | undefined;
@@ -28,17 +26,17 @@ export function upsertSchedule(c: Statements, now: number, p: ScheduleUpsertPara
 }
 
 /** Removes a schedule; true when it existed. */
-export function deleteSchedule(c: Statements, name: string): boolean {
+export function scheduleDelete(c: Statements, name: string): boolean {
   return c.st(SCHEDULE_DELETE).run(name).changes > 0;
 }
 
 /** Every schedule, by name. */
-export function listSchedules(c: Statements): ScheduleRow[] {
+export function scheduleList(c: Statements): ScheduleRow[] {
   return (c.st(SCHEDULE_LIST).all() as ScheduleDbRow[]).map(toScheduleRow);
 }
 
 /** Schedules due at `now`, earliest first. */
-export function listDueSchedules(c: Statements, now: number, limit: number): ScheduleRow[] {
+export function scheduleListDue(c: Statements, now: number, limit: number): ScheduleRow[] {
   if (limit < 1) return [];
   return (c.st(SCHEDULE_LIST_DUE).all({ now, limit }) as ScheduleDbRow[]).map(toScheduleRow);
 }
@@ -48,7 +46,7 @@ export function listDueSchedules(c: Statements, now: number, limit: number): Sch
  * the slot's jobs (unique clashes skipped). Returns the inserted ids, or null when another
  * scheduler won.
  */
-export function fireSchedule(c: Statements, now: number, p: ScheduleFireParams): string[] | null {
+export function scheduleFire(c: Statements, now: number, p: ScheduleFireParams): string[] | null {
   const r = c.st(SCHEDULE_FIRE).run({ name: p.name, expected: p.expectedNextRunAt, nextRunAt: p.nextRunAt, slotAt: p.slotAt, now });
   if (r.changes !== 1) return null;
   const inserted = insertJobs(c, now, p.jobs, 'skip');
@@ -57,12 +55,3 @@ export function fireSchedule(c: Statements, now: number, p: ScheduleFireParams):
   return inserted;
 }
 
-/** Sets or clears a queue's paused flag. */
-export function setQueuePaused(c: Statements, now: number, queue: string, paused: boolean): void {
-  c.st(QUEUE_SET_PAUSED).run({ name: queue, paused: paused ? 1 : 0, now });
-}
-
-/** Names of paused queues. */
-export function listPausedQueues(c: Statements): string[] {
-  return (c.st(QUEUE_LIST_PAUSED).all() as { name: string }[]).map((r) => r.name);
-}

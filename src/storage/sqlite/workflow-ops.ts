@@ -12,20 +12,27 @@ import type {
   JobSuspendParams,
   SignalConsumeParams,
   SignalConsumeResult,
+  StepRecordParams,
   StepRow,
 } from '../storage.js';
+import type { FanOutRow } from '../storage.js';
 import { cancelFanOutChildren } from './fan-out-accounting.js';
-import { insertJobs } from './jobs.js';
+import { insertJobs, isTerminal, statusOf } from './job-ops.js';
 import {
   FAN_OUT_EXPIRE,
+  FAN_OUT_GET,
   FAN_OUT_INSERT,
   JOB_FENCE_CHECK,
   JOB_RESUME_WAITING_PARENT,
   JOB_SUSPEND,
+  JOB_WAKE_SIGNAL_WAITER,
   SIGNAL_CONSUME,
+  SIGNAL_INSERT,
   SIGNAL_OLDEST,
+  STEP_LIST,
   STEP_UPSERT,
 } from './queries/workflow.js';
+import { toFanOutRow, toStepRow, type FanOutDbRow, type StepDbRow } from './rows.js';
 import type { Statements } from './statements.js';
 
 /** The error recorded on a signal-wait step whose deadline passed. */
@@ -51,9 +58,14 @@ export function upsertStep(c: Statements, now: number, s: StepRow): boolean {
 }
 
 /** Fenced checkpoint insert. */
-export function recordStep(c: Statements, now: number, fence: Fence, step: StepRow): boolean {
+export function stepRecord(c: Statements, now: number, fence: Fence, step: StepRow): boolean {
   if (!fenceHolds(c, fence)) return false;
   return upsertStep(c, now, { ...step, jobId: fence.jobId });
+}
+
+/** Fenced checkpoint inserts, each applied as `stepRecord` would; true per item written. */
+export function stepRecordMany(c: Statements, now: number, items: readonly StepRecordParams[]): boolean[] {
+  return items.map((i) => stepRecord(c, now, i.fence, i.step));
 }
 
 function suspend(c: Statements, fence: Fence, status: 'waiting' | 'pending', wakeAt: number | null, waitSignal: string | null): boolean {
@@ -66,7 +78,7 @@ function suspend(c: Statements, fence: Fence, status: 'waiting' | 'pending', wak
  * waits for a signal that is already buffered, it goes straight back to `pending` so the
  * buffered signal cannot be missed.
  */
-export function suspendJob(c: Statements, now: number, p: JobSuspendParams): boolean {
+export function jobSuspend(c: Statements, now: number, p: JobSuspendParams): boolean {
   if (!fenceHolds(c, p.fence)) return false;
   if (p.step !== null) upsertStep(c, now, { ...p.step, jobId: p.fence.jobId });
   const buffered = p.waitSignal !== null && c.st(SIGNAL_OLDEST).get({ jobId: p.fence.jobId, name: p.waitSignal }) !== undefined;
@@ -79,7 +91,7 @@ export function suspendJob(c: Statements, now: number, p: JobSuspendParams): boo
  * children is decided at once and the parent goes straight back to `pending`.
  * @throws DuplicateJobError when a child's unique key clashes (nothing is written)
  */
-export function suspendFanOut(c: Statements, now: number, p: JobSuspendFanOutParams): boolean {
+export function jobSuspendFanOut(c: Statements, now: number, p: JobSuspendFanOutParams): boolean {
   if (!fenceHolds(c, p.fence)) return false;
   const parentId = p.fence.jobId;
   upsertStep(c, now, { ...p.step, jobId: parentId });
@@ -114,7 +126,7 @@ export function suspendFanOut(c: Statements, now: number, p: JobSuspendFanOutPar
  * `waiting` step holding the deadline and suspend the job waiting for the signal.
  * @throws InvalidStateError when a finished step already sits at that index (nothing is written)
  */
-export function consumeOrWait(c: Statements, now: number, p: SignalConsumeParams): SignalConsumeResult {
+export function signalConsumeOrWait(c: Statements, now: number, p: SignalConsumeParams): SignalConsumeResult {
   const { fence } = p;
   if (!fenceHolds(c, fence)) return { kind: 'lost' };
   const step = { jobId: fence.jobId, stepIndex: p.stepIndex, stepName: p.stepName };
@@ -140,11 +152,33 @@ export function consumeOrWait(c: Statements, now: number, p: SignalConsumeParams
  * Fails a running fan-out whose deadline passed: resumes its waiting parent and cancels the
  * unfinished children (counted as cancelled). Returns whether it applied.
  */
-export function expireFanOut(c: Statements, now: number, id: string): boolean {
+export function fanOutExpire(c: Statements, now: number, id: string): boolean {
   const r = c.st(FAN_OUT_EXPIRE).get({ id, now }) as { parent_id: string } | undefined;
   if (r === undefined) return false;
   // The expiry was the deciding transition: resume the parent if it still waits.
   c.st(JOB_RESUME_WAITING_PARENT).run(r.parent_id);
   cancelFanOutChildren(c, now, id);
   return true;
+}
+
+/** Every checkpoint of a job, by step index. */
+export function stepList(c: Statements, jobId: string): StepRow[] {
+  return (c.st(STEP_LIST).all(jobId) as StepDbRow[]).map(toStepRow);
+}
+
+/** One fan-out by id. */
+export function fanOutGet(c: Statements, id: string): FanOutRow | undefined {
+  const r = c.st(FAN_OUT_GET).get(id) as FanOutDbRow | undefined;
+  return r === undefined ? undefined : toFanOutRow(r);
+}
+
+/**
+ * Buffers a signal and wakes the job if it waits for that name.
+ * @throws JobNotFoundError, InvalidStateError (terminal job)
+ */
+export function signalSend(c: Statements, now: number, p: { jobId: string; name: string; payloadJson: string | null }): void {
+  const status = statusOf(c, p.jobId);
+  if (isTerminal(status)) throw new InvalidStateError(`cannot signal job ${p.jobId}: it is ${status}`);
+  c.st(SIGNAL_INSERT).run({ jobId: p.jobId, name: p.name, payload: p.payloadJson, now });
+  c.st(JOB_WAKE_SIGNAL_WAITER).run({ id: p.jobId, name: p.name });
 }

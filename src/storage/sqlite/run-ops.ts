@@ -1,5 +1,5 @@
 /**
- * The job hot path on SQLite: insert, claim, finish, heartbeat, release, reclaim, wake.
+ * The run path on SQLite: claim, finish, heartbeat, release, reclaim, wake.
  * Every function here runs synchronously inside the caller's `BEGIN IMMEDIATE` transaction.
  * @internal
  */
@@ -7,71 +7,27 @@ import type {
   JobClaimParams,
   JobFinishItem,
   JobHeartbeatParams,
-  JobInsert,
   JobRow,
   ReclaimedJob,
   Fence,
 } from '../storage.js';
 import { accountTerminal, cancelSubtrees, type TerminalChild } from './fan-out-accounting.js';
+import { JOB_HAS_CHILDREN } from './queries/jobs.js';
 import {
   JOB_CLAIM,
   JOB_FINISH_COMPLETED,
   JOB_FINISH_FAILED,
   JOB_FINISH_RETRY,
-  JOB_HAS_CHILDREN,
   JOB_HEARTBEAT,
-  JOB_INSERT,
   JOB_RECLAIM_EXPIRED,
   JOB_RELEASE,
   JOB_WAKE_DUE,
-} from './queries/jobs.js';
+} from './queries/run.js';
 import { compareClaimOrder, toReclaimedJob, tupleToJobRow, type JobTuple, type ReclaimDbRow } from './rows.js';
 import type { Statements } from './statements.js';
-import { isUniqueKeyViolation, translateError } from './translate-error.js';
-
-/** run_at of a new job: max(now + delayMs, runAt ?? 0). */
-export function runAtOf(job: JobInsert, now: number): number {
-  return Math.max(now + job.delayMs, job.runAt ?? 0);
-}
-
-/**
- * Inserts jobs in order. On a unique-key clash: `'error'` throws `DuplicateJobError` (the caller's
- * transaction rolls the batch back); `'skip'` leaves that job out. Returns the ids inserted.
- */
-export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[], onConflict: 'error' | 'skip'): string[] {
-  const stmt = c.st(JOB_INSERT);
-  const inserted: string[] = [];
-  for (const j of jobs) {
-    try {
-      stmt.run(
-        j.id,
-        j.type,
-        j.queue,
-        j.priority,
-        j.maxRetries,
-        j.argsJson,
-        j.metaJson,
-        runAtOf(j, now),
-        now,
-        j.timeoutMs,
-        j.uniqueKey,
-        j.tenant,
-        j.parentId,
-        j.fanOutId,
-        j.fanOutIndex,
-      );
-      inserted.push(j.id);
-    } catch (e) {
-      // A failed statement is undone by itself (ABORT); the transaction stays usable.
-      if (onConflict === 'skip' && isUniqueKeyViolation(e)) continue;
-      throw translateError(e, j.uniqueKey);
-    }
-  }
-  return inserted;
-}
 
 /** Claims for every queue, returning rows in claim order (priority desc, run_at, id). */
-export function claimJobs(c: Statements, now: number, p: JobClaimParams): JobRow[] {
+export function jobClaim(c: Statements, now: number, p: JobClaimParams): JobRow[] {
   const stmt = c.raw(JOB_CLAIM);
   const out: JobRow[] = [];
   const leaseExpiresAt = now + p.leaseMs;
@@ -87,7 +43,7 @@ export function claimJobs(c: Statements, now: number, p: JobClaimParams): JobRow
  * Applies fenced outcomes item by item, with fan-out accounting; a job that failed with children
  * has its subtree cancelled (see {@link cancelChildrenOfFailed}). Returns per-item applied flags.
  */
-export function finishJobs(c: Statements, now: number, items: readonly JobFinishItem[]): boolean[] {
+export function jobFinishMany(c: Statements, now: number, items: readonly JobFinishItem[]): boolean[] {
   const applied: boolean[] = [];
   const terminal: TerminalChild[] = [];
   const failed: string[] = [];
@@ -136,7 +92,7 @@ function cancelChildrenOfFailed(c: Statements, now: number, failedIds: readonly 
 }
 
 /** Extends the leases of the runs this worker still holds; returns their job ids. */
-export function heartbeatJobs(c: Statements, now: number, p: JobHeartbeatParams): string[] {
+export function jobHeartbeat(c: Statements, now: number, p: JobHeartbeatParams): string[] {
   const stmt = c.st(JOB_HEARTBEAT);
   const leaseExpiresAt = now + p.leaseMs;
   const held: string[] = [];
@@ -147,7 +103,7 @@ export function heartbeatJobs(c: Statements, now: number, p: JobHeartbeatParams)
 }
 
 /** Fenced release back to pending (attempt given back); returns the ids released. */
-export function releaseJobs(c: Statements, runs: readonly Fence[]): string[] {
+export function jobRelease(c: Statements, runs: readonly Fence[]): string[] {
   const stmt = c.st(JOB_RELEASE);
   const released: string[] = [];
   for (const r of runs) {
@@ -165,7 +121,7 @@ export const LEASE_EXPIRED_FAILED = 'lease expired: the worker stopped heartbeat
  * Takes back expired leases (oldest first), with fan-out accounting for jobs that failed; a job
  * failed with children has its subtree cancelled.
  */
-export function reclaimExpired(c: Statements, now: number, limit: number): ReclaimedJob[] {
+export function jobReclaimExpired(c: Statements, now: number, limit: number): ReclaimedJob[] {
   if (limit < 1) return [];
   const rows = c.st(JOB_RECLAIM_EXPIRED).all({ now, limit, retryError: LEASE_EXPIRED_RETRY, failError: LEASE_EXPIRED_FAILED }) as ReclaimDbRow[];
   const failed = rows.filter((r) => r.status === 'failed');
@@ -179,7 +135,7 @@ export function reclaimExpired(c: Statements, now: number, limit: number): Recla
 }
 
 /** Wakes due sleepers and parents of decided fan-outs; returns the ids woken. */
-export function wakeDue(c: Statements, now: number, limit: number): string[] {
+export function jobWakeDue(c: Statements, now: number, limit: number): string[] {
   if (limit < 1) return [];
   return (c.st(JOB_WAKE_DUE).all({ now, limit }) as { id: string }[]).map((r) => r.id);
 }

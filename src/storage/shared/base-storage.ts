@@ -1,0 +1,337 @@
+/**
+ * The storage facade, implemented once. A driver extends {@link BaseStorage} with its dialect,
+ * capabilities, an operations table ({@link StorageOps}: one function per `Storage` method, same
+ * name, taking the driver's context and the method's params) and its `translateError`; the base
+ * class adds, around every call:
+ * - the closed check (`StorageClosedError` once `close()` began);
+ * - the empty-batch short-circuits, answered without touching the database: `jobInsertMany`
+ *   with no jobs (and no caller transaction), `jobGetMany` with no ids, `jobFinishMany`,
+ *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobClaim` with
+ *   no queues, `jobNextRunAt` with no queues, and `jobReclaimExpired`, `jobWakeDue`,
+ *   `scheduleListDue` with a limit below 1;
+ * - error translation (driver errors become the library's typed errors) and a `debug` log entry
+ *   naming the failed operation.
+ *
+ * Hot path: an operation that returns a value synchronously (SQLite runs each transaction as one
+ * synchronous call) settles as an `async` method returning it would; one that returns a promise
+ * gets one rejection handler attached. No statement, no timer and no extra `await` are added.
+ *
+ * Internal to the storage layer (not exported from the package entry points). Its declarations
+ * carry no JSDoc internal tag on purpose: the public driver classes extend {@link BaseStorage}, so it
+ * and the types its signature names must stay in the published declaration files.
+ */
+import { type DurableJobsError, StorageClosedError } from '../../errors.js';
+import { silentLogger } from '../../internal/logger.js';
+import type { JobStatus, Logger } from '../../types.js';
+import type {
+  Capabilities,
+  Dialect,
+  FanOutRow,
+  JobClaimParams,
+  JobFinishManyParams,
+  JobHeartbeatParams,
+  JobInsertManyParams,
+  JobListParams,
+  JobReleaseParams,
+  JobRow,
+  JobSuspendFanOutParams,
+  JobSuspendParams,
+  ReclaimedJob,
+  ScheduleFireParams,
+  ScheduleRow,
+  ScheduleUpsertParams,
+  ScheduleUpsertResult,
+  SignalConsumeParams,
+  SignalConsumeResult,
+  StepRecordParams,
+  StepRow,
+  Storage,
+} from '../storage.js';
+import { STORAGE_OPERATION_FAILED } from './contract-messages.js';
+import { isPromiseLike, type MaybePromise } from './maybe-async.js';
+
+/** The `Storage` methods a driver implements through its operations table. */
+export type StorageOpName = Exclude<keyof Storage, 'dialect' | 'capabilities' | 'close' | 'listen' | 'dataVersion'>;
+
+/** The params object of a `Storage` method (`undefined` for methods without one). */
+export type StorageOpParams<K extends StorageOpName> = Parameters<NonNullable<Storage[K]>>[0];
+
+/** The resolved result of a `Storage` method. */
+export type StorageOpResult<K extends StorageOpName> = Awaited<ReturnType<NonNullable<Storage[K]>>>;
+
+/**
+ * A driver's operations: for each `Storage` method, a function of the same name taking the
+ * driver's context `C` and the method's params, returning the result (synchronously or as a
+ * promise); called as plain functions (no `this`). Driver errors may escape them: the base
+ * class translates them.
+ */
+export type StorageOps<C> = {
+  readonly [K in StorageOpName]-?: (ctx: C, p: StorageOpParams<K>) => MaybePromise<StorageOpResult<K>>;
+};
+
+/** The facade every driver shares; see the module header. */
+export abstract class BaseStorage<C> implements Storage {
+  /** The driver's SQL dialect. */
+  abstract readonly dialect: Dialect;
+  /** What the driver can do. */
+  abstract readonly capabilities: Capabilities;
+
+  readonly #ops: StorageOps<C>;
+  readonly #ctx: C;
+  readonly #logger: Logger;
+  #closed = false;
+
+  /**
+   * @param ops the driver's operations table
+   * @param ctx what every operation receives (connections, statement cache, clock)
+   * @param logger receives a `debug` entry per failed operation @default silent
+   */
+  protected constructor(ops: StorageOps<C>, ctx: C, logger: Logger = silentLogger) {
+    this.#ops = ops;
+    this.#ctx = ctx;
+    this.#logger = logger;
+  }
+
+  /** Maps a driver error (anything an operation threw) to the library's typed error. */
+  protected abstract translateError(e: unknown, op: string): MaybePromise<DurableJobsError>;
+
+  /** Releases what the driver opened; called once, by the first `close()`. */
+  protected abstract closeResources(): Promise<void>;
+
+  /** True once `close()` began. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Runs `fn(ctx)` as operation `op`: closed check, then error translation and logging. For
+   * driver-specific methods (`listen`, `dataVersion`) and for the table's operations.
+   */
+  protected call<T>(op: string, fn: (ctx: C) => MaybePromise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StorageClosedError());
+    let out: MaybePromise<T>;
+    try {
+      out = fn(this.#ctx);
+    } catch (e) {
+      return this.#fail(op, e);
+    }
+    return isPromiseLike(out) ? Promise.resolve(out).then(undefined, (e: unknown) => this.#fail(op, e)) : Promise.resolve(out);
+  }
+
+  /** Runs the table's operation `op` with `p`. */
+  protected run<K extends StorageOpName>(op: K, p: StorageOpParams<K>): Promise<StorageOpResult<K>> {
+    const fn = this.#ops[op] as (ctx: C, p: StorageOpParams<K>) => MaybePromise<StorageOpResult<K>>;
+    return this.call(op, (ctx) => fn(ctx, p));
+  }
+
+  /** Translates, logs and rejects. */
+  #fail(op: string, e: unknown): Promise<never> {
+    const reject = (err: unknown): Promise<never> => {
+      const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+      const error = err instanceof Error ? err.message : String(err);
+      this.#logger.debug(STORAGE_OPERATION_FAILED, { dialect: this.dialect, op, code, error });
+      return Promise.reject(err);
+    };
+    let translated: MaybePromise<DurableJobsError>;
+    try {
+      translated = this.translateError(e, op);
+    } catch (err) {
+      return reject(err);
+    }
+    return isPromiseLike(translated) ? Promise.resolve(translated).then(reject, reject) : reject(translated);
+  }
+
+  /** True when a call with nothing to do may be answered at once (a closed storage rejects every call). */
+  #skip(nothingToDo: boolean): boolean {
+    return nothingToDo && !this.#closed;
+  }
+
+  /** Closes the storage; later calls reject with `StorageClosedError`. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.closeResources();
+  }
+
+  /** @inheritdoc */
+  migrate(): Promise<void> {
+    return this.run('migrate', undefined);
+  }
+
+  /** @inheritdoc */
+  clockNow(): Promise<number> {
+    return this.run('clockNow', undefined);
+  }
+
+  /** @inheritdoc */
+  jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }> {
+    // A caller transaction still goes to the driver, which validates it.
+    if (this.#skip(p.jobs.length === 0 && (p.tx === undefined || p.tx === null))) return Promise.resolve({ inserted: [] });
+    return this.run('jobInsertMany', p);
+  }
+
+  /** @inheritdoc */
+  jobGet(p: { id: string }): Promise<JobRow | undefined> {
+    return this.run('jobGet', p);
+  }
+
+  /** @inheritdoc */
+  jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
+    if (this.#skip(p.ids.length === 0)) return Promise.resolve<JobRow[]>([]);
+    return this.run('jobGetMany', p);
+  }
+
+  /** @inheritdoc */
+  jobList(p: JobListParams): Promise<JobRow[]> {
+    return this.run('jobList', p);
+  }
+
+  /** @inheritdoc */
+  jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
+    return this.run('jobCountByStatus', p);
+  }
+
+  /** @inheritdoc */
+  jobClaim(p: JobClaimParams): Promise<JobRow[]> {
+    if (this.#skip(p.queues.length === 0)) return Promise.resolve<JobRow[]>([]);
+    return this.run('jobClaim', p);
+  }
+
+  /** @inheritdoc */
+  jobFinishMany(p: JobFinishManyParams): Promise<boolean[]> {
+    if (this.#skip(p.items.length === 0)) return Promise.resolve<boolean[]>([]);
+    return this.run('jobFinishMany', p);
+  }
+
+  /** @inheritdoc */
+  jobHeartbeat(p: JobHeartbeatParams): Promise<string[]> {
+    if (this.#skip(p.runs.length === 0)) return Promise.resolve<string[]>([]);
+    return this.run('jobHeartbeat', p);
+  }
+
+  /** @inheritdoc */
+  jobRelease(p: JobReleaseParams): Promise<string[]> {
+    if (this.#skip(p.runs.length === 0)) return Promise.resolve<string[]>([]);
+    return this.run('jobRelease', p);
+  }
+
+  /** @inheritdoc */
+  jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]> {
+    if (this.#skip(p.limit < 1)) return Promise.resolve<ReclaimedJob[]>([]);
+    return this.run('jobReclaimExpired', p);
+  }
+
+  /** @inheritdoc */
+  jobWakeDue(p: { limit: number }): Promise<string[]> {
+    if (this.#skip(p.limit < 1)) return Promise.resolve<string[]>([]);
+    return this.run('jobWakeDue', p);
+  }
+
+  /** @inheritdoc */
+  jobCancel(p: { id: string }): Promise<string[]> {
+    return this.run('jobCancel', p);
+  }
+
+  /** @inheritdoc */
+  jobPause(p: { id: string }): Promise<void> {
+    return this.run('jobPause', p);
+  }
+
+  /** @inheritdoc */
+  jobResume(p: { id: string }): Promise<void> {
+    return this.run('jobResume', p);
+  }
+
+  /** @inheritdoc */
+  jobRetry(p: { id: string }): Promise<void> {
+    return this.run('jobRetry', p);
+  }
+
+  /** @inheritdoc */
+  jobNextRunAt(p: { queues: string[] }): Promise<number | undefined> {
+    if (this.#skip(p.queues.length === 0)) return Promise.resolve<number | undefined>(undefined);
+    return this.run('jobNextRunAt', p);
+  }
+
+  /** @inheritdoc */
+  queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
+    return this.run('queueSetPaused', p);
+  }
+
+  /** @inheritdoc */
+  queueListPaused(): Promise<string[]> {
+    return this.run('queueListPaused', undefined);
+  }
+
+  /** @inheritdoc */
+  stepList(p: { jobId: string }): Promise<StepRow[]> {
+    return this.run('stepList', p);
+  }
+
+  /** @inheritdoc */
+  stepRecord(p: StepRecordParams): Promise<boolean> {
+    return this.run('stepRecord', p);
+  }
+
+  /** @inheritdoc */
+  stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
+    if (this.#skip(p.items.length === 0)) return Promise.resolve<boolean[]>([]);
+    return this.run('stepRecordMany', p);
+  }
+
+  /** @inheritdoc */
+  jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean> {
+    return this.run('jobSuspendFanOut', p);
+  }
+
+  /** @inheritdoc */
+  jobSuspend(p: JobSuspendParams): Promise<boolean> {
+    return this.run('jobSuspend', p);
+  }
+
+  /** @inheritdoc */
+  fanOutGet(p: { id: string }): Promise<FanOutRow | undefined> {
+    return this.run('fanOutGet', p);
+  }
+
+  /** @inheritdoc */
+  fanOutExpire(p: { id: string }): Promise<boolean> {
+    return this.run('fanOutExpire', p);
+  }
+
+  /** @inheritdoc */
+  signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
+    return this.run('signalSend', p);
+  }
+
+  /** @inheritdoc */
+  signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult> {
+    return this.run('signalConsumeOrWait', p);
+  }
+
+  /** @inheritdoc */
+  scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
+    return this.run('scheduleUpsert', p);
+  }
+
+  /** @inheritdoc */
+  scheduleDelete(p: { name: string }): Promise<boolean> {
+    return this.run('scheduleDelete', p);
+  }
+
+  /** @inheritdoc */
+  scheduleList(): Promise<ScheduleRow[]> {
+    return this.run('scheduleList', undefined);
+  }
+
+  /** @inheritdoc */
+  scheduleListDue(p: { limit: number }): Promise<ScheduleRow[]> {
+    if (this.#skip(p.limit < 1)) return Promise.resolve<ScheduleRow[]>([]);
+    return this.run('scheduleListDue', p);
+  }
+
+  /** @inheritdoc */
+  scheduleFire(p: ScheduleFireParams): Promise<string[] | null> {
+    return this.run('scheduleFire', p);
+  }
+}

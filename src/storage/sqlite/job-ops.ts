@@ -1,0 +1,192 @@
+/**
+ * Job operations on SQLite: insert, reads, operator actions (cancel the whole subtree, pause,
+ * resume, retry) and queue pause flags. Writes run synchronously inside the caller's
+ * `BEGIN IMMEDIATE` transaction; reads are single statements.
+ * @internal
+ */
+import { InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../types.js';
+import type { JobInsert, JobListParams, JobRow } from '../storage.js';
+import { cancelSubtrees } from './fan-out-accounting.js';
+import { QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED } from './queries/admin.js';
+import {
+  JOB_COUNT_BY_STATUS,
+  JOB_COUNT_BY_STATUS_IN_QUEUE,
+  JOB_DELETE_MANY,
+  JOB_DESCENDANTS,
+  JOB_GET,
+  JOB_GET_MANY,
+  JOB_INSERT,
+  JOB_LIST_FILTERS,
+  JOB_NEXT_RUN_AT,
+  JOB_PAUSE,
+  JOB_RESUME,
+  JOB_RETRY,
+  JOB_STATUS,
+  jobListSql,
+} from './queries/jobs.js';
+import { FAN_OUT_DELETE_FOR_PARENTS, FAN_OUT_UNCOUNT, SIGNAL_DELETE_FOR_JOBS, STEP_DELETE_FOR_JOBS } from './queries/workflow.js';
+import { int, toJobRow, type JobDbRow } from './rows.js';
+import type { Statements } from './statements.js';
+import { isUniqueKeyViolation, translateError } from './translate-error.js';
+
+/** The status of a job. @throws JobNotFoundError */
+export function statusOf(c: Statements, id: string): JobStatus {
+  const r = c.st(JOB_STATUS).get(id) as { status: string } | undefined;
+  if (r === undefined) throw new JobNotFoundError(id);
+  return r.status as JobStatus;
+}
+
+/** Whether a status is terminal. */
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/**
+ * Cancels a non-terminal job and its subtree, with fan-out accounting (a failed decision also
+ * cancels the siblings). Returns every id cancelled, the job first; empty when already terminal.
+ * @throws JobNotFoundError
+ */
+export function jobCancel(c: Statements, now: number, id: string): string[] {
+  if (isTerminal(statusOf(c, id))) return [];
+  return cancelSubtrees(c, now, [id]);
+}
+
+/** pending → paused. @throws JobNotFoundError, InvalidStateError */
+export function jobPause(c: Statements, id: string): void {
+  if (c.st(JOB_PAUSE).run(id).changes === 1) return;
+  const status = statusOf(c, id);
+  throw new InvalidStateError(`cannot pause job ${id}: it is ${status} (only a pending job can be paused)`);
+}
+
+/** paused → pending. @throws JobNotFoundError, InvalidStateError */
+export function jobResume(c: Statements, id: string): void {
+  if (c.st(JOB_RESUME).run(id).changes === 1) return;
+  const status = statusOf(c, id);
+  throw new InvalidStateError(`cannot resume job ${id}: it is ${status} (only a paused job can be resumed)`);
+}
+
+/**
+ * failed/cancelled → pending (attempt 0, run_at now); drops the job's checkpoints and fan-outs
+ * and deletes its descendants (with their checkpoints, fan-outs and signals). A retried fan-out
+ * child leaves its fan-out's counters (a decision already made stands).
+ * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is taken again)
+ */
+export function jobRetry(c: Statements, now: number, id: string): void {
+  const row = c.st(JOB_GET).get(id) as JobDbRow | undefined;
+  if (row === undefined) throw new JobNotFoundError(id);
+  if (row.status !== 'failed' && row.status !== 'cancelled') {
+    throw new InvalidStateError(`cannot retry job ${id}: it is ${row.status} (only a failed or cancelled job can be retried)`);
+  }
+  const descendants = (c.st(JOB_DESCENDANTS).all(id) as { id: string }[]).map((r) => r.id);
+  const all = JSON.stringify([id, ...descendants]);
+  c.st(STEP_DELETE_FOR_JOBS).run(all);
+  c.st(FAN_OUT_DELETE_FOR_PARENTS).run(all);
+  if (descendants.length > 0) {
+    const only = JSON.stringify(descendants);
+    c.st(SIGNAL_DELETE_FOR_JOBS).run(only);
+    c.st(JOB_DELETE_MANY).run(only);
+  }
+  try {
+    c.st(JOB_RETRY).run({ id, now });
+  } catch (e) {
+    throw translateError(e, row.unique_key);
+  }
+  // A retried fan-out child is counted again when it ends: take its old outcome back out.
+  if (row.fan_out_id !== null) {
+    c.st(FAN_OUT_UNCOUNT).run({ id: row.fan_out_id, failed: row.status === 'failed' ? 1 : 0, cancelled: row.status === 'cancelled' ? 1 : 0 });
+  }
+}
+
+/** run_at of a new job: max(now + delayMs, runAt ?? 0). */
+export function runAtOf(job: JobInsert, now: number): number {
+  return Math.max(now + job.delayMs, job.runAt ?? 0);
+}
+
+/**
+ * Inserts jobs in order. On a unique-key clash: `'error'` throws `DuplicateJobError` (the caller's
+ * transaction rolls the batch back); `'skip'` leaves that job out. Returns the ids inserted.
+ */
+export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[], onConflict: 'error' | 'skip'): string[] {
+  const stmt = c.st(JOB_INSERT);
+  const inserted: string[] = [];
+  for (const j of jobs) {
+    try {
+      stmt.run(
+        j.id,
+        j.type,
+        j.queue,
+        j.priority,
+        j.maxRetries,
+        j.argsJson,
+        j.metaJson,
+        runAtOf(j, now),
+        now,
+        j.timeoutMs,
+        j.uniqueKey,
+        j.tenant,
+        j.parentId,
+        j.fanOutId,
+        j.fanOutIndex,
+      );
+      inserted.push(j.id);
+    } catch (e) {
+      // A failed statement is undone by itself (ABORT); the transaction stays usable.
+      if (onConflict === 'skip' && isUniqueKeyViolation(e)) continue;
+      throw translateError(e, j.uniqueKey);
+    }
+  }
+  return inserted;
+}
+
+/** One job by id. */
+export function jobGet(c: Statements, id: string): JobRow | undefined {
+  const r = c.st(JOB_GET).get(id) as JobDbRow | undefined;
+  return r === undefined ? undefined : toJobRow(r);
+}
+
+/**
+ * Jobs by id (each once, ids not found left out), in one statement: the ids go as one JSON
+ * parameter, so no list is too long for SQLite's parameter limit.
+ */
+export function jobGetMany(c: Statements, ids: readonly string[]): JobRow[] {
+  if (ids.length === 0) return [];
+  return (c.st(JOB_GET_MANY).all(JSON.stringify(ids)) as JobDbRow[]).map(toJobRow);
+}
+
+/** Jobs matching the filters, newest first unless `order: 'asc'`. */
+export function jobList(c: Statements, p: JobListParams): JobRow[] {
+  const filters = (Object.keys(JOB_LIST_FILTERS) as (keyof typeof JOB_LIST_FILTERS)[]).filter((k) => p[k] !== undefined);
+  const params: Record<string, string | number> = { limit: Math.max(0, p.limit), offset: Math.max(0, p.offset ?? 0) };
+  for (const k of filters) params[k] = p[k] as string;
+  const rows = c.st(jobListSql(filters, p.order ?? 'desc')).all(params) as JobDbRow[];
+  return rows.map(toJobRow);
+}
+
+/** Counts by status (every status present, zero when none), over all queues or one. */
+export function jobCountByStatus(c: Statements, queue: string | undefined): Record<JobStatus, number> {
+  const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+  const rows = (queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue, queue, queue, queue)) as {
+    status: JobStatus;
+    n: number | bigint;
+  }[];
+  for (const r of rows) out[r.status] = int(r.n);
+  return out;
+}
+
+/** The earliest run_at among pending jobs of these (unpaused) queues. */
+export function jobNextRunAt(c: Statements, queues: readonly string[]): number | undefined {
+  if (queues.length === 0) return undefined;
+  const r = c.st(JOB_NEXT_RUN_AT).get(JSON.stringify(queues)) as { next: number | bigint | null } | undefined;
+  return r?.next == null ? undefined : int(r.next);
+}
+
+/** Sets or clears a queue's paused flag. */
+export function queueSetPaused(c: Statements, now: number, queue: string, paused: boolean): void {
+  c.st(QUEUE_SET_PAUSED).run({ name: queue, paused: paused ? 1 : 0, now });
+}
+
+/** Names of paused queues. */
+export function queueListPaused(c: Statements): string[] {
+  return (c.st(QUEUE_LIST_PAUSED).all() as { name: string }[]).map((r) => r.name);
+}
