@@ -1,16 +1,26 @@
 #!/usr/bin/env node
-// `npm test`: build, check (lint, types, generated SQL, file sizes), then run every test file
-// with Node's test runner. STORAGE=sqlite,postgres,mysql selects drivers (default: all).
+// `npm test`: check what must not be rebuilt first (generated SQL freshness, file sizes), then
+// build, lint, type-check, check the packed declarations, and run the test files with Node's
+// test runner.
+//
+// STORAGE=sqlite,postgres,mysql selects the drivers (default: all three). A test file bound to
+// one driver — its name carries the driver (`postgres-lock-order.test.ts`) or its header says
+// `@storage <driver>` — runs only when that driver is selected; files covering every driver
+// take the selection from test/helpers/storages.ts. A selected driver whose database is down
+// fails its tests: nothing is skipped silently.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
+const DRIVERS = ['sqlite', 'postgres', 'mysql'];
 const root = new URL('..', import.meta.url).pathname;
+
 function run(cmd, args, extraEnv = {}) {
   console.log(`\n$ ${cmd} ${args.join(' ')}`);
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...extraEnv } });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
+
 function find(dir, out = []) {
   for (const name of readdirSync(join(root, dir))) {
     const p = join(dir, name);
@@ -20,12 +30,34 @@ function find(dir, out = []) {
   return out;
 }
 
+/** The driver a test file is bound to, or undefined when it covers the selected matrix. */
+export function boundDriver(file, head) {
+  const marked = /@storage\s+(sqlite|postgres|mysql)\b/.exec(head);
+  if (marked) return marked[1];
+  const tokens = basename(file, '.test.ts').split('-');
+  return DRIVERS.find((d) => tokens.includes(d));
+}
+
+const selected = (process.env['STORAGE'] ?? DRIVERS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+for (const d of selected) {
+  if (!DRIVERS.includes(d)) {
+    console.error(`unknown STORAGE entry "${d}" (expected ${DRIVERS.join(', ')})`);
+    process.exit(2);
+  }
+}
+
 const only = process.argv.slice(2);
 if (!process.env.SDJ_SKIP_BUILD) {
-  run('npm', ['run', '--silent', 'build']);
+  // Before any rebuild: a stale committed generated module must fail here, not be regenerated.
   run('npm', ['run', '--silent', 'check']);
+  run('npm', ['run', '--silent', 'build']);
   run('npx', ['eslint', '.']);
   run('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);
+  run(process.execPath, ['scripts/check-pack.mjs']);
 }
-const files = only.length ? only : find('test').sort();
-run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files]);
+const files = (only.length ? only : find('test').sort()).filter((f) => {
+  const driver = boundDriver(f, readFileSync(join(root, f), 'utf8').slice(0, 2000));
+  return driver === undefined || selected.includes(driver);
+});
+console.log(`\nSTORAGE=${selected.join(',')}: ${files.length} test files`);
+run(process.execPath, ['--import', 'tsx', '--import', './test/setup/leaked-workers.ts', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files]);

@@ -6,9 +6,9 @@
 
 /** @group Storage drivers */
 export { SqliteStorage, type SqliteStorageOptions, type SqliteDatabaseLike } from './storage/sqlite/sqlite-storage.js';
-export { PostgresStorage, type PostgresStorageOptions, type PgPoolLike } from './storage/postgres/postgres-storage.js';
-export { MysqlStorage, type MysqlStorageOptions, type MysqlPoolLike } from './storage/mysql/mysql-storage.js';
-export type { Storage, Capabilities, Dialect } from './storage/storage.js';
+export { PostgresStorage, type PostgresStorageOptions, type PgPoolLike, type PgQueryableLike } from './storage/postgres/postgres-storage.js';
+export { MysqlStorage, type MysqlStorageOptions, type MysqlPoolLike, type MysqlTransaction } from './storage/mysql/mysql-storage.js';
+export type { Storage, Dialect } from './storage/storage.js';
 
 /** @group Queue */
 export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';

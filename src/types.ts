@@ -67,7 +67,7 @@ export interface Job<Args = unknown, Result = unknown> {
 }
 
 /** Options accepted by `enqueue`, `enqueueBatch` and typed definitions. */
-export interface EnqueueOptions {
+export interface EnqueueOptions<Tx = unknown> {
   /** Higher runs first. @default 0 */
   priority?: number;
   /** Maximum retry attempts after the first failure. @default 3 */
@@ -89,9 +89,10 @@ export interface EnqueueOptions {
   /**
    * Enqueue inside the caller's own open transaction: a `pg` client (inside `BEGIN`),
    * the `better-sqlite3` `Database` (inside `db.transaction`), or a `mysql2` connection.
-   * The job becomes visible when that transaction commits.
+   * The job becomes visible when that transaction commits. Typed by the queue's storage: a
+   * `Queue` over a `SqliteStorage` accepts only a `better-sqlite3` database here, and so on.
    */
-  transaction?: unknown;
+  transaction?: Tx;
 }
 
 /** One entry of `enqueueBatch`. */

@@ -1,10 +1,10 @@
 // Command-line flags of bench/run.mjs.
 
 export const ALL_TARGETS = ['sdj-sqlite', 'sdj-postgres', 'graphile-worker', 'pg-boss', 'bullmq', 'dbos'];
-export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'memory'];
+export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory'];
 
-const FULL = { 'enqueue-single': 5000, 'enqueue-batch': 20000, drain: 20000, latency: 200, workflow: 500, 'fan-out': 10000, memory: 100000 };
-const QUICK = { 'enqueue-single': 200, 'enqueue-batch': 200, drain: 200, latency: 20, workflow: 20, 'fan-out': 200, memory: 1000 };
+const FULL = { 'enqueue-single': 5000, 'enqueue-batch': 20000, drain: 20000, latency: 200, workflow: 500, 'fan-out': 10000, 'sleep-steps': 200, 'fan-out-resume': 200, memory: 100000 };
+const QUICK = { 'enqueue-single': 200, 'enqueue-batch': 200, drain: 200, latency: 20, workflow: 20, 'fan-out': 200, 'sleep-steps': 20, 'fan-out-resume': 20, memory: 1000 };
 
 export const USAGE = `usage: node bench/run.mjs [flags]
   --quick              tiny counts, 1 run, no docs/benchmarks.md (CI smoke; numbers mean nothing)
@@ -13,7 +13,7 @@ export const USAGE = `usage: node bench/run.mjs [flags]
   --runs N             runs per shape and target; the median is reported (default 3)
   --count N            job count for every shape, or per shape: --count drain=5000,latency=50
   --batch-size N       enqueue-batch / pre-enqueue batch size (default 1000)
-  --steps N            ctx.call steps per workflow (default 5)
+  --steps N            ctx.call steps per workflow, ctx.sleep steps per sleep-steps workflow (default 5)
   --concurrency N      workflows in flight (default 16)
   --baseline NAME      target the ratios are relative to (default sdj-postgres, else sdj-sqlite)
   --timeout S          per run time limit in seconds (default 600)
@@ -78,6 +78,8 @@ export function shapeParams(o, shape) {
     batchSize: o.batchSize,
     steps: o.steps,
     concurrency: o.concurrency,
+    sleepMs: 50,
+    fanOutChildren: 4,
     timeoutMs: o.timeoutS * 1000,
     idleMs: o.quick ? 100 : 300,
     gapMs: o.quick ? 2 : 10,

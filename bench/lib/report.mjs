@@ -16,6 +16,12 @@ export const ROWS = [
   { shape: 'workflow', key: 'stepsPerSec', metric: 'steps/s', better: 'higher' },
   { shape: 'workflow', key: 'rtPerStep', metric: 'round trips/step (client-counted)', better: 'lower' },
   { shape: 'fan-out', key: 'seconds', metric: 's to fan-in', better: 'lower' },
+  { shape: 'sleep-steps', key: 'opCalls', metric: 'storage calls/ctx.sleep', better: 'lower' },
+  { shape: 'sleep-steps', key: 'opRt', metric: 'round trips/ctx.sleep (client-counted)', better: 'lower', optional: true },
+  { shape: 'sleep-steps', key: 'rtPerUnit', metric: 'round trips/sleep step, all (client-counted)', better: 'lower', optional: true },
+  { shape: 'fan-out-resume', key: 'opCalls', metric: 'storage calls/fan-out resume', better: 'lower' },
+  { shape: 'fan-out-resume', key: 'opRt', metric: 'round trips/fan-out resume (client-counted)', better: 'lower', optional: true },
+  { shape: 'fan-out-resume', key: 'rtPerUnit', metric: 'round trips/fan-out of 4, all (client-counted)', better: 'lower', optional: true },
   { shape: 'memory', key: 'peakRssMb', metric: 'worker peak RSS MB', better: 'lower' },
   { shape: 'memory', key: 'jobsPerSec', metric: 'drain jobs/s at this size', better: 'higher' },
 ];
@@ -98,6 +104,14 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   processes' commits by reading \`PRAGMA data_version\` every 5 ms).
 - workflow: ${params.workflow} workflows of ${params.steps} checkpointed steps, ${params.concurrency} in flight; timed from the first enqueue/start to the last workflow finished.
 - fan-out: one parent job fanning out to N children, timed from the parent's enqueue to its completion.
+- sleep-steps: workflows of ${params.steps} \`ctx.sleep(50)\` steps each (${params.concurrency} in flight; each sleep suspends
+  the job until the worker's maintenance wakes it). "storage calls/ctx.sleep": the storage calls
+  the sleeps themselves made (first executions and replays), per sleep; "round trips/ctx.sleep":
+  the PostgreSQL round trips of those calls; "all": every round trip of the worker process
+  (claims, wake-ups, outcomes, polls) per sleep step.
+- fan-out-resume: parents fanning out to 4 children each (collect-all); "storage calls/fan-out
+  resume": the calls a parent's resume made (reading its fan-out and children, expiring it,
+  waiting again), per parent; "all": every round trip of the worker process per fan-out.
 - memory: peak RSS (VmHWM) of the worker process while draining the jobs.
 
 ## Machine

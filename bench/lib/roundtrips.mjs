@@ -2,6 +2,11 @@
 // of node-postgres the process can load (the bench's own and the repo root's, which
 // our library resolves). Pool.query goes through Client.query, so each network
 // round trip (simple query, or parse/bind/execute/sync flight) is counted once.
+//
+// Round trips are also attributed to the storage operation that made them: a target that
+// runs each storage call inside `opContext.run(name, ...)` (see targets/sdj-common.mjs) gets
+// them tallied per operation name (`byOp()`).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +17,13 @@ const ROOTS = [path.join(here, '..'), path.join(here, '..', '..')];
 
 let installed;
 
+/** The storage operation running in the current async context (its name), if any. */
+export const opContext = new AsyncLocalStorage();
+
 export function installPgCounter() {
   if (installed) return installed;
   let count = 0;
+  const byOp = new Map();
   const patched = new Set();
   for (const root of ROOTS) {
     const pkg = path.join(root, 'package.json');
@@ -31,15 +40,42 @@ export function installPgCounter() {
     const original = proto.query;
     proto.query = function countedQuery(...args) {
       count++;
+      const op = opContext.getStore();
+      if (op !== undefined) byOp.set(op, (byOp.get(op) ?? 0) + 1);
       return original.apply(this, args);
     };
   }
   installed = {
     get: () => count,
+    /** Round trips per storage operation name, since the last reset. */
+    byOp: () => Object.fromEntries(byOp),
     reset: () => {
       count = 0;
+      byOp.clear();
     },
     copies: patched.size,
   };
   return installed;
+}
+
+/** Storage methods that are not per-job work (connection life, wake-up probes): passed through, not counted. */
+const UNCOUNTED = new Set(['migrate', 'close', 'listen', 'dataVersion']);
+
+/**
+ * Wraps a storage (any object implementing the library's public `Storage` interface) so that
+ * each method call is counted in `calls[name]` and runs inside `opContext`, which attributes
+ * its PostgreSQL round trips to it. Properties and absent optional methods read through.
+ */
+export function countingStorage(storage, calls) {
+  return new Proxy(storage, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      if (UNCOUNTED.has(prop)) return value.bind(target);
+      return (...args) => {
+        calls[prop] = (calls[prop] ?? 0) + 1;
+        return opContext.run(prop, () => value.apply(target, args));
+      };
+    },
+  });
 }

@@ -66,6 +66,42 @@ function crossProcessLatency(target, cfg, p, ctx) {
   });
 }
 
+/** Storage operations a `ctx.sleep` may call (first execution or replay), in any version of the library. */
+export const SLEEP_OPS = ['clockNow', 'jobSuspend', 'jobSuspendUntil', 'stepRecord', 'stepRecordMany'];
+/** Storage operations a fan-out parent's resume may call (collect, expire, re-suspend), in any version. */
+export const FAN_OUT_RESUME_OPS = ['fanOutGet', 'fanOutExpire', 'fanOutCollect', 'jobList', 'clockNow', 'jobSuspend'];
+
+/** Sum of `byName[op]` over `ops`. */
+const sumOf = (byName, ops) => ops.reduce((n, op) => n + (byName?.[op] ?? 0), 0);
+
+/**
+ * Durable waits (timers or fan-outs) of `count` workflows in a worker process: what the
+ * operation under test costs per unit (storage calls and PostgreSQL round trips made by `ops`),
+ * and every round trip of the run per unit.
+ */
+async function durableWaits(target, cfg, p, ctx, { enqueue, ops, units }) {
+  return withProducer(target, cfg, async (producer) => {
+    const child = await startWorker(ctx, cfg, { concurrency: p.concurrency });
+    try {
+      await child.go(p.count, p.timeoutMs);
+      await sleep(p.idleMs);
+      const t0 = nowMs();
+      await enqueue(producer);
+      await child.next('handled', p.timeoutMs);
+      await waitDurable(producer, p.timeoutMs);
+      const seconds = (nowMs() - t0) / 1000;
+      const c = await child.counters();
+      await child.stop();
+      const out = { seconds, opCalls: sumOf(c.calls, ops) / units };
+      if (c.roundTripsByOp !== undefined) out.opRt = sumOf(c.roundTripsByOp, ops) / units;
+      if (c.roundTrips !== undefined) out.rtPerUnit = c.roundTrips / units;
+      return out;
+    } finally {
+      await child.kill();
+    }
+  });
+}
+
 export const SHAPES = {
   async 'enqueue-single'(target, cfg, p) {
     return withProducer(target, cfg, async (producer) => {
@@ -197,6 +233,24 @@ export const SHAPES = {
       } finally {
         await child.kill();
       }
+    });
+  },
+
+  /** `count` workflows of `steps` durable sleeps each; figures per sleep step. */
+  async 'sleep-steps'(target, cfg, p, ctx) {
+    return durableWaits(target, cfg, p, ctx, {
+      enqueue: (producer) => producer.enqueueSleepers(p.count, p.steps, p.sleepMs),
+      ops: SLEEP_OPS,
+      units: p.count * p.steps,
+    });
+  },
+
+  /** `count` parents fanning out to `fanOutChildren` children each; figures per parent (one resume each). */
+  async 'fan-out-resume'(target, cfg, p, ctx) {
+    return durableWaits(target, cfg, p, ctx, {
+      enqueue: (producer) => producer.enqueueFanOuts(p.count, p.fanOutChildren),
+      ops: FAN_OUT_RESUME_OPS,
+      units: p.count,
     });
   },
 

@@ -1,6 +1,7 @@
 // The worker process of a shape: loads one target, builds its worker, and answers
 // the driver over IPC. Messages in: init, go, counters, stop. Out: ready, started,
-// latency, handled, counters, stopped, error.
+// latency, handled, counters, stopped, error. Counters: PostgreSQL round trips (in all and
+// per storage operation) and storage calls per method, for targets that count them.
 import { installPgCounter } from './roundtrips.mjs';
 import { startRssSampler } from './rss.mjs';
 import { nowMs } from './stats.mjs';
@@ -22,6 +23,8 @@ let handled = 0;
 
 const hooks = {
   concurrency: undefined,
+  /** Storage calls by method name, for targets that count them (see countingStorage). */
+  calls: {},
   onJob(args) {
     handled++;
     if (args && args.t0 !== undefined) send({ ev: 'latency', ms: nowMs() - Number(args.t0) });
@@ -41,10 +44,11 @@ process.on('message', async (msg) => {
       expect = msg.expect ?? Infinity;
       handled = 0;
       counter?.reset();
+      for (const k of Object.keys(hooks.calls)) delete hooks.calls[k];
       await worker.start();
       send({ ev: 'started', at: nowMs() });
     } else if (msg.cmd === 'counters') {
-      send({ ev: 'counters', roundTrips: counter?.get(), handled, peakRssMb: rss.peakMb() });
+      send({ ev: 'counters', roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, handled, peakRssMb: rss.peakMb() });
     } else if (msg.cmd === 'stop') {
       await worker.stop();
       send({ ev: 'stopped' });

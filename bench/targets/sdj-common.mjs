@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { DIST_ENTRY, repoVersion, runDbName } from '../lib/util.mjs';
 import { createDatabase, dropDatabase, urlFor } from '../lib/pg.mjs';
+import { countingStorage } from '../lib/roundtrips.mjs';
 
 export const CONCURRENCY = Number(process.env.BENCH_SDJ_CONCURRENCY || 50);
 
@@ -47,6 +48,18 @@ function registerHandlers(lib, queue, hooks) {
     return ok;
   });
   queue.register('fan-child', async (args) => args.i);
+  // Durable waits: `sleeps` timers in a row (each suspends the job until the worker's
+  // maintenance wakes it), and a small fan-out whose parent resumes once its children are done.
+  queue.register('sleeper', async (args, ctx) => {
+    for (let i = 0; i < args.sleeps; i++) await ctx.sleep(args.ms);
+    hooks.onJob({ wf: true });
+    return args.sleeps;
+  });
+  queue.register('fan-small', async (args, ctx) => {
+    const results = await ctx.fanOut(Array.from({ length: args.n }, (_, i) => lib.sub('fan-child', { i })), { strategy: 'collect-all' });
+    hooks.onJob({ wf: true });
+    return lib.values(results).length;
+  });
 }
 
 export function makeSdjTarget(kind) {
@@ -56,7 +69,7 @@ export function makeSdjTarget(kind) {
     ours: true,
     preflight,
     backend: kind === 'sqlite' ? 'sqlite' : 'postgres',
-    shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'memory'],
+    shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory'],
     version: () => {
       try {
         return `${repoVersion()}${existsSync(DIST_ENTRY) ? '' : ' (not built)'}`;
@@ -104,6 +117,9 @@ export function makeSdjTarget(kind) {
         enqueueWorkflows: (count, steps) =>
           queue.enqueueBatch(Array.from({ length: count }, (_, x) => ({ type: 'wf', args: { x, steps } }))),
         enqueueFanOut: (n) => queue.enqueue('fan', { n }),
+        enqueueSleepers: (count, sleeps, ms) =>
+          queue.enqueueBatch(Array.from({ length: count }, () => ({ type: 'sleeper', args: { sleeps, ms } }))),
+        enqueueFanOuts: (count, n) => queue.enqueueBatch(Array.from({ length: count }, () => ({ type: 'fan-small', args: { n } }))),
         async waitFor(id, timeout) {
           const job = await queue.waitForJob(id, { timeout });
           if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}: ${job.lastError ?? ''}`);
@@ -138,7 +154,8 @@ export function makeSdjTarget(kind) {
 
     async worker(cfg, hooks) {
       const lib = await loadLibrary();
-      const storage = openStorage(lib, cfg);
+      // Every storage call of the worker is counted (and its round trips attributed to it).
+      const storage = hooks.calls ? countingStorage(openStorage(lib, cfg), hooks.calls) : openStorage(lib, cfg);
       const queue = new lib.Queue(storage);
       registerHandlers(lib, queue, hooks);
       queue.onJobFail((job, err) => console.error(`[${name}] job ${job.id} (${job.type}) failed: ${err?.message}`));

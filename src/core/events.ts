@@ -3,7 +3,6 @@
  * Hooks and subscribers are isolated: one that throws, rejects or is slow never breaks or
  * stalls a worker. Subscribers have a bounded buffer; when it is full the oldest event is
  * dropped and counted.
- * @internal
  */
 import type { Job, JobEvent, Logger } from '../types.js';
 

@@ -9,7 +9,7 @@ import type { Handler } from '../workflow/job-context.js';
 import type { EnqueueDefaults } from './enqueue.js';
 import type { EventHub } from './events.js';
 
-/** A local listener woken when jobs become ready in a queue (in-process enqueue). @internal */
+/** A local listener woken when jobs become ready in a queue (in-process enqueue). */
 export interface LocalWaker {
   wake(queue: string): void;
 }

@@ -49,15 +49,16 @@ export interface WaitForJobOptions {
  * await sendEmail.enqueue({ to: 'a@example.com' });
  * await queue.newWorker().start();
  */
-export class Queue {
+export class Queue<Tx = unknown> {
   readonly #core: QueueCore;
+  readonly #storage: Storage<Tx>;
   readonly #schedules: ScheduleManager;
 
   /**
    * @param storage a migrated storage driver @param options logger and limits
    * @throws InvalidArgumentError on a missing storage or an invalid option (nothing is built)
    */
-  constructor(storage: Storage, options: QueueOptions = {}) {
+  constructor(storage: Storage<Tx>, options: QueueOptions = {}) {
     if (storage === null || typeof storage !== 'object' || typeof storage.jobInsertMany !== 'function') {
       throw new InvalidArgumentError('Queue needs a storage (SqliteStorage, PostgresStorage or MysqlStorage)');
     }
@@ -79,25 +80,26 @@ export class Queue {
       wakers: new Set(),
     };
     this.#core = core;
+    this.#storage = storage;
     this.#schedules = new ScheduleManager(core);
   }
 
   /** The storage this queue writes to. */
-  get storage(): Storage {
-    return this.#core.storage;
+  get storage(): Storage<Tx> {
+    return this.#storage;
   }
 
   /**
    * Registers the handler of a job type (replacing any previous one) and returns a typed definition.
    * @throws InvalidArgumentError on an invalid name or a non-function handler
    */
-  register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>): JobDefinition<Args, Result> {
+  register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>): JobDefinition<Args, Result, Tx> {
     checkJobType(type);
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler of "${type}" must be a function`);
     this.#core.handlers.set(type, handler as unknown as Handler<never, unknown>);
     return Object.freeze({
       type,
-      enqueue: (args: Args, options?: EnqueueOptions) => this.enqueue(type, args, options),
+      enqueue: (args: Args, options?: EnqueueOptions<Tx>) => this.enqueue(type, args, options),
     });
   }
 
@@ -105,7 +107,7 @@ export class Queue {
    * Enqueues one job; resolves with its id once it is durably stored.
    * @throws (rejects) InvalidArgumentError, SerializationError, PayloadTooLargeError, DuplicateJobError
    */
-  async enqueue<Args>(type: string | JobDefinition<Args, unknown>, args?: Args, options?: EnqueueOptions): Promise<string> {
+  async enqueue<Args>(type: string | JobDefinition<Args, unknown>, args?: Args, options?: EnqueueOptions<Tx>): Promise<string> {
     const name = typeof type === 'object' && type !== null ? type.type : type;
     const job = buildJobInsert(this.#core.ids, this.#core.defaults, name, args, options);
     await this.#insert([job], options?.transaction);
@@ -117,9 +119,9 @@ export class Queue {
    * Equal priorities run in array order.
    * @throws (rejects) like `enqueue`; on any invalid item nothing is written
    */
-  async enqueueBatch(items: readonly BatchItem[], options: Pick<EnqueueOptions, 'transaction'> = {}): Promise<string[]> {
+  async enqueueBatch(items: readonly BatchItem[], options: Pick<EnqueueOptions<Tx>, 'transaction'> = {}): Promise<string[]> {
     if (!Array.isArray(items)) throw new InvalidArgumentError('enqueueBatch expects an array');
-    const opts = checkOptions<EnqueueOptions>(options, 'enqueueBatch options', ['transaction']);
+    const opts = checkOptions<EnqueueOptions<Tx>>(options, 'enqueueBatch options', ['transaction']);
     const jobs = items.map((item, i) => {
       if (item === null || typeof item !== 'object') throw new InvalidArgumentError(`enqueueBatch item ${i} must be an object`);
       if (item.options && 'transaction' in item.options) throw new InvalidArgumentError(`enqueueBatch item ${i}: pass transaction to the batch, not an item`);
@@ -289,10 +291,10 @@ export class Queue {
     return encodeJson(value, what, this.#core.defaults.maxPayloadBytes);
   }
 
-  async #insert(jobs: JobInsert[], tx: unknown): Promise<void> {
-    const p: Parameters<Storage['jobInsertMany']>[0] = { jobs };
+  async #insert(jobs: JobInsert[], tx: Tx | undefined): Promise<void> {
+    const p: Parameters<Storage<Tx>['jobInsertMany']>[0] = { jobs };
     if (tx !== undefined) p.tx = tx;
-    await this.#core.storage.jobInsertMany(p);
+    await this.#storage.jobInsertMany(p);
     const at = new Date();
     const hub = this.#core.hub;
     const ready = new Set<string>();

@@ -26,16 +26,6 @@ import type { JobStatus } from '../types.js';
 /** Which SQL dialect a driver speaks. */
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
 
-/** What a driver can do; the engine adapts to these, never to the dialect name. */
-export interface Capabilities {
-  /** `listen()` delivers cross-process wake-ups (PostgreSQL LISTEN/NOTIFY). */
-  readonly listenNotify: boolean;
-  /** Claims skip rows locked by other claimers instead of waiting. */
-  readonly skipLocked: boolean;
-  /** Several processes may write at the same time (false: writes serialize on a file lock). */
-  readonly concurrentWriters: boolean;
-}
-
 /** A job row as the storage sees it: the public fields plus lease and workflow bookkeeping. */
 export interface JobRow {
   id: string;
@@ -100,7 +90,7 @@ export interface Fence {
 }
 
 /** `jobInsertMany` parameters. */
-export interface JobInsertManyParams {
+export interface JobInsertManyParams<Tx = unknown> {
   jobs: JobInsert[];
   /**
    * What to do when a job's `uniqueKey` clashes with a non-terminal job (or another job
@@ -109,8 +99,11 @@ export interface JobInsertManyParams {
    * @default 'error'
    */
   onConflict?: 'error' | 'skip';
-  /** A driver-native handle of the caller's open transaction (see `EnqueueOptions.transaction`). */
-  tx?: unknown;
+  /**
+   * The caller's open transaction, as the driver's own handle type (see `EnqueueOptions.transaction`):
+   * each driver names the type it accepts, so passing another driver's handle is a type error.
+   */
+  tx?: Tx;
 }
 
 /** `jobClaim` parameters: one round trip claims for every queue. */
@@ -334,12 +327,17 @@ export type Unlisten = () => Promise<void>;
 
 /**
  * The storage contract. Drivers: `SqliteStorage`, `PostgresStorage`, `MysqlStorage`.
+ *
+ * `Tx` is the handle of a caller's own open transaction that `jobInsertMany` accepts (a
+ * `better-sqlite3` `Database`, a `pg` client, a `mysql2` connection).
+ *
+ * Wake-up support is reported one way only, by which optional method a driver has: `listen`
+ * (pushed cross-process wake-ups) or `dataVersion` (a cheap counter workers poll); a driver with
+ * neither is polled by claims on the worker's interval.
  */
-export interface Storage {
+export interface Storage<Tx = unknown> {
   /** The driver's SQL dialect. */
   readonly dialect: Dialect;
-  /** What the driver can do. */
-  readonly capabilities: Capabilities;
 
   /** Creates or upgrades the schema. Idempotent; safe from many processes at once. @throws SchemaTooNewError */
   migrate(): Promise<void>;
@@ -349,7 +347,7 @@ export interface Storage {
   clockNow(): Promise<number>;
 
   /** Inserts jobs atomically (one round trip where the dialect allows); wakes listeners. @throws DuplicateJobError */
-  jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }>;
+  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[] }>;
   /** One job by id. */
   jobGet(p: { id: string }): Promise<JobRow | undefined>;
   /**
@@ -370,7 +368,9 @@ export interface Storage {
   jobClaim(p: JobClaimParams): Promise<JobRow[]>;
   /**
    * Applies run outcomes in one transaction. Each item is fenced; returns, per item in order,
-   * whether it applied. Completed/failed rows set completed_at and clear the lease; retry rows
+   * the database time the outcome was stored at (the row's completed_at for `completed` and
+   * `failed`; the write time for `retry`), or `null` when the item's fence failed and nothing
+   * was written. Events report this stored time, never the host's clock. Completed/failed rows set completed_at and clear the lease; retry rows
    * go back to `pending` with last_error set. Fan-out accounting applies (see module docs).
    *
    * A job that reaches `failed` here cancels, in the same transaction, every unfinished
@@ -386,7 +386,7 @@ export interface Storage {
    * their fail-fast fan-out ends `completed` (and its item reports true), not cancelled. Items may
    * be written in several statements (split by size), always inside the one transaction.
    */
-  jobFinishMany(p: JobFinishManyParams): Promise<boolean[]>;
+  jobFinishMany(p: JobFinishManyParams): Promise<(number | null)[]>;
   /** Extends leases of the given runs; returns the job ids this worker still holds. */
   jobHeartbeat(p: JobHeartbeatParams): Promise<string[]>;
   /** Fenced: running → pending, attempt − 1, lease cleared. Returns the ids released. */
@@ -432,13 +432,9 @@ export interface Storage {
    * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)
    */
   jobRetry(p: { id: string }): Promise<void>;
-  /** The earliest run_at among pending jobs of these queues (for timed wake-ups). */
-  jobNextRunAt(p: { queues: string[] }): Promise<number | undefined>;
 
   /** Marks a queue paused (claims skip it) or not. */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void>;
-  /** Names of paused queues. */
-  queueListPaused(): Promise<string[]>;
 
   /** Every checkpoint of a job, by step index. */
   stepList(p: { jobId: string }): Promise<StepRow[]>;
@@ -447,8 +443,8 @@ export interface Storage {
    * any other existing row is kept. Returns false when the fence failed or a finished row exists.
    */
   stepRecord(p: StepRecordParams): Promise<boolean>;
-  /** Optional: many fenced {@link stepRecord}s in one call (workers coalesce concurrent checkpoints); per item, applied. */
-  stepRecordMany?(p: { items: StepRecordParams[] }): Promise<boolean[]>;
+  /** Many fenced {@link stepRecord}s in one transaction (workers coalesce concurrent checkpoints); per item, applied. */
+  stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]>;
   /**
    * Fenced, one transaction: records the fan-out step, inserts the fan-out and all children
    * (batched), turns the parent `waiting` (attempt − 1, lease cleared, wake_at = deadline).
@@ -465,7 +461,7 @@ export interface Storage {
    * time and returns `suspended`. `lost` (nothing written) when the fence failed. One call per
    * `ctx.sleep` / `ctx.sleepUntil`, first execution or replay.
    */
-  jobSuspendUntil?(p: JobSuspendUntilParams): Promise<JobSuspendUntilResult>;
+  jobSuspendUntil(p: JobSuspendUntilParams): Promise<JobSuspendUntilResult>;
   /** One fan-out by id. */
   fanOutGet(p: { id: string }): Promise<FanOutRow | undefined>;
   /**
@@ -478,7 +474,7 @@ export interface Storage {
    * when it is still running and its deadline has passed, then reads it and its children
    * (index order). `undefined` when no such fan-out exists. One call per fan-out resume.
    */
-  fanOutCollect?(p: { id: string }): Promise<FanOutCollected | undefined>;
+  fanOutCollect(p: { id: string }): Promise<FanOutCollected | undefined>;
 
   /**
    * Buffers a signal for a job (FIFO per job and name) and, if the job is `waiting` for that
@@ -521,7 +517,8 @@ export interface Storage {
 
   /**
    * Subscribes to cross-process wake-ups: `onWake(queue)` when jobs in a queue became ready.
-   * Only when `capabilities.listenNotify`; the driver reconnects by itself after errors.
+   * Present only on drivers that can push them (PostgreSQL LISTEN/NOTIFY); the driver reconnects
+   * by itself after errors.
    */
   listen?(onWake: (queue: string) => void): Promise<Unlisten>;
 

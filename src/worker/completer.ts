@@ -12,6 +12,10 @@
  * outcome is given up and the lease left to expire. At shutdown (`drain()`), outcomes still
  * waiting for a retry are given up too. A retried write that reports "not applied" may have
  * committed before its reply was lost: the job row tells.
+ *
+ * The time reported with a stored outcome is the database's (`jobFinishMany` returns when it
+ * stored each item; an outcome recognised from the job row takes the row's completed_at, or for
+ * a retry its run_at less the delay), never this host's clock.
  * @internal
  */
 import { messageOf } from '../errors.js';
@@ -31,11 +35,20 @@ export interface LeaseHolder {
   readonly row: { readonly attempt: number };
 }
 
+/** An outcome as stored: the item (or the failure that replaced it) and the database time it was stored at. @internal */
+export interface StoredOutcome {
+  readonly item: JobFinishItem;
+  /** When the database stored it (ms): the row's completed_at, or for a retry the time it was written. */
+  readonly at: number;
+}
+
 /** Writes outcomes, coalesced and retried. @internal */
 export class Completer {
   readonly #batch: Batcher<JobFinishItem, Applied>;
   readonly #reads: Batcher<string, JobRow | undefined>;
   readonly #giveUp = new AbortController();
+  /** The stored time of each item a `jobFinishMany` applied, until `#write` takes it. */
+  readonly #storedAt = new WeakMap<JobFinishItem, number>();
   /** `jobFinishMany` calls that succeeded (evidence that outcome writes work). */
   #written = 0;
   #failedCalls = 0;
@@ -67,7 +80,7 @@ export class Completer {
    * replaced an unwritable one), or undefined when none was (the run no longer owns the job,
    * or the write was given up). Never rejects.
    */
-  async finish(item: JobFinishItem, run: LeaseHolder): Promise<JobFinishItem | undefined> {
+  async finish(item: JobFinishItem, run: LeaseHolder): Promise<StoredOutcome | undefined> {
     const first = await this.#write(item, run);
     if (!('unwritable' in first)) return first.stored;
     // The outcome itself cannot be stored (too large, refused by the database): fail the job
@@ -93,7 +106,7 @@ export class Completer {
     await this.#batch.drain();
   }
 
-  async #write(item: JobFinishItem, run: LeaseHolder): Promise<{ stored: JobFinishItem | undefined } | { unwritable: unknown }> {
+  async #write(item: JobFinishItem, run: LeaseHolder): Promise<{ stored: StoredOutcome | undefined } | { unwritable: unknown }> {
     const giveUp = this.#giveUp.signal;
     const r = await writeWhileHeld<JobFinishItem, Applied>({
       item,
@@ -105,24 +118,28 @@ export class Completer {
       signal: giveUp,
     });
     switch (r.kind) {
-      case 'written':
-        if (r.value === true) return { stored: item };
-        return { stored: (r.value === 'unsure' || r.retried) && (await this.#committedEarlier(item, run.row.attempt)) ? item : undefined };
-      case 'lost':
+      case 'written': {
+        const at = this.#storedAt.get(item);
+        if (r.value === true && at !== undefined) return { stored: { item, at } };
+        return { stored: r.value === 'unsure' || r.retried ? await this.#committedEarlier(item, run.row.attempt) : undefined };
+      }
+      case 'lost': {
         // An earlier attempt may have committed before its reply was lost (then the lease is
         // gone because the outcome was applied).
-        if (await this.#committedEarlier(item, run.row.attempt)) return { stored: item };
+        const earlier = await this.#committedEarlier(item, run.row.attempt);
+        if (earlier) return { stored: earlier };
         this.logger.warn('job outcome not written: the run no longer holds the job (its lease will expire or was taken)', { jobId: item.jobId, error: messageOf(r.error) });
         return { stored: undefined };
+      }
       case 'unwritable':
         return { unwritable: r.error };
     }
   }
 
   async #finishMany(items: JobFinishItem[]): Promise<boolean[]> {
-    let applied: boolean[];
+    let stored: (number | null)[];
     try {
-      applied = await this.storage.jobFinishMany({ items });
+      stored = await this.storage.jobFinishMany({ items });
     } catch (err) {
       // One line per second at most: a failed flush is split and retried in many calls.
       this.#failedCalls++;
@@ -135,7 +152,12 @@ export class Completer {
       throw err;
     }
     this.#written++;
-    return applied;
+    return items.map((item, i) => {
+      const at = stored[i];
+      if (at === null || at === undefined) return false;
+      this.#storedAt.set(item, at);
+      return true;
+    });
   }
 
   /**
@@ -144,21 +166,23 @@ export class Completer {
    * the run count and the last error but reset the attempt, so a `pending` row with the same
    * error text is this run's retry only at this run's attempt.
    */
-  async #committedEarlier(item: JobFinishItem, attempt: number): Promise<boolean> {
+  async #committedEarlier(item: JobFinishItem, attempt: number): Promise<StoredOutcome | undefined> {
     let row: JobRow | undefined;
     try {
       row = await this.#reads.push(item.jobId);
     } catch {
-      return false;
+      return undefined;
     }
-    if (row === undefined || row.runCount !== item.runCount || row.attempt !== attempt) return false;
-    switch (item.outcome) {
-      case 'completed':
-        return row.status === 'completed';
-      case 'failed':
-        return row.status === 'failed' && row.lastError === item.error;
-      case 'retry':
-        return row.status === 'pending' && row.lastError === item.error;
-    }
+    if (row === undefined || row.runCount !== item.runCount || row.attempt !== attempt) return undefined;
+    const shows =
+      item.outcome === 'completed'
+        ? row.status === 'completed'
+        : item.outcome === 'failed'
+          ? row.status === 'failed' && row.lastError === item.error
+          : row.status === 'pending' && row.lastError === item.error;
+    if (!shows) return undefined;
+    // A retry row keeps no write time, but its run_at is that time plus the delay.
+    const at = item.outcome === 'retry' ? row.runAt - item.delayMs : row.completedAt;
+    return at === null ? undefined : { item, at };
   }
 }

@@ -214,7 +214,8 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
     await record(deps, run, snapshotOf(row), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, new SerializationError(String(err)));
     return;
   }
-  if (core.hub.wants('job.started')) core.hub.emit({ type: 'job.started', job, at: new Date() });
+  // The start time is the one the claim stored (started_at, on the database clock).
+  if (core.hub.wants('job.started')) core.hub.emit({ type: 'job.started', job, at: job.startedAt ?? new Date() });
   const handler = core.handlers.get(row.type) as AnyHandler | undefined;
   if (!handler) {
     const err = new UnknownJobTypeError(row.type);
@@ -284,32 +285,32 @@ async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err
   // Error text is stored as every database can store it (no NUL, no lone surrogate, bounded).
   const verdict: Verdict = v.outcome === 'completed' ? v : { ...v, error: storableErrorText(v.error) };
   const item: JobFinishItem = { jobId: f.jobId, workerId: f.workerId, runCount: f.runCount, ...verdict };
-  const stored = await deps.completer.finish(item, run);
-  if (stored === undefined) {
+  const out = await deps.completer.finish(item, run);
+  if (out === undefined) {
     core.logger.debug('outcome not recorded: the run no longer owns the job', { jobId: job.id });
     return;
   }
+  const stored = out.item;
+  // Events carry the time the database stored the outcome (completed_at), not this host's clock.
+  const at = new Date(out.at);
   const hub = core.hub;
   switch (stored.outcome) {
     case 'completed':
       if (hub.wants('job.completed')) {
-        const now = new Date();
-        hub.emit({ type: 'job.completed', job: withStatus(job, 'completed', { completedAt: now, result: value }), at: now });
+        hub.emit({ type: 'job.completed', job: withStatus(job, 'completed', { completedAt: at, result: value }), at });
       }
       break;
     case 'failed':
       if (hub.wants('job.failed')) {
-        const now = new Date();
         // The stored failure may replace an outcome that could not be stored: report what was stored.
         const cause = stored === item ? err : new Error(stored.error);
-        hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: now, lastError: stored.error }), error: stored.error, at: now }, cause);
+        hub.emit({ type: 'job.failed', job: withStatus(job, 'failed', { completedAt: at, lastError: stored.error }), error: stored.error, at }, cause);
       }
       break;
     case 'retry':
       if (hub.wants('job.retrying')) {
-        const now = new Date();
         hub.emit(
-          { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: stored.error }), error: stored.error, retryAt: new Date(now.getTime() + stored.delayMs), at: now },
+          { type: 'job.retrying', job: withStatus(job, 'pending', { lastError: stored.error }), error: stored.error, retryAt: new Date(at.getTime() + stored.delayMs), at },
           err,
         );
       }

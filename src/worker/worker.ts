@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, LeaseLostError, messageOf } from '../errors.js';
 import { deferred } from '../internal/deferred.js';
 import { IntervalService } from '../internal/service.js';
-import type { LocalWaker, QueueCore } from '../core/queue-core.js';
+import type { QueueCore } from '../core/queue-core.js';
 import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../core/validate.js';
 import type { StepRecordParams, Unlisten } from '../storage/storage.js';
 import { Batcher } from '../internal/batcher.js';
@@ -42,7 +42,7 @@ export interface WorkerOptions {
    * @default min(leaseTimeout / 3, 2000)
    */
   heartbeatInterval?: number;
-  /** Fallback poll for new jobs when no wake-up arrives. @default 1000 with LISTEN/NOTIFY, else 200 */
+  /** Fallback poll for new jobs when no wake-up arrives. @default 1000 when the storage pushes wake-ups (`listen`), else 200 */
   pollInterval?: number;
   /** How often expired leases are reclaimed and due timers woken. @default 1000 */
   maintenanceInterval?: number;
@@ -79,7 +79,7 @@ const STEP_BATCH = 500;
 /** Shortest wait before a failed heartbeat is tried again (ms). */
 const MIN_HEARTBEAT_RETRY_MS = 10;
 
-/** How often a worker without LISTEN/NOTIFY checks the storage's change counter (ms). */
+/** How often a worker over a storage without `listen()` checks the storage's change counter, `dataVersion()` (ms). */
 const CHANGE_PROBE_MS = 5;
 
 const OPTION_KEYS = ['queues', 'scheduler', 'leaseTimeout', 'heartbeatInterval', 'pollInterval', 'maintenanceInterval', 'drainTimeout', 'handleSignals', 'backoff', 'logger', 'name'];
@@ -91,7 +91,7 @@ const OPTION_KEYS = ['queues', 'scheduler', 'leaseTimeout', 'heartbeatInterval',
  * void worker.start();   // resolves when the worker has stopped
  * await worker.stop();
  */
-export class Worker implements LocalWaker {
+export class Worker {
   /** Unique id of this worker (the lease owner). */
   readonly id: string;
   readonly #core: QueueCore;
@@ -108,7 +108,7 @@ export class Worker implements LocalWaker {
   readonly #claims: ClaimLoop;
   readonly #heartbeat: IntervalService;
   readonly #maintenance: IntervalService;
-  /** Cross-process wake-ups for drivers without LISTEN/NOTIFY (see `Storage.dataVersion`). */
+  /** Cross-process wake-ups for drivers without `listen()` (see `Storage.dataVersion`). */
   readonly #changes: IntervalService | undefined;
   readonly #schedules: ScheduleHost;
   #scheduler: { start(): void | Promise<void>; stop(): Promise<void> } | undefined;
@@ -125,7 +125,7 @@ export class Worker implements LocalWaker {
     // Every option is checked before anything is built.
     const o = checkOptions<WorkerOptions>(options, 'worker options', OPTION_KEYS);
     const queues = parseQueues(o.queues);
-    const timings = checkWorkerTimings(o, core.storage.capabilities.listenNotify ? 1000 : 200);
+    const timings = checkWorkerTimings(o, core.storage.listen ? 1000 : 200);
     if (o.scheduler !== undefined) checkBoolean(o.scheduler, 'scheduler');
     if (o.handleSignals !== undefined) checkBoolean(o.handleSignals, 'handleSignals');
     if (o.backoff !== undefined && typeof o.backoff !== 'function') throw new InvalidArgumentError('backoff must be a function');
@@ -151,10 +151,9 @@ export class Worker implements LocalWaker {
         this.#claims.slotFreed(run.row.queue);
       },
     };
-    // Checkpoints of concurrent workflows are written together when the driver can.
-    const many = core.storage.stepRecordMany?.bind(core.storage);
-    const steps = many ? new Batcher<StepRecordParams, Applied>((items) => many({ items }), STEP_BATCH, false, 'unsure') : undefined;
-    const writeStep = steps ? (p: StepRecordParams) => steps.push(p) : undefined;
+    // Checkpoints of concurrent workflows are written together, one `stepRecordMany` per flush.
+    const steps = new Batcher<StepRecordParams, Applied>((items) => core.storage.stepRecordMany({ items }), STEP_BATCH, false, 'unsure');
+    const writeStep = (p: StepRecordParams): Promise<Applied> => steps.push(p);
     const done = (run: JobRun): void => {
       deps.onSettled?.(run);
       this.#active.delete(run);
@@ -209,7 +208,7 @@ export class Worker implements LocalWaker {
       (err) => this.#reportError('maintenance failed', err),
     );
     const probe = core.storage.dataVersion?.bind(core.storage);
-    if (!core.storage.capabilities.listenNotify && probe) {
+    if (!core.storage.listen && probe) {
       let seen: number | undefined;
       this.#changes = new IntervalService(
         CHANGE_PROBE_MS,
@@ -268,7 +267,7 @@ export class Worker implements LocalWaker {
    */
   async #boot(): Promise<void> {
     const storage = this.#core.storage;
-    if (storage.capabilities.listenNotify && storage.listen) {
+    if (storage.listen) {
       try {
         this.#unlisten = await storage.listen((q) => this.#claims.wake(q));
       } catch (err) {

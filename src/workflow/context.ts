@@ -24,6 +24,8 @@ export type SuspendReason = 'fan-out' | 'sleep' | 'signal';
 export interface ContextHost {
   core: QueueCore;
   replay: Replay;
+  /** The claimed row: `startedAt` is the database time this run was claimed at. */
+  readonly row: { readonly startedAt: number | null };
   abortSignal: AbortSignal;
   logger: Logger;
   /** Called once the suspension is durably written. */
@@ -111,20 +113,16 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     }
     const fanOutId = decodeJson(rec.outputJson, 'fan-out step') as string | null;
     if (fanOutId === null) return [];
-    let fo = await core.storage.fanOutGet({ id: fanOutId });
-    if (!fo) throw new InvalidStateError(`fan-out ${fanOutId} of job ${this.job.id} is missing`);
+    // One call: the fan-out (expired first if its deadline passed, on the database clock) and its children.
+    const collected = await core.storage.fanOutCollect({ id: fanOutId });
+    if (!collected) throw new InvalidStateError(`fan-out ${fanOutId} of job ${this.job.id} is missing`);
+    const { fanOut: fo, children } = collected;
     if (fo.status === 'running') {
-      if (fo.deadlineAt !== null && (await core.storage.clockNow()) >= fo.deadlineAt) {
-        await core.storage.fanOutExpire({ id: fanOutId });
-        fo = (await core.storage.fanOutGet({ id: fanOutId })) ?? fo;
-      } else {
-        // Woken before the decision (e.g. a stale wake-up): wait again.
-        replay.assertOpen();
-        const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
-        return this.#suspendOrLost(ok, 'fan-out');
-      }
+      // Woken before the decision (e.g. a stale wake-up): wait again.
+      replay.assertOpen();
+      const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
+      return this.#suspendOrLost(ok, 'fan-out');
     }
-    const children = await core.storage.jobList({ fanOutId, limit: fo.total, order: 'asc' });
     const results = collectResults<T>(fo.total, children);
     if (fo.status === 'failed') {
       const failed = results.filter((r) => r.error).length;
@@ -141,29 +139,34 @@ export class WorkflowContext<Args> implements JobContext<Args> {
   }
 
   async sleep(ms: number): Promise<void> {
-    const d = checkDuration(ms, 'sleep duration');
-    await this.#sleepStep('sleep', async () => (await this.host.core.storage.clockNow()) + d);
+    const delayMs = checkDuration(ms, 'sleep duration');
+    await this.#sleepStep({ delayMs });
   }
 
   async sleepUntil(date: Date): Promise<void> {
-    const at = checkDate(date, 'sleepUntil date').getTime();
-    await this.#sleepStep('sleep', () => Promise.resolve(at));
+    const wakeAt = checkDate(date, 'sleepUntil date').getTime();
+    await this.#sleepStep({ wakeAt });
   }
 
   async waitForSignal<T = unknown>(name: string, options: WaitForSignalOptions = {}): Promise<T | undefined> {
     const signalName = checkName(name, 'signal name');
     const o = checkOptions<WaitForSignalOptions>(options, 'waitForSignal options', ['timeout']);
+    const timeoutMs = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'waitForSignal timeout');
     const { replay, core } = this.host;
     const index = replay.take();
     const stepName = `signal:${signalName}`;
     const rec = await replay.recorded(index, stepName);
     if (rec?.status === 'completed') return decodeJson(rec.outputJson, 'signal payload') as T | undefined;
     if (rec?.status === 'failed') return undefined;
-    let deadlineAt: number | null;
-    if (rec) deadlineAt = decodeJson(rec.outputJson, 'signal deadline') as number | null;
-    else deadlineAt = o.timeout === undefined ? null : (await core.storage.clockNow()) + checkDuration(o.timeout, 'waitForSignal timeout');
+    // The deadline is fixed by the database on the first execution (now + timeout) and stored
+    // in the waiting step; a replay passes the stored deadline back.
+    const deadline: { deadlineAt: number | null; timeoutMs?: number } = rec
+      ? { deadlineAt: decodeJson(rec.outputJson, 'signal deadline') as number | null }
+      : timeoutMs === undefined
+        ? { deadlineAt: null }
+        : { deadlineAt: null, timeoutMs };
     replay.assertOpen();
-    const r = await replay.track(core.storage.signalConsumeOrWait({ fence: replay.fence, stepIndex: index, stepName, signalName, deadlineAt }));
+    const r = await replay.track(core.storage.signalConsumeOrWait({ fence: replay.fence, stepIndex: index, stepName, signalName, ...deadline }));
     switch (r.kind) {
       case 'consumed':
         return decodeJson(r.payloadJson, 'signal payload') as T | undefined;
@@ -176,27 +179,33 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     }
   }
 
-  async #sleepStep(name: string, wakeAtOf: () => Promise<number>): Promise<void> {
+  /**
+   * A durable timer in one storage call: the database fixes the wake time (now + delay on the
+   * first execution; the recorded wake time on a replay), records the checkpoint, and either
+   * lets the run go on (the time has passed) or suspends the job until then. A replayed timer
+   * whose wake time is not after the database time this run was claimed at has passed for sure:
+   * it costs no call (a run woken by its timer replays it that way).
+   */
+  async #sleepStep(when: { delayMs: number } | { wakeAt: number }): Promise<void> {
     const { replay, core } = this.host;
     const index = replay.take();
-    const rec = await replay.recorded(index, name);
-    let wakeAt: number;
-    if (rec) {
-      wakeAt = decodeJson(rec.outputJson, 'sleep step') as number;
-      if ((await core.storage.clockNow()) >= wakeAt) return;
-      replay.assertOpen();
-      const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt, waitSignal: null }));
-      return this.#suspendOrLost(ok, 'sleep');
-    }
-    wakeAt = await wakeAtOf();
-    const step = { jobId: this.job.id, stepIndex: index, stepName: name, status: 'completed' as const, outputJson: JSON.stringify(wakeAt), error: null };
-    if ((await core.storage.clockNow()) >= wakeAt) {
-      await replay.record(step);
-      return;
-    }
+    const stepName = 'sleep';
+    const rec = await replay.recorded(index, stepName);
+    const recordedAt = rec ? (decodeJson(rec.outputJson, 'sleep step') as number) : undefined;
+    const claimedAt = this.host.row.startedAt;
+    if (recordedAt !== undefined && claimedAt !== null && recordedAt <= claimedAt) return;
+    const timer = recordedAt === undefined ? { recorded: false, ...when } : { recorded: true, wakeAt: recordedAt };
     replay.assertOpen();
-    const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step, wakeAt, waitSignal: null }));
-    return this.#suspendOrLost(ok, 'sleep');
+    const r = await replay.track(core.storage.jobSuspendUntil({ fence: replay.fence, stepIndex: index, stepName, ...timer }));
+    switch (r.kind) {
+      case 'elapsed':
+        if (!rec) replay.remember({ stepIndex: index, stepName, status: 'completed', outputJson: JSON.stringify(r.wakeAt), error: null });
+        return;
+      case 'suspended':
+        return this.#suspendOrLost(true, 'sleep');
+      case 'lost':
+        return this.#suspendOrLost(false, 'sleep');
+    }
   }
 
   #suspendOrLost<T>(applied: boolean, reason: SuspendReason): Promise<T> {

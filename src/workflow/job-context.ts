@@ -7,12 +7,15 @@ import type { EnqueueOptions, Job, Logger } from '../types.js';
 /** A job handler: receives decoded args and the context; may return a JSON-serialisable result. */
 export type Handler<Args = unknown, Result = unknown> = (args: Args, ctx: JobContext<Args>) => Result | Promise<Result>;
 
-/** The typed handle `queue.register()` returns. */
-export interface JobDefinition<Args = unknown, Result = unknown> {
+/**
+ * The typed handle `queue.register()` returns. `Tx` is the transaction handle its queue's
+ * storage accepts (see `EnqueueOptions.transaction`).
+ */
+export interface JobDefinition<Args = unknown, Result = unknown, Tx = unknown> {
   /** The registered job type. */
   readonly type: string;
   /** Enqueues a job of this type with type-checked args. Resolves with the job id. */
-  enqueue(args: Args, options?: EnqueueOptions): Promise<string>;
+  enqueue(args: Args, options?: EnqueueOptions<Tx>): Promise<string>;
   /** Phantom field carrying the result type (never set). @internal */
   readonly __result?: Result;
 }

@@ -95,6 +95,11 @@ export class Replay {
     return row;
   }
 
+  /** Notes a checkpoint the storage recorded itself (a timer's, by `jobSuspendUntil`). */
+  remember(step: Omit<StepRow, 'jobId'>): void {
+    this.#steps?.set(step.stepIndex, { jobId: this.fence.jobId, ...step });
+  }
+
   /** Writes a checkpoint (fenced). @throws LeaseLostError when the run no longer owns the job */
   async record(step: Omit<StepRow, 'jobId'>): Promise<void> {
     this.assertOpen();

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Fence, FanOutRow, JobRow, Storage } from '../../src/storage/storage.js';
-import { mustGet } from '../helpers/factories.js';
+import { applied, mustGet } from '../helpers/factories.js';
 
 /** Reads a fan-out, checks the given fields and the counter invariant, and returns it. */
 export async function expectFanOut(s: Storage, id: string, expected: Partial<FanOutRow>): Promise<FanOutRow> {
@@ -21,7 +21,7 @@ export async function finish(
   s: Storage,
   fence: Fence,
   outcome: 'completed' | 'failed' | 'retry',
-  applied = true,
+  expectApplied = true,
 ): Promise<void> {
   const item =
     outcome === 'completed'
@@ -29,7 +29,7 @@ export async function finish(
       : outcome === 'failed'
         ? { ...fence, outcome, error: `failed ${fence.jobId}` }
         : { ...fence, outcome, error: 'again', delayMs: 0 };
-  assert.deepEqual(await s.jobFinishMany({ items: [item] }), [applied], `${outcome} of ${fence.jobId}`);
+  assert.deepEqual(applied(await s.jobFinishMany({ items: [item] })), [expectApplied], `${outcome} of ${fence.jobId}`);
 }
 
 /** Asserts a parent is still waiting on its fan-out. */

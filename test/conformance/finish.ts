@@ -9,6 +9,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/storage/codec.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import type { Fence, JobFinishItem, Storage } from '../../src/storage/storage.js';
 import {
+  applied,
   assertBetween,
   bigJson,
   claim,
@@ -58,7 +59,7 @@ export function describeFinish(make: StorageMaker): void {
       const s = ctx.s;
       const { fence, row: claimed } = await runningJob(s);
       const t0 = await s.clockNow();
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '{"b":2, "a":"é😀"}' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '{"b":2, "a":"é😀"}' }] })), [true]);
       const t1 = await s.clockNow();
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'completed');
@@ -76,12 +77,12 @@ export function describeFinish(make: StorageMaker): void {
       const a = await runningJob(s);
       const b = await runningJob(s);
       const big = bigJson(DEFAULT_MAX_PAYLOAD_BYTES);
-      const res = await s.jobFinishMany({
+      const res = applied(await s.jobFinishMany({
         items: [
           { ...a.fence, outcome: 'completed', resultJson: null },
           { ...b.fence, outcome: 'completed', resultJson: big },
         ],
-      });
+      }));
       assert.deepEqual(res, [true, true]);
       assert.equal((await mustGet(s, a.fence.jobId)).resultJson, null);
       assert.ok((await mustGet(s, b.fence.jobId)).resultJson === big, 'big result changed in the round trip');
@@ -91,7 +92,7 @@ export function describeFinish(make: StorageMaker): void {
       const s = ctx.s;
       const { fence } = await runningJob(s);
       const t0 = await s.clockNow();
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error: 'kaput: ü' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error: 'kaput: ü' }] })), [true]);
       const t1 = await s.clockNow();
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'failed');
@@ -106,7 +107,7 @@ export function describeFinish(make: StorageMaker): void {
       const q = uniqueName('q');
       const { fence } = await runningJob(s, { queue: q });
       const t0 = await s.clockNow();
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'try again', delayMs: 60_000 }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'try again', delayMs: 60_000 }] })), [true]);
       const t1 = await s.clockNow();
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'pending');
@@ -117,14 +118,13 @@ export function describeFinish(make: StorageMaker): void {
       assert.equal(row.leaseExpiresAt, null);
       assertBetween(row.runAt, t0 + 60_000, t1 + 60_000, 'run_at of the retry');
       assert.deepEqual(await claim(s, q, 5), [], 'not claimed before its delay');
-      assert.equal(await s.jobNextRunAt({ queues: [q] }), row.runAt);
     });
 
     it('re-claims a job retried without delay with the next attempt and run count', async () => {
       const s = ctx.s;
       const q = uniqueName('q');
       const { fence } = await runningJob(s, { queue: q });
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'e1', delayMs: 0 }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'e1', delayMs: 0 }] })), [true]);
       const again = await claimOne(s, q, fence.jobId, { workerId: 'worker-b' });
       assert.equal(again.attempt, 2);
       assert.equal(again.runCount, 2);
@@ -143,27 +143,27 @@ export function describeFinish(make: StorageMaker): void {
         { ...fence, jobId: '00000000-0000-7000-8000-000000000000' },
       ];
       for (const f of stale) {
-        const res = await s.jobFinishMany({
+        const res = applied(await s.jobFinishMany({
           items: [
             { ...f, outcome: 'completed', resultJson: '1' },
             { ...f, outcome: 'failed', error: 'x' },
             { ...f, outcome: 'retry', error: 'x', delayMs: 0 },
           ],
-        });
+        }));
         assert.deepEqual(res, [false, false, false]);
       }
       assert.deepEqual(await mustGet(s, fence.jobId), before, 'stale finishes change nothing');
 
       // A finished run cannot be finished again.
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '"first"' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '"first"' }] })), [true]);
       const done = await mustGet(s, fence.jobId);
-      const again = await s.jobFinishMany({
+      const again = applied(await s.jobFinishMany({
         items: [
           { ...fence, outcome: 'completed', resultJson: '"second"' },
           { ...fence, outcome: 'failed', error: 'late' },
           { ...fence, outcome: 'retry', error: 'late', delayMs: 0 },
         ],
-      });
+      }));
       assert.deepEqual(again, [false, false, false]);
       assert.deepEqual(await mustGet(s, fence.jobId), done);
     });
@@ -172,8 +172,8 @@ export function describeFinish(make: StorageMaker): void {
       const s = ctx.s;
       const { fence } = await runningJob(s);
       assert.deepEqual(await s.jobCancel({ id: fence.jobId }), [fence.jobId]);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '1' }] }), [false]);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'x', delayMs: 0 }] }), [false]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '1' }] })), [false]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'retry', error: 'x', delayMs: 0 }] })), [false]);
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'cancelled');
       assert.equal(row.resultJson, null);
@@ -186,7 +186,7 @@ export function describeFinish(make: StorageMaker): void {
       const rows = await claim(s, q, 4, { workerId: 'batcher' });
       assert.deepEqual(rows.map((r) => r.id), ids);
       const [a, b, c, d] = rows.map((r) => ({ jobId: r.id, workerId: 'batcher', runCount: r.runCount }));
-      const res = await s.jobFinishMany({
+      const res = applied(await s.jobFinishMany({
         items: [
           { ...a!, outcome: 'completed', resultJson: '"A"' },
           { ...b!, workerId: 'intruder', outcome: 'completed', resultJson: '"B?"' },
@@ -194,7 +194,7 @@ export function describeFinish(make: StorageMaker): void {
           { ...d!, outcome: 'failed', error: 'D' },
           { ...b!, outcome: 'failed', error: 'B' },
         ],
-      });
+      }));
       assert.deepEqual(res, [true, false, true, true, true]);
       const [ra, rb, rc, rd] = await Promise.all(ids.map((id) => mustGet(s, id)));
       assert.equal(ra!.status, 'completed');
@@ -206,7 +206,7 @@ export function describeFinish(make: StorageMaker): void {
       assert.equal(rc!.lastError, 'C');
       assert.equal(rd!.status, 'failed');
       assert.equal(rd!.lastError, 'D');
-      assert.deepEqual(await s.jobFinishMany({ items: [] }), []);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [] })), []);
     });
   });
 }
@@ -222,7 +222,7 @@ function describeBigBatches(make: StorageMaker): void {
       // Half plain multi-byte text, half text that escaping makes up to twice as long.
       const results = fences.map((_, i) => (i % 2 === 0 ? bigJson(800_000 + i) : escapeHeavyJson(800_000, i)));
       const items: JobFinishItem[] = fences.map((f, i) => ({ ...f, outcome: 'completed', resultJson: results[i]! }));
-      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      assert.deepEqual(applied(await s.jobFinishMany({ items })), items.map(() => true));
       for (const [i, f] of fences.entries()) {
         const row = await mustGet(s, f.jobId);
         assert.equal(row.status, 'completed', `job ${i}`);
@@ -263,7 +263,7 @@ function describeBigBatches(make: StorageMaker): void {
           expected.push(false);
         }
       }
-      assert.deepEqual(await s.jobFinishMany({ items }), expected);
+      assert.deepEqual(applied(await s.jobFinishMany({ items })), expected);
       for (const f of fences) {
         const row = await mustGet(s, f.jobId);
         const w = want.get(f.jobId)!;
@@ -282,14 +282,14 @@ function describeBigBatches(make: StorageMaker): void {
       const b = await fanOutParent(s, { n: 4, strategy: 'threshold', threshold: 0.5 });
       const bKids = await claimChildren(s, b);
       const first = bKids.slice(0, 2).map((f) => ({ ...f, outcome: 'completed' as const, resultJson: '1' }));
-      assert.deepEqual(await s.jobFinishMany({ items: first }), [true, true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: first })), [true, true]);
       const bParent = fenceOf(await claimOne(s, b.queue, b.parentId));
       const results = aKids.map((_, i) => (i % 2 === 0 ? bigJson(900_000 + i) : escapeHeavyJson(900_000, i)));
       const items: JobFinishItem[] = [
         ...aKids.map((f, i): JobFinishItem => (i === 5 ? { ...f, outcome: 'failed', error: 'child 5' } : { ...f, outcome: 'completed', resultJson: results[i]! })),
         { ...bParent, outcome: 'failed', error: 'parent b' },
       ];
-      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      assert.deepEqual(applied(await s.jobFinishMany({ items })), items.map(() => true));
       const fa = await s.fanOutGet({ id: a.fanOutId });
       assert.deepEqual([fa?.status, fa?.succeeded, fa?.failed, fa?.cancelled], ['succeeded', 11, 1, 0]);
       assert.equal((await mustGet(s, a.parentId)).status, 'pending', 'parent A resumed');
@@ -312,7 +312,7 @@ function describeBigBatches(make: StorageMaker): void {
         if (outcome === 'failed') return { ...f, outcome, error: `e${i}` };
         return { ...f, outcome, error: `r${i}`, delayMs: 60_000 };
       });
-      assert.deepEqual(await s.jobFinishMany({ items }), items.map(() => true));
+      assert.deepEqual(applied(await s.jobFinishMany({ items })), items.map(() => true));
       const counts = { completed: 0, failed: 0, pending: 0 } as Record<string, number>;
       for (const [i, f] of fences.entries()) {
         const row = await mustGet(s, f.jobId);

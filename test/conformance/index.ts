@@ -10,6 +10,7 @@
 import { describe } from 'node:test';
 import type { StorageMaker } from '../helpers/storages.js';
 import { describeClaim } from './claim.js';
+import { describeDatabaseClock } from './database-clock.js';
 import { describeFanOutRaces } from './fan-out-races.js';
 import { describeFanOutRetry } from './fan-out-retry.js';
 import { describeFanOuts } from './fan-outs.js';
@@ -41,5 +42,6 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeLockOrder(make);
     describeSignals(make);
     describeSchedules(make);
+    describeDatabaseClock(make);
   });
 }

@@ -33,10 +33,9 @@ export function describeJobs(make: StorageMaker): void {
   describe('jobs: insert, get, list, counts', () => {
     const ctx = useStorage(make, 'conformance-jobs');
 
-    it('reports its dialect, capabilities and an integer clock close to the host clock', async () => {
+    it('reports its dialect and an integer clock close to the host clock', async () => {
       const s = ctx.s;
       assert.ok(['sqlite', 'postgres', 'mysql'].includes(s.dialect));
-      for (const k of ['listenNotify', 'skipLocked', 'concurrentWriters'] as const) assert.equal(typeof s.capabilities[k], 'boolean');
       const now = await s.clockNow();
       assert.ok(Number.isSafeInteger(now), `clockNow() = ${String(now)} is not an integer`);
       // A time-zone mix-up (e.g. MySQL NOW() read as UTC) shows as hours of difference.
@@ -238,25 +237,6 @@ export function describeJobs(make: StorageMaker): void {
       });
     });
 
-    it('reports the earliest run_at of pending jobs per set of queues (jobNextRunAt)', async () => {
-      const s = ctx.s;
-      const q1 = uniqueName('q');
-      const q2 = uniqueName('q');
-      assert.equal(await s.jobNextRunAt({ queues: [q1, q2] }), undefined);
-      const t0 = await s.clockNow();
-      await s.jobInsertMany({ jobs: [jobInsert({ queue: q1, runAt: t0 + 50_000 }), jobInsert({ queue: q1, runAt: t0 + 40_000 })] });
-      await s.jobInsertMany({ jobs: [jobInsert({ queue: q2, runAt: t0 + 30_000 })] });
-      assert.equal(await s.jobNextRunAt({ queues: [q1] }), t0 + 40_000);
-      assert.equal(await s.jobNextRunAt({ queues: [q1, q2] }), t0 + 30_000);
-      assert.equal(await s.jobNextRunAt({ queues: [uniqueName('q')] }), undefined);
-      // Only pending jobs count: a running (claimed) job does not.
-      const q3 = uniqueName('q');
-      await runningJob(s, { queue: q3 });
-      assert.equal(await s.jobNextRunAt({ queues: [q3] }), undefined);
-      await pausedJob(s, { queue: q3 });
-      assert.equal(await s.jobNextRunAt({ queues: [q3] }), undefined, 'paused jobs are not pending');
-    });
-
     it('lists jobs by filters, newest first by default, with limit, offset and asc order', async () => {
       const s = ctx.s;
       const q = uniqueName('q');
@@ -303,15 +283,14 @@ export function describeJobs(make: StorageMaker): void {
       for (const st of JOB_STATUSES) assert.ok(all[st] >= counts[st], `all-queue ${st} count ${all[st]} < ${counts[st]}`);
     });
 
-    it('delivers a wake-up to listeners when jobs are inserted (listenNotify drivers)', async (t) => {
+    it('delivers a wake-up to listeners when jobs are inserted (drivers with listen())', async (t) => {
       const s = ctx.s;
-      if (!s.capabilities.listenNotify || !s.listen) {
-        assert.equal(s.capabilities.listenNotify, false, 'listenNotify set but listen() missing');
-        t.skip('driver has no listen/notify');
+      if (!s.listen) {
+        t.skip('driver has no listen(): wake-ups come from dataVersion() or the poll interval');
         return;
       }
       const other = await ctx.ts.another();
-      assert.ok(other.listen, 'another instance of a listenNotify driver has listen()');
+      assert.ok(other.listen, 'another instance of a listen() driver has listen()');
       const woken: string[] = [];
       const unlisten = await other.listen((queue) => woken.push(queue));
       try {

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { decideFanOut } from '../../src/storage/fan-out-rules.js';
 import type { FanOutRow, Fence, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker, TestStorage } from '../helpers/storages.js';
-import { claim, claimOne, fenceOf, instances, jobInsert, mustGet, newId, runningJob, stepRow, suspendIntoFanOut, uniqueName, waitForClockPast } from '../helpers/factories.js';
+import { applied, claim, claimOne, fenceOf, instances, jobInsert, mustGet, newId, runningJob, stepRow, suspendIntoFanOut, uniqueName, waitForClockPast } from '../helpers/factories.js';
 import { useStorage } from './context.js';
 import { finish } from './fan-out-helpers.js';
 import { expectCountsMatchChildren } from './fan-out-retry.js';
@@ -98,7 +98,7 @@ export async function raceReclaimsFinishesCancels(ts: TestStorage): Promise<void
     reclaimer(r3!),
     // c3 fails (deciding fail-fast and threshold fan-outs failed, cancelling the doomed ones).
     (async () => {
-      for (const t of trees) await fx!.jobFinishMany({ items: [{ ...t.live[0]!, outcome: 'failed', error: 'c3' }] });
+      for (const t of trees) applied(await fx!.jobFinishMany({ items: [{ ...t.live[0]!, outcome: 'failed', error: 'c3' }] }));
     })(),
     // c4 and c5 complete, two trees per call.
     (async () => {

@@ -5,10 +5,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DuplicateJobError, InvalidStateError, JobNotFoundError } from '../../src/errors.js';
+import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../../src/storage/shared/contract-messages.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import {
+  applied,
   assertBetween,
   cancelledJob,
+  claim,
   claimChildren,
   claimOne,
   completedJob,
@@ -31,6 +34,15 @@ import { useStorage } from './context.js';
 
 const UNKNOWN = '00000000-0000-7000-8000-00000000dead';
 const notFound = (e: unknown): boolean => e instanceof JobNotFoundError && e.jobId === UNKNOWN;
+
+/** Matches an `InvalidStateError` carrying exactly the contract's text. */
+function invalidState(message: string): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof InvalidStateError, `expected InvalidStateError, got ${String(e)}`);
+    assert.equal(e.message, message);
+    return true;
+  };
+}
 
 /** Registers the operations tests. */
 export function describeOps(make: StorageMaker): void {
@@ -69,7 +81,7 @@ export function describeOps(make: StorageMaker): void {
         assert.equal(row.leaseExpiresAt, null);
       }
       assert.deepEqual(await s.jobHeartbeat({ workerId: running.fence.workerId, runs: [{ jobId: running.fence.jobId, runCount: 1 }], leaseMs: 1_000 }), []);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...running.fence, outcome: 'completed', resultJson: null }] }), [false]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...running.fence, outcome: 'completed', resultJson: null }] })), [false]);
       assert.ok(!(await s.jobWakeDue({ limit: 1000 })).includes(waiting.id));
       await s.signalSend({ jobId: waiting.id, name: 'go', payloadJson: null }).catch(() => undefined);
       assert.equal((await mustGet(s, waiting.id)).status, 'cancelled', 'a signal does not revive a cancelled job');
@@ -80,7 +92,7 @@ export function describeOps(make: StorageMaker): void {
       const p = await fanOutParent(s, { n: 3, strategy: 'collect-all' });
       const [c0, c1, c2] = await claimChildren(s, p);
       // child 0 completes, child 1 suspends into its own fan-out, child 2 stays running.
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...c0!, outcome: 'completed', resultJson: '0' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...c0!, outcome: 'completed', resultJson: '0' }] })), [true]);
       const grand = await suspendIntoFanOut(s, c1!, { n: 2 });
       const [g0] = await claimChildren(s, grand).then((f) => f.slice(0, 1));
       const cancelled = await s.jobCancel({ id: p.parentId });
@@ -91,7 +103,7 @@ export function describeOps(make: StorageMaker): void {
       // Late writes of the subtree's owners do nothing and do not resume the parent.
       assert.deepEqual(
         await s.jobFinishMany({ items: [{ ...c2!, outcome: 'completed', resultJson: '2' }, { ...g0!, outcome: 'failed', error: 'x' }] }),
-        [false, false],
+        [null, null],
       );
       assert.ok(!(await s.jobWakeDue({ limit: 1000 })).includes(p.parentId));
       assert.equal((await mustGet(s, p.parentId)).status, 'cancelled');
@@ -146,16 +158,16 @@ export function describeOps(make: StorageMaker): void {
       const id = await insertJob(s, { queue: q });
       await s.jobPause({ id });
       assert.equal((await mustGet(s, id)).status, 'paused');
-      await assert.rejects(s.jobPause({ id }), InvalidStateError, 'pausing a paused job');
+      await assert.rejects(s.jobPause({ id }), invalidState(cannotPauseMessage(id, 'paused')), 'pausing a paused job');
       await s.jobResume({ id });
       assert.equal((await mustGet(s, id)).status, 'pending');
-      await assert.rejects(s.jobResume({ id }), InvalidStateError, 'resuming a pending job');
+      await assert.rejects(s.jobResume({ id }), invalidState(cannotResumeMessage(id, 'pending')), 'resuming a pending job');
       const running = await claimOne(s, q, id);
-      await assert.rejects(s.jobPause({ id }), InvalidStateError, 'pausing a running job');
+      await assert.rejects(s.jobPause({ id }), invalidState(cannotPauseMessage(id, 'running')), 'pausing a running job');
       assert.equal((await mustGet(s, id)).status, 'running', 'pause does not interrupt a running job');
       await s.jobFinishMany({ items: [{ ...fenceOf(running), outcome: 'completed', resultJson: null }] });
-      await assert.rejects(s.jobPause({ id }), InvalidStateError, 'pausing a completed job');
-      await assert.rejects(s.jobResume({ id }), InvalidStateError, 'resuming a completed job');
+      await assert.rejects(s.jobPause({ id }), invalidState(cannotPauseMessage(id, 'completed')), 'pausing a completed job');
+      await assert.rejects(s.jobResume({ id }), invalidState(cannotResumeMessage(id, 'completed')), 'resuming a completed job');
       await assert.rejects(s.jobPause({ id: UNKNOWN }), notFound);
       await assert.rejects(s.jobResume({ id: UNKNOWN }), notFound);
     });
@@ -192,7 +204,7 @@ export function describeOps(make: StorageMaker): void {
       ];
       for (const id of ids) {
         const before = await mustGet(s, id);
-        await assert.rejects(s.jobRetry({ id }), InvalidStateError, `retrying a ${before.status} job`);
+        await assert.rejects(s.jobRetry({ id }), invalidState(cannotRetryMessage(id, before.status)), `retrying a ${before.status} job`);
         assert.deepEqual(await mustGet(s, id), before);
       }
       await assert.rejects(s.jobRetry({ id: UNKNOWN }), notFound);
@@ -203,7 +215,7 @@ export function describeOps(make: StorageMaker): void {
       const key = uniqueName('key');
       const { fence } = await runningJob(s, { uniqueKey: key });
       assert.equal(await s.stepRecord({ fence, step: stepRow(fence.jobId, 0, { outputJson: '"kept"' }) }), true);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error: 'x' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error: 'x' }] })), [true]);
       const holder = await insertJob(s, { uniqueKey: key });
       const before = await mustGet(s, fence.jobId);
       await assert.rejects(s.jobRetry({ id: fence.jobId }), (e) => e instanceof DuplicateJobError && e.uniqueKey === key);
@@ -220,10 +232,10 @@ export function describeOps(make: StorageMaker): void {
       assert.equal(await s.stepRecord({ fence, step: stepRow(fence.jobId, 0, { outputJson: '"step0"' }) }), true);
       const fo = await suspendIntoFanOut(s, fence, { n: 3, stepIndex: 1 });
       const kids = await claimChildren(s, fo);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...kids[0]!, outcome: 'failed', error: 'child failed' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...kids[0]!, outcome: 'failed', error: 'child failed' }] })), [true]);
       // fail-fast decided: the parent is pending again; its next run fails for good.
       const second = await claimOne(s, parentRow.queue, fence.jobId);
-      assert.deepEqual(await s.jobFinishMany({ items: [{ ...fenceOf(second), outcome: 'failed', error: 'fan-out failed' }] }), [true]);
+      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(second), outcome: 'failed', error: 'fan-out failed' }] })), [true]);
       await s.jobRetry({ id: fence.jobId });
       const row = await mustGet(s, fence.jobId);
       assert.equal(row.status, 'pending');
@@ -245,23 +257,23 @@ export function describeOps(make: StorageMaker): void {
       assert.equal(await s.fanOutGet({ id: p.fanOutId }), undefined);
     });
 
-    it('marks queues paused and resumed, listing each paused queue once', async () => {
+    it('marks queues paused (claims skip them) and resumed, idempotently', async () => {
       const s = ctx.s;
       const q1 = uniqueName('q');
       const q2 = uniqueName('q');
+      const a = await insertJob(s, { queue: q1 });
+      const b = await insertJob(s, { queue: q2 });
       await s.queueSetPaused({ queue: q1, paused: true });
       await s.queueSetPaused({ queue: q1, paused: true });
       await s.queueSetPaused({ queue: q2, paused: true });
-      let paused = await s.queueListPaused();
-      assert.equal(paused.filter((q) => q === q1).length, 1);
-      assert.ok(paused.includes(q2));
+      assert.deepEqual(await claim(s, q1, 5), [], 'a paused queue is not claimed');
+      assert.deepEqual(await claim(s, q2, 5), []);
       await s.queueSetPaused({ queue: q1, paused: false });
-      paused = await s.queueListPaused();
-      assert.ok(!paused.includes(q1));
-      assert.ok(paused.includes(q2));
+      assert.deepEqual((await claim(s, q1, 5)).map((r) => r.id), [a], 'a resumed queue is claimed (pausing twice needs one resume)');
+      assert.deepEqual(await claim(s, q2, 5), [], 'the other queue stays paused');
       await s.queueSetPaused({ queue: uniqueName('never'), paused: false });
       await s.queueSetPaused({ queue: q2, paused: false });
-      assert.ok(!(await s.queueListPaused()).includes(q2));
+      assert.deepEqual((await claim(s, q2, 5)).map((r) => r.id), [b]);
     });
   });
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidStateError, JobNotFoundError } from '../../src/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/storage/codec.js';
-import { SIGNAL_WAIT_TIMED_OUT } from '../../src/storage/shared/contract-messages.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT } from '../../src/storage/shared/contract-messages.js';
 import type { Fence, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import {
@@ -235,7 +235,11 @@ export function describeSignals(make: StorageMaker): void {
       const unknown = newId();
       await assert.rejects(s.signalSend({ jobId: unknown, name: 'x', payloadJson: null }), (e) => e instanceof JobNotFoundError && e.jobId === unknown);
       for (const job of [await completedJob(s), await failedJob(s), await cancelledJob(s)]) {
-        await assert.rejects(s.signalSend({ jobId: job.id, name: 'x', payloadJson: null }), InvalidStateError, `signal to a ${job.status} job`);
+        await assert.rejects(
+          s.signalSend({ jobId: job.id, name: 'x', payloadJson: null }),
+          (e) => e instanceof InvalidStateError && e.message === cannotSignalMessage(job.id, job.status),
+          `signal to a ${job.status} job: InvalidStateError "${cannotSignalMessage(job.id, job.status)}"`,
+        );
       }
       // Pending and paused jobs accept signals (buffered for later).
       const q = uniqueName('q');

@@ -87,7 +87,9 @@ for (const [dialect] of storageMatrix()) {
         const queue = new Queue(shared.storage);
         // Calibrate: how long from the fixture announcing the fan-out to the suspension commit.
         const calId = await queue.enqueue('big-fan', CHILDREN);
-        const cal = spawn({ ...shared.env, SDJ_LOG: effects.path, SDJ_QUEUES: 'default:1', SDJ_LEASE_MS: '1000' });
+        // A long lease here: under load the 5000-row insert can outlast a short one, and a run
+        // whose heartbeat waited past its lease is treated as lost (no suspension is reported).
+        const cal = spawn({ ...shared.env, SDJ_LOG: effects.path, SDJ_QUEUES: 'default:1', SDJ_LEASE_MS: '30000' });
         await cal.waitForLine(new RegExp(`^fanning-out ${calId}$`));
         const t0 = Date.now();
         await cal.waitForLine(new RegExp(`^suspended ${calId} fan-out$`));

@@ -116,14 +116,14 @@ export async function runningJob(s: Storage, overrides: Partial<JobInsert> = {},
 /** A job that ran and completed with `resultJson`. */
 export async function completedJob(s: Storage, overrides: Partial<JobInsert> = {}, resultJson: string | null = '"ok"'): Promise<JobRow> {
   const { fence } = await runningJob(s, overrides);
-  assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson }] }), [true]);
+  assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson }] })), [true]);
   return mustGet(s, fence.jobId);
 }
 
 /** A job that ran and failed terminally with `error`. */
 export async function failedJob(s: Storage, overrides: Partial<JobInsert> = {}, error = 'boom'): Promise<JobRow> {
   const { fence } = await runningJob(s, overrides);
-  assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error }] }), [true]);
+  assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'failed', error }] })), [true]);
   return mustGet(s, fence.jobId);
 }
 
@@ -318,4 +318,9 @@ export async function expectWakeAt(s: Storage, id: string, wakeAt: number, timeo
     { timeout, message: `wake of ${id}` },
   );
   assert.ok(!(await s.jobWakeDue({ limit: 1000 })).includes(id), `job ${id} woken twice`);
+}
+
+/** Per item of a `jobFinishMany` result: whether it applied (a stored time rather than null). */
+export function applied(stored: readonly (number | null)[]): boolean[] {
+  return stored.map((at) => at !== null);
 }

@@ -33,3 +33,8 @@ export function storageMatrix(): [name: string, make: StorageMaker][] {
     return [name, make];
   });
 }
+
+/** Whether STORAGE selects `name` (for files that hold one block per driver). */
+export function driverSelected(name: string): boolean {
+  return storageMatrix().some(([d]) => d === name);
+}

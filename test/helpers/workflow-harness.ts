@@ -39,11 +39,15 @@ export function startWorker(queue: Queue, options: WorkerOptions = {}): Started 
 }
 
 /**
- * Stops every worker a test started and left running (after a failed assertion): use in
- * `afterEach`, so a failing test neither disturbs the next one nor keeps the process alive.
+ * Use in `afterEach`: stops every worker the test started and left running, so a failing test
+ * neither disturbs the next one nor keeps the process alive — and fails when there was one, so
+ * a test that forgets to stop its worker fails instead of being cleaned up silently.
  */
 export async function stopAllWorkers(): Promise<void> {
-  await Promise.all([...live].map((w) => w.stop()));
+  const leaked = [...live];
+  if (leaked.length === 0) return;
+  await Promise.all(leaked.map((w) => w.stop()));
+  throw new Error(`${leaked.length} worker(s) started by startWorker() were never stopped by the test`);
 }
 
 /** A promise a handler can wait on until the test opens it. */

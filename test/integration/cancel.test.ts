@@ -10,7 +10,7 @@ import { Queue } from '../../src/queue/queue.js';
 import { InvalidStateError, JobCancelledError, LeaseLostError } from '../../src/errors.js';
 import { sub, values } from '../../src/workflow/fan-out.js';
 import type { Storage } from '../../src/storage/storage.js';
-import { fenceOf, mustGet, reclaimUntil } from '../helpers/factories.js';
+import { applied, fenceOf, mustGet, reclaimUntil } from '../helpers/factories.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -234,7 +234,7 @@ for (const [name, make] of storageMatrix()) {
         'the zombie completion changed nothing',
       );
       assert.equal((await mustGet(ts.storage, kid!.id)).lockedBy, 'worker-b');
-      assert.deepEqual(await ts.storage.jobFinishMany({ items: [{ ...fenceOf(b), outcome: 'completed', resultJson: '"from b"' }] }), [true]);
+      assert.deepEqual(applied(await ts.storage.jobFinishMany({ items: [{ ...fenceOf(b), outcome: 'completed', resultJson: '"from b"' }] })), [true]);
       w.worker.resume();
       const job = await queue.waitForJob(parent, { timeout: 10_000 });
       await w.stop();

@@ -48,8 +48,9 @@ for (const [name, make] of storageMatrix()) {
           return 'done';
         });
         const id = await queue.enqueue('steady', {}, { queue: q, retries: 0 });
-        startWorker(queue, { leaseTimeout: LEASE_MS, heartbeatInterval: c.heartbeatInterval, queues: { [q]: { concurrency: 1 } } });
+        const w = startWorker(queue, { leaseTimeout: LEASE_MS, heartbeatInterval: c.heartbeatInterval, queues: { [q]: { concurrency: 1 } } });
         const job = await queue.waitForJob(id, { timeout: 30_000 });
+        await w.stop();
         assert.equal(aborts, 0, 'the handler was not aborted');
         assert.equal(runs, 1, 'the handler ran once');
         assert.equal(job.status, 'completed', `the job completed (last error: ${job.lastError ?? 'none'})`);

@@ -13,7 +13,7 @@ import { Queue } from '../../src/queue/queue.js';
 import type { Logger } from '../../src/types.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
-import { fast, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
+import { fast, startWorker, stopAllWorkers, type Started } from '../helpers/workflow-harness.js';
 
 /** Longer than any test here: a wait that depends on the poll never ends in time. */
 const SLOW_POLL = 10 * 60_000;
@@ -55,6 +55,7 @@ for (const [name, make] of storageMatrix()) {
       queue.register('mid-read', async () => 'done');
       queue.onJobComplete(() => completed());
       const id = await queue.enqueue('mid-read', {}, { queue: q });
+      let worker: Started | undefined;
       // The first read of the job sees it pending; its reply is held until the job completed
       // on a local worker and that event was delivered, then the stale row is returned.
       faulty.fail({
@@ -62,13 +63,14 @@ for (const [name, make] of storageMatrix()) {
         when: (p) => p.id === id,
         respond: async (p) => {
           const row = await ts.storage.jobGet(p);
-          startWorker(queue, { ...fast, queues: { [q]: { concurrency: 1 } } });
+          worker = startWorker(queue, { ...fast, queues: { [q]: { concurrency: 1 } } });
           await completion;
           for (let i = 0; i < 5; i++) await turn();
           return row;
         },
       });
       assert.equal(await awaitWoken(queue, id), 'completed');
+      await worker?.stop();
     });
 
     it('an outcome in a flush of hundreds wakes its waiter; no "slow subscriber" warning for a waiter', async () => {
@@ -83,8 +85,9 @@ for (const [name, make] of storageMatrix()) {
       const target = await queue.enqueue('burst', {}, { queue: q, priority: 9 });
       await queue.enqueueBatch(Array.from({ length: n }, () => ({ type: 'burst', args: {}, options: { queue: q } })));
       const waiting = awaitWoken(queue, target);
-      startWorker(queue, { ...fast, queues: { [q]: { concurrency: n + 2 } } });
+      const worker = startWorker(queue, { ...fast, queues: { [q]: { concurrency: n + 2 } } });
       assert.equal(await waiting, 'completed');
+      await worker.stop();
       assert.deepEqual(
         logger.warnings.filter((w) => w.includes('slow')),
         [],

@@ -237,9 +237,7 @@ for (const [name, make] of storageMatrix()) {
           return ctx.call<number>(`${phase}-s3`, b);
         });
         const isS2 = (s: StepRecordParams): boolean => s.step.stepName === `${phase}-s2`;
-        const fault = ts.storage.stepRecordMany
-          ? faulty.fail({ method: 'stepRecordMany', phase, when: (p) => p.items.some(isS2) })
-          : faulty.fail({ method: 'stepRecord', phase, when: isS2 });
+        const fault = faulty.fail({ method: 'stepRecordMany', phase, when: (p) => p.items.some(isS2) });
         const q = `ckpt-${phase}`;
         const id = await queue.enqueue(`${phase}-wf`, null, { queue: q, retries: 3 });
         const w = startWorker(queue, { ...quick, queues: { [q]: { concurrency: 1 } }, backoff: () => 20 });

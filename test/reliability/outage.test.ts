@@ -1,4 +1,5 @@
 /**
+ * @storage postgres
  * Database outages on a PRIVATE PostgreSQL cluster (initdb'd for this file; stopping the
  * machine's shared server would break the other test files running in parallel):
  *

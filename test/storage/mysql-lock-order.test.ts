@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { MysqlStorage, type MysqlPoolConnectionLike, type MysqlPoolLike, type MysqlQueryOptions } from '../../src/storage/mysql/mysql-storage.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { raceReclaimsFinishesCancels } from '../conformance/lock-order.js';
-import { claim, fenceOf, jobInsert, uniqueName } from '../helpers/factories.js';
+import { applied, claim, fenceOf, jobInsert, uniqueName } from '../helpers/factories.js';
 import { createTestDatabase, dropTestDatabase, mysqlDatabaseUrl } from '../helpers/mysql-storage.js';
 import type { TestStorage } from '../helpers/storages.js';
 
@@ -137,10 +137,10 @@ describe('mysql: lock order', () => {
       const rows = await claim(s, queue, 100);
       assert.equal(rows.length, 100);
       rec.statements.length = 0;
-      const applied = await s.jobFinishMany({
+      const done = applied(await s.jobFinishMany({
         items: rows.map((r, i) => (i % 2 === 0 ? { ...fenceOf(r), outcome: 'completed' as const, resultJson: '1' } : { ...fenceOf(r), outcome: 'failed' as const, error: 'e' })),
-      });
-      assert.deepEqual(applied, rows.map(() => true));
+      }));
+      assert.deepEqual(done, rows.map(() => true));
       // A user pool's transactions start by setting their isolation level; the driver's own pool sets it once per session.
       const sent = rec.statements.filter((sql) => !sql.startsWith('SET TRANSACTION')).map((sql) => sql.split(' ', 1)[0]);
       assert.deepEqual(sent, ['START', 'SELECT', 'UPDATE', 'COMMIT']);

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { DuplicateJobError, SchemaTooNewError } from '../../src/errors.js';
 import { MysqlStorage, type MysqlPoolLike } from '../../src/storage/mysql/mysql-storage.js';
 import { runStorageConformance } from '../conformance/index.js';
-import { insertJob, jobInsert, mustGet, uniqueName } from '../helpers/factories.js';
+import { applied, insertJob, jobInsert, mustGet, uniqueName } from '../helpers/factories.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createTestDatabase, dropTestDatabase, makeMysqlStorage, mysqlDatabaseUrl } from '../helpers/mysql-storage.js';
 
@@ -22,6 +22,7 @@ interface TestPool extends MysqlPoolLike {
 }
 interface TestConnection {
   query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  query(options: { sql: string; values?: unknown[] }): Promise<[unknown, unknown]>;
   beginTransaction(): Promise<void>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
@@ -293,8 +294,8 @@ describe('mysql driver specifics', () => {
             }
             // Churn: finish half of each batch while the others keep claiming.
             const done = rows.filter((_, k) => k % 2 === 0);
-            const applied = await s.jobFinishMany({ items: done.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed' as const, resultJson: null })) });
-            assert.ok(applied.every(Boolean));
+            const ok = applied(await s.jobFinishMany({ items: done.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed' as const, resultJson: null })) }));
+            assert.ok(ok.every(Boolean));
           }
         }),
       );

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Fence, JobInsert } from '../../src/storage/storage.js';
-import { bigJson, claim, jobInsert, mustGet, uniqueName } from '../helpers/factories.js';
+import { applied, bigJson, claim, jobInsert, mustGet, uniqueName } from '../helpers/factories.js';
 import { makePostgresStorage } from '../helpers/postgres-storage.js';
 import type { TestStorage } from '../helpers/storages.js';
 
@@ -39,7 +39,7 @@ describe('postgres: batches beyond one statement', () => {
     const s = ts!.storage;
     const fences = await running(N);
     const big = bigJson(BYTES);
-    const res = await s.jobFinishMany({ items: fences.map((f) => ({ ...f, outcome: 'completed', resultJson: big })) });
+    const res = applied(await s.jobFinishMany({ items: fences.map((f) => ({ ...f, outcome: 'completed', resultJson: big })) }));
     assert.equal(res.filter(Boolean).length, N);
     for (const f of [fences[0]!, fences[N >> 1]!, fences[N - 1]!]) {
       const row = await mustGet(s, f.jobId);

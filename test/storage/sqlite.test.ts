@@ -16,7 +16,7 @@ import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { MIGRATIONS } from '../../src/storage/sqlite/migrations.generated.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { runStorageConformance } from '../conformance/index.js';
-import { claim, claimOne, insertJob, jobInsert, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
+import { applied, claim, claimOne, insertJob, jobInsert, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
 import { makeSqliteStorage, removeSqliteFiles, tempSqlitePath } from '../helpers/sqlite-storage.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
@@ -93,7 +93,7 @@ for (;;) {
   }
   for (const r of rows) claimed.push(r.id);
   const res = await s.jobFinishMany({ items: rows.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed', resultJson: JSON.stringify(workerId) })) });
-  if (res.some((ok) => !ok)) throw new Error('a finish did not apply');
+  if (res.some((at) => at === null)) throw new Error('a finish did not apply');
   // Like a worker running handlers between claims: without a pause, one process can take the
   // whole backlog in a tight loop before the other's busy handler ever finds the lock free.
   await new Promise((r) => setTimeout(r, 1));
@@ -142,7 +142,7 @@ describe('sqlite: several instances and processes on one file', () => {
             }
             // Interleave other writes between claims: heartbeats and finishes.
             await s.jobHeartbeat({ workerId, runs: rows.map((r) => ({ jobId: r.id, runCount: r.runCount })), leaseMs: 60_000 });
-            const res = await s.jobFinishMany({ items: rows.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed' as const, resultJson: null })) });
+            const res = applied(await s.jobFinishMany({ items: rows.map((r) => ({ jobId: r.id, workerId, runCount: r.runCount, outcome: 'completed' as const, resultJson: null })) }));
             assert.ok(res.every(Boolean));
           }
         }),
@@ -252,7 +252,7 @@ describe('sqlite: connections', () => {
     const s = new SqliteStorage(':memory:');
     await s.migrate();
     const { fence } = await runningJob(s);
-    assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '"mem"' }] }), [true]);
+    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: '"mem"' }] })), [true]);
     assert.equal((await mustGet(s, fence.jobId)).resultJson, '"mem"');
     const other = new SqliteStorage(':memory:');
     await assert.rejects(other.jobGet({ id: fence.jobId }), StorageError, 'another :memory: instance has no tables');
@@ -268,7 +268,7 @@ describe('sqlite: connections', () => {
     assert.equal(db.pragma('busy_timeout', { simple: true }), 1234);
     await s.migrate();
     const { fence } = await runningJob(s);
-    assert.deepEqual(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: null }] }), [true]);
+    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: null }] })), [true]);
     await s.close();
     assert.equal(db.open, true, 'the user database stays open');
     assert.equal((db.prepare('SELECT status FROM sdj_jobs WHERE id = ?').get(fence.jobId) as { status: string }).status, 'completed');
@@ -411,7 +411,7 @@ describe('sqlite: enqueue inside the user transaction (tx)', () => {
     assert.deepEqual(await own.jobInsertMany({ jobs: [j], tx: db }), { inserted: [j.id] });
     const elsewhere = new Database(tempPath('tx-elsewhere'));
     await assert.rejects(s.jobInsertMany({ jobs: [jobInsert()], tx: elsewhere }), InvalidArgumentError);
-    await assert.rejects(s.jobInsertMany({ jobs: [jobInsert()], tx: { not: 'a db' } }), InvalidArgumentError);
+    await assert.rejects(s.jobInsertMany({ jobs: [jobInsert()], tx: { not: 'a db' } as never }), InvalidArgumentError);
     elsewhere.close();
     await own.close();
     await s.close();
@@ -488,7 +488,7 @@ describe('sqlite: fan-out counters', () => {
       true,
     );
     const a = await claimOne(s, q, kids[0]!.id);
-    assert.deepEqual(await s.jobFinishMany({ items: [{ jobId: a.id, workerId: a.lockedBy!, runCount: a.runCount, outcome: 'failed', error: 'x' }] }), [true]);
+    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ jobId: a.id, workerId: a.lockedBy!, runCount: a.runCount, outcome: 'failed', error: 'x' }] })), [true]);
     assert.equal((await s.fanOutGet({ id: fanOutId }))?.failed, 1);
     await s.jobRetry({ id: a.id });
     assert.equal((await s.fanOutGet({ id: fanOutId }))?.failed, 0);
@@ -496,7 +496,7 @@ describe('sqlite: fan-out counters', () => {
     const rows = await claim(s, q, 5);
     assert.deepEqual(rows.map((r) => r.id).sort(), kids.map((k) => k.id).sort());
     const items = rows.map((r) => ({ jobId: r.id, workerId: r.lockedBy!, runCount: r.runCount, outcome: 'completed' as const, resultJson: null }));
-    assert.deepEqual(await s.jobFinishMany({ items }), [true, true]);
+    assert.deepEqual(applied(await s.jobFinishMany({ items })), [true, true]);
     const f = await s.fanOutGet({ id: fanOutId });
     assert.deepEqual([f?.status, f?.succeeded, f?.failed, f?.cancelled], ['succeeded', 2, 0, 0]);
     assert.equal((await mustGet(s, fence.jobId)).status, 'pending');
@@ -505,11 +505,11 @@ describe('sqlite: fan-out counters', () => {
 });
 
 describe('sqlite: storage interface', () => {
-  it('is a Storage with the sqlite dialect and capabilities', async () => {
+  it('is a Storage with the sqlite dialect, waking workers through dataVersion()', async () => {
     const s: Storage = new SqliteStorage(':memory:');
     assert.equal(s.dialect, 'sqlite');
-    assert.deepEqual({ ...s.capabilities }, { listenNotify: false, skipLocked: false, concurrentWriters: false });
-    assert.equal(s.listen, undefined);
+    assert.equal(typeof s.dataVersion, 'function');
+    assert.equal(s.listen, undefined, 'no listen(): SQLite has no cross-process push');
     await s.close();
     assert.ok(existsSync(DRIVER_MODULE));
   });

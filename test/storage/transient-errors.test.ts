@@ -17,6 +17,7 @@ import { translateError as translatePostgres } from '../../src/storage/postgres/
 import { translateError as translateSqlite } from '../../src/storage/sqlite/translate-error.js';
 import { mysqlServerUrl } from '../helpers/mysql-storage.js';
 import { PG_URL } from '../helpers/postgres-storage.js';
+import { driverSelected } from '../helpers/storages.js';
 
 const require = createRequire(import.meta.url);
 
@@ -43,7 +44,7 @@ interface PgClient {
   on(event: 'error', listener: (e: unknown) => void): void;
 }
 
-describe('transient storage errors (postgres)', () => {
+describe('transient storage errors (postgres)', { skip: !driverSelected('postgres') && 'STORAGE excludes postgres' }, () => {
   const pg = require('pg') as { Client: new (o: { connectionString: string }) => PgClient };
   const client = async (): Promise<PgClient> => {
     const c = new pg.Client({ connectionString: PG_URL });
@@ -114,7 +115,7 @@ interface MysqlConnection {
   on(event: 'error', listener: (e: unknown) => void): void;
 }
 
-describe('transient storage errors (mysql)', () => {
+describe('transient storage errors (mysql)', { skip: !driverSelected('mysql') && 'STORAGE excludes mysql' }, () => {
   const mysql = require('mysql2/promise') as { createConnection(uri: string): Promise<MysqlConnection> };
   const connect = async (): Promise<MysqlConnection> => {
     const c = await mysql.createConnection(mysqlServerUrl());
@@ -149,7 +150,7 @@ describe('transient storage errors (mysql)', () => {
   });
 });
 
-describe('transient storage errors (sqlite)', () => {
+describe('transient storage errors (sqlite)', { skip: !driverSelected('sqlite') && 'STORAGE excludes sqlite' }, () => {
   const Database = require('better-sqlite3') as new (path: string, o?: { timeout?: number }) => {
     exec(sql: string): void;
     prepare(sql: string): { run(...a: unknown[]): unknown };

@@ -6,12 +6,13 @@
  * lists). Every transaction runs at READ COMMITTED: decisions are taken on rows read with
  * locking reads, and READ COMMITTED keeps InnoDB from taking gap locks that make concurrent
  * claimers and inserters deadlock.
- * @internal
  */
 import { createRequire } from 'node:module';
-import { setTimeout as delay } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
+import { missingDriverPackageMessage } from '../shared/contract-messages.js';
+import { type TxRetryOptions, withTxRetry } from '../shared/tx-retry.js';
 import { SET_SESSION_READ_COMMITTED, SET_TX_READ_COMMITTED, TX_BEGIN, TX_COMMIT, TX_ROLLBACK } from './queries/admin.js';
+import { isRetryableTxError } from './translate-error.js';
 
 /** Per-query options the driver passes to mysql2 (so a user pool's own defaults cannot change the row shapes). */
 export interface MysqlQueryOptions {
@@ -50,30 +51,22 @@ export interface MysqlPoolLike extends MysqlConnectionLike {
   end(): Promise<void>;
 }
 
-/** A callback-style mysql2 pool or connection, which offers a promise wrapper. @internal */
+/** A callback-style mysql2 pool or connection, which offers a promise wrapper. */
 export interface MysqlPromisable<T> {
   promise(): T;
 }
 
-/** Anything the driver can run a statement on (its pool or one checked-out connection). @internal */
+/** Anything the driver can run a statement on (its pool or one checked-out connection). */
 export type Executor = MysqlConnectionLike;
 
-/** Options of {@link MysqlDb}. @internal */
+/** Options of {@link MysqlDb}. */
 export interface MysqlDbOptions {
   /** Pool size of a pool the driver creates. @default 10 */
   connectionLimit?: number;
-  /** Transaction attempts on deadlock or lock-wait timeout. @default 8 */
-  maxAttempts?: number;
 }
 
-/** ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, and MariaDB's ER_CHECKREAD (snapshot isolation conflict). */
-const RETRYABLE_ERRNOS = new Set([1213, 1205, 1020]);
-
-/** True for errors after which the transaction can be rolled back and safely run again. @internal */
-export function isRetryableTxError(e: unknown): boolean {
-  const errno = (e as { errno?: unknown } | null)?.errno;
-  return typeof errno === 'number' && RETRYABLE_ERRNOS.has(errno);
-}
+/** The shared transaction-retry rule (`shared/tx-retry.ts`) with this dialect's predicate. */
+const TX_RETRY: TxRetryOptions = { isRetryable: isRetryableTxError };
 
 /** Unwraps a callback-style mysql2 object into its promise API. @internal */
 export function promiseApi<T>(x: T | MysqlPromisable<T>): T {
@@ -88,6 +81,12 @@ export function promiseApi<T>(x: T | MysqlPromisable<T>): T {
 export function isPacketTooLarge(e: unknown): boolean {
   const f = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; errno?: unknown };
   return f.errno === 1153 || f.code === 'ER_NET_PACKET_TOO_LARGE';
+}
+
+/** True for a connection reset or broken pipe while a statement was sent. @internal */
+export function isConnectionReset(e: unknown): boolean {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** True when the connection that raised `e` cannot run another statement (mysql2 marked the error fatal, or an oversize packet). */
@@ -117,7 +116,12 @@ export async function run(ex: Executor, sql: string, values: unknown[] = []): Pr
     const [result] = await ex.query({ sql, values, rowsAsArray: false, nestTables: false, supportBigNumbers: true, bigNumberStrings: false, typeCast: true });
     return result;
   } catch (e) {
-    if (isPacketTooLarge(e) && typeof e === 'object' && e !== null) refusedSizes.set(e, Buffer.byteLength(sql, 'utf8') + valueBytes(values));
+    // The server answers an oversize packet with ER_NET_PACKET_TOO_LARGE and closes the
+    // connection; under load the client may see the reset first. Either way the statement's
+    // size is noted, so the facade can tell an oversize statement from a network failure.
+    if ((isPacketTooLarge(e) || isConnectionReset(e)) && typeof e === 'object' && e !== null) {
+      refusedSizes.set(e, Buffer.byteLength(sql, 'utf8') + valueBytes(values));
+    }
     throw e;
   }
 }
@@ -132,11 +136,10 @@ export async function write(ex: Executor, sql: string, values: unknown[] = []): 
   return Number((await run(ex, sql, values) as MysqlResultHeader).affectedRows);
 }
 
-/** The driver's database handle: a pool (its own or the user's) plus transactions. @internal */
+/** The driver's database handle: a pool (its own or the user's) plus transactions. */
 export class MysqlDb {
   readonly #source: string | MysqlPoolLike;
   readonly #limit: number;
-  readonly #maxAttempts: number;
   #pool: MysqlPoolLike | undefined;
   /** True when the driver created the pool (and therefore ends it, and set the session isolation). */
   #owns = false;
@@ -144,7 +147,6 @@ export class MysqlDb {
   constructor(source: string | MysqlPoolLike | MysqlPromisable<MysqlPoolLike>, options: MysqlDbOptions = {}) {
     this.#source = typeof source === 'string' ? source : promiseApi(source);
     this.#limit = options.connectionLimit ?? 10;
-    this.#maxAttempts = options.maxAttempts ?? 8;
   }
 
   /** The pool, created on first use when the driver was given a connection string. */
@@ -165,16 +167,9 @@ export class MysqlDb {
     }
   }
 
-  /** Runs statements without a transaction on one pooled connection, retrying on deadlock. */
-  async autocommit<T>(fn: (ex: Executor) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.withConnection(fn);
-      } catch (e) {
-        if (!isRetryableTxError(e) || attempt >= this.#maxAttempts) throw e;
-        await backoff(attempt);
-      }
-    }
+  /** Runs statements without a transaction on one pooled connection, run again on deadlock (shared policy). */
+  autocommit<T>(fn: (ex: Executor) => Promise<T>): Promise<T> {
+    return withTxRetry(() => this.withConnection(fn), TX_RETRY);
   }
 
   /**
@@ -197,40 +192,36 @@ export class MysqlDb {
 
   /**
    * Runs `fn` in a READ COMMITTED transaction on one connection; commits when it returns,
-   * rolls back when it throws. On deadlock or lock-wait timeout the whole transaction is
-   * retried (`fn` must have no side effects outside the database).
+   * rolls back when it throws. On deadlock or lock-wait timeout the whole transaction runs
+   * again under the shared retry policy (`fn` must have no side effects outside the database).
    */
-  async tx<T>(fn: (conn: Executor) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const pool = this.pool;
-      const conn = await pool.getConnection();
-      let broken = false;
+  tx<T>(fn: (conn: Executor) => Promise<T>): Promise<T> {
+    return withTxRetry(() => this.#txOnce(fn), TX_RETRY);
+  }
+
+  /** One attempt of {@link tx}. */
+  async #txOnce<T>(fn: (conn: Executor) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    let broken = false;
+    try {
+      if (!this.#owns) await run(conn, SET_TX_READ_COMMITTED);
+      await run(conn, TX_BEGIN);
+      const out = await fn(conn);
+      await run(conn, TX_COMMIT);
+      return out;
+    } catch (e) {
+      broken = leavesConnectionBroken(e);
       try {
-        if (!this.#owns) await run(conn, SET_TX_READ_COMMITTED);
-        await run(conn, TX_BEGIN);
-        const out = await fn(conn);
-        await run(conn, TX_COMMIT);
-        return out;
-      } catch (e) {
-        broken = leavesConnectionBroken(e);
-        try {
-          if (!broken) await run(conn, TX_ROLLBACK);
-        } catch {
-          broken = true;
-        }
-        if (!isRetryableTxError(e) || attempt >= this.#maxAttempts) throw e;
-      } finally {
-        if (broken && conn.destroy) conn.destroy();
-        else conn.release();
+        if (!broken) await run(conn, TX_ROLLBACK);
+      } catch {
+        broken = true;
       }
-      await backoff(attempt);
+      throw e;
+    } finally {
+      if (broken && conn.destroy) conn.destroy();
+      else conn.release();
     }
   }
-}
-
-function backoff(attempt: number): Promise<void> {
-  const cap = Math.min(200, 5 * 2 ** attempt);
-  return delay(1 + Math.floor(Math.random() * cap));
 }
 
 interface Mysql2Module {
@@ -244,7 +235,7 @@ function createPool(url: string, connectionLimit: number): MysqlPoolLike {
   try {
     mysql = createRequire(import.meta.url)('mysql2/promise') as Mysql2Module;
   } catch (cause) {
-    throw new StorageError('MysqlStorage needs the "mysql2" package: npm install mysql2', { cause });
+    throw new StorageError(missingDriverPackageMessage('MysqlStorage', 'mysql2'), { cause });
   }
   const pool = mysql.createPool({
     uri: url,

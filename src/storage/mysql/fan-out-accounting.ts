@@ -36,11 +36,10 @@
  * trees and requires the server to report no deadlock.
  * @internal
  */
-import { decideFanOut } from '../fan-out-rules.js';
+import { addChildOutcome, type FanOutCounters, settleFanOut, settleFanOutCounts } from '../shared/fan-out-settle.js';
 import type { FanOutRow } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import { num, str, strOrNull, toFanOutRow } from './rows.js';
-import { JOB_CANCEL_MANY, JOB_SUBTREE_LOCK } from './queries/jobs.js';
 import {
   FAN_OUT_IDS_BELOW_UNFINISHED,
   FAN_OUT_IDS_UNDER_JOBS,
@@ -48,28 +47,12 @@ import {
   FAN_OUT_UNFINISHED_CHILDREN,
   FAN_OUT_UPDATE,
   FAN_OUT_WAKE_PARENT,
-} from './queries/workflow.js';
+  JOB_CANCEL_MANY,
+  JOB_SUBTREE_LOCK,
+} from './queries/fan-out.js';
 
-/** Counter increments for one fan-out. @internal */
-export interface FanOutDelta {
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-}
-
-/** Adds one terminal child outcome to a map of deltas. @internal */
-export function addDelta(deltas: Map<string, FanOutDelta>, fanOutId: string, outcome: 'completed' | 'failed' | 'cancelled'): void {
-  const d = deltas.get(fanOutId) ?? { succeeded: 0, failed: 0, cancelled: 0 };
-  if (outcome === 'completed') d.succeeded++;
-  else if (outcome === 'failed') d.failed++;
-  else d.cancelled++;
-  deltas.set(fanOutId, d);
-}
-
-/** A fan-out's counters with a delta added. */
-function withDelta(f: FanOutRow, d: FanOutDelta): FanOutRow {
-  return { ...f, succeeded: f.succeeded + d.succeeded, failed: f.failed + d.failed, cancelled: f.cancelled + d.cancelled };
-}
+/** Counter increments for one fan-out (the shared counters). @internal */
+export type FanOutDelta = FanOutCounters;
 
 /** A fan-out row the transaction holds, as it last wrote it, with the database now of its lock. @internal */
 export interface HeldFanOut {
@@ -126,7 +109,7 @@ export async function lockFanOutsFirst(ex: Executor, now: number | null, plan: F
   const failing: string[] = [];
   for (const [id, d] of deltas) {
     const h = held.get(id);
-    if (h !== undefined && h.row.status === 'running' && decideFanOut(withDelta(h.row, d)) === 'failed') failing.push(id);
+    if (h !== undefined && settleFanOutCounts(h.row, d).decided === 'failed') failing.push(id);
   }
   await lockBelowFailing(ex, now, failing, held);
   return held;
@@ -138,7 +121,7 @@ const NON_TERMINAL = new Set(['pending', 'running', 'waiting', 'paused']);
  * Cancels the non-terminal ones among `roots` (already locked by the caller, with their current
  * status) and every non-terminal job of their subtrees; a terminal root (a job that just failed)
  * only has its subtree cancelled. The cancelled descendants are added to `deltas` as cancelled
- * on their own fan-outs (the roots' accounting is the caller's), for {@link accountFanOuts}.
+ * on their own fan-outs (the roots' accounting is the caller's), for {@link accountFanOutOutcomes}.
  * Returns the ids cancelled, roots first.
  */
 export async function cancelSubtrees(
@@ -166,7 +149,7 @@ export async function cancelSubtrees(
   for (const [id, j] of found) {
     if (!NON_TERMINAL.has(j.status) || ids.has(id)) continue;
     ids.add(id);
-    if (j.fanOutId !== null && !rootSet.has(id)) addDelta(deltas, j.fanOutId, 'cancelled');
+    if (j.fanOutId !== null && !rootSet.has(id)) addChildOutcome(deltas, j.fanOutId, 'cancelled');
   }
   const list = [...ids];
   for (let i = 0; i < list.length; i += 1000) await write(ex, JOB_CANCEL_MANY, [now, list.slice(i, i + 1000)]);
@@ -182,7 +165,7 @@ export async function cancelSubtrees(
  * not planned for is locked when found. Fan-outs that no longer exist (dropped by a retry of the
  * parent) are ignored. Returns the ids this cancelled.
  */
-export async function accountFanOuts(ex: Executor, now: number | null, deltas: Map<string, FanOutDelta>, held: HeldFanOuts): Promise<string[]> {
+export async function accountFanOutOutcomes(ex: Executor, now: number | null, deltas: Map<string, FanOutDelta>, held: HeldFanOuts): Promise<string[]> {
   const cancelled: string[] = [];
   let work = deltas;
   while (work.size > 0) {
@@ -193,25 +176,48 @@ export async function accountFanOuts(ex: Executor, now: number | null, deltas: M
       const h = held.get(id);
       if (h === undefined) continue;
       const f = h.row;
-      const counts = withDelta(f, round.get(id)!);
-      let status = f.status;
-      let decidedAt = f.decidedAt;
-      if (f.status === 'running') {
-        const decision = decideFanOut(counts);
-        if (decision !== 'running') {
-          status = decision;
-          decidedAt = h.at;
-          if (decision === 'failed') {
-            const siblings = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [f.id])).map((s) => ({ id: str(s['id']), status: str(s['status']) }));
-            cancelled.push(...(await cancelSubtrees(ex, now, siblings, work)));
-            counts.cancelled += siblings.length;
-          }
-          await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
-        }
+      // The decision is the shared rule; only the writes it implies are this driver's.
+      const s = settleFanOutCounts(f, round.get(id)!);
+      const counts = { succeeded: s.next.succeeded, failed: s.next.failed, cancelled: s.next.cancelled };
+      if (s.cancelUnfinishedChildren) {
+        const siblings = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [f.id])).map((c) => ({ id: str(c['id']), status: str(c['status']) }));
+        cancelled.push(...(await cancelSubtrees(ex, now, siblings, work)));
+        counts.cancelled += siblings.length;
       }
-      await write(ex, FAN_OUT_UPDATE, [counts.succeeded, counts.failed, counts.cancelled, status, decidedAt, f.id]);
-      h.row = { ...counts, status, decidedAt };
+      if (s.resumeParent) await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
+      const decidedAt = s.decided === null ? f.decidedAt : h.at;
+      await write(ex, FAN_OUT_UPDATE, [counts.succeeded, counts.failed, counts.cancelled, s.next.status, decidedAt, f.id]);
+      h.row = { ...f, ...counts, status: s.next.status, decidedAt };
     }
   }
   return cancelled;
+}
+
+/**
+ * Fails the fan-out `id` when it is still running past its deadline: the fan-out, then the
+ * fan-outs below its unfinished children (which count the children's cancelled subtrees), then
+ * job rows — the driver's lock order. Resumes the parent, cancels the unfinished children with
+ * their subtrees, and counts them. Returns whether it applied.
+ * @internal
+ */
+export async function expireFanOut(ex: Executor, now: number | null, id: string): Promise<boolean> {
+  const held: HeldFanOuts = new Map();
+  await lockFanOuts(ex, now, [id], held);
+  const h = held.get(id);
+  if (h === undefined) return false;
+  const f = h.row;
+  if (f.deadlineAt === null || h.at < f.deadlineAt) return false;
+  const s = settleFanOut(f, { kind: 'deadline-passed' });
+  if (s.decided === null) return false;
+  await lockBelowFailing(ex, now, [id], held);
+  const children = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [id])).map((c) => ({ id: str(c['id']), status: str(c['status']) }));
+  const deltas = new Map<string, FanOutDelta>();
+  await cancelSubtrees(ex, now, children, deltas);
+  const cancelled = f.cancelled + children.length;
+  await write(ex, FAN_OUT_UPDATE, [f.succeeded, f.failed, cancelled, s.next.status, h.at, id]);
+  h.row = { ...f, cancelled, status: s.next.status, decidedAt: h.at };
+  if (s.resumeParent) await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
+  // The children's cancelled descendants, on the children's own fan-outs.
+  await accountFanOutOutcomes(ex, now, deltas, held);
+  return true;
 }

@@ -1,7 +1,7 @@
 /**
  * Job operations of the MySQL/MariaDB driver: inserts (multi-row INSERTs in chunks, unique-key
  * handling for `onConflict: 'error' | 'skip'`, inserts inside the caller's own transaction), get,
- * list, counts, cancel (with subtrees), pause, resume, retry, and paused queues.
+ * list, counts, cancel (with subtrees), pause, resume, retry, queue pauses and the clock.
  * @internal
  */
 import { DuplicateJobError, InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
@@ -9,9 +9,11 @@ import { JOB_STATUSES, type JobStatus } from '../../types.js';
 import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
 import { type Executor, type MysqlConnectionLike, promiseApi, run, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, accountFanOuts, addDelta, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
+import { addChildOutcome } from '../shared/fan-out-settle.js';
+import { type FanOutDelta, accountFanOutOutcomes, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
-import { CLOCK_NOW, INSERT_SAVEPOINT, INSERT_SAVEPOINT_RELEASE, INSERT_SAVEPOINT_ROLLBACK, QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED } from './queries/admin.js';
+import { splitBySize } from './statement-budget.js';
+import { CLOCK_NOW, INSERT_SAVEPOINT, INSERT_SAVEPOINT_RELEASE, INSERT_SAVEPOINT_ROLLBACK, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
   FAN_OUT_DELETE_FOR_PARENTS,
   JOB_ACTIVE_UNIQUE_KEY,
@@ -22,7 +24,6 @@ import {
   JOB_GET_MANY,
   JOB_IDS_EXISTING,
   JOB_LOCK,
-  JOB_NEXT_RUN_AT,
   JOB_PAUSE,
   JOB_PEEK,
   JOB_RESUME,
@@ -36,9 +37,11 @@ import {
 } from './queries/jobs.js';
 import { FAN_OUT_UNCOUNT } from './queries/workflow.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
+import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
 
 /** `Storage.jobGet`. */
-export async function jobGet(ctx: DriverContext, id: string): Promise<JobRow | undefined> {
+export async function jobGet(ctx: DriverContext, p: { id: string }): Promise<JobRow | undefined> {
+  const id = p.id;
   const [row] = await select(ctx.db.pool, JOB_GET, [id]);
   return row ? toJobRow(row) : undefined;
 }
@@ -54,26 +57,13 @@ export const GET_MANY_MAX_BYTES = 1024 * 1024;
 
 /** Splits ids into lists within {@link GET_MANY_MAX_IDS} ids and {@link GET_MANY_MAX_BYTES} bytes each. */
 function chunkIds(ids: readonly string[]): string[][] {
-  const out: string[][] = [];
-  let cur: string[] = [];
-  let bytes = 0;
-  for (const id of ids) {
-    // Quoted, every byte possibly escaped, and a separator.
-    const n = 2 * Buffer.byteLength(id, 'utf8') + 4;
-    if (cur.length > 0 && (cur.length >= GET_MANY_MAX_IDS || bytes + n > GET_MANY_MAX_BYTES)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(id);
-    bytes += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  // Quoted, every byte possibly escaped, and a separator.
+  return splitBySize(ids, (id) => 2 * Buffer.byteLength(id, 'utf8') + 4, GET_MANY_MAX_BYTES, GET_MANY_MAX_IDS);
 }
 
 /** `Storage.jobGetMany`: one statement per chunk of distinct ids (see {@link chunkIds}); none for an empty list. */
-export async function jobGetMany(ctx: DriverContext, ids: readonly string[]): Promise<JobRow[]> {
+export async function jobGetMany(ctx: DriverContext, p: { ids: readonly string[] }): Promise<JobRow[]> {
+  const ids = p.ids;
   const out: JobRow[] = [];
   for (const chunk of chunkIds([...new Set(ids)])) {
     for (const r of await select(ctx.db.pool, JOB_GET_MANY, [chunk])) out.push(toJobRow(r));
@@ -104,14 +94,6 @@ export async function jobCountByStatus(ctx: DriverContext, p: { queue?: string }
   return out;
 }
 
-/** `Storage.jobNextRunAt`. */
-export async function jobNextRunAt(ctx: DriverContext, p: { queues: string[] }): Promise<number | undefined> {
-  if (p.queues.length === 0) return undefined;
-  const [row] = await select(ctx.db.pool, JOB_NEXT_RUN_AT, [p.queues]);
-  const v = row?.['next_run_at'];
-  return v === null || v === undefined ? undefined : num(v);
-}
-
 /** Locks one job, throwing JobNotFoundError when it does not exist. */
 async function lockJob(ex: Executor, id: string): Promise<{ id: string; status: string; fanOutId: string | null }> {
   const [row] = await select(ex, JOB_LOCK, [id]);
@@ -132,52 +114,57 @@ const NON_TERMINAL = ['pending', 'running', 'waiting', 'paused'];
  * `Storage.jobCancel`: the job's fan-out and the fan-outs of its subtree are locked before its
  * row (the driver's lock order, see `fan-out-accounting.ts`); a job already ended takes no lock.
  */
-export async function jobCancel(ctx: DriverContext, id: string): Promise<string[]> {
+export async function jobCancel(ctx: DriverContext, p: { id: string }): Promise<string[]> {
+  const id = p.id;
   const seen = await peekJob(ctx.db.pool, id);
   if (!NON_TERMINAL.includes(seen.status)) return [];
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
     const planned = new Map<string, FanOutDelta>();
-    if (seen.fanOutId !== null) addDelta(planned, seen.fanOutId, 'cancelled');
+    if (seen.fanOutId !== null) addChildOutcome(planned, seen.fanOutId, 'cancelled');
     const held = await lockFanOutsFirst(ex, now, { deltas: planned, under: [id] });
     const job = await lockJob(ex, id);
     if (!NON_TERMINAL.includes(job.status)) return [];
     const deltas = new Map<string, FanOutDelta>();
     const cancelled = await cancelSubtrees(ex, now, [job], deltas);
-    if (job.fanOutId !== null) addDelta(deltas, job.fanOutId, 'cancelled');
+    if (job.fanOutId !== null) addChildOutcome(deltas, job.fanOutId, 'cancelled');
     // Siblings (and their subtrees) cancelled by a fan-out this cancel failed are reported too.
-    return [...cancelled, ...(await accountFanOuts(ex, now, deltas, held))];
+    return [...cancelled, ...(await accountFanOutOutcomes(ex, now, deltas, held))];
   });
 }
 
 /** Throws the error of a pause/resume that changed nothing. */
-async function explainNoChange(ctx: DriverContext, id: string, op: string, from: string): Promise<never> {
+async function explainNoChange(ctx: DriverContext, id: string, op: 'pause' | 'resume'): Promise<never> {
   const [row] = await select(ctx.db.pool, JOB_STATUS, [id]);
   if (!row) throw new JobNotFoundError(id);
-  throw new InvalidStateError(`cannot ${op} job ${id}: it is ${str(row['status'])}, not ${from}`);
+  const status = str(row['status']);
+  throw new InvalidStateError(op === 'pause' ? cannotPauseMessage(id, status) : cannotResumeMessage(id, status));
 }
 
 /** `Storage.jobPause`. */
-export async function jobPause(ctx: DriverContext, id: string): Promise<void> {
+export async function jobPause(ctx: DriverContext, p: { id: string }): Promise<void> {
+  const id = p.id;
   const n = await ctx.db.autocommit((ex) => write(ex, JOB_PAUSE, [id]));
-  if (n === 0) await explainNoChange(ctx, id, 'pause', 'pending');
+  if (n === 0) await explainNoChange(ctx, id, 'pause');
 }
 
 /** `Storage.jobResume`. */
-export async function jobResume(ctx: DriverContext, id: string): Promise<void> {
+export async function jobResume(ctx: DriverContext, p: { id: string }): Promise<void> {
+  const id = p.id;
   const n = await ctx.db.autocommit((ex) => write(ex, JOB_RESUME, [id]));
-  if (n === 0) await explainNoChange(ctx, id, 'resume', 'paused');
+  if (n === 0) await explainNoChange(ctx, id, 'resume');
 }
 
 /** `Storage.jobRetry`. @throws JobNotFoundError, InvalidStateError, DuplicateJobError */
-export async function jobRetry(ctx: DriverContext, id: string): Promise<void> {
+export async function jobRetry(ctx: DriverContext, p: { id: string }): Promise<void> {
+  const id = p.id;
   const seen = await peekJob(ctx.db.pool, id);
   await ctx.db.tx(async (ex) => {
     // Fan-outs before the job row: its own fan-out (recounted below) and those of its subtree (deleted).
     await lockFanOutsFirst(ex, ctx.now(), { fanOuts: seen.fanOutId === null ? [] : [seen.fanOutId], under: [id] });
     const job = await lockJob(ex, id);
     if (job.status !== 'failed' && job.status !== 'cancelled') {
-      throw new InvalidStateError(`cannot retry job ${id}: it is ${job.status}, not failed or cancelled`);
+      throw new InvalidStateError(cannotRetryMessage(id, job.status));
     }
     try {
       await write(ex, JOB_RETRY, [ctx.now(), id]);
@@ -213,21 +200,7 @@ const MAX_CHARS = 4 * 1024 * 1024;
 
 /** Splits jobs into statement-sized chunks. */
 function chunks(jobs: JobInsert[]): JobInsert[][] {
-  const out: JobInsert[][] = [];
-  let cur: JobInsert[] = [];
-  let chars = 0;
-  for (const j of jobs) {
-    const size = 512 + (j.argsJson?.length ?? 0) + (j.metaJson?.length ?? 0);
-    if (cur.length > 0 && (cur.length >= MAX_ROWS || chars + size > MAX_CHARS)) {
-      out.push(cur);
-      cur = [];
-      chars = 0;
-    }
-    cur.push(j);
-    chars += size;
-  }
-  if (cur.length) out.push(cur);
-  return out;
+  return splitBySize(jobs, (j) => 512 + (j.argsJson?.length ?? 0) + (j.metaJson?.length ?? 0), MAX_CHARS, MAX_ROWS);
 }
 
 /** The 17 bound values of one row of `jobInsertSql`. */
@@ -352,7 +325,11 @@ export async function queueSetPaused(ctx: DriverContext, p: { queue: string; pau
   await ctx.db.autocommit((ex) => write(ex, QUEUE_SET_PAUSED, [p.queue, flag, now, flag, now]));
 }
 
-/** `Storage.queueListPaused`. */
-export async function queueListPaused(ctx: DriverContext): Promise<string[]> {
-  return (await select(ctx.db.pool, QUEUE_LIST_PAUSED)).map((r) => str(r['name']));
+
+/** `Storage.clockNow`: the injected clock, or the database's. */
+export async function clockNow(ctx: DriverContext): Promise<number> {
+  const fixed = ctx.now();
+  if (fixed !== null) return fixed;
+  const [row] = await select(ctx.db.pool, CLOCK_NOW, [null]);
+  return num(row?.['now_ms']);
 }

@@ -2,10 +2,11 @@
  * The run hot path of the MySQL/MariaDB driver: claim, finish, heartbeat, release, reclaim, wake.
  * @internal
  */
-import type { JobClaimParams, JobFinishItem, JobHeartbeatParams, JobReleaseParams, JobRow, ReclaimedJob } from '../storage.js';
+import type { JobClaimParams, JobFinishItem, JobFinishManyParams, JobHeartbeatParams, JobReleaseParams, JobRow, ReclaimedJob } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, accountFanOuts, addDelta, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
+import { addChildOutcome, childOutcomeOf } from '../shared/fan-out-settle.js';
+import { type FanOutDelta, accountFanOutOutcomes, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
 import { ROW_ALLOWANCE, chunkBySize, textBytes } from './statement-budget.js';
 import {
@@ -29,9 +30,8 @@ import {
   claimEnsureQueuesSql,
   finishSql,
 } from './queries/run.js';
+import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../shared/contract-messages.js';
 
-/** last_error of a job whose lease expired with no attempts left. */
-export const LEASE_EXPIRED_ERROR = 'lease expired: the worker stopped heartbeating and no retries remain';
 
 /** Share-locks the queue rows (creating missing ones) and returns the paused names. */
 async function lockQueues(ex: Executor, now: number | null, names: string[]): Promise<Set<string>> {
@@ -151,10 +151,11 @@ async function writeFinishes(ctx: DriverContext, ex: Executor, rows: FinishValue
  * subtree, it applies them and commits — a batch of plain jobs costs one locking read and one
  * update. Otherwise it ends having written nothing, and {@link finishInOrder} applies the batch.
  */
-export async function jobFinishMany(ctx: DriverContext, items: JobFinishItem[]): Promise<boolean[]> {
+export async function jobFinishMany(ctx: DriverContext, p: JobFinishManyParams): Promise<(number | null)[]> {
+  const items = p.items;
   if (items.length === 0) return [];
   const known = new Map<string, FinishPlan>();
-  const plain = await ctx.db.tx(async (ex): Promise<boolean[] | null> => {
+  const plain = await ctx.db.tx(async (ex): Promise<(number | null)[] | null> => {
     known.clear(); // the transaction may run again
     const { locked, at } = await lockFinishing(ex, FINISH_LOCK_MANY_SKIP_LOCKED, ctx.now(), [...new Set(items.map((i) => i.jobId))]);
     for (const [id, row] of locked) known.set(id, { fanOutId: row.fanOutId, hasChildren: row.hasChildren });
@@ -172,7 +173,7 @@ export async function jobFinishMany(ctx: DriverContext, items: JobFinishItem[]):
       rows.push(finishValues(it, at));
     }
     await writeFinishes(ctx, ex, rows, at);
-    return applied;
+    return storedAt(applied, at);
   });
   return plain ?? finishInOrder(ctx, items, known);
 }
@@ -184,7 +185,7 @@ export async function jobFinishMany(ctx: DriverContext, items: JobFinishItem[]):
  * transactions hold; then cancels the failing jobs' unfinished descendants and accounts the
  * fan-outs.
  */
-async function finishInOrder(ctx: DriverContext, items: JobFinishItem[], known: Map<string, FinishPlan>): Promise<boolean[]> {
+async function finishInOrder(ctx: DriverContext, items: JobFinishItem[], known: Map<string, FinishPlan>): Promise<(number | null)[]> {
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
     const ids = [...new Set(items.map((i) => i.jobId))];
@@ -204,7 +205,7 @@ async function finishInOrder(ctx: DriverContext, items: JobFinishItem[], known: 
       if (p === undefined || seen.has(it.jobId)) continue;
       seen.add(it.jobId);
       if (p.fanOutId !== null) fanOuts.push(p.fanOutId);
-      if (p.fanOutId !== null && it.outcome !== 'retry') addDelta(planned, p.fanOutId, it.outcome);
+      if (p.fanOutId !== null && it.outcome !== 'retry') addChildOutcome(planned, p.fanOutId, childOutcomeOf(it.outcome));
       if (it.outcome === 'failed' && p.hasChildren) under.push(it.jobId);
     }
     // Every fan-out child this locks has its fan-out locked first, counted on or not.
@@ -222,15 +223,20 @@ async function finishInOrder(ctx: DriverContext, items: JobFinishItem[], known: 
       if (!ok) continue;
       done.add(it.jobId);
       rows.push(finishValues(it, at));
-      if (row.fanOutId !== null && it.outcome !== 'retry') addDelta(deltas, row.fanOutId, it.outcome);
+      if (row.fanOutId !== null && it.outcome !== 'retry') addChildOutcome(deltas, row.fanOutId, childOutcomeOf(it.outcome));
       if (it.outcome === 'failed' && row.hasChildren) failedParents.push({ id: it.jobId, status: 'failed' });
     }
-    if (rows.length === 0) return applied;
+    if (rows.length === 0) return storedAt(applied, at);
     await writeFinishes(ctx, ex, rows, at);
     await cancelSubtrees(ex, now, failedParents, deltas);
-    await accountFanOuts(ex, now, deltas, held);
-    return applied;
+    await accountFanOutOutcomes(ex, now, deltas, held);
+    return storedAt(applied, at);
   });
+}
+
+/** Per item: the time its outcome was stored at (the transaction's now), or null when its fence failed. */
+function storedAt(applied: boolean[], at: number): (number | null)[] {
+  return applied.map((ok) => (ok ? at : null));
 }
 
 /** `Storage.jobHeartbeat`. */
@@ -282,7 +288,7 @@ export async function jobReclaimExpired(ctx: DriverContext, p: { limit: number }
     const fanOutId = strOrNull(r['fan_out_id']);
     if (fanOutId !== null) fanOuts.push(fanOutId);
     if (num(r['attempt']) <= num(r['max_retries'])) continue;
-    if (fanOutId !== null) addDelta(planned, fanOutId, 'failed');
+    if (fanOutId !== null) addChildOutcome(planned, fanOutId, 'failed');
     if (num(r['has_children']) !== 0) under.push(str(r['id']));
   }
   return ctx.db.tx(async (ex) => {
@@ -305,16 +311,16 @@ export async function jobReclaimExpired(ctx: DriverContext, p: { limit: number }
       const status = attempt <= maxRetries ? ('pending' as const) : ('failed' as const);
       out.push({ id, type: str(r['type']), queue: str(r['queue']), status, attempt, maxRetries });
       const fanOutId = strOrNull(c['fan_out_id']);
-      if (status === 'failed' && fanOutId !== null) addDelta(deltas, fanOutId, 'failed');
+      if (status === 'failed' && fanOutId !== null) addChildOutcome(deltas, fanOutId, 'failed');
       if (status === 'failed' && num(c['has_children']) !== 0) failedParents.push({ id, status: 'failed' });
     }
     if (out.length === 0) return [];
     const toPending = out.filter((j) => j.status === 'pending').map((j) => j.id);
     const toFailed = out.filter((j) => j.status === 'failed').map((j) => j.id);
-    if (toPending.length) await write(ex, RECLAIM_TO_PENDING, [toPending]);
-    if (toFailed.length) await write(ex, RECLAIM_TO_FAILED, [LEASE_EXPIRED_ERROR, at, toFailed]);
+    if (toPending.length) await write(ex, RECLAIM_TO_PENDING, [LEASE_EXPIRED_RETRY, toPending]);
+    if (toFailed.length) await write(ex, RECLAIM_TO_FAILED, [LEASE_EXPIRED_FAILED, at, toFailed]);
     await cancelSubtrees(ex, now, failedParents, deltas);
-    await accountFanOuts(ex, now, deltas, held);
+    await accountFanOutOutcomes(ex, now, deltas, held);
     return out;
   });
 }

@@ -15,7 +15,7 @@ import {
   SCHEDULE_LIST_DUE,
   SCHEDULE_SET_LAST_JOB,
   SCHEDULE_UPSERT,
-} from './queries/admin.js';
+} from './queries/schedules.js';
 
 /**
  * `Storage.scheduleUpsert`: the upsert decides against the stored row (locked by it), and a read
@@ -33,7 +33,8 @@ export async function scheduleUpsert(ctx: DriverContext, p: ScheduleUpsertParams
 }
 
 /** `Storage.scheduleDelete`. */
-export async function scheduleDelete(ctx: DriverContext, name: string): Promise<boolean> {
+export async function scheduleDelete(ctx: DriverContext, p: { name: string }): Promise<boolean> {
+  const name = p.name;
   return (await ctx.db.autocommit((ex) => write(ex, SCHEDULE_DELETE, [name]))) > 0;
 }
 

@@ -59,21 +59,17 @@ async function budgetOf(owner: object, ex: Executor): Promise<number> {
 }
 
 /**
- * Splits `items` (sizes from `size`, each an upper bound of its SQL text) into consecutive
- * chunks of at most {@link MAX_ROWS} rows whose sizes add up to the server's budget; an item
- * larger than the budget goes alone. A small batch is one chunk without a round trip.
+ * Splits `items` into consecutive chunks of at most `maxRows` items whose sizes (from `size`)
+ * add up to at most `budget`; an item larger than the budget goes alone. Every multi-row
+ * statement of the driver is cut by this one rule.
  */
-export async function chunkBySize<T>(owner: object, ex: Executor, items: readonly T[], size: (item: T) => number): Promise<T[][]> {
-  const sizes = items.map(size);
-  const total = sizes.reduce((a, b) => a + b, 0);
-  if (total <= SMALL_BATCH && items.length <= MAX_ROWS) return items.length === 0 ? [] : [[...items]];
-  const budget = await budgetOf(owner, ex);
+export function splitBySize<T>(items: readonly T[], size: (item: T) => number, budget: number, maxRows: number): T[][] {
   const out: T[][] = [];
   let cur: T[] = [];
   let bytes = 0;
-  for (const [i, item] of items.entries()) {
-    const n = sizes[i]!;
-    if (cur.length > 0 && (cur.length >= MAX_ROWS || bytes + n > budget)) {
+  for (const item of items) {
+    const n = size(item);
+    if (cur.length > 0 && (cur.length >= maxRows || bytes + n > budget)) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -83,4 +79,16 @@ export async function chunkBySize<T>(owner: object, ex: Executor, items: readonl
   }
   if (cur.length > 0) out.push(cur);
   return out;
+}
+
+/**
+ * Splits `items` (sizes from `size`, each an upper bound of its SQL text) into consecutive
+ * chunks of at most {@link MAX_ROWS} rows whose sizes add up to the server's budget (see
+ * {@link splitBySize}). A small batch is one chunk without a round trip.
+ */
+export async function chunkBySize<T>(owner: object, ex: Executor, items: readonly T[], size: (item: T) => number): Promise<T[][]> {
+  if (items.length === 0) return [];
+  const total = items.reduce((sum, item) => sum + size(item), 0);
+  if (total <= SMALL_BATCH && items.length <= MAX_ROWS) return [[...items]];
+  return splitBySize(items, size, await budgetOf(owner, ex), MAX_ROWS);
 }

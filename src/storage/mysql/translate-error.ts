@@ -36,6 +36,18 @@ function keyFromMessage(e: unknown): string | undefined {
   return m?.[1];
 }
 
+/** ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, and MariaDB's ER_CHECKREAD (snapshot isolation conflict). */
+const RETRYABLE_TX_ERRNOS = new Set([1213, 1205, 1020]);
+
+/**
+ * The dialect's predicate for the shared transaction retry (`shared/tx-retry.ts`): true for
+ * errors after which the transaction is rolled back and may safely run again.
+ */
+export function isRetryableTxError(e: unknown): boolean {
+  const errno = fields(e).errno;
+  return typeof errno === 'number' && RETRYABLE_TX_ERRNOS.has(errno);
+}
+
 /**
  * Server errors after which the same call may succeed: deadlock (1213), lock wait timeout
  * (1205), MariaDB's snapshot conflict (1020), too many connections (1040), server shutdown

@@ -6,11 +6,16 @@
  */
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT } from '../shared/contract-messages.js';
+import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
 import type {
+  FanOutCollected,
   FanOutRow,
   Fence,
   JobSuspendFanOutParams,
   JobSuspendParams,
+  JobSuspendUntilParams,
+  JobSuspendUntilResult,
   SignalConsumeParams,
   SignalConsumeResult,
   StepRecordParams,
@@ -18,15 +23,14 @@ import type {
 } from '../storage.js';
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { type FanOutDelta, type HeldFanOuts, accountFanOuts, cancelSubtrees, lockBelowFailing, lockFanOuts } from './fan-out-accounting.js';
+import { expireFanOut } from './fan-out-accounting.js';
 import { insertJobs } from './job-ops.js';
-import { num, str, strOrNull, toFanOutRow, toStepRow } from './rows.js';
+import { type DbRow, num, str, strOrNull, toFanOutRow, toJobRow, toPrefixedFanOutRow, toStepRow } from './rows.js';
+import { ROW_ALLOWANCE, chunkBySize, textBytes } from './statement-budget.js';
 import {
+  FAN_OUT_COLLECT,
   FAN_OUT_GET,
   FAN_OUT_INSERT,
-  FAN_OUT_UNFINISHED_CHILDREN,
-  FAN_OUT_UPDATE,
-  FAN_OUT_WAKE_PARENT,
   FENCE_LOCK_WITH_STEP,
   JOB_SUSPEND,
   SIGNAL_CONSUME,
@@ -35,12 +39,11 @@ import {
   SIGNAL_NEXT,
   SIGNAL_PENDING_EXISTS,
   SIGNAL_WAKE_JOB,
+  STEP_FENCE_LOCK_MANY,
   STEP_LIST,
   STEP_UPSERT,
+  stepUpsertManySql,
 } from './queries/workflow.js';
-
-/** The checkpoint of a signal wait that passed its deadline. */
-const SIGNAL_TIMEOUT_ERROR = 'signal wait timed out';
 
 /** What a successful fence lock read. */
 interface Fenced {
@@ -63,7 +66,8 @@ async function upsertStep(ex: Executor, now: number | null, jobId: string, s: St
 }
 
 /** `Storage.stepList`. */
-export async function stepList(ctx: DriverContext, jobId: string): Promise<StepRow[]> {
+export async function stepList(ctx: DriverContext, p: { jobId: string }): Promise<StepRow[]> {
+  const jobId = p.jobId;
   return (await select(ctx.db.pool, STEP_LIST, [jobId])).map(toStepRow);
 }
 
@@ -75,6 +79,76 @@ export async function stepRecord(ctx: DriverContext, p: StepRecordParams): Promi
     if (!f || (f.stepStatus !== null && f.stepStatus !== 'waiting')) return false;
     await upsertStep(ex, now, p.fence.jobId, p.step);
     return true;
+  });
+}
+
+/** The bound values of one row of `stepUpsertManySql`. */
+type StepValues = [jobId: string, stepIndex: number, stepName: string, status: string, output: string | null, error: string | null, now: number | null];
+
+/** Upper bound of the SQL text one checkpoint row adds. */
+function stepRowBytes(v: StepValues): number {
+  return ROW_ALLOWANCE + textBytes(v[0]) + textBytes(v[2]) + textBytes(v[4]) + textBytes(v[5]);
+}
+
+/** The run holding `fence` holds the locked job row `r`. */
+function fenceHolds(r: DbRow, fence: Fence): boolean {
+  return str(r['status']) === 'running' && strOrNull(r['locked_by']) === fence.workerId && num(r['run_count']) === fence.runCount;
+}
+
+/**
+ * `Storage.stepRecordMany`: one transaction — one statement locks the batch's jobs in id order
+ * (the driver's lock order) with their checkpoints at the batch's indexes; each item is judged
+ * as {@link stepRecord} would judge it after the items before it; the applied checkpoints are
+ * written by one multi-row upsert (several when their outputs exceed the statement budget).
+ */
+export async function stepRecordMany(ctx: DriverContext, p: { items: StepRecordParams[] }): Promise<boolean[]> {
+  if (p.items.length === 0) return [];
+  return ctx.db.tx(async (ex) => {
+    const now = ctx.now();
+    const ids = [...new Set(p.items.map((i) => i.fence.jobId))].sort();
+    const indexes = [...new Set(p.items.map((i) => i.step.stepIndex))];
+    const jobs = new Map<string, DbRow>();
+    const steps = new Map<string, string>();
+    for (const r of await select(ex, STEP_FENCE_LOCK_MANY, [now, indexes, ids])) {
+      const id = str(r['id']);
+      jobs.set(id, r);
+      if (r['step_index'] !== null) steps.set(`${id}\u0000${num(r['step_index'])}`, str(r['step_status']));
+    }
+    const applied: boolean[] = [];
+    const rows: StepValues[] = [];
+    for (const { fence, step } of p.items) {
+      const job = jobs.get(fence.jobId);
+      const key = `${fence.jobId}\u0000${step.stepIndex}`;
+      const existing = steps.get(key);
+      const ok = job !== undefined && fenceHolds(job, fence) && (existing === undefined || existing === 'waiting');
+      applied.push(ok);
+      if (!ok) continue;
+      steps.set(key, step.status);
+      rows.push([fence.jobId, step.stepIndex, step.stepName, step.status, step.outputJson, step.error, now]);
+    }
+    for (const chunk of await chunkBySize(ctx.db, ex, rows, stepRowBytes)) await write(ex, stepUpsertManySql(chunk.length), chunk.flat());
+    return applied;
+  });
+}
+
+/**
+ * `Storage.jobSuspendUntil`: a durable timer decided on the database clock in one transaction —
+ * lock and fence, fix the wake time (the recorded one, or now + delay), record the checkpoint
+ * unless it is recorded already, then let the run go on or suspend until the wake time.
+ */
+export async function jobSuspendUntil(ctx: DriverContext, p: JobSuspendUntilParams): Promise<JobSuspendUntilResult> {
+  return ctx.db.tx(async (ex): Promise<JobSuspendUntilResult> => {
+    const now = ctx.now();
+    const f = await lockFenced(ex, now, p.fence, p.stepIndex);
+    if (!f) return { kind: 'lost' };
+    const wakeAt = p.wakeAt === undefined ? f.at + Math.max(0, Math.ceil(p.delayMs ?? 0)) : Math.trunc(p.wakeAt);
+    if (!p.recorded) {
+      const step: StepRow = { jobId: p.fence.jobId, stepIndex: p.stepIndex, stepName: p.stepName, status: 'completed', outputJson: JSON.stringify(wakeAt), error: null };
+      await upsertStep(ex, now, p.fence.jobId, step);
+    }
+    if (f.at >= wakeAt) return { kind: 'elapsed', wakeAt };
+    await write(ex, JOB_SUSPEND, ['waiting', wakeAt, null, p.fence.jobId]);
+    return { kind: 'suspended', wakeAt };
   });
 }
 
@@ -129,36 +203,43 @@ export async function jobSuspendFanOut(ctx: DriverContext, p: JobSuspendFanOutPa
 }
 
 /** `Storage.fanOutGet`. */
-export async function fanOutGet(ctx: DriverContext, id: string): Promise<FanOutRow | undefined> {
+export async function fanOutGet(ctx: DriverContext, p: { id: string }): Promise<FanOutRow | undefined> {
+  const id = p.id;
   const [row] = await select(ctx.db.pool, FAN_OUT_GET, [id]);
   return row ? toFanOutRow(row) : undefined;
+}
+
+/** A fan-out, its children and the statement's now, read in one statement ({@link FAN_OUT_COLLECT}); undefined when absent. */
+async function readCollected(ex: Executor, now: number | null, id: string): Promise<{ collected: FanOutCollected; at: number } | undefined> {
+  const rows = await select(ex, FAN_OUT_COLLECT, [now, id]);
+  const first = rows[0];
+  if (first === undefined) return undefined;
+  // A fan-out without children is one row whose job columns are null.
+  const children = first['id'] === null ? [] : rows.map(toJobRow);
+  return { collected: { fanOut: toPrefixedFanOutRow(first, 'fo_'), children }, at: num(first['now_ms']) };
+}
+
+/**
+ * `Storage.fanOutCollect`: the fan-out and its children in one statement, on the database clock.
+ * When it is still running past its deadline, one transaction expires it exactly as
+ * {@link fanOutExpire} does (same lock order) and reads it again.
+ */
+export async function fanOutCollect(ctx: DriverContext, p: { id: string }): Promise<FanOutCollected | undefined> {
+  const read = await readCollected(ctx.db.pool, ctx.now(), p.id);
+  if (read === undefined || !fanOutDeadlinePassed(read.collected.fanOut, read.at)) return read?.collected;
+  return ctx.db.tx(async (ex) => {
+    const now = ctx.now();
+    await expireFanOut(ex, now, p.id);
+    return (await readCollected(ex, now, p.id))?.collected;
+  });
 }
 
 /**
  * `Storage.fanOutExpire`: the fan-out, then the fan-outs below its unfinished children (which
  * count the children's cancelled subtrees), then job rows — the driver's lock order.
  */
-export async function fanOutExpire(ctx: DriverContext, id: string): Promise<boolean> {
-  return ctx.db.tx(async (ex) => {
-    const now = ctx.now();
-    const held: HeldFanOuts = new Map();
-    await lockFanOuts(ex, now, [id], held);
-    const h = held.get(id);
-    if (h === undefined) return false;
-    const f = h.row;
-    if (f.status !== 'running' || f.deadlineAt === null || h.at < f.deadlineAt) return false;
-    await lockBelowFailing(ex, now, [id], held);
-    const children = (await select(ex, FAN_OUT_UNFINISHED_CHILDREN, [id])).map((c) => ({ id: str(c['id']), status: str(c['status']) }));
-    const deltas = new Map<string, FanOutDelta>();
-    await cancelSubtrees(ex, now, children, deltas);
-    const cancelled = f.cancelled + children.length;
-    await write(ex, FAN_OUT_UPDATE, [f.succeeded, f.failed, cancelled, 'failed', h.at, id]);
-    h.row = { ...f, cancelled, status: 'failed', decidedAt: h.at };
-    await write(ex, FAN_OUT_WAKE_PARENT, [f.parentId]);
-    // The children's cancelled descendants, on the children's own fan-outs.
-    await accountFanOuts(ex, now, deltas, held);
-    return true;
-  });
+export async function fanOutExpire(ctx: DriverContext, p: { id: string }): Promise<boolean> {
+  return ctx.db.tx((ex) => expireFanOut(ex, ctx.now(), p.id));
 }
 
 /** `Storage.signalSend`. */
@@ -168,7 +249,7 @@ export async function signalSend(ctx: DriverContext, p: { jobId: string; name: s
     if (!job) throw new JobNotFoundError(p.jobId);
     const status = str(job['status']);
     if (status === 'completed' || status === 'failed' || status === 'cancelled') {
-      throw new InvalidStateError(`cannot signal job ${p.jobId}: it is ${status}`);
+      throw new InvalidStateError(cannotSignalMessage(p.jobId, status));
     }
     await write(ex, SIGNAL_INSERT, [p.jobId, p.name, p.payloadJson, ctx.now()]);
     if (status === 'waiting' && strOrNull(job['wait_signal']) === p.name) await write(ex, SIGNAL_WAKE_JOB, [p.jobId]);
@@ -196,12 +277,14 @@ export async function signalConsumeOrWait(ctx: DriverContext, p: SignalConsumePa
       await upsertStep(ex, now, p.fence.jobId, step('completed', payloadJson, null));
       return { kind: 'consumed', payloadJson };
     }
-    if (p.deadlineAt !== null && f.at >= p.deadlineAt) {
-      await upsertStep(ex, now, p.fence.jobId, step('failed', null, SIGNAL_TIMEOUT_ERROR));
+    // A first wait with a timeout fixes its deadline here, on the database clock.
+    const deadlineAt = p.timeoutMs === undefined ? p.deadlineAt : f.at + Math.max(0, Math.ceil(p.timeoutMs));
+    if (deadlineAt !== null && f.at >= deadlineAt) {
+      await upsertStep(ex, now, p.fence.jobId, step('failed', null, SIGNAL_WAIT_TIMED_OUT));
       return { kind: 'timed-out' };
     }
-    await upsertStep(ex, now, p.fence.jobId, step('waiting', JSON.stringify(p.deadlineAt), null));
-    await write(ex, JOB_SUSPEND, ['waiting', p.deadlineAt, p.signalName, p.fence.jobId]);
+    await upsertStep(ex, now, p.fence.jobId, step('waiting', JSON.stringify(deadlineAt), null));
+    await write(ex, JOB_SUSPEND, ['waiting', deadlineAt, p.signalName, p.fence.jobId]);
     return { kind: 'suspended' };
   });
 }

@@ -10,8 +10,8 @@
 import type { JobFinishItem } from '../storage.js';
 import { withTx } from './connection.js';
 import type { PgExec } from './executor.js';
-import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
-import { FAN_OUT_LOCK_FOR_JOBS, JOB_FINISH_CHILDREN, JOB_FINISH_PLAIN } from './queries/run.js';
+import { accountFanOutOutcomes, cancelSubtrees, descendants, lockFanOutsOf } from './fan-out-accounting.js';
+import { JOB_FINISH_CHILDREN, JOB_FINISH_PLAIN } from './queries/run.js';
 import { toInt, type FanOutDbRow } from './rows.js';
 
 /**
@@ -87,26 +87,26 @@ function finishParts(items: readonly JobFinishItem[]): number[][] {
  * failing jobs' descendants' — then applies the plain outcomes part by part, then the terminal
  * outcomes of fan-out children and the failures of jobs with children part by part (counting
  * and deciding their fan-outs), then cancels the failed jobs' unfinished descendants. Returns,
- * per item, whether it applied — as the one-statement path does.
+ * per item, the time its outcome was stored at, or null — as the one-statement path does.
  */
-export async function finishInParts(x: PgExec, items: readonly JobFinishItem[]): Promise<boolean[]> {
-  const applied = items.map(() => false);
+export async function finishInParts(x: PgExec, items: readonly JobFinishItem[]): Promise<(number | null)[]> {
+  const stored: (number | null)[] = items.map(() => null);
   const done = await withTx(x.pool, async (c) => {
-    const ok: number[] = [];
+    const ok: [index: number, at: number][] = [];
     const failing = [...new Set(items.filter((i) => i.outcome === 'failed').map((i) => i.jobId))];
     const below = failing.length > 0 ? await descendants(x, c, failing) : [];
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...new Set(items.map((i) => i.jobId)), ...below]], c);
+    await lockFanOutsOf(x, c, [...new Set(items.map((i) => i.jobId)), ...below]);
     const deferred: number[] = [];
     const walk = new Set<string>();
     for (const part of finishParts(items)) {
-      const rows = await x.rows<{ ord: string; deferred: boolean; walk: boolean }>(
+      const rows = await x.rows<{ ord: string; deferred: boolean; walk: boolean; at: string | null }>(
         JOB_FINISH_PLAIN,
         [x.now(), ...finishArrays(part.map((i) => items[i]!)), x.channel],
         c,
       );
       for (const r of rows) {
         const i = part[toInt(r.ord) - 1]!;
-        if (!r.deferred) ok.push(i);
+        if (!r.deferred) ok.push([i, toInt(r.at as string)]);
         else {
           deferred.push(i);
           if (r.walk) walk.add(items[i]!.jobId);
@@ -125,16 +125,16 @@ export async function finishInParts(x: PgExec, items: readonly JobFinishItem[]):
       if (res === undefined) continue;
       const at = toInt(res.now);
       cancelAt ??= at;
-      await settleFanOuts(x, c, at, res.fans);
+      await accountFanOutOutcomes(x, c, at, res.fans);
       for (const ord of res.applied ?? []) {
         const i = part[ord - 1]!;
-        ok.push(i);
+        ok.push([i, at]);
         if (items[i]!.outcome === 'failed' && walk.has(items[i]!.jobId)) failedParents.push(items[i]!.jobId);
       }
     }
     if (failedParents.length > 0) await cancelSubtrees(x, c, cancelAt, { under: failedParents });
     return ok;
   });
-  for (const i of done) applied[i] = true;
-  return applied;
+  for (const [i, at] of done) stored[i] = at;
+  return stored;
 }

@@ -6,6 +6,9 @@
  */
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, StorageError } from '../../errors.js';
+import { missingDriverPackageMessage } from '../shared/contract-messages.js';
+import { withTxRetry } from '../shared/tx-retry.js';
+import { isRetryableTxError } from './translate-error.js';
 
 /** A query as `pg` accepts it: `name` makes it a per-connection prepared statement. */
 export interface PgQueryConfig {
@@ -101,7 +104,7 @@ export function createPool(connectionString: string, max: number, onIdleError: (
   try {
     pg = createRequire(import.meta.url)('pg') as { Pool: PoolConstructor };
   } catch (cause) {
-    throw new StorageError('PostgresStorage needs the "pg" package: npm install pg', { cause });
+    throw new StorageError(missingDriverPackageMessage('PostgresStorage', 'pg'), { cause });
   }
   const pool = new pg.Pool({ connectionString, max });
   pool.on('error', onIdleError);
@@ -116,60 +119,42 @@ export function createPool(connectionString: string, max: number, onIdleError: (
   return pool;
 }
 
-/** SQLSTATEs worth retrying a whole transaction for: deadlock detected, serialization failure. */
-const RETRYABLE = new Set(['40P01', '40001']);
-
-/** The SQLSTATE of a `pg` error, if any. */
-export function sqlState(e: unknown): string | undefined {
-  if (typeof e !== 'object' || e === null) return undefined;
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** Options of {@link withTx}. */
-export interface TxOptions {
-  /** How many times a deadlock or serialization failure restarts the transaction. @default 5 */
-  retries?: number;
-}
-
 /**
  * Runs `fn` in a transaction on a client of `pool`: BEGIN, fn, COMMIT; ROLLBACK on error.
- * A deadlock (40P01) or serialization failure (40001) restarts it from the top, so `fn` must
- * be a pure function of the database state.
+ * A transaction that fails with a retryable error (deadlock, serialization failure; see
+ * `isRetryableTxError`) runs again from the top under the shared retry policy
+ * (shared/tx-retry.ts), so `fn` must be a pure function of the database state.
  */
-export async function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-  const retries = opts.retries ?? 5;
-  for (let attempt = 0; ; attempt++) {
-    const c = await pool.connect();
-    let broken: Error | undefined;
-    // A checked-out client has no 'error' listener (the pool removes its own): a connection the
-    // server drops (restart, pg_terminate_backend) would emit an unhandled 'error' between two
-    // statements and crash the process. Note it instead; the client is destroyed on release.
-    const onError = (err: Error): void => {
-      broken ??= err;
-    };
-    c.on('error', onError);
+export function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>): Promise<T> {
+  return withTxRetry(() => txOnce(pool, fn), { isRetryable: isRetryableTxError });
+}
+
+/** One attempt of {@link withTx}. */
+async function txOnce<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  let broken: Error | undefined;
+  // A checked-out client has no 'error' listener (the pool removes its own): a connection the
+  // server drops (restart, pg_terminate_backend) would emit an unhandled 'error' between two
+  // statements and crash the process. Note it instead; the client is destroyed on release.
+  const onError = (err: Error): void => {
+    broken ??= err;
+  };
+  c.on('error', onError);
+  try {
+    await c.query({ text: 'BEGIN' });
+    const value = await fn(c);
+    await c.query({ text: 'COMMIT' });
+    return value;
+  } catch (e) {
     try {
-      await c.query({ text: 'BEGIN' });
-      const value = await fn(c);
-      await c.query({ text: 'COMMIT' });
-      return value;
-    } catch (e) {
-      try {
-        await c.query({ text: 'ROLLBACK' });
-      } catch (rollbackError) {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      const state = sqlState(e);
-      if (state !== undefined && RETRYABLE.has(state) && attempt < retries) {
-        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
-        continue;
-      }
-      throw e;
-    } finally {
-      c.release(broken);
-      // The pool put its own listener back; a late error after a broken release is swallowed by it.
-      c.removeListener('error', onError);
+      await c.query({ text: 'ROLLBACK' });
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
     }
+    throw e;
+  } finally {
+    c.release(broken);
+    // The pool put its own listener back; a late error after a broken release is swallowed by it.
+    c.removeListener('error', onError);
   }
 }

@@ -1,10 +1,10 @@
 /**
  * Fan-out accounting, run inside the transaction that moved children to a terminal status.
  * The statements that finish, reclaim or cancel children already counted them on their
- * (locked) fan-outs and returned the updated rows; here each fan-out is decided with the shared
- * rule, its parent resumed on the deciding transition only, and on a failed decision the
- * unfinished siblings and their subtrees are cancelled (and counted in turn, until nothing
- * changes).
+ * (locked) fan-outs and returned the updated rows; here each fan-out is settled with the shared
+ * rule (shared/fan-out-settle.ts), its parent resumed on the deciding transition only, and on a
+ * failed decision the unfinished siblings and their subtrees are cancelled (and counted in
+ * turn, until nothing changes).
  *
  * Lock order, in every transaction of the driver that touches both: the fan-outs it may count
  * on, in id order, before any job row — those of the jobs it ends and, for jobs it fails or
@@ -15,11 +15,11 @@
  * they are found; a deadlock there is detected by the server and the transaction retried whole.
  * @internal
  */
-import { decideFanOut } from '../fan-out-rules.js';
+import { settleCountedFanOut, type FanOutSettlement } from '../shared/fan-out-settle.js';
 import type { FanOutRow } from '../storage.js';
 import type { PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { FAN_OUT_DECIDE, JOB_CANCEL_MANY, JOB_CANCEL_START, JOB_CHILDREN } from './queries/ops.js';
+import { FAN_OUT_DECIDE, FAN_OUT_EXPIRE, FAN_OUT_LOCK_FOR_JOBS, JOB_CANCEL_MANY, JOB_CANCEL_START, JOB_CHILDREN } from './queries/fan-out.js';
 import { toFanOutRow, toInt, type FanOutDbRow } from './rows.js';
 
 /** The result row of `JOB_CANCEL_MANY`. */
@@ -58,7 +58,7 @@ export interface CancelResult {
 export async function cancelSubtrees(x: PgExec, c: PgQueryableLike, now: number | null, start: CancelStart): Promise<CancelResult> {
   const fans: FanOutDbRow[] = [];
   const res = await cancelPasses(x, c, now, start, fans);
-  const more = await settleFanOuts(x, c, res.now, fans);
+  const more = await accountFanOutOutcomes(x, c, res.now, fans);
   return { ids: [...res.ids, ...more], found: res.found };
 }
 
@@ -123,11 +123,21 @@ async function cancelPasses(
 }
 
 /**
- * Decides the fan-outs whose counters allow it (the rows come from statements that locked and
- * counted them in this transaction), resumes their parents, and cancels the unfinished
- * children of failed ones. Returns the ids cancelled in consequence.
+ * Locks, in id order, the fan-outs the jobs `jobIds` are children of: the first step of every
+ * transaction that may count on fan-outs (before any job row is locked).
  */
-export async function settleFanOuts(x: PgExec, c: PgQueryableLike, now: number | null, rows: FanOutDbRow[] | null): Promise<string[]> {
+export async function lockFanOutsOf(x: PgExec, c: PgQueryableLike, jobIds: readonly string[]): Promise<void> {
+  await x.rows(FAN_OUT_LOCK_FOR_JOBS, [jobIds], c);
+}
+
+/**
+ * Settles fan-outs whose children a statement of this transaction just counted (`rows`: the
+ * updated fan-out rows it returned, locked): each is decided by the shared rule when its
+ * strategy allows, its parent resumed on the deciding transition, and a failed one's
+ * unfinished children cancelled with their subtrees (which are counted and settled in turn).
+ * Returns the ids cancelled in consequence.
+ */
+export async function accountFanOutOutcomes(x: PgExec, c: PgQueryableLike, now: number | null, rows: FanOutDbRow[] | null): Promise<string[]> {
   const fans = new Map<string, FanOutRow>();
   const merge = (list: FanOutDbRow[] | null): void => {
     for (const r of list ?? []) fans.set(r.id, toFanOutRow(r));
@@ -135,23 +145,39 @@ export async function settleFanOuts(x: PgExec, c: PgQueryableLike, now: number |
   merge(rows);
   const cancelled: string[] = [];
   for (;;) {
-    const ready = [...fans.values()].flatMap((f) => {
-      if (f.status !== 'running') return [];
-      const d = decideFanOut(f);
-      return d === 'running' ? [] : [{ f, d }];
-    });
+    const ready: { f: FanOutRow; s: FanOutSettlement & { decided: 'succeeded' | 'failed' } }[] = [];
+    for (const f of fans.values()) {
+      const s = settleCountedFanOut(f);
+      if (s.decided !== null) ready.push({ f, s: { ...s, decided: s.decided } });
+    }
     if (ready.length === 0) return cancelled;
-    const decided = await x.rows<{ id: string; status: string }>(
-      FAN_OUT_DECIDE,
-      [now, ready.map((r) => r.f.id), ready.map((r) => r.d), x.channel],
-      c,
-    );
-    for (const r of ready) r.f.status = r.d;
-    const failed = decided.filter((r) => r.status === 'failed').map((r) => r.id);
-    if (failed.length === 0) continue;
+    // One statement decides them all; the parents are resumed there, on the deciding transition.
+    const decided = await x.rows<{ id: string }>(FAN_OUT_DECIDE, [now, ready.map((r) => r.f.id), ready.map((r) => r.s.decided), x.channel], c);
+    const applied = new Set(decided.map((r) => r.id));
+    const failing: string[] = [];
+    for (const { f, s } of ready) {
+      f.status = s.decided;
+      if (applied.has(f.id) && s.cancelUnfinishedChildren) failing.push(f.id);
+    }
+    if (failing.length === 0) continue;
     const more: FanOutDbRow[] = [];
-    const res = await cancelPasses(x, c, now, { fanOuts: failed }, more);
+    const res = await cancelPasses(x, c, now, { fanOuts: failing }, more);
     cancelled.push(...res.ids);
     merge(more);
   }
+}
+
+/**
+ * Fails the running fan-out `id` if its deadline passed: the fan-out and those below its
+ * unfinished children are locked first (id order, before any job row), the fan-out fails and
+ * its parent resumes, then its unfinished children and their subtrees are cancelled (counted
+ * as cancelled). Returns whether it applied. Used by `fanOutExpire` and `fanOutCollect`.
+ */
+export async function expireFanOut(x: PgExec, c: PgQueryableLike, id: string): Promise<boolean> {
+  const kids = (await x.one<{ ids: string[] | null }>(JOB_CANCEL_START, [[], [id]], c))?.ids ?? [];
+  if (kids.length > 0) await lockFanOutsOf(x, c, [...kids, ...(await descendants(x, c, kids))]);
+  const r = await x.one<{ now: string }>(FAN_OUT_EXPIRE, [x.now(), id, x.channel], c);
+  if (r === undefined) return false;
+  await cancelSubtrees(x, c, toInt(r.now), { fanOuts: [id] });
+  return true;
 }

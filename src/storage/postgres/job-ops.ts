@@ -1,30 +1,39 @@
 /**
- * Job operations of the PostgreSQL driver: inserts (one statement per chunk of jobs), reads,
- * operator actions (cancel the whole subtree, pause, resume, retry) and paused queues.
+ * Job operations of the PostgreSQL driver: the clock, inserts (one statement per chunk of jobs),
+ * reads, operator actions (cancel the whole subtree, pause, resume, retry) and paused queues.
  * Multi-statement operations run in one transaction.
  * @internal
  */
-import { InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, type JobStatus } from '../../types.js';
+import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
 import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
 import { splitByText, textLength } from './batch-parts.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { cancelSubtrees, descendants } from './fan-out-accounting.js';
-import { CLOCK_NOW, QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED } from './queries/admin.js';
+import { cancelSubtrees, descendants, lockFanOutsOf } from './fan-out-accounting.js';
+import { CLOCK_NOW, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
   JOB_COUNT_BY_STATUS,
+  JOB_DROP_WORKFLOW_STATE,
   JOB_GET,
   JOB_GET_MANY,
   JOB_INSERT,
   JOB_INSERT_SKIP,
   JOB_LIST_ASC,
   JOB_LIST_DESC,
-  JOB_NEXT_RUN_AT,
+  JOB_LOCK_FOR_RETRY,
+  JOB_RETRY,
+  JOB_SET_STATUS,
 } from './queries/jobs.js';
-import { FAN_OUT_LOCK_FOR_JOBS } from './queries/run.js';
-import { JOB_DROP_WORKFLOW_STATE, JOB_LOCK_FOR_RETRY, JOB_RETRY, JOB_SET_STATUS } from './queries/ops.js';
-import { toInt, toIntOrNull, toJobRow, type JobDbRow } from './rows.js';
+import { toInt, toJobRow, type JobDbRow } from './rows.js';
+
+/** `Storage.clockNow`: the injected clock, else the database clock (one statement). */
+export async function clockNow(x: PgExec): Promise<number> {
+  const injected = x.now();
+  if (injected !== null) return injected;
+  return toInt((await x.one<{ now: string }>(CLOCK_NOW))?.now);
+}
 
 /** Rows per multi-row INSERT when a batch is large (fan-out children). */
 export const INSERT_CHUNK = 1000;
@@ -68,7 +77,7 @@ export async function insertJobs(x: PgExec, c: PgQueryableLike, jobs: readonly J
   const out: string[] = [];
   const parts = insertParts(jobs);
   // One "now" for the whole batch, even when it takes several statements.
-  if (now === null && parts.length > 1) now = toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now ?? 0);
+  if (now === null && parts.length > 1) now = toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now);
   for (const chunk of parts) {
     const rows = await x.rows<{ id: string }>(mode === 'skip' ? JOB_INSERT_SKIP : JOB_INSERT, [now, ...jobArrays(chunk), x.channel], c);
     const got = new Set(rows.map((r) => r.id));
@@ -81,8 +90,8 @@ export async function insertJobs(x: PgExec, c: PgQueryableLike, jobs: readonly J
 export const GET_MANY_CHUNK = 10_000;
 
 /** `Storage.jobGetMany`: one statement per {@link GET_MANY_CHUNK} distinct ids; none for an empty list. */
-export async function jobGetMany(x: PgExec, ids: readonly string[]): Promise<JobRow[]> {
-  const unique = [...new Set(ids)];
+export async function jobGetMany(x: PgExec, p: { ids: readonly string[] }): Promise<JobRow[]> {
+  const unique = [...new Set(p.ids)];
   const out: JobRow[] = [];
   for (let i = 0; i < unique.length; i += GET_MANY_CHUNK) {
     for (const r of await x.rows<JobDbRow>(JOB_GET_MANY, [unique.slice(i, i + GET_MANY_CHUNK)])) out.push(toJobRow(r));
@@ -90,13 +99,19 @@ export async function jobGetMany(x: PgExec, ids: readonly string[]): Promise<Job
   return out;
 }
 
-/** `Storage.jobInsertMany`: one statement (or one transaction of chunks), or the caller's tx. */
-export async function jobInsertMany(x: PgExec, p: JobInsertManyParams): Promise<{ inserted: string[] }> {
-  if (p.jobs.length === 0) return { inserted: [] };
+/**
+ * `Storage.jobInsertMany`: one statement (or one transaction of chunks), or the statements on
+ * the caller's client `tx`, inside the caller's open transaction.
+ * @throws DuplicateJobError, InvalidArgumentError (a `tx` without `query()`)
+ */
+export async function jobInsertMany(x: PgExec, p: JobInsertManyParams<PgQueryableLike>): Promise<{ inserted: string[] }> {
   const mode = p.onConflict ?? 'error';
   if (p.tx !== undefined && p.tx !== null) {
-    return { inserted: await insertJobs(x, p.tx as PgQueryableLike, p.jobs, mode, x.now()) };
+    if (typeof (p.tx as Partial<PgQueryableLike>).query !== 'function') throw new InvalidArgumentError('jobInsertMany: tx must be a pg client (an object with query())');
+    if (p.jobs.length === 0) return { inserted: [] };
+    return { inserted: await insertJobs(x, p.tx, p.jobs, mode, x.now()) };
   }
+  if (p.jobs.length === 0) return { inserted: [] };
   if (insertParts(p.jobs).length === 1) return { inserted: await insertJobs(x, x.pool, p.jobs, mode, x.now()) };
   return { inserted: await withTx(x.pool, (c) => insertJobs(x, c, p.jobs, mode, x.now())) };
 }
@@ -119,13 +134,6 @@ export async function jobCountByStatus(x: PgExec, p: { queue?: string }): Promis
   const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
   for (const r of await x.rows<{ status: JobStatus; n: string }>(JOB_COUNT_BY_STATUS, [p.queue ?? null])) counts[r.status] = toInt(r.n);
   return counts;
-}
-
-/** `Storage.jobNextRunAt`. */
-export async function jobNextRunAt(x: PgExec, p: { queues: string[] }): Promise<number | undefined> {
-  if (p.queues.length === 0) return undefined;
-  const r = await x.one<{ next: string | null }>(JOB_NEXT_RUN_AT, [p.queues]);
-  return toIntOrNull(r?.next ?? null) ?? undefined;
 }
 
 /**
@@ -152,8 +160,7 @@ async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', t
   if (r !== undefined && toInt(r.n) === 1) return;
   const status = r?.status ?? null;
   if (status === null) throw new JobNotFoundError(id);
-  const verb = to === 'paused' ? 'pause' : 'resume';
-  throw new InvalidStateError(`cannot ${verb} job ${id}: it is ${status} (only a ${from} job can be ${to === 'paused' ? 'paused' : 'resumed'})`);
+  throw new InvalidStateError(to === 'paused' ? cannotPauseMessage(id, status) : cannotResumeMessage(id, status));
 }
 
 /**
@@ -165,11 +172,11 @@ async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', t
 export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
   await withTx(x.pool, async (c) => {
     const below = await descendants(x, c, [p.id]);
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[p.id, ...below]], c);
+    await lockFanOutsOf(x, c, [p.id, ...below]);
     const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_FOR_RETRY, [p.id], c);
     if (cur === undefined) throw new JobNotFoundError(p.id);
     if (cur.status !== 'failed' && cur.status !== 'cancelled') {
-      throw new InvalidStateError(`cannot retry job ${p.id}: it is ${cur.status} (only a failed or cancelled job can be retried)`);
+      throw new InvalidStateError(cannotRetryMessage(p.id, cur.status));
     }
     const failed = cur.status === 'failed' ? 1 : 0;
     await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);
@@ -190,9 +197,4 @@ export function jobResume(x: PgExec, p: { id: string }): Promise<void> {
 /** `Storage.queueSetPaused`. */
 export async function queueSetPaused(x: PgExec, p: { queue: string; paused: boolean }): Promise<void> {
   await x.rows(QUEUE_SET_PAUSED, [x.now(), p.queue, p.paused, x.channel]);
-}
-
-/** `Storage.queueListPaused`. */
-export async function queueListPaused(x: PgExec): Promise<string[]> {
-  return (await x.rows<{ name: string }>(QUEUE_LIST_PAUSED)).map((r) => r.name);
 }

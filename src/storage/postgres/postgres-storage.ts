@@ -15,46 +15,22 @@
  *   transaction, checkpoints (each independent) one statement per part (see `batch-parts.ts`).
  * @module
  */
-import { InvalidArgumentError, StorageClosedError } from '../../errors.js';
+import { InvalidArgumentError, type DurableJobsError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
-import type { JobStatus, Logger } from '../../types.js';
-import type {
-  Capabilities,
-  FanOutRow,
-  JobClaimParams,
-  JobFinishManyParams,
-  JobHeartbeatParams,
-  JobInsertManyParams,
-  JobListParams,
-  JobReleaseParams,
-  JobRow,
-  JobSuspendFanOutParams,
-  JobSuspendParams,
-  ReclaimedJob,
-  ScheduleFireParams,
-  ScheduleRow,
-  ScheduleUpsertParams,
-  ScheduleUpsertResult,
-  SignalConsumeParams,
-  SignalConsumeResult,
-  StepRecordParams,
-  StepRow,
-  Storage,
-  Unlisten,
-} from '../storage.js';
-import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike } from './connection.js';
+import type { Logger } from '../../types.js';
+import { BaseStorage, type StorageOps } from '../shared/base-storage.js';
+import type { Unlisten } from '../storage.js';
+import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
 import * as jobs from './job-ops.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
-import { CLOCK_NOW } from './queries/admin.js';
-import { toInt } from './rows.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { translateError } from './translate-error.js';
 import * as wf from './workflow-ops.js';
 
-export type { PgPoolClientLike, PgPoolLike } from './connection.js';
+export type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from './connection.js';
 
 /** Options of {@link PostgresStorage}. */
 export interface PostgresStorageOptions {
@@ -68,30 +44,73 @@ export interface PostgresStorageOptions {
   max?: number;
 }
 
+/** Every `Storage` method: the function of the same name in the file the storage docs name. */
+const OPERATIONS: StorageOps<PgExec, PgQueryableLike> = {
+  migrate,
+  clockNow: jobs.clockNow,
+  jobInsertMany: jobs.jobInsertMany,
+  jobGet: jobs.jobGet,
+  jobGetMany: jobs.jobGetMany,
+  jobList: jobs.jobList,
+  jobCountByStatus: jobs.jobCountByStatus,
+  jobCancel: jobs.jobCancel,
+  jobPause: jobs.jobPause,
+  jobResume: jobs.jobResume,
+  jobRetry: jobs.jobRetry,
+  queueSetPaused: jobs.queueSetPaused,
+  jobClaim: run.jobClaim,
+  jobFinishMany: run.jobFinishMany,
+  jobHeartbeat: run.jobHeartbeat,
+  jobRelease: run.jobRelease,
+  jobReclaimExpired: run.jobReclaimExpired,
+  jobWakeDue: run.jobWakeDue,
+  stepList: wf.stepList,
+  stepRecord: wf.stepRecord,
+  stepRecordMany: wf.stepRecordMany,
+  jobSuspendFanOut: wf.jobSuspendFanOut,
+  jobSuspend: wf.jobSuspend,
+  jobSuspendUntil: wf.jobSuspendUntil,
+  fanOutGet: wf.fanOutGet,
+  fanOutExpire: wf.fanOutExpire,
+  fanOutCollect: wf.fanOutCollect,
+  signalSend: wf.signalSend,
+  signalConsumeOrWait: wf.signalConsumeOrWait,
+  scheduleUpsert: sched.scheduleUpsert,
+  scheduleDelete: sched.scheduleDelete,
+  scheduleList: sched.scheduleList,
+  scheduleListDue: sched.scheduleListDue,
+  scheduleFire: sched.scheduleFire,
+};
+
+/** The pool a storage runs on, and whether it created (and so ends) it. */
+function openPool(urlOrPool: string | PgPoolLike, max: number, logger: Logger): { pool: PgPoolLike; owned: boolean } {
+  if (typeof urlOrPool === 'string') {
+    return { pool: createPool(urlOrPool, max, (err) => logger.warn('idle PostgreSQL connection failed', { error: err.message })), owned: true };
+  }
+  if (isPgPoolLike(urlOrPool)) return { pool: urlOrPool, owned: false };
+  throw new InvalidArgumentError('PostgresStorage expects a connection string or a pg.Pool');
+}
+
 /**
  * Storage on PostgreSQL.
  * @example
  * const storage = new PostgresStorage(process.env.DATABASE_URL!, { schema: 'jobs' });
  * await storage.migrate();
  */
-export class PostgresStorage implements Storage {
+export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
   /** Always `'postgres'`. */
   readonly dialect = 'postgres' as const;
-  /** LISTEN/NOTIFY wake-ups, SKIP LOCKED claims, concurrent writers. */
-  readonly capabilities: Capabilities = Object.freeze({ listenNotify: true, skipLocked: true, concurrentWriters: true });
   /** The schema this storage uses. */
   readonly schema: string;
 
   readonly #x: PgExec;
   readonly #ownsPool: boolean;
   readonly #listener: PgListener;
-  readonly #clock: (() => number) | undefined;
-  #closed = false;
 
   /**
    * @param urlOrPool a connection string (the driver creates and owns a `pg.Pool`) or your own
    *   `pg.Pool` (never ended by `close()`)
-   * @throws InvalidArgumentError on an invalid schema name, pool size or connection argument
+   * @throws InvalidArgumentError on an invalid schema name, pool size, clock or connection argument
    */
   constructor(urlOrPool: string | PgPoolLike, options: PostgresStorageOptions = {}) {
     const schema = options.schema ?? 'sdj';
@@ -100,216 +119,28 @@ export class PostgresStorage implements Storage {
     if (!Number.isInteger(max) || max < 1) throw new InvalidArgumentError(`max must be an integer >= 1, got ${String(max)}`);
     if (options.clock !== undefined && typeof options.clock !== 'function') throw new InvalidArgumentError('clock must be a function');
     const logger = options.logger ?? silentLogger;
-    let pool: PgPoolLike;
-    if (typeof urlOrPool === 'string') {
-      pool = createPool(urlOrPool, max, (err) => logger.warn('idle PostgreSQL connection failed', { error: err.message }));
-      this.#ownsPool = true;
-    } else if (isPgPoolLike(urlOrPool)) {
-      pool = urlOrPool;
-      this.#ownsPool = false;
-    } else {
-      throw new InvalidArgumentError('PostgresStorage expects a connection string or a pg.Pool');
-    }
+    const { pool, owned } = openPool(urlOrPool, max, logger);
+    const x = new PgExec(pool, schema, options.clock, logger);
+    super(OPERATIONS, x, logger);
     this.schema = schema;
-    this.#clock = options.clock;
-    this.#x = new PgExec(pool, schema, options.clock, logger);
-    this.#listener = new PgListener(pool, this.#x.channel, logger);
+    this.#x = x;
+    this.#ownsPool = owned;
+    this.#listener = new PgListener(pool, x.channel, logger);
   }
 
-  /** Runs `fn`, mapping driver errors to library errors; rejects once closed. */
-  async #run<T>(fn: (x: PgExec) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StorageClosedError();
-    try {
-      return await fn(this.#x);
-    } catch (e) {
-      throw translateError(e);
-    }
+  /** Subscribes to this schema's LISTEN/NOTIFY wake-ups (one shared connection; reconnects by itself). */
+  listen(onWake: (queue: string) => void): Promise<Unlisten> {
+    return this.call('listen', () => this.#listener.subscribe(onWake));
   }
 
-  /** @inheritdoc */
-  migrate(): Promise<void> {
-    return this.#run((x) => migrate(x));
+  /** Driver errors become typed errors (a unique-key clash a `DuplicateJobError`, the rest `StorageError`). */
+  protected override translateError(e: unknown): DurableJobsError {
+    return translateError(e);
   }
 
-  /** Stops the listener and ends the pool if the driver created it. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Stops the listener and ends the pool if the driver created it. */
+  protected override async closeResources(): Promise<void> {
     await this.#listener.close();
     if (this.#ownsPool) await this.#x.pool.end();
-  }
-
-  /** @inheritdoc */
-  clockNow(): Promise<number> {
-    return this.#run(async (x) => {
-      if (this.#clock) return Math.floor(this.#clock());
-      const r = await x.one<{ now: string }>(CLOCK_NOW);
-      return toInt(r?.now ?? 0);
-    });
-  }
-
-  /** @inheritdoc */
-  jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }> {
-    return this.#run((x) => jobs.jobInsertMany(x, p));
-  }
-
-  /** @inheritdoc */
-  jobGet(p: { id: string }): Promise<JobRow | undefined> {
-    return this.#run((x) => jobs.jobGet(x, p));
-  }
-
-  /** @inheritdoc */
-  jobGetMany(p: { ids: string[] }): Promise<JobRow[]> {
-    return this.#run((x) => jobs.jobGetMany(x, p.ids));
-  }
-
-  /** @inheritdoc */
-  jobList(p: JobListParams): Promise<JobRow[]> {
-    return this.#run((x) => jobs.jobList(x, p));
-  }
-
-  /** @inheritdoc */
-  jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
-    return this.#run((x) => jobs.jobCountByStatus(x, p));
-  }
-
-  /** @inheritdoc */
-  jobClaim(p: JobClaimParams): Promise<JobRow[]> {
-    return this.#run((x) => run.jobClaim(x, p));
-  }
-
-  /** @inheritdoc */
-  jobFinishMany(p: JobFinishManyParams): Promise<boolean[]> {
-    return this.#run((x) => run.jobFinishMany(x, p));
-  }
-
-  /** @inheritdoc */
-  jobHeartbeat(p: JobHeartbeatParams): Promise<string[]> {
-    return this.#run((x) => run.jobHeartbeat(x, p));
-  }
-
-  /** @inheritdoc */
-  jobRelease(p: JobReleaseParams): Promise<string[]> {
-    return this.#run((x) => run.jobRelease(x, p));
-  }
-
-  /** @inheritdoc */
-  jobReclaimExpired(p: { limit: number }): Promise<ReclaimedJob[]> {
-    return this.#run((x) => run.jobReclaimExpired(x, p));
-  }
-
-  /** @inheritdoc */
-  jobWakeDue(p: { limit: number }): Promise<string[]> {
-    return this.#run((x) => run.jobWakeDue(x, p));
-  }
-
-  /** @inheritdoc */
-  jobCancel(p: { id: string }): Promise<string[]> {
-    return this.#run((x) => jobs.jobCancel(x, p));
-  }
-
-  /** @inheritdoc */
-  jobPause(p: { id: string }): Promise<void> {
-    return this.#run((x) => jobs.jobPause(x, p));
-  }
-
-  /** @inheritdoc */
-  jobResume(p: { id: string }): Promise<void> {
-    return this.#run((x) => jobs.jobResume(x, p));
-  }
-
-  /** @inheritdoc */
-  jobRetry(p: { id: string }): Promise<void> {
-    return this.#run((x) => jobs.jobRetry(x, p));
-  }
-
-  /** @inheritdoc */
-  jobNextRunAt(p: { queues: string[] }): Promise<number | undefined> {
-    return this.#run((x) => jobs.jobNextRunAt(x, p));
-  }
-
-  /** @inheritdoc */
-  queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
-    return this.#run((x) => jobs.queueSetPaused(x, p));
-  }
-
-  /** @inheritdoc */
-  queueListPaused(): Promise<string[]> {
-    return this.#run((x) => jobs.queueListPaused(x));
-  }
-
-  /** @inheritdoc */
-  stepList(p: { jobId: string }): Promise<StepRow[]> {
-    return this.#run((x) => wf.stepList(x, p));
-  }
-
-  /** @inheritdoc */
-  stepRecord(p: StepRecordParams): Promise<boolean> {
-    return this.#run((x) => wf.stepRecord(x, p));
-  }
-
-  /** @inheritdoc */
-  stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
-    return this.#run((x) => wf.stepRecordMany(x, p.items));
-  }
-
-  /** @inheritdoc */
-  jobSuspendFanOut(p: JobSuspendFanOutParams): Promise<boolean> {
-    return this.#run((x) => wf.jobSuspendFanOut(x, p));
-  }
-
-  /** @inheritdoc */
-  jobSuspend(p: JobSuspendParams): Promise<boolean> {
-    return this.#run((x) => wf.jobSuspend(x, p));
-  }
-
-  /** @inheritdoc */
-  fanOutGet(p: { id: string }): Promise<FanOutRow | undefined> {
-    return this.#run((x) => wf.fanOutGet(x, p));
-  }
-
-  /** @inheritdoc */
-  fanOutExpire(p: { id: string }): Promise<boolean> {
-    return this.#run((x) => wf.fanOutExpire(x, p));
-  }
-
-  /** @inheritdoc */
-  signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
-    return this.#run((x) => wf.signalSend(x, p));
-  }
-
-  /** @inheritdoc */
-  signalConsumeOrWait(p: SignalConsumeParams): Promise<SignalConsumeResult> {
-    return this.#run((x) => wf.signalConsumeOrWait(x, p));
-  }
-
-  /** @inheritdoc */
-  scheduleUpsert(p: ScheduleUpsertParams): Promise<ScheduleUpsertResult> {
-    return this.#run((x) => sched.scheduleUpsert(x, p));
-  }
-
-  /** @inheritdoc */
-  scheduleDelete(p: { name: string }): Promise<boolean> {
-    return this.#run((x) => sched.scheduleDelete(x, p));
-  }
-
-  /** @inheritdoc */
-  scheduleList(): Promise<ScheduleRow[]> {
-    return this.#run((x) => sched.scheduleList(x));
-  }
-
-  /** @inheritdoc */
-  scheduleListDue(p: { limit: number }): Promise<ScheduleRow[]> {
-    return this.#run((x) => sched.scheduleListDue(x, p));
-  }
-
-  /** @inheritdoc */
-  scheduleFire(p: ScheduleFireParams): Promise<string[] | null> {
-    return this.#run((x) => sched.scheduleFire(x, p));
-  }
-
-  /** @inheritdoc */
-  listen(onWake: (queue: string) => void): Promise<Unlisten> {
-    return this.#run(() => this.#listener.subscribe(onWake));
   }
 }

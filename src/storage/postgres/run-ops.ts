@@ -3,6 +3,7 @@
  * and timed wake-ups, each one statement (one round trip) in the common case.
  * @internal
  */
+import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../shared/contract-messages.js';
 import type {
   JobClaimParams,
   JobFinishManyParams,
@@ -14,9 +15,8 @@ import type {
 import { STATEMENT_TEXT_BUDGET, finishArrays, finishInParts, finishText } from './batch-parts.js';
 import { withTx } from './connection.js';
 import type { PgExec } from './executor.js';
-import { cancelSubtrees, descendants, settleFanOuts } from './fan-out-accounting.js';
+import { accountFanOutOutcomes, cancelSubtrees, descendants, lockFanOutsOf } from './fan-out-accounting.js';
 import {
-  FAN_OUT_LOCK_FOR_JOBS,
   JOB_CLAIM_MANY,
   JOB_CLAIM_ONE,
   JOB_FINISH_CHILDREN,
@@ -28,12 +28,7 @@ import {
   JOB_RELEASE,
   JOB_WAKE_DUE,
 } from './queries/run.js';
-import { compareClaimOrder, toInt, toJobRow, type FanOutDbRow, type JobDbRow } from './rows.js';
-
-/** Last errors written by a lease reclaim. */
-export const RECLAIM_RETRY_ERROR = 'lease expired: the worker stopped heartbeating; the job will run again';
-/** Last error of a job failed by a lease reclaim. */
-export const RECLAIM_FAIL_ERROR = 'lease expired: the worker stopped heartbeating and no retries are left';
+import { compareClaimOrder, toInt, toJobRow, toReclaimedJob, type FanOutDbRow, type JobDbRow } from './rows.js';
 
 /**
  * `Storage.jobClaim`: one statement for every queue (a single-queue worker, the common case,
@@ -76,54 +71,52 @@ function allCompleted(items: JobFinishManyParams['items']): boolean {
  * failing jobs' unfinished descendants. A batch whose payloads exceed one statement's budget is
  * applied in parts, in one transaction (`finishInParts`).
  */
-export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<boolean[]> {
+export async function jobFinishMany(x: PgExec, p: JobFinishManyParams): Promise<(number | null)[]> {
   const items = p.items;
-  const applied: boolean[] = items.map(() => false);
-  if (items.length === 0) return applied;
+  const stored: (number | null)[] = items.map(() => null);
   if (items.reduce((n, i) => n + finishText(i), 0) > STATEMENT_TEXT_BUDGET) return finishInParts(x, items);
   const rows = allCompleted(items)
-    ? await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_COMPLETED, [
+    ? await x.rows<{ ord: string; deferred: boolean; walk?: boolean; at: string | null }>(JOB_FINISH_COMPLETED, [
         x.now(),
         items.map((i) => i.jobId),
         items.map((i) => i.workerId),
         items.map((i) => Math.trunc(i.runCount)),
         items.map((i) => (i.outcome === 'completed' ? i.resultJson : null)),
       ])
-    : await x.rows<{ ord: string; deferred: boolean; walk?: boolean }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
+    : await x.rows<{ ord: string; deferred: boolean; walk?: boolean; at: string | null }>(JOB_FINISH_PLAIN, [x.now(), ...finishArrays(items), x.channel]);
   const deferred: number[] = [];
   const walk = new Set<string>();
   for (const r of rows) {
     const i = toInt(r.ord) - 1;
     if (r.deferred) deferred.push(i);
-    else applied[i] = true;
+    else stored[i] = toInt(r.at as string);
     if (r.deferred && r.walk) walk.add(items[i]!.jobId);
   }
-  if (deferred.length === 0) return applied;
+  if (deferred.length === 0) return stored;
   const children = deferred.map((i) => items[i]!);
   const done = await withTx(x.pool, async (c) => {
     // Lock order: every fan-out this may count on (the finishing jobs' and, for failures with
     // children, their descendants'), in id order, before any job row.
     const below = walk.size > 0 ? await descendants(x, c, [...walk]) : [];
-    await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...children.map((i) => i.jobId), ...below]], c);
+    await lockFanOutsOf(x, c, [...children.map((i) => i.jobId), ...below]);
     const res = await x.one<{ applied: number[] | null; fans: FanOutDbRow[] | null; now: string }>(
       JOB_FINISH_CHILDREN,
       [x.now(), ...finishArrays(children)],
       c,
     );
-    if (res === undefined) return [];
+    if (res === undefined) return { ords: [], now: null };
     const now = toInt(res.now);
-    await settleFanOuts(x, c, now, res.fans);
+    await accountFanOutOutcomes(x, c, now, res.fans);
     const failedParents = (res.applied ?? []).map((ord) => children[ord - 1]!).filter((i) => i.outcome === 'failed' && walk.has(i.jobId));
     if (failedParents.length > 0) await cancelSubtrees(x, c, now, { under: failedParents.map((i) => i.jobId) });
-    return res.applied ?? [];
+    return { ords: res.applied ?? [], now };
   });
-  for (const ord of done) applied[deferred[ord - 1]!] = true;
-  return applied;
+  for (const ord of done.ords) stored[deferred[ord - 1]!] = done.now;
+  return stored;
 }
 
 /** `Storage.jobHeartbeat`: one statement; returns the ids still held. */
 export async function jobHeartbeat(x: PgExec, p: JobHeartbeatParams): Promise<string[]> {
-  if (p.runs.length === 0) return [];
   const rows = await x.rows<{ id: string }>(JOB_HEARTBEAT, [
     x.now(),
     p.workerId,
@@ -136,7 +129,6 @@ export async function jobHeartbeat(x: PgExec, p: JobHeartbeatParams): Promise<st
 
 /** `Storage.jobRelease`: one statement; returns the ids released. */
 export async function jobRelease(x: PgExec, p: JobReleaseParams): Promise<string[]> {
-  if (p.runs.length === 0) return [];
   const rows = await x.rows<{ id: string }>(JOB_RELEASE, [
     p.runs.map((r) => r.jobId),
     p.runs.map((r) => r.workerId),
@@ -168,7 +160,6 @@ interface ReclaimCandidate {
  * the failed fan-out children, and cancels the unfinished descendants of the failed jobs.
  */
 export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promise<ReclaimedJob[]> {
-  if (p.limit < 1) return [];
   const cands = await x.rows<ReclaimCandidate>(JOB_RECLAIM_CANDIDATES, [x.now(), Math.trunc(p.limit)]);
   if (cands.length === 0) return [];
   return withTx(x.pool, async (c) => {
@@ -177,21 +168,20 @@ export async function jobReclaimExpired(x: PgExec, p: { limit: number }): Promis
     const lockFor = [...cands.filter((j) => j.dying).map((j) => j.id), ...below];
     const res = await x.one<ReclaimDbRow>(
       JOB_RECLAIM_EXPIRED,
-      [x.now(), cands.map((j) => j.id), cands.map((j) => toInt(j.run_count)), RECLAIM_RETRY_ERROR, RECLAIM_FAIL_ERROR, x.channel, lockFor],
+      [x.now(), cands.map((j) => j.id), cands.map((j) => toInt(j.run_count)), LEASE_EXPIRED_RETRY, LEASE_EXPIRED_FAILED, x.channel, lockFor],
       c,
     );
     if (res?.jobs == null) return [];
     const now = toInt(res.now);
-    await settleFanOuts(x, c, now, res.fans);
+    await accountFanOutOutcomes(x, c, now, res.fans);
     const parents = res.jobs.filter((j) => j.walk).map((j) => j.id);
     if (parents.length > 0) await cancelSubtrees(x, c, now, { under: parents });
-    return res.jobs.map((j) => ({ id: j.id, type: j.type, queue: j.queue, status: j.status, attempt: j.attempt, maxRetries: j.max_retries }));
+    return res.jobs.map(toReclaimedJob);
   });
 }
 
 /** `Storage.jobWakeDue`: one statement (timed wakes and the fan-out recovery sweep). */
 export async function jobWakeDue(x: PgExec, p: { limit: number }): Promise<string[]> {
-  if (p.limit < 1) return [];
   const rows = await x.rows<{ id: string }>(JOB_WAKE_DUE, [x.now(), Math.trunc(p.limit), x.channel]);
   return rows.map((r) => r.id);
 }

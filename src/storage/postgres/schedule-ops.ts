@@ -7,7 +7,7 @@ import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUps
 import { withTx } from './connection.js';
 import type { PgExec } from './executor.js';
 import { insertJobs } from './job-ops.js';
-import { SCHEDULE_DELETE, SCHEDULE_FIRE, SCHEDULE_LAST_RUN_AT, SCHEDULE_LIST, SCHEDULE_LIST_DUE, SCHEDULE_SET_LAST_JOB, SCHEDULE_UPSERT } from './queries/admin.js';
+import { SCHEDULE_DELETE, SCHEDULE_FIRE, SCHEDULE_LAST_RUN_AT, SCHEDULE_LIST, SCHEDULE_LIST_DUE, SCHEDULE_SET_LAST_JOB, SCHEDULE_UPSERT } from './queries/schedules.js';
 import { toInt, toScheduleRow, type ScheduleDbRow } from './rows.js';
 
 /** `Storage.scheduleUpsert`. */

@@ -29,6 +29,26 @@ function keyFromDetail(e: unknown): string | undefined {
   return m?.[1];
 }
 
+/** SQLSTATEs after which a whole transaction is worth running again: serialization failure, deadlock detected. */
+const RETRYABLE_TX_STATES = new Set(['40001', '40P01']);
+
+/** The SQLSTATE of a `pg` error, if any. */
+export function sqlState(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
+  const code = (e as PgErrorFields).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * True when a transaction (or a single statement outside one) that failed with `e` was rolled
+ * back whole and may run again from the top: a serialization failure (40001) or a deadlock
+ * (40P01). The predicate of this driver's transaction retry (shared/tx-retry.ts).
+ */
+export function isRetryableTxError(e: unknown): boolean {
+  const state = sqlState(e);
+  return state !== undefined && RETRYABLE_TX_STATES.has(state);
+}
+
 /**
  * SQLSTATEs after which the same call may succeed: serialization failure and deadlock,
  * lock not available, too many connections, the server shutting down or starting.
@@ -51,13 +71,13 @@ export function isTransientError(e: unknown): boolean {
 
 /**
  * Maps a driver error to a library error: a violation of the unique-key index becomes
- * `DuplicateJobError` (naming the key: `uniqueKey` when the caller knows it, else the one in
- * the server's detail), library errors pass through, everything else becomes a `StorageError`
- * carrying the driver error as `cause` (marked transient per {@link isTransientError}).
+ * `DuplicateJobError` (naming the key in the server's detail), library errors pass through,
+ * everything else becomes a `StorageError` carrying the driver error as `cause` (marked
+ * transient per {@link isTransientError}).
  */
-export function translateError(e: unknown, uniqueKey?: string | null): DurableJobsError {
+export function translateError(e: unknown): DurableJobsError {
   if (e instanceof DurableJobsError) return e;
-  if (isUniqueKeyViolation(e)) return new DuplicateJobError(uniqueKey ?? keyFromDetail(e) ?? '(unknown)', { cause: e });
+  if (isUniqueKeyViolation(e)) return new DuplicateJobError(keyFromDetail(e) ?? '(unknown)', { cause: e });
   const code = typeof e === 'object' && e !== null ? (e as PgErrorFields).code : undefined;
   const message = e instanceof Error ? e.message : String(e);
   return new StorageError(`postgres: ${message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: e, transient: isTransientError(e) });

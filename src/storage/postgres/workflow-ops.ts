@@ -1,27 +1,42 @@
 /**
  * Workflow operations of the PostgreSQL driver: checkpoints, suspension (sleep, signal wait,
- * fan-out), signals, fan-out reads and expiry. Multi-statement operations run in one transaction; every write to a claimed job
- * is fenced (locking the job row first, so a concurrent reclaim or cancel serializes with it).
+ * durable timers, fan-out), signals, fan-out reads, expiry and collection. Multi-statement
+ * operations run in one transaction; every write to a claimed job is fenced (locking the job
+ * row first, so a concurrent reclaim or cancel serializes with it).
  * @internal
  */
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
-import type { FanOutRow, JobSuspendFanOutParams, JobSuspendParams, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from '../storage.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
+import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
+import { withTxRetry } from '../shared/tx-retry.js';
+import type {
+  FanOutCollected,
+  FanOutRow,
+  JobSuspendFanOutParams,
+  JobSuspendParams,
+  JobSuspendUntilParams,
+  JobSuspendUntilResult,
+  SignalConsumeParams,
+  SignalConsumeResult,
+  StepRecordParams,
+  StepRow,
+} from '../storage.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../../types.js';
 import { splitByText, textLength } from './batch-parts.js';
-import { sqlState, withTx } from './connection.js';
+import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { cancelSubtrees, descendants } from './fan-out-accounting.js';
+import { expireFanOut } from './fan-out-accounting.js';
 import { insertJobs } from './job-ops.js';
-import { FAN_OUT_LOCK_FOR_JOBS } from './queries/run.js';
-import { FAN_OUT_EXPIRE, JOB_CANCEL_START } from './queries/ops.js';
 import {
+  FAN_OUT_COLLECT,
   FAN_OUT_GET,
   JOB_LOCK_FENCED,
   JOB_LOCK_STATUS,
   JOB_SUSPEND,
   JOB_SUSPEND_FAN_OUT,
   JOB_SUSPEND_FOR_SIGNAL,
+  JOB_SUSPEND_UNTIL,
   JOB_WAKE_IF_SIGNALLED,
   SIGNAL_CONSUME,
   SIGNAL_SEND,
@@ -30,10 +45,8 @@ import {
   STEP_RECORD_MANY,
   STEP_UPSERT,
 } from './queries/workflow.js';
-import { toFanOutRow, toInt, toStepRow, type FanOutDbRow, type StepDbRow } from './rows.js';
-
-/** The error recorded on a signal-wait step whose deadline passed. */
-export const SIGNAL_WAIT_TIMED_OUT = 'signal wait timed out';
+import { toFanOutRow, toInt, toJobRow, toStepRow, type FanOutDbRow, type JobDbRow, type StepDbRow } from './rows.js';
+import { isRetryableTxError } from './translate-error.js';
 
 /** The step columns as statement parameters: index, name, status, output, error. */
 function stepValues(s: StepRow | null): unknown[] {
@@ -52,7 +65,8 @@ export async function stepRecord(x: PgExec, p: StepRecordParams): Promise<boolea
  * back whole, retries it); one per part when the outputs exceed one statement's payload budget.
  * Items repeating a (job, step index) pair are written one by one.
  */
-export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams[]): Promise<boolean[]> {
+export async function stepRecordMany(x: PgExec, p: { items: readonly StepRecordParams[] }): Promise<boolean[]> {
+  const items = p.items;
   const out: boolean[] = items.map(() => false);
   if (items.length === 0) return out;
   const keys = new Set(items.map((i) => `${i.fence.jobId}\u0000${i.step.stepIndex}`));
@@ -64,7 +78,7 @@ export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams
   const parts = splitByText(items, (i) => i.fence.jobId.length + i.step.stepName.length + textLength(i.step.outputJson) + textLength(i.step.error));
   if (parts.length > 1) {
     let at = 0;
-    for (const part of parts) for (const ok of await stepRecordMany(x, part)) out[at++] = ok;
+    for (const part of parts) for (const ok of await stepRecordMany(x, { items: part })) out[at++] = ok;
     return out;
   }
   const values = [
@@ -78,14 +92,10 @@ export async function stepRecordMany(x: PgExec, items: readonly StepRecordParams
     items.map((i) => i.step.outputJson),
     items.map((i) => i.step.error),
   ];
-  for (let attempt = 0; ; attempt++) {
-    try {
-      for (const r of await x.rows<{ ord: string }>(STEP_RECORD_MANY, values)) out[toInt(r.ord) - 1] = true;
-      return out;
-    } catch (e) {
-      if (sqlState(e) !== '40P01' || attempt >= 5) throw e;
-    }
-  }
+  // One autocommit statement: a deadlock rolls it back whole, and it runs again (shared policy).
+  const rows = await withTxRetry(() => x.rows<{ ord: string }>(STEP_RECORD_MANY, values), { isRetryable: isRetryableTxError });
+  for (const r of rows) out[toInt(r.ord) - 1] = true;
+  return out;
 }
 
 /**
@@ -155,7 +165,7 @@ export async function jobSuspendFanOut(x: PgExec, p: JobSuspendFanOutParams): Pr
  */
 export async function signalConsumeOrWait(x: PgExec, p: SignalConsumeParams): Promise<SignalConsumeResult> {
   const { fence } = p;
-  const alreadyFinished = (): InvalidStateError => new InvalidStateError(`step ${p.stepIndex} of job ${fence.jobId} is already recorded as finished`);
+  const alreadyFinished = (): InvalidStateError => new InvalidStateError(stepAlreadyFinishedMessage(fence.jobId, p.stepIndex));
   return withTx(x.pool, async (c): Promise<SignalConsumeResult> => {
     const lock = await x.one<{ now: string }>(JOB_LOCK_FENCED, [x.now(), fence.jobId, fence.workerId, fence.runCount], c);
     if (lock === undefined) return { kind: 'lost' };
@@ -169,12 +179,14 @@ export async function signalConsumeOrWait(x: PgExec, p: SignalConsumeParams): Pr
       const w = await x.rows(STEP_UPSERT, [now, fence.jobId, p.stepIndex, p.stepName, status, output, error], c);
       if (w.length !== 1) throw alreadyFinished();
     };
-    if (p.deadlineAt !== null && now >= p.deadlineAt) {
+    // A first wait with a timeout fixes its deadline here, on the database clock.
+    const deadlineAt = p.timeoutMs === undefined ? p.deadlineAt : now + Math.max(0, Math.ceil(p.timeoutMs));
+    if (deadlineAt !== null && now >= deadlineAt) {
       await upsert('failed', null, SIGNAL_WAIT_TIMED_OUT);
       return { kind: 'timed-out' };
     }
-    await upsert('waiting', JSON.stringify(p.deadlineAt), null);
-    await x.rows(JOB_SUSPEND_FOR_SIGNAL, [fence.jobId, p.signalName, p.deadlineAt === null ? null : Math.trunc(p.deadlineAt)], c);
+    await upsert('waiting', JSON.stringify(deadlineAt), null);
+    await x.rows(JOB_SUSPEND_FOR_SIGNAL, [fence.jobId, p.signalName, deadlineAt === null ? null : Math.trunc(deadlineAt)], c);
     return { kind: 'suspended' };
   });
 }
@@ -187,24 +199,68 @@ export async function signalSend(x: PgExec, p: { jobId: string; name: string; pa
   await withTx(x.pool, async (c) => {
     const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_STATUS, [p.jobId], c);
     if (cur === undefined) throw new JobNotFoundError(p.jobId);
-    if (TERMINAL_STATUSES.includes(cur.status)) throw new InvalidStateError(`cannot signal job ${p.jobId}: it is ${cur.status}`);
+    if (TERMINAL_STATUSES.includes(cur.status)) throw new InvalidStateError(cannotSignalMessage(p.jobId, cur.status));
     await x.rows(SIGNAL_SEND, [x.now(), p.jobId, p.name, p.payloadJson, x.channel], c);
   });
 }
 
 /**
- * `Storage.fanOutExpire`: one transaction — lock the fan-out and those below its unfinished
- * children (id order, before any job row), fail it and resume its parent, then cancel the
- * unfinished children and their subtrees (counted as cancelled).
+ * `Storage.fanOutExpire`: one transaction (see `expireFanOut`: the fan-out locks first, id
+ * order, then the fan-out fails, its parent resumes and its unfinished children are cancelled).
  */
 export async function fanOutExpire(x: PgExec, p: { id: string }): Promise<boolean> {
+  return withTx(x.pool, (c) => expireFanOut(x, c, p.id));
+}
+
+/**
+ * `Storage.jobSuspendUntil`: one fenced statement on the database clock (see
+ * {@link JOB_SUSPEND_UNTIL}): elapsed, suspended, or lost when the fence failed.
+ */
+export async function jobSuspendUntil(x: PgExec, p: JobSuspendUntilParams): Promise<JobSuspendUntilResult> {
+  const { fence } = p;
+  const r = await x.one<{ held: string; wake_at: string; suspended: string }>(JOB_SUSPEND_UNTIL, [
+    x.now(),
+    fence.jobId,
+    fence.workerId,
+    fence.runCount,
+    p.wakeAt === undefined ? null : Math.trunc(p.wakeAt),
+    Math.max(0, Math.ceil(p.delayMs ?? 0)),
+    p.stepIndex,
+    p.stepName,
+    p.recorded,
+  ]);
+  if (r === undefined || toInt(r.held) !== 1) return { kind: 'lost' };
+  const wakeAt = toInt(r.wake_at);
+  return toInt(r.suspended) === 1 ? { kind: 'suspended', wakeAt } : { kind: 'elapsed', wakeAt };
+}
+
+/** A fan-out, its children and the statement's now, read in one snapshot. */
+interface Collected {
+  collected: FanOutCollected;
+  now: number;
+}
+
+/** Reads a fan-out and its children in one statement ({@link FAN_OUT_COLLECT}); undefined when absent. */
+async function readCollected(x: PgExec, c: PgQueryableLike, id: string): Promise<Collected | undefined> {
+  const rows = await x.rows<JobDbRow & { fan_out: FanOutDbRow; now: string }>(FAN_OUT_COLLECT, [x.now(), id], c);
+  const first = rows[0];
+  if (first === undefined) return undefined;
+  // A fan-out without children yields one row whose job columns are null.
+  const children = first.id === null ? [] : rows.map(toJobRow);
+  return { collected: { fanOut: toFanOutRow(first.fan_out), children }, now: toInt(first.now) };
+}
+
+/**
+ * `Storage.fanOutCollect`: the fan-out and its children in one statement (one snapshot, on the
+ * database clock). When it is still running past its deadline, one transaction expires it
+ * exactly as `fanOutExpire` does (same lock order) and reads it again.
+ */
+export async function fanOutCollect(x: PgExec, p: { id: string }): Promise<FanOutCollected | undefined> {
+  const read = await readCollected(x, x.pool, p.id);
+  if (read === undefined || !fanOutDeadlinePassed(read.collected.fanOut, read.now)) return read?.collected;
   return withTx(x.pool, async (c) => {
-    const kids = (await x.one<{ ids: string[] | null }>(JOB_CANCEL_START, [[], [p.id]], c))?.ids ?? [];
-    if (kids.length > 0) await x.rows(FAN_OUT_LOCK_FOR_JOBS, [[...kids, ...(await descendants(x, c, kids))]], c);
-    const r = await x.one<{ now: string }>(FAN_OUT_EXPIRE, [x.now(), p.id, x.channel], c);
-    if (r === undefined) return false;
-    await cancelSubtrees(x, c, toInt(r.now), { fanOuts: [p.id] });
-    return true;
+    await expireFanOut(x, c, p.id);
+    return (await readCollected(x, c, p.id))?.collected;
   });
 }
 

@@ -1,13 +1,13 @@
 /**
  * The storage facade, implemented once. A driver extends {@link BaseStorage} with its dialect,
- * capabilities, an operations table ({@link StorageOps}: one function per `Storage` method, same
+ * its transaction handle type, an operations table ({@link StorageOps}: one function per `Storage` method, same
  * name, taking the driver's context and the method's params) and its `translateError`; the base
  * class adds, around every call:
  * - the closed check (`StorageClosedError` once `close()` began);
  * - the empty-batch short-circuits, answered without touching the database: `jobInsertMany`
  *   with no jobs (and no caller transaction), `jobGetMany` with no ids, `jobFinishMany`,
  *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobClaim` with
- *   no queues, `jobNextRunAt` with no queues, and `jobReclaimExpired`, `jobWakeDue`,
+ *   no queues, and `jobReclaimExpired`, `jobWakeDue`,
  *   `scheduleListDue` with a limit below 1;
  * - error translation (driver errors become the library's typed errors) and a `debug` log entry
  *   naming the failed operation.
@@ -24,8 +24,8 @@ import { type DurableJobsError, StorageClosedError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
 import type { JobStatus, Logger } from '../../types.js';
 import type {
-  Capabilities,
   Dialect,
+  FanOutCollected,
   FanOutRow,
   JobClaimParams,
   JobFinishManyParams,
@@ -36,6 +36,8 @@ import type {
   JobRow,
   JobSuspendFanOutParams,
   JobSuspendParams,
+  JobSuspendUntilParams,
+  JobSuspendUntilResult,
   ReclaimedJob,
   ScheduleFireParams,
   ScheduleRow,
@@ -51,10 +53,10 @@ import { STORAGE_OPERATION_FAILED } from './contract-messages.js';
 import { isPromiseLike, type MaybePromise } from './maybe-async.js';
 
 /** The `Storage` methods a driver implements through its operations table. */
-export type StorageOpName = Exclude<keyof Storage, 'dialect' | 'capabilities' | 'close' | 'listen' | 'dataVersion'>;
+export type StorageOpName = Exclude<keyof Storage, 'dialect' | 'close' | 'listen' | 'dataVersion'>;
 
 /** The params object of a `Storage` method (`undefined` for methods without one). */
-export type StorageOpParams<K extends StorageOpName> = Parameters<NonNullable<Storage[K]>>[0];
+export type StorageOpParams<K extends StorageOpName, Tx = unknown> = Parameters<NonNullable<Storage<Tx>[K]>>[0];
 
 /** The resolved result of a `Storage` method. */
 export type StorageOpResult<K extends StorageOpName> = Awaited<ReturnType<NonNullable<Storage[K]>>>;
@@ -65,18 +67,67 @@ export type StorageOpResult<K extends StorageOpName> = Awaited<ReturnType<NonNul
  * promise); called as plain functions (no `this`). Driver errors may escape them: the base
  * class translates them.
  */
-export type StorageOps<C> = {
-  readonly [K in StorageOpName]-?: (ctx: C, p: StorageOpParams<K>) => MaybePromise<StorageOpResult<K>>;
+export type StorageOps<C, Tx = unknown> = {
+  readonly [K in StorageOpName]-?: (ctx: C, p: StorageOpParams<K, Tx>) => MaybePromise<StorageOpResult<K>>;
 };
 
+/** Every operation name, checked complete against `Storage` by the compiler. */
+const OPERATION_NAMES: Record<StorageOpName, true> = {
+  migrate: true,
+  clockNow: true,
+  jobInsertMany: true,
+  jobGet: true,
+  jobGetMany: true,
+  jobList: true,
+  jobCountByStatus: true,
+  jobClaim: true,
+  jobFinishMany: true,
+  jobHeartbeat: true,
+  jobRelease: true,
+  jobReclaimExpired: true,
+  jobWakeDue: true,
+  jobCancel: true,
+  jobPause: true,
+  jobResume: true,
+  jobRetry: true,
+  queueSetPaused: true,
+  stepList: true,
+  stepRecord: true,
+  stepRecordMany: true,
+  jobSuspendFanOut: true,
+  jobSuspend: true,
+  jobSuspendUntil: true,
+  fanOutGet: true,
+  fanOutExpire: true,
+  fanOutCollect: true,
+  signalSend: true,
+  signalConsumeOrWait: true,
+  scheduleUpsert: true,
+  scheduleDelete: true,
+  scheduleList: true,
+  scheduleListDue: true,
+  scheduleFire: true,
+};
+
+/**
+ * A driver's operations table, picked by name from its operation modules, where each `Storage`
+ * method is the exported function of the same name:
+ * `operationsFrom({ migrate, ...jobOps, ...runOps, ...workflowOps, ...scheduleOps })`. The
+ * compiler checks that every method is there with the right signature; other exports of the
+ * modules are left out.
+ */
+export function operationsFrom<C, Tx>(modules: StorageOps<C, Tx>): StorageOps<C, Tx> {
+  const table: Record<string, unknown> = {};
+  for (const name of Object.keys(OPERATION_NAMES)) table[name] = (modules as unknown as Record<string, unknown>)[name];
+  return Object.freeze(table) as unknown as StorageOps<C, Tx>;
+}
+
 /** The facade every driver shares; see the module header. */
-export abstract class BaseStorage<C> implements Storage {
+export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** The driver's SQL dialect. */
   abstract readonly dialect: Dialect;
-  /** What the driver can do. */
-  abstract readonly capabilities: Capabilities;
 
-  readonly #ops: StorageOps<C>;
+  readonly #ops: StorageOps<C, Tx>;
   readonly #ctx: C;
   readonly #logger: Logger;
   #closed = false;
@@ -86,7 +137,7 @@ export abstract class BaseStorage<C> implements Storage {
    * @param ctx what every operation receives (connections, statement cache, clock)
    * @param logger receives a `debug` entry per failed operation @default silent
    */
-  protected constructor(ops: StorageOps<C>, ctx: C, logger: Logger = silentLogger) {
+  protected constructor(ops: StorageOps<C, Tx>, ctx: C, logger: Logger = silentLogger) {
     this.#ops = ops;
     this.#ctx = ctx;
     this.#logger = logger;
@@ -119,8 +170,8 @@ export abstract class BaseStorage<C> implements Storage {
   }
 
   /** Runs the table's operation `op` with `p`. */
-  protected run<K extends StorageOpName>(op: K, p: StorageOpParams<K>): Promise<StorageOpResult<K>> {
-    const fn = this.#ops[op] as (ctx: C, p: StorageOpParams<K>) => MaybePromise<StorageOpResult<K>>;
+  protected run<K extends StorageOpName>(op: K, p: StorageOpParams<K, Tx>): Promise<StorageOpResult<K>> {
+    const fn = this.#ops[op] as (ctx: C, p: StorageOpParams<K, Tx>) => MaybePromise<StorageOpResult<K>>;
     return this.call(op, (ctx) => fn(ctx, p));
   }
 
@@ -164,7 +215,7 @@ export abstract class BaseStorage<C> implements Storage {
   }
 
   /** @inheritdoc */
-  jobInsertMany(p: JobInsertManyParams): Promise<{ inserted: string[] }> {
+  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[] }> {
     // A caller transaction still goes to the driver, which validates it.
     if (this.#skip(p.jobs.length === 0 && (p.tx === undefined || p.tx === null))) return Promise.resolve({ inserted: [] });
     return this.run('jobInsertMany', p);
@@ -198,8 +249,8 @@ export abstract class BaseStorage<C> implements Storage {
   }
 
   /** @inheritdoc */
-  jobFinishMany(p: JobFinishManyParams): Promise<boolean[]> {
-    if (this.#skip(p.items.length === 0)) return Promise.resolve<boolean[]>([]);
+  jobFinishMany(p: JobFinishManyParams): Promise<(number | null)[]> {
+    if (this.#skip(p.items.length === 0)) return Promise.resolve<(number | null)[]>([]);
     return this.run('jobFinishMany', p);
   }
 
@@ -248,19 +299,8 @@ export abstract class BaseStorage<C> implements Storage {
   }
 
   /** @inheritdoc */
-  jobNextRunAt(p: { queues: string[] }): Promise<number | undefined> {
-    if (this.#skip(p.queues.length === 0)) return Promise.resolve<number | undefined>(undefined);
-    return this.run('jobNextRunAt', p);
-  }
-
-  /** @inheritdoc */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
     return this.run('queueSetPaused', p);
-  }
-
-  /** @inheritdoc */
-  queueListPaused(): Promise<string[]> {
-    return this.run('queueListPaused', undefined);
   }
 
   /** @inheritdoc */
@@ -290,6 +330,11 @@ export abstract class BaseStorage<C> implements Storage {
   }
 
   /** @inheritdoc */
+  jobSuspendUntil(p: JobSuspendUntilParams): Promise<JobSuspendUntilResult> {
+    return this.run('jobSuspendUntil', p);
+  }
+
+  /** @inheritdoc */
   fanOutGet(p: { id: string }): Promise<FanOutRow | undefined> {
     return this.run('fanOutGet', p);
   }
@@ -297,6 +342,11 @@ export abstract class BaseStorage<C> implements Storage {
   /** @inheritdoc */
   fanOutExpire(p: { id: string }): Promise<boolean> {
     return this.run('fanOutExpire', p);
+  }
+
+  /** @inheritdoc */
+  fanOutCollect(p: { id: string }): Promise<FanOutCollected | undefined> {
+    return this.run('fanOutCollect', p);
   }
 
   /** @inheritdoc */

@@ -5,7 +5,9 @@
  * @internal
  */
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { InvalidArgumentError, StorageError } from '../../errors.js';
+import { missingDriverPackageMessage } from '../shared/contract-messages.js';
 
 /** The parameters of a function (spelled like `@types/better-sqlite3` so its `Database` fits). */
 type ArgumentTypes<F> = F extends (...args: infer A) => unknown ? A : never;
@@ -82,6 +84,21 @@ export function isSqliteDatabaseLike(v: unknown): v is SqliteDatabaseLike {
 }
 
 /**
+ * The caller's connection passed as `jobInsertMany({ tx })`, checked: a `better-sqlite3`
+ * `Database` open on the same file as the storage's own connection `own`.
+ * @throws InvalidArgumentError
+ */
+export function checkCallerDatabase(tx: unknown, own: SqliteDatabaseLike): SqliteDatabaseLike {
+  if (!isSqliteDatabaseLike(tx)) {
+    throw new InvalidArgumentError('SqliteStorage: transaction must be the better-sqlite3 Database your transaction runs on');
+  }
+  if (!tx.memory && !own.memory && resolve(tx.name) !== resolve(own.name)) {
+    throw new InvalidArgumentError(`SqliteStorage: the transaction's database (${tx.name}) is not this storage's file (${own.name})`);
+  }
+  return tx;
+}
+
+/**
  * Opens (or adopts) the database. For a path: loads `better-sqlite3`, sets `journal_mode=WAL`
  * (files only), `busy_timeout` and `synchronous=NORMAL`. A user `Database` is left as
  * configured, except `busy_timeout` when `busyTimeoutMs` is given explicitly.
@@ -123,6 +140,6 @@ function loadBetterSqlite3(): DatabaseConstructor {
     const mod = createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor | { default: DatabaseConstructor };
     return typeof mod === 'function' ? mod : mod.default;
   } catch (cause) {
-    throw new StorageError('SqliteStorage needs the "better-sqlite3" package: npm install better-sqlite3', { cause });
+    throw new StorageError(missingDriverPackageMessage('SqliteStorage', 'better-sqlite3'), { cause });
   }
 }

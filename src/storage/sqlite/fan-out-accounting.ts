@@ -1,65 +1,55 @@
 /**
- * Fan-out accounting, run inside the transaction that moved children to a terminal status:
- * count them on their fan-outs, decide each fan-out with the shared rule, resume the parent
- * (waiting → pending) on the deciding transition only, and on a failed decision cancel the
- * unfinished siblings and their subtrees (which are counted in turn, until nothing changes).
+ * Fan-out accounting on SQLite, run inside the transaction that moved children to a terminal
+ * status: count them on their fan-outs, let the shared settle rule (shared/fan-out-settle.ts)
+ * decide each fan-out, resume the parent (waiting → pending) on the deciding transition only,
+ * and on a failed decision cancel the unfinished siblings and their subtrees (which are counted
+ * in turn, until nothing changes). SQLite has one write lock, held by the whole transaction, so
+ * there is no row lock order to keep.
  * @internal
  */
-import { decideFanOut } from '../fan-out-rules.js';
-import type { FanOutRow } from '../storage.js';
-import { JOB_CANCEL_FAN_OUT_CHILDREN, JOB_CANCEL_SUBTREES } from './queries/jobs.js';
-import { FAN_OUT_ADD_COUNTS, FAN_OUT_DECIDE, JOB_RESUME_WAITING_PARENT } from './queries/workflow.js';
-import { toFanOutRow, type FanOutDbRow } from './rows.js';
+import { addChildOutcome, settleCountedFanOut, type ChildOutcome, type FanOutCounters } from '../shared/fan-out-settle.js';
+import {
+  FAN_OUT_ADD_COUNTS,
+  FAN_OUT_DECIDE,
+  FAN_OUT_EXPIRE,
+  JOB_CANCEL_FAN_OUT_CHILDREN,
+  JOB_CANCEL_SUBTREES,
+  JOB_RESUME_WAITING_PARENT,
+} from './queries/fan-out.js';
+import { toFanOutRow, type FanOutDbRow, type JobFanOutDbRow } from './rows.js';
 import type { Statements } from './statements.js';
 
-/** How a child ended, as counted on its fan-out. */
-export type ChildOutcome = 'succeeded' | 'failed' | 'cancelled';
-
 /** A job that just reached a terminal status, with its fan-out (if any). */
-export interface TerminalChild {
+export interface ChildEnded {
   fanOutId: string | null;
   outcome: ChildOutcome;
 }
 
-/** A job cancelled by a subtree cancel (`RETURNING id, fan_out_id`). */
-interface CancelledDbRow {
-  id: string;
-  fan_out_id: string | null;
-}
-
-type Counts = Record<ChildOutcome, number>;
-
 /**
- * Accounts for jobs that just became terminal. Returns the ids of the jobs this cancelled in
- * consequence (siblings of failed fan-outs and their subtrees).
+ * Accounts for jobs that just became terminal: adds them to their fan-outs' counters (one
+ * statement per fan-out), settles each fan-out, and cancels the unfinished siblings of the ones
+ * that failed (counting those in turn). Returns the ids this cancelled in consequence.
  */
-export function accountTerminal(c: Statements, now: number, children: Iterable<TerminalChild>): string[] {
-  const work = new Map<string, Counts>();
-  const add = (fanOutId: string | null, outcome: ChildOutcome): void => {
-    if (fanOutId === null) return;
-    let d = work.get(fanOutId);
-    if (d === undefined) {
-      d = { succeeded: 0, failed: 0, cancelled: 0 };
-      work.set(fanOutId, d);
-    }
-    d[outcome]++;
-  };
-  for (const ch of children) add(ch.fanOutId, ch.outcome);
+export function accountFanOutOutcomes(c: Statements, now: number, children: Iterable<ChildEnded>): string[] {
+  const work = new Map<string, FanOutCounters>();
+  for (const ch of children) if (ch.fanOutId !== null) addChildOutcome(work, ch.fanOutId, ch.outcome);
 
   const cancelled: string[] = [];
   for (let next = work.entries().next(); !next.done; next = work.entries().next()) {
     const [id, d] = next.value;
     work.delete(id);
     const row = c.st(FAN_OUT_ADD_COUNTS).get({ id, ...d }) as FanOutDbRow | undefined;
-    if (row === undefined || row.status !== 'running') continue;
+    if (row === undefined) continue;
     const f = toFanOutRow(row);
-    const decision = decideFanOut(f);
-    if (decision === 'running') continue;
-    settleDecision(c, now, f, decision);
-    if (decision === 'failed') {
-      for (const r of c.st(JOB_CANCEL_FAN_OUT_CHILDREN).all({ fanOutId: id, now }) as CancelledDbRow[]) {
+    const s = settleCountedFanOut(f);
+    if (s.decided === null) continue;
+    // The update is the deciding transition only when the fan-out is still running.
+    if (c.st(FAN_OUT_DECIDE).run({ id, status: s.decided, now }).changes !== 1) continue;
+    if (s.resumeParent) c.st(JOB_RESUME_WAITING_PARENT).run(f.parentId);
+    if (s.cancelUnfinishedChildren) {
+      for (const r of c.st(JOB_CANCEL_FAN_OUT_CHILDREN).all({ fanOutId: id, now }) as JobFanOutDbRow[]) {
         cancelled.push(r.id);
-        add(r.fan_out_id, 'cancelled');
+        if (r.fan_out_id !== null) addChildOutcome(work, r.fan_out_id, 'cancelled');
       }
     }
   }
@@ -67,40 +57,34 @@ export function accountTerminal(c: Statements, now: number, children: Iterable<T
 }
 
 /**
- * Records a decision on a running fan-out and, on that deciding transition only, turns its
- * parent from `waiting` to `pending`. Returns whether this call decided it.
- */
-export function settleDecision(c: Statements, now: number, f: Pick<FanOutRow, 'id' | 'parentId'>, decision: 'succeeded' | 'failed'): boolean {
-  if (c.st(FAN_OUT_DECIDE).run({ id: f.id, status: decision, now }).changes !== 1) return false;
-  c.st(JOB_RESUME_WAITING_PARENT).run(f.parentId);
-  return true;
-}
-
-/**
  * Cancels every non-terminal job of the subtrees rooted at `roots` and accounts for those
  * that were fan-out children. Returns every id cancelled, roots first as given, then the rest.
  */
-export function cancelSubtrees(c: Statements, now: number, roots: string[]): string[] {
+export function cancelSubtrees(c: Statements, now: number, roots: readonly string[]): string[] {
   if (roots.length === 0) return [];
-  const rows = c.st(JOB_CANCEL_SUBTREES).all({ roots: JSON.stringify(roots), now }) as CancelledDbRow[];
+  const rows = c.st(JOB_CANCEL_SUBTREES).all({ roots: JSON.stringify(roots), now }) as JobFanOutDbRow[];
   const ids = rows.map((r) => r.id);
   const rootSet = new Set(roots);
   ids.sort((a, b) => Number(rootSet.has(b)) - Number(rootSet.has(a)) || roots.indexOf(a) - roots.indexOf(b));
-  const more = accountTerminal(
-    c,
-    now,
-    rows.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'cancelled' as const })),
-  );
-  return [...ids, ...more];
+  return [...ids, ...accountFanOutOutcomes(c, now, cancelledChildren(rows))];
 }
 
-/** Cancels the unfinished children (and subtrees) of a fan-out and accounts for them. */
-export function cancelFanOutChildren(c: Statements, now: number, fanOutId: string): string[] {
-  const rows = c.st(JOB_CANCEL_FAN_OUT_CHILDREN).all({ fanOutId, now }) as CancelledDbRow[];
-  const more = accountTerminal(
-    c,
-    now,
-    rows.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'cancelled' as const })),
-  );
-  return [...rows.map((r) => r.id), ...more];
+/**
+ * Fails a running fan-out whose deadline passed (at `now`): resumes its waiting parent and
+ * cancels the unfinished children and their subtrees (counted as cancelled). Returns whether it
+ * applied. Used by `fanOutExpire` and `fanOutCollect`.
+ */
+export function expireFanOut(c: Statements, now: number, id: string): boolean {
+  const r = c.st(FAN_OUT_EXPIRE).get({ id, now }) as { parent_id: string } | undefined;
+  if (r === undefined) return false;
+  // The expiry was the deciding transition: resume the parent if it still waits.
+  c.st(JOB_RESUME_WAITING_PARENT).run(r.parent_id);
+  const rows = c.st(JOB_CANCEL_FAN_OUT_CHILDREN).all({ fanOutId: id, now }) as JobFanOutDbRow[];
+  accountFanOutOutcomes(c, now, cancelledChildren(rows));
+  return true;
+}
+
+/** Cancelled jobs as ended children of their fan-outs. */
+function cancelledChildren(rows: readonly JobFanOutDbRow[]): ChildEnded[] {
+  return rows.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'cancelled' as const }));
 }

@@ -1,14 +1,16 @@
 /**
- * Job operations on SQLite: insert, reads, operator actions (cancel the whole subtree, pause,
- * resume, retry) and queue pause flags. Writes run synchronously inside the caller's
- * `BEGIN IMMEDIATE` transaction; reads are single statements.
+ * Job operations on SQLite: the clock, insert, reads, operator actions (cancel the whole
+ * subtree, pause, resume, retry) and queue pause flags. Each operation is one synchronous call:
+ * writes run as one `BEGIN IMMEDIATE` transaction (`ctx.write`), reads as single statements.
  * @internal
  */
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../types.js';
-import type { JobInsert, JobListParams, JobRow } from '../storage.js';
+import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
+import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
+import type { SqliteDatabaseLike } from './connection.js';
 import { cancelSubtrees } from './fan-out-accounting.js';
-import { QUEUE_LIST_PAUSED, QUEUE_SET_PAUSED } from './queries/admin.js';
+import { QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
   JOB_COUNT_BY_STATUS,
   JOB_COUNT_BY_STATUS_IN_QUEUE,
@@ -18,7 +20,6 @@ import {
   JOB_GET_MANY,
   JOB_INSERT,
   JOB_LIST_FILTERS,
-  JOB_NEXT_RUN_AT,
   JOB_PAUSE,
   JOB_RESUME,
   JOB_RETRY,
@@ -27,8 +28,13 @@ import {
 } from './queries/jobs.js';
 import { FAN_OUT_DELETE_FOR_PARENTS, FAN_OUT_UNCOUNT, SIGNAL_DELETE_FOR_JOBS, STEP_DELETE_FOR_JOBS } from './queries/workflow.js';
 import { int, toJobRow, type JobDbRow } from './rows.js';
-import type { Statements } from './statements.js';
+import type { SqliteContext, Statements } from './statements.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
+
+/** The host clock (or the injected one), in integer ms: SQLite has no server clock. */
+export function clockNow(ctx: SqliteContext): number {
+  return ctx.now();
+}
 
 /** The status of a job. @throws JobNotFoundError */
 export function statusOf(c: Statements, id: string): JobStatus {
@@ -47,23 +53,24 @@ export function isTerminal(status: JobStatus): boolean {
  * cancels the siblings). Returns every id cancelled, the job first; empty when already terminal.
  * @throws JobNotFoundError
  */
-export function jobCancel(c: Statements, now: number, id: string): string[] {
-  if (isTerminal(statusOf(c, id))) return [];
-  return cancelSubtrees(c, now, [id]);
+export function jobCancel(ctx: SqliteContext, p: { id: string }): string[] {
+  return ctx.write((c, now) => (isTerminal(statusOf(c, p.id)) ? [] : cancelSubtrees(c, now, [p.id])));
 }
 
 /** pending → paused. @throws JobNotFoundError, InvalidStateError */
-export function jobPause(c: Statements, id: string): void {
-  if (c.st(JOB_PAUSE).run(id).changes === 1) return;
-  const status = statusOf(c, id);
-  throw new InvalidStateError(`cannot pause job ${id}: it is ${status} (only a pending job can be paused)`);
+export function jobPause(ctx: SqliteContext, p: { id: string }): void {
+  ctx.write((c) => {
+    if (c.st(JOB_PAUSE).run(p.id).changes === 1) return;
+    throw new InvalidStateError(cannotPauseMessage(p.id, statusOf(c, p.id)));
+  });
 }
 
 /** paused → pending. @throws JobNotFoundError, InvalidStateError */
-export function jobResume(c: Statements, id: string): void {
-  if (c.st(JOB_RESUME).run(id).changes === 1) return;
-  const status = statusOf(c, id);
-  throw new InvalidStateError(`cannot resume job ${id}: it is ${status} (only a paused job can be resumed)`);
+export function jobResume(ctx: SqliteContext, p: { id: string }): void {
+  ctx.write((c) => {
+    if (c.st(JOB_RESUME).run(p.id).changes === 1) return;
+    throw new InvalidStateError(cannotResumeMessage(p.id, statusOf(c, p.id)));
+  });
 }
 
 /**
@@ -72,11 +79,15 @@ export function jobResume(c: Statements, id: string): void {
  * child leaves its fan-out's counters (a decision already made stands).
  * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is taken again)
  */
-export function jobRetry(c: Statements, now: number, id: string): void {
+export function jobRetry(ctx: SqliteContext, p: { id: string }): void {
+  ctx.write((c, now) => retryJob(c, now, p.id));
+}
+
+function retryJob(c: Statements, now: number, id: string): void {
   const row = c.st(JOB_GET).get(id) as JobDbRow | undefined;
   if (row === undefined) throw new JobNotFoundError(id);
   if (row.status !== 'failed' && row.status !== 'cancelled') {
-    throw new InvalidStateError(`cannot retry job ${id}: it is ${row.status} (only a failed or cancelled job can be retried)`);
+    throw new InvalidStateError(cannotRetryMessage(id, row.status));
   }
   const descendants = (c.st(JOB_DESCENDANTS).all(id) as { id: string }[]).map((r) => r.id);
   const all = JSON.stringify([id, ...descendants]);
@@ -99,7 +110,7 @@ export function jobRetry(c: Statements, now: number, id: string): void {
 }
 
 /** run_at of a new job: max(now + delayMs, runAt ?? 0). */
-export function runAtOf(job: JobInsert, now: number): number {
+function runAtOf(job: JobInsert, now: number): number {
   return Math.max(now + job.delayMs, job.runAt ?? 0);
 }
 
@@ -139,9 +150,22 @@ export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[
   return inserted;
 }
 
+/**
+ * Inserts jobs atomically, in one transaction on the storage's connection, or on the caller's
+ * connection passed as `tx` (inside the caller's open transaction, as a savepoint).
+ * @throws DuplicateJobError, InvalidArgumentError (a `tx` that is not a `Database` on this file)
+ */
+export function jobInsertMany(ctx: SqliteContext, p: JobInsertManyParams<SqliteDatabaseLike>): { inserted: string[] } {
+  const onConflict = p.onConflict ?? 'error';
+  const insert = (c: Statements, now: number): string[] => insertJobs(c, now, p.jobs, onConflict);
+  if (p.tx !== undefined && p.tx !== null && p.tx !== ctx.db) return { inserted: ctx.writeOn(p.tx, insert) };
+  if (p.jobs.length === 0) return { inserted: [] };
+  return { inserted: ctx.write(insert) };
+}
+
 /** One job by id. */
-export function jobGet(c: Statements, id: string): JobRow | undefined {
-  const r = c.st(JOB_GET).get(id) as JobDbRow | undefined;
+export function jobGet(ctx: SqliteContext, p: { id: string }): JobRow | undefined {
+  const r = ctx.read((c) => c.st(JOB_GET).get(p.id)) as JobDbRow | undefined;
   return r === undefined ? undefined : toJobRow(r);
 }
 
@@ -149,24 +173,26 @@ export function jobGet(c: Statements, id: string): JobRow | undefined {
  * Jobs by id (each once, ids not found left out), in one statement: the ids go as one JSON
  * parameter, so no list is too long for SQLite's parameter limit.
  */
-export function jobGetMany(c: Statements, ids: readonly string[]): JobRow[] {
-  if (ids.length === 0) return [];
-  return (c.st(JOB_GET_MANY).all(JSON.stringify(ids)) as JobDbRow[]).map(toJobRow);
+export function jobGetMany(ctx: SqliteContext, p: { ids: readonly string[] }): JobRow[] {
+  return (ctx.read((c) => c.st(JOB_GET_MANY).all(JSON.stringify(p.ids))) as JobDbRow[]).map(toJobRow);
 }
 
 /** Jobs matching the filters, newest first unless `order: 'asc'`. */
-export function jobList(c: Statements, p: JobListParams): JobRow[] {
+export function jobList(ctx: SqliteContext, p: JobListParams): JobRow[] {
   const filters = (Object.keys(JOB_LIST_FILTERS) as (keyof typeof JOB_LIST_FILTERS)[]).filter((k) => p[k] !== undefined);
   const params: Record<string, string | number> = { limit: Math.max(0, p.limit), offset: Math.max(0, p.offset ?? 0) };
   for (const k of filters) params[k] = p[k] as string;
-  const rows = c.st(jobListSql(filters, p.order ?? 'desc')).all(params) as JobDbRow[];
+  const rows = ctx.read((c) => c.st(jobListSql(filters, p.order ?? 'desc')).all(params)) as JobDbRow[];
   return rows.map(toJobRow);
 }
 
 /** Counts by status (every status present, zero when none), over all queues or one. */
-export function jobCountByStatus(c: Statements, queue: string | undefined): Record<JobStatus, number> {
+export function jobCountByStatus(ctx: SqliteContext, p: { queue?: string }): Record<JobStatus, number> {
   const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-  const rows = (queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue, queue, queue, queue)) as {
+  const { queue } = p;
+  const rows = ctx.read((c) =>
+    queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue, queue, queue, queue),
+  ) as {
     status: JobStatus;
     n: number | bigint;
   }[];
@@ -174,19 +200,7 @@ export function jobCountByStatus(c: Statements, queue: string | undefined): Reco
   return out;
 }
 
-/** The earliest run_at among pending jobs of these (unpaused) queues. */
-export function jobNextRunAt(c: Statements, queues: readonly string[]): number | undefined {
-  if (queues.length === 0) return undefined;
-  const r = c.st(JOB_NEXT_RUN_AT).get(JSON.stringify(queues)) as { next: number | bigint | null } | undefined;
-  return r?.next == null ? undefined : int(r.next);
-}
-
 /** Sets or clears a queue's paused flag. */
-export function queueSetPaused(c: Statements, now: number, queue: string, paused: boolean): void {
-  c.st(QUEUE_SET_PAUSED).run({ name: queue, paused: paused ? 1 : 0, now });
-}
-
-/** Names of paused queues. */
-export function queueListPaused(c: Statements): string[] {
-  return (c.st(QUEUE_LIST_PAUSED).all() as { name: string }[]).map((r) => r.name);
+export function queueSetPaused(ctx: SqliteContext, p: { queue: string; paused: boolean }): void {
+  ctx.write((c, now) => c.st(QUEUE_SET_PAUSED).run({ name: p.queue, paused: p.paused ? 1 : 0, now }));
 }

@@ -1,38 +1,36 @@
 /**
- * Schema migration on SQLite: one `BEGIN IMMEDIATE` transaction takes the file's write lock
- * (other connections and processes wait on `busy_timeout`), reads the ledger, refuses a schema
- * newer than the code, and applies the missing migrations in order (DDL is transactional).
+ * Schema migration on SQLite, through the shared migrator (lock → ledger → refuse newer → apply
+ * → record): the lock is one `BEGIN IMMEDIATE` transaction, which takes the file's write lock
+ * (other connections and processes wait on `busy_timeout`); DDL is transactional, so a failed
+ * migration leaves nothing behind. Every step is synchronous.
  * @internal
  */
-import { SchemaTooNewError } from '../../errors.js';
-import type { Logger } from '../../types.js';
+import { runMigrationsSync, type MigrationDialect } from '../shared/migrator.js';
 import type { SqliteDatabaseLike } from './connection.js';
-import type { Migration } from './migrations.generated.js';
-import { MIGRATIONS_CREATE_LEDGER, MIGRATIONS_INSERT, MIGRATIONS_MAX_VERSION } from './queries/admin.js';
+import { MIGRATIONS } from './migrations.generated.js';
+import { MIGRATIONS_CREATE_LEDGER, MIGRATIONS_INSERT, MIGRATIONS_VERSIONS } from './queries/admin.js';
 import { int } from './rows.js';
+import type { SqliteContext } from './statements.js';
+
+/** SQLite's {@link MigrationDialect} on one connection; `now` stamps the ledger rows. */
+function sqliteMigrationDialect(db: SqliteDatabaseLike, now: () => number): MigrationDialect<SqliteDatabaseLike> {
+  return {
+    withLock: (fn) => db.transaction(() => fn(db)).immediate(),
+    ensureLedger: (conn) => void conn.exec(MIGRATIONS_CREATE_LEDGER),
+    appliedVersions: (conn) => (conn.prepare(MIGRATIONS_VERSIONS).all() as { version: number | bigint }[]).map((r) => int(r.version)),
+    apply: (conn, m) => void conn.exec(m.sql),
+    record: (conn, m) => void conn.prepare(MIGRATIONS_INSERT).run(m.version, m.name, now()),
+  };
+}
 
 /**
- * Applies missing migrations; returns the versions applied (empty when up to date).
+ * Applies the missing migrations (a no-op when up to date) and logs the versions applied.
  * @throws SchemaTooNewError when the ledger holds a version the code does not know
  */
-export function migrate(db: SqliteDatabaseLike, migrations: readonly Migration[], now: () => number, logger?: Logger): number[] {
-  const known = migrations.reduce((max, m) => Math.max(max, m.version), 0);
-  const run = db.transaction((): number[] => {
-    db.exec(MIGRATIONS_CREATE_LEDGER);
-    const row = db.prepare(MIGRATIONS_MAX_VERSION).get() as { version: number | bigint | null } | undefined;
-    const current = row?.version == null ? 0 : int(row.version);
-    if (current > known) throw new SchemaTooNewError(current, known);
-    const applied: number[] = [];
-    const insert = db.prepare(MIGRATIONS_INSERT);
-    for (const m of migrations) {
-      if (m.version <= current) continue;
-      db.exec(m.sql);
-      insert.run(m.version, m.name, now());
-      applied.push(m.version);
-    }
-    return applied;
-  });
-  const applied = run.immediate();
-  if (applied.length > 0) logger?.info('sqlite schema migrated', { versions: applied });
-  return applied;
+export function migrate(ctx: SqliteContext): void {
+  const applied = runMigrationsSync(
+    sqliteMigrationDialect(ctx.db, () => ctx.now()),
+    MIGRATIONS,
+  );
+  if (applied.length > 0) ctx.logger?.info('sqlite schema migrated', { versions: applied });
 }

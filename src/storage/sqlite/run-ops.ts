@@ -1,17 +1,12 @@
 /**
- * The run path on SQLite: claim, finish, heartbeat, release, reclaim, wake.
- * Every function here runs synchronously inside the caller's `BEGIN IMMEDIATE` transaction.
+ * The run path on SQLite: claim, finish, heartbeat, release, reclaim, wake. Each operation is
+ * one synchronous `BEGIN IMMEDIATE` transaction (`ctx.write`) with `now` read once inside it.
  * @internal
  */
-import type {
-  JobClaimParams,
-  JobFinishItem,
-  JobHeartbeatParams,
-  JobRow,
-  ReclaimedJob,
-  Fence,
-} from '../storage.js';
-import { accountTerminal, cancelSubtrees, type TerminalChild } from './fan-out-accounting.js';
+import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../shared/contract-messages.js';
+import { compareClaimOrder } from '../shared/row-mapping.js';
+import type { JobClaimParams, JobFinishItem, JobFinishManyParams, JobHeartbeatParams, JobReleaseParams, JobRow, ReclaimedJob } from '../storage.js';
+import { accountFanOutOutcomes, cancelSubtrees, type ChildEnded } from './fan-out-accounting.js';
 import { JOB_HAS_CHILDREN } from './queries/jobs.js';
 import {
   JOB_CLAIM,
@@ -23,11 +18,15 @@ import {
   JOB_RELEASE,
   JOB_WAKE_DUE,
 } from './queries/run.js';
-import { compareClaimOrder, toReclaimedJob, tupleToJobRow, type JobTuple, type ReclaimDbRow } from './rows.js';
-import type { Statements } from './statements.js';
+import { toReclaimedJob, tupleToJobRow, type JobTuple, type ReclaimDbRow } from './rows.js';
+import type { SqliteContext, Statements } from './statements.js';
 
 /** Claims for every queue, returning rows in claim order (priority desc, run_at, id). */
-export function jobClaim(c: Statements, now: number, p: JobClaimParams): JobRow[] {
+export function jobClaim(ctx: SqliteContext, p: JobClaimParams): JobRow[] {
+  return ctx.write((c, now) => claim(c, now, p));
+}
+
+function claim(c: Statements, now: number, p: JobClaimParams): JobRow[] {
   const stmt = c.raw(JOB_CLAIM);
   const out: JobRow[] = [];
   const leaseExpiresAt = now + p.leaseMs;
@@ -41,11 +40,16 @@ export function jobClaim(c: Statements, now: number, p: JobClaimParams): JobRow[
 
 /**
  * Applies fenced outcomes item by item, with fan-out accounting; a job that failed with children
- * has its subtree cancelled (see {@link cancelChildrenOfFailed}). Returns per-item applied flags.
+ * has its subtree cancelled (see {@link cancelChildrenOfFailed}). Returns, per item, the time
+ * its outcome was stored at (the transaction's now), or null when its fence failed.
  */
-export function jobFinishMany(c: Statements, now: number, items: readonly JobFinishItem[]): boolean[] {
+export function jobFinishMany(ctx: SqliteContext, p: JobFinishManyParams): (number | null)[] {
+  return ctx.write((c, now) => finishMany(c, now, p.items));
+}
+
+function finishMany(c: Statements, now: number, items: readonly JobFinishItem[]): (number | null)[] {
   const applied: boolean[] = [];
-  const terminal: TerminalChild[] = [];
+  const terminal: ChildEnded[] = [];
   const failed: string[] = [];
   const completed = c.st(JOB_FINISH_COMPLETED);
   for (const it of items) {
@@ -73,9 +77,10 @@ export function jobFinishMany(c: Statements, now: number, items: readonly JobFin
       }
     }
   }
-  accountTerminal(c, now, terminal);
+  accountFanOutOutcomes(c, now, terminal);
   cancelChildrenOfFailed(c, now, failed);
-  return applied;
+  // Every outcome is stored at the transaction's now (completed_at of completed and failed rows).
+  return applied.map((ok) => (ok ? now : null));
 }
 
 /**
@@ -92,50 +97,49 @@ function cancelChildrenOfFailed(c: Statements, now: number, failedIds: readonly 
 }
 
 /** Extends the leases of the runs this worker still holds; returns their job ids. */
-export function jobHeartbeat(c: Statements, now: number, p: JobHeartbeatParams): string[] {
-  const stmt = c.st(JOB_HEARTBEAT);
-  const leaseExpiresAt = now + p.leaseMs;
-  const held: string[] = [];
-  for (const r of p.runs) {
-    if (stmt.run({ id: r.jobId, workerId: p.workerId, runCount: r.runCount, now, leaseExpiresAt }).changes === 1) held.push(r.jobId);
-  }
-  return held;
+export function jobHeartbeat(ctx: SqliteContext, p: JobHeartbeatParams): string[] {
+  return ctx.write((c, now) => {
+    const stmt = c.st(JOB_HEARTBEAT);
+    const leaseExpiresAt = now + p.leaseMs;
+    const held: string[] = [];
+    for (const r of p.runs) {
+      if (stmt.run({ id: r.jobId, workerId: p.workerId, runCount: r.runCount, now, leaseExpiresAt }).changes === 1) held.push(r.jobId);
+    }
+    return held;
+  });
 }
 
 /** Fenced release back to pending (attempt given back); returns the ids released. */
-export function jobRelease(c: Statements, runs: readonly Fence[]): string[] {
-  const stmt = c.st(JOB_RELEASE);
-  const released: string[] = [];
-  for (const r of runs) {
-    if (stmt.run({ id: r.jobId, workerId: r.workerId, runCount: r.runCount }).changes === 1) released.push(r.jobId);
-  }
-  return released;
+export function jobRelease(ctx: SqliteContext, p: JobReleaseParams): string[] {
+  return ctx.write((c) => {
+    const stmt = c.st(JOB_RELEASE);
+    const released: string[] = [];
+    for (const r of p.runs) {
+      if (stmt.run({ id: r.jobId, workerId: r.workerId, runCount: r.runCount }).changes === 1) released.push(r.jobId);
+    }
+    return released;
+  });
 }
-
-/** Message stored on a job reclaimed for another attempt. */
-export const LEASE_EXPIRED_RETRY = 'lease expired: the worker stopped heartbeating; the job will run again';
-/** Message stored on a job reclaimed with its attempts spent. */
-export const LEASE_EXPIRED_FAILED = 'lease expired: the worker stopped heartbeating and the job has no retries left';
 
 /**
  * Takes back expired leases (oldest first), with fan-out accounting for jobs that failed; a job
  * failed with children has its subtree cancelled.
  */
-export function jobReclaimExpired(c: Statements, now: number, limit: number): ReclaimedJob[] {
-  if (limit < 1) return [];
-  const rows = c.st(JOB_RECLAIM_EXPIRED).all({ now, limit, retryError: LEASE_EXPIRED_RETRY, failError: LEASE_EXPIRED_FAILED }) as ReclaimDbRow[];
-  const failed = rows.filter((r) => r.status === 'failed');
-  accountTerminal(
-    c,
-    now,
-    failed.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'failed' as const })),
-  );
-  cancelChildrenOfFailed(c, now, failed.map((r) => r.id));
-  return rows.map(toReclaimedJob).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+export function jobReclaimExpired(ctx: SqliteContext, p: { limit: number }): ReclaimedJob[] {
+  return ctx.write((c, now) => {
+    const rows = c.st(JOB_RECLAIM_EXPIRED).all({ now, limit: p.limit, retryError: LEASE_EXPIRED_RETRY, failError: LEASE_EXPIRED_FAILED }) as ReclaimDbRow[];
+    const failed = rows.filter((r) => r.status === 'failed');
+    accountFanOutOutcomes(
+      c,
+      now,
+      failed.map((r) => ({ fanOutId: r.fan_out_id, outcome: 'failed' as const })),
+    );
+    cancelChildrenOfFailed(c, now, failed.map((r) => r.id));
+    return rows.map(toReclaimedJob).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  });
 }
 
 /** Wakes due sleepers and parents of decided fan-outs; returns the ids woken. */
-export function jobWakeDue(c: Statements, now: number, limit: number): string[] {
-  if (limit < 1) return [];
-  return (c.st(JOB_WAKE_DUE).all({ now, limit }) as { id: string }[]).map((r) => r.id);
+export function jobWakeDue(ctx: SqliteContext, p: { limit: number }): string[] {
+  return ctx.write((c, now) => (c.st(JOB_WAKE_DUE).all({ now, limit: p.limit }) as { id: string }[]).map((r) => r.id));
 }

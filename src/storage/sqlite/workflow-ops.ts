@@ -1,29 +1,35 @@
 /**
- * Workflow writes on SQLite: checkpoints, suspension (sleep, signal wait, fan-out), signal
- * consumption and fan-out expiry. Each runs synchronously inside the caller's
- * `BEGIN IMMEDIATE` transaction; every write to a claimed job checks its fence first.
+ * Workflow operations on SQLite: checkpoints, suspension (sleep, durable timer, signal wait,
+ * fan-out), fan-out reads and expiry, and signals. Each write is one synchronous
+ * `BEGIN IMMEDIATE` transaction (`ctx.write`); every write to a claimed job checks its fence
+ * first.
  * @internal
  */
 import { InvalidStateError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
+import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
+import type { DbRecord } from '../shared/row-mapping.js';
 import type {
+  FanOutCollected,
+  FanOutRow,
   Fence,
   JobSuspendFanOutParams,
   JobSuspendParams,
+  JobSuspendUntilParams,
+  JobSuspendUntilResult,
   SignalConsumeParams,
   SignalConsumeResult,
   StepRecordParams,
   StepRow,
 } from '../storage.js';
-import type { FanOutRow } from '../storage.js';
-import { cancelFanOutChildren } from './fan-out-accounting.js';
+import { expireFanOut } from './fan-out-accounting.js';
 import { insertJobs, isTerminal, statusOf } from './job-ops.js';
 import {
-  FAN_OUT_EXPIRE,
+  FAN_OUT_CHILDREN,
   FAN_OUT_GET,
   FAN_OUT_INSERT,
   JOB_FENCE_CHECK,
-  JOB_RESUME_WAITING_PARENT,
   JOB_SUSPEND,
   JOB_WAKE_SIGNAL_WAITER,
   SIGNAL_CONSUME,
@@ -32,19 +38,16 @@ import {
   STEP_LIST,
   STEP_UPSERT,
 } from './queries/workflow.js';
-import { toFanOutRow, toStepRow, type FanOutDbRow, type StepDbRow } from './rows.js';
-import type { Statements } from './statements.js';
-
-/** The error recorded on a signal-wait step whose deadline passed. */
-export const SIGNAL_WAIT_TIMED_OUT = 'signal wait timed out';
+import { toFanOutRow, toJobRow, toStepRow, type FanOutDbRow, type JobDbRow } from './rows.js';
+import type { SqliteContext, Statements } from './statements.js';
 
 /** Whether the fence of a run holds right now. */
-export function fenceHolds(c: Statements, f: Fence): boolean {
+function fenceHolds(c: Statements, f: Fence): boolean {
   return c.st(JOB_FENCE_CHECK).get({ id: f.jobId, workerId: f.workerId, runCount: f.runCount }) !== undefined;
 }
 
 /** Upserts a checkpoint (replacing only a `waiting` row); true when written. */
-export function upsertStep(c: Statements, now: number, s: StepRow): boolean {
+function upsertStep(c: Statements, now: number, s: StepRow): boolean {
   const r = c.st(STEP_UPSERT).run({
     jobId: s.jobId,
     stepIndex: s.stepIndex,
@@ -57,15 +60,20 @@ export function upsertStep(c: Statements, now: number, s: StepRow): boolean {
   return r.changes === 1;
 }
 
-/** Fenced checkpoint insert. */
-export function stepRecord(c: Statements, now: number, fence: Fence, step: StepRow): boolean {
+/** Fenced checkpoint insert; true when written. */
+function recordStep(c: Statements, now: number, fence: Fence, step: StepRow): boolean {
   if (!fenceHolds(c, fence)) return false;
   return upsertStep(c, now, { ...step, jobId: fence.jobId });
 }
 
-/** Fenced checkpoint inserts, each applied as `stepRecord` would; true per item written. */
-export function stepRecordMany(c: Statements, now: number, items: readonly StepRecordParams[]): boolean[] {
-  return items.map((i) => stepRecord(c, now, i.fence, i.step));
+/** Fenced checkpoint insert. */
+export function stepRecord(ctx: SqliteContext, p: StepRecordParams): boolean {
+  return ctx.write((c, now) => recordStep(c, now, p.fence, p.step));
+}
+
+/** Fenced checkpoint inserts in one transaction, each applied as `stepRecord` would; true per item written. */
+export function stepRecordMany(ctx: SqliteContext, p: { items: readonly StepRecordParams[] }): boolean[] {
+  return ctx.write((c, now) => p.items.map((i) => recordStep(c, now, i.fence, i.step)));
 }
 
 function suspend(c: Statements, fence: Fence, status: 'waiting' | 'pending', wakeAt: number | null, waitSignal: string | null): boolean {
@@ -78,11 +86,13 @@ function suspend(c: Statements, fence: Fence, status: 'waiting' | 'pending', wak
  * waits for a signal that is already buffered, it goes straight back to `pending` so the
  * buffered signal cannot be missed.
  */
-export function jobSuspend(c: Statements, now: number, p: JobSuspendParams): boolean {
-  if (!fenceHolds(c, p.fence)) return false;
-  if (p.step !== null) upsertStep(c, now, { ...p.step, jobId: p.fence.jobId });
-  const buffered = p.waitSignal !== null && c.st(SIGNAL_OLDEST).get({ jobId: p.fence.jobId, name: p.waitSignal }) !== undefined;
-  return suspend(c, p.fence, buffered ? 'pending' : 'waiting', buffered ? null : p.wakeAt, buffered ? null : p.waitSignal);
+export function jobSuspend(ctx: SqliteContext, p: JobSuspendParams): boolean {
+  return ctx.write((c, now) => {
+    if (!fenceHolds(c, p.fence)) return false;
+    if (p.step !== null) upsertStep(c, now, { ...p.step, jobId: p.fence.jobId });
+    const buffered = p.waitSignal !== null && c.st(SIGNAL_OLDEST).get({ jobId: p.fence.jobId, name: p.waitSignal }) !== undefined;
+    return suspend(c, p.fence, buffered ? 'pending' : 'waiting', buffered ? null : p.wakeAt, buffered ? null : p.waitSignal);
+  });
 }
 
 /**
@@ -91,7 +101,11 @@ export function jobSuspend(c: Statements, now: number, p: JobSuspendParams): boo
  * children is decided at once and the parent goes straight back to `pending`.
  * @throws DuplicateJobError when a child's unique key clashes (nothing is written)
  */
-export function jobSuspendFanOut(c: Statements, now: number, p: JobSuspendFanOutParams): boolean {
+export function jobSuspendFanOut(ctx: SqliteContext, p: JobSuspendFanOutParams): boolean {
+  return ctx.write((c, now) => suspendFanOut(c, now, p));
+}
+
+function suspendFanOut(c: Statements, now: number, p: JobSuspendFanOutParams): boolean {
   if (!fenceHolds(c, p.fence)) return false;
   const parentId = p.fence.jobId;
   upsertStep(c, now, { ...p.step, jobId: parentId });
@@ -126,12 +140,15 @@ export function jobSuspendFanOut(c: Statements, now: number, p: JobSuspendFanOut
  * `waiting` step holding the deadline and suspend the job waiting for the signal.
  * @throws InvalidStateError when a finished step already sits at that index (nothing is written)
  */
-export function signalConsumeOrWait(c: Statements, now: number, p: SignalConsumeParams): SignalConsumeResult {
+export function signalConsumeOrWait(ctx: SqliteContext, p: SignalConsumeParams): SignalConsumeResult {
+  return ctx.write((c, now) => consumeOrWait(c, now, p));
+}
+
+function consumeOrWait(c: Statements, now: number, p: SignalConsumeParams): SignalConsumeResult {
   const { fence } = p;
   if (!fenceHolds(c, fence)) return { kind: 'lost' };
   const step = { jobId: fence.jobId, stepIndex: p.stepIndex, stepName: p.stepName };
-  const alreadyFinished = (): InvalidStateError =>
-    new InvalidStateError(`step ${p.stepIndex} of job ${fence.jobId} is already recorded as finished`);
+  const alreadyFinished = (): InvalidStateError => new InvalidStateError(stepAlreadyFinishedMessage(fence.jobId, p.stepIndex));
 
   const signal = c.st(SIGNAL_OLDEST).get({ jobId: fence.jobId, name: p.signalName }) as { seq: number | bigint; payload: string | null } | undefined;
   if (signal !== undefined) {
@@ -139,46 +156,82 @@ export function signalConsumeOrWait(c: Statements, now: number, p: SignalConsume
     if (!upsertStep(c, now, { ...step, status: 'completed', outputJson: signal.payload, error: null })) throw alreadyFinished();
     return { kind: 'consumed', payloadJson: signal.payload };
   }
-  if (p.deadlineAt !== null && now >= p.deadlineAt) {
+  // A first wait with a timeout fixes its deadline here, on the transaction's clock.
+  const deadlineAt = p.timeoutMs === undefined ? p.deadlineAt : now + Math.max(0, Math.ceil(p.timeoutMs));
+  if (deadlineAt !== null && now >= deadlineAt) {
     if (!upsertStep(c, now, { ...step, status: 'failed', outputJson: null, error: SIGNAL_WAIT_TIMED_OUT })) throw alreadyFinished();
     return { kind: 'timed-out' };
   }
-  if (!upsertStep(c, now, { ...step, status: 'waiting', outputJson: JSON.stringify(p.deadlineAt), error: null })) throw alreadyFinished();
-  suspend(c, fence, 'waiting', p.deadlineAt, p.signalName);
+  if (!upsertStep(c, now, { ...step, status: 'waiting', outputJson: JSON.stringify(deadlineAt), error: null })) throw alreadyFinished();
+  suspend(c, fence, 'waiting', deadlineAt, p.signalName);
   return { kind: 'suspended' };
+}
+
+/**
+ * Fenced durable timer, on the transaction's clock: the wake time is the recorded one or now +
+ * delay; the checkpoint is recorded unless it already is; then the run goes on (elapsed) or the
+ * job waits until the wake time (suspended).
+ */
+export function jobSuspendUntil(ctx: SqliteContext, p: JobSuspendUntilParams): JobSuspendUntilResult {
+  return ctx.write((c, now) => {
+    if (!fenceHolds(c, p.fence)) return { kind: 'lost' };
+    const wakeAt = p.wakeAt ?? now + Math.max(0, Math.ceil(p.delayMs ?? 0));
+    if (!p.recorded) {
+      const step: StepRow = { jobId: p.fence.jobId, stepIndex: p.stepIndex, stepName: p.stepName, status: 'completed', outputJson: JSON.stringify(wakeAt), error: null };
+      upsertStep(c, now, step);
+    }
+    if (now >= wakeAt) return { kind: 'elapsed', wakeAt };
+    suspend(c, p.fence, 'waiting', wakeAt, null);
+    return { kind: 'suspended', wakeAt };
+  });
+}
+
+/**
+ * Expires the fan-out when it is running past its deadline (as {@link fanOutExpire}), then reads
+ * it and its children in index order, in the one transaction.
+ */
+export function fanOutCollect(ctx: SqliteContext, p: { id: string }): FanOutCollected | undefined {
+  return ctx.write((c, now) => {
+    let fanOut = getFanOut(c, p.id);
+    if (fanOut === undefined) return undefined;
+    if (fanOutDeadlinePassed(fanOut, now) && expireFanOut(c, now, p.id)) fanOut = getFanOut(c, p.id) ?? fanOut;
+    const children = (c.st(FAN_OUT_CHILDREN).all(p.id) as JobDbRow[]).map(toJobRow);
+    return { fanOut, children };
+  });
 }
 
 /**
  * Fails a running fan-out whose deadline passed: resumes its waiting parent and cancels the
  * unfinished children (counted as cancelled). Returns whether it applied.
  */
-export function fanOutExpire(c: Statements, now: number, id: string): boolean {
-  const r = c.st(FAN_OUT_EXPIRE).get({ id, now }) as { parent_id: string } | undefined;
-  if (r === undefined) return false;
-  // The expiry was the deciding transition: resume the parent if it still waits.
-  c.st(JOB_RESUME_WAITING_PARENT).run(r.parent_id);
-  cancelFanOutChildren(c, now, id);
-  return true;
+export function fanOutExpire(ctx: SqliteContext, p: { id: string }): boolean {
+  return ctx.write((c, now) => expireFanOut(c, now, p.id));
 }
 
 /** Every checkpoint of a job, by step index. */
-export function stepList(c: Statements, jobId: string): StepRow[] {
-  return (c.st(STEP_LIST).all(jobId) as StepDbRow[]).map(toStepRow);
+export function stepList(ctx: SqliteContext, p: { jobId: string }): StepRow[] {
+  return (ctx.read((c) => c.st(STEP_LIST).all(p.jobId)) as DbRecord[]).map(toStepRow);
+}
+
+function getFanOut(c: Statements, id: string): FanOutRow | undefined {
+  const r = c.st(FAN_OUT_GET).get(id) as FanOutDbRow | undefined;
+  return r === undefined ? undefined : toFanOutRow(r);
 }
 
 /** One fan-out by id. */
-export function fanOutGet(c: Statements, id: string): FanOutRow | undefined {
-  const r = c.st(FAN_OUT_GET).get(id) as FanOutDbRow | undefined;
-  return r === undefined ? undefined : toFanOutRow(r);
+export function fanOutGet(ctx: SqliteContext, p: { id: string }): FanOutRow | undefined {
+  return ctx.read((c) => getFanOut(c, p.id));
 }
 
 /**
  * Buffers a signal and wakes the job if it waits for that name.
  * @throws JobNotFoundError, InvalidStateError (terminal job)
  */
-export function signalSend(c: Statements, now: number, p: { jobId: string; name: string; payloadJson: string | null }): void {
-  const status = statusOf(c, p.jobId);
-  if (isTerminal(status)) throw new InvalidStateError(`cannot signal job ${p.jobId}: it is ${status}`);
-  c.st(SIGNAL_INSERT).run({ jobId: p.jobId, name: p.name, payload: p.payloadJson, now });
-  c.st(JOB_WAKE_SIGNAL_WAITER).run({ id: p.jobId, name: p.name });
+export function signalSend(ctx: SqliteContext, p: { jobId: string; name: string; payloadJson: string | null }): void {
+  ctx.write((c, now) => {
+    const status = statusOf(c, p.jobId);
+    if (isTerminal(status)) throw new InvalidStateError(cannotSignalMessage(p.jobId, status));
+    c.st(SIGNAL_INSERT).run({ jobId: p.jobId, name: p.name, payload: p.payloadJson, now });
+    c.st(JOB_WAKE_SIGNAL_WAITER).run({ id: p.jobId, name: p.name });
+  });
 }

@@ -33,13 +33,8 @@ export interface MJob {
   parentId: string | null;
   fanOutId: string | null;
   fanOutIndex: number | null;
-  /** Exact last error, or 'reclaim' for a lease-expiry text (driver-worded). */
+  /** Exact last error (a reclaim writes the contract's lease-expiry text). */
   lastError: string | null;
-  /**
-   * After a reclaim back to pending the contract leaves last_error open: a driver may note the
-   * lease expiry or keep the previous error (this value). Undefined when there is no choice.
-   */
-  lastErrorAlt?: string | null;
 }
 
 /**

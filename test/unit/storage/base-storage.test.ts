@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type DurableJobsError, JobNotFoundError, StorageClosedError, StorageError } from '../../../src/errors.js';
-import type { Capabilities, Dialect, Fence, JobRow } from '../../../src/storage/storage.js';
+import type { Dialect, Fence, JobRow } from '../../../src/storage/storage.js';
 import { BaseStorage, type StorageOpName, type StorageOps } from '../../../src/storage/shared/base-storage.js';
 import { STORAGE_OPERATION_FAILED } from '../../../src/storage/shared/contract-messages.js';
 import type { MaybePromise } from '../../../src/storage/shared/maybe-async.js';
@@ -25,8 +25,8 @@ class FakeDriverError extends Error {
 
 const NAMES: StorageOpName[] = [
   'migrate', 'clockNow', 'jobInsertMany', 'jobGet', 'jobGetMany', 'jobList', 'jobCountByStatus', 'jobClaim', 'jobFinishMany', 'jobHeartbeat',
-  'jobRelease', 'jobReclaimExpired', 'jobWakeDue', 'jobCancel', 'jobPause', 'jobResume', 'jobRetry', 'jobNextRunAt', 'queueSetPaused',
-  'queueListPaused', 'stepList', 'stepRecord', 'stepRecordMany', 'jobSuspendFanOut', 'jobSuspend', 'fanOutGet', 'fanOutExpire', 'signalSend',
+  'jobRelease', 'jobReclaimExpired', 'jobWakeDue', 'jobCancel', 'jobPause', 'jobResume', 'jobRetry', 'queueSetPaused',
+  'stepList', 'stepRecord', 'stepRecordMany', 'jobSuspendFanOut', 'jobSuspend', 'jobSuspendUntil', 'fanOutGet', 'fanOutExpire', 'fanOutCollect', 'signalSend',
   'signalConsumeOrWait', 'scheduleUpsert', 'scheduleDelete', 'scheduleList', 'scheduleListDue', 'scheduleFire',
 ];
 
@@ -44,7 +44,6 @@ function recordingOps(answer: (op: string, p: unknown) => unknown): StorageOps<C
 
 class FakeStorage extends BaseStorage<Ctx> {
   readonly dialect: Dialect = 'sqlite';
-  readonly capabilities: Capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false };
   closes = 0;
 
   constructor(
@@ -85,7 +84,6 @@ const EMPTY_CALLS: [string, (s: FakeStorage) => Promise<unknown>, unknown][] = [
   ['jobRelease', (s) => s.jobRelease({ runs: [] }), []],
   ['jobReclaimExpired', (s) => s.jobReclaimExpired({ limit: 0 }), []],
   ['jobWakeDue', (s) => s.jobWakeDue({ limit: 0 }), []],
-  ['jobNextRunAt', (s) => s.jobNextRunAt({ queues: [] }), undefined],
   ['stepRecordMany', (s) => s.stepRecordMany({ items: [] }), []],
   ['scheduleListDue', (s) => s.scheduleListDue({ limit: 0 }), []],
 ];

@@ -2,11 +2,16 @@
  * The coalescing `Batcher` with a fake write function: items pushed together go in one call; a
  * failed call is split so one bad item does not sink its neighbours; a database that is down
  * costs about 2·log2(n) calls, not 2n; items written again after a failure that report "not
- * applied" come back `unsure`.
+ * applied" come back `unsure`; items pushed while a call is in flight go together into the next
+ * one (never two calls at once); `drain()` (the worker's stop) writes what is queued without
+ * waiting for the scheduled flush; items a call returned no result for get the fallback; a
+ * failed flush does not stop later ones.
  */
-import { describe, it } from 'node:test';
+import { afterEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batcher, BatchWriteError } from '../../../src/internal/batcher.js';
+import { deferred, type Deferred } from '../../../src/internal/deferred.js';
+import { flush } from './fakes.js';
 
 /** A fake batch write that records its calls and fails those `fails` picks. */
 function fakeWrite(fails: (items: number[]) => boolean, result: (n: number) => boolean | 'unsure' = () => true) {
@@ -103,5 +108,67 @@ describe('Batcher', () => {
     await b.drain();
     await Promise.resolve();
     assert.deepEqual([...settled].sort((a, c) => a - c), [-3, 1, 2, 4, 5]);
+  });
+
+  describe('timing and lifecycle', () => {
+    afterEach(() => mock.timers.reset());
+
+    it('items pushed while a call is in flight go together into the next call; never two calls at once', async () => {
+      const calls: { items: number[]; reply: Deferred<boolean[]> }[] = [];
+      let inFlight = 0;
+      let overlapped = false;
+      const b = new Batcher<number, boolean>(
+        (items) => {
+          if (inFlight > 0) overlapped = true;
+          inFlight++;
+          const reply = deferred<boolean[]>();
+          calls.push({ items, reply });
+          return reply.promise.finally(() => inFlight--);
+        },
+        100,
+        false,
+      );
+      const first = b.push(1);
+      await flush();
+      assert.deepEqual(calls.map((c) => c.items), [[1]]);
+      const later = [2, 3, 4].map((i) => b.push(i));
+      await flush();
+      assert.equal(calls.length, 1, 'no second call while the first is in flight');
+      calls[0]!.reply.resolve([true]);
+      assert.equal(await first, true);
+      await flush();
+      assert.deepEqual(calls.map((c) => c.items), [[1], [2, 3, 4]], 'everything pushed meanwhile in one call');
+      calls[1]!.reply.resolve([true, false, true]);
+      assert.deepEqual(await Promise.all(later), [true, false, true], 'each caller gets its own item\'s result');
+      assert.equal(overlapped, false);
+    });
+
+    it('drain() writes what is queued without waiting for the scheduled flush, in batches of maxBatch', async () => {
+      mock.timers.enable({ apis: ['setImmediate'] });
+      const f = fakeWrite(() => false);
+      const b = new Batcher(f.write, 2, false);
+      const pushed = [1, 2, 3, 4, 5].map((i) => b.push(i));
+      await b.drain();
+      assert.deepEqual(f.calls, [[1, 2], [3, 4], [5]], 'written by drain() alone: the scheduled flush never ran');
+      assert.deepEqual(await Promise.all(pushed), [true, true, true, true, true]);
+      await b.drain();
+      assert.equal(f.calls.length, 3, 'draining an empty batcher writes nothing');
+    });
+
+    it('items a call returned no result for get the fallback ("not applied")', async () => {
+      const b = new Batcher<number, string>(async (items) => items.slice(0, 2).map((i) => `stored ${i}`), 10, 'not applied');
+      assert.deepEqual(await Promise.all([1, 2, 3].map((i) => b.push(i))), ['stored 1', 'stored 2', 'not applied']);
+    });
+
+    it('a failed flush rejects its own items only and does not stop later flushes', async () => {
+      let down = true;
+      const f = fakeWrite(() => down);
+      const b = new Batcher(f.write, 10, false);
+      const failed = await pushAll(b, [1, 2]);
+      assert.ok(failed.every((o) => o.status === 'rejected' && o.reason instanceof BatchWriteError));
+      down = false;
+      assert.deepEqual(await Promise.all([3, 4].map((i) => b.push(i))), [true, true]);
+      assert.deepEqual(f.calls.at(-1), [3, 4], 'the failed items are not carried into later calls');
+    });
   });
 });

@@ -30,6 +30,11 @@ export const JOB_COLUMNS_J = JOB_COLUMNS.split(', ')
 export const FAN_OUT_COLUMNS =
   'id, parent_id, step_index, strategy, threshold, total, succeeded, failed, cancelled, status, deadline_at, created_at, decided_at';
 
+/** `FAN_OUT_COLUMNS` of the alias `f`, each renamed `fo_<column>` (reads that join job rows). */
+export const FAN_OUT_COLUMNS_FO = FAN_OUT_COLUMNS.split(', ')
+  .map((c) => `f.${c} AS fo_${c}`)
+  .join(', ');
+
 /** The columns of a `ScheduleRow`. */
 export const SCHEDULE_COLUMNS = 'name, spec, options, next_run_at, last_run_at, last_job_id, created_at, updated_at';
 

@@ -2,7 +2,7 @@
  * MySQL/MariaDB statements that create, read and administer jobs (outside the run hot path).
  * @internal
  */
-import { JOB_COLUMNS, NON_TERMINAL, NOW, repeat } from './common.js';
+import { JOB_COLUMNS, NOW, repeat } from './common.js';
 
 /** One row of {@link jobInsertSql}: 17 params, see `insertRowValues` in `jobs-write.ts`. */
 const INSERT_ROW = `(?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, GREATEST(${NOW} + ?, ?), ${NOW}, ?, ?, ?, ?, ?, ?)`;
@@ -68,9 +68,6 @@ export const JOB_COUNT_BY_STATUS = 'SELECT status, COUNT(*) AS n FROM sdj_jobs G
 /** Job counts by status of one queue. Params: queue. Result: `{ status, n }[]`. */
 export const JOB_COUNT_BY_STATUS_IN_QUEUE = 'SELECT status, COUNT(*) AS n FROM sdj_jobs WHERE queue = ? GROUP BY status';
 
-/** Earliest run_at of pending jobs in the queues. Params: queues[]. Result: `{ next_run_at }`. */
-export const JOB_NEXT_RUN_AT = "SELECT MIN(run_at) AS next_run_at FROM sdj_jobs WHERE status = 'pending' AND queue IN (?)";
-
 /** Status of one job. Params: id. Result: `{ status }`. */
 export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
 
@@ -95,24 +92,10 @@ export const JOB_RETRY =
   'locked_by = NULL, lease_expires_at = NULL, wake_at = NULL, wait_signal = NULL ' +
   "WHERE id = ? AND status IN ('failed', 'cancelled')";
 
-/**
- * The whole subtree under the given jobs (children, grandchildren, ...), locked.
- * Params: rootIds[]. Result: `{ id, status, fan_out_id }[]`.
- */
-export const JOB_SUBTREE_LOCK =
-  'WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE parent_id IN (?) ' +
-  'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
-  'SELECT j.id, j.status, j.fan_out_id FROM sdj_jobs j JOIN sub ON sub.id = j.id ORDER BY j.id FOR UPDATE';
-
 /** The ids of the subtree under the given jobs (no locks). Params: rootIds[]. Result: `{ id }[]`. */
 export const JOB_SUBTREE_IDS =
   'WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE parent_id IN (?) ' +
   'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub';
-
-/** Cancels non-terminal jobs. Params: now, ids[]. */
-export const JOB_CANCEL_MANY =
-  `UPDATE sdj_jobs SET status = 'cancelled', completed_at = ${NOW}, locked_by = NULL, lease_expires_at = NULL, ` +
-  `wake_at = NULL, wait_signal = NULL WHERE id IN (?) AND status IN ${NON_TERMINAL}`;
 
 /** Deletes jobs. Params: ids[]. */
 export const JOB_DELETE_MANY = 'DELETE FROM sdj_jobs WHERE id IN (?)';

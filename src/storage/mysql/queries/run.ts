@@ -120,9 +120,9 @@ export const RECLAIM_LOCK =
   `SELECT id, type, queue, run_count, attempt, max_retries, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (PRIMARY) ` +
   `WHERE id IN (?) AND status = 'running' AND lease_expires_at <= ${NOW} ORDER BY id FOR UPDATE SKIP LOCKED`;
 
-/** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: ids[]. */
+/** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: lastError, ids[]. */
 export const RECLAIM_TO_PENDING =
-  "UPDATE sdj_jobs SET status = 'pending', locked_by = NULL, lease_expires_at = NULL WHERE id IN (?) AND status = 'running'";
+  "UPDATE sdj_jobs SET status = 'pending', last_error = ?, locked_by = NULL, lease_expires_at = NULL WHERE id IN (?) AND status = 'running'";
 
 /** Reclaimed jobs with attempts spent → failed. Params: lastError, completedAt, ids[]. */
 export const RECLAIM_TO_FAILED =

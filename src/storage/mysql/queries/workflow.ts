@@ -2,7 +2,7 @@
  * MySQL/MariaDB statements of workflows: checkpoints, suspension, fan-outs and signals.
  * @internal
  */
-import { FAN_OUT_COLUMNS, NON_TERMINAL, NOW, STEP_COLUMNS } from './common.js';
+import { FAN_OUT_COLUMNS, FAN_OUT_COLUMNS_FO, JOB_COLUMNS_J, NOW, STEP_COLUMNS, repeat } from './common.js';
 
 /**
  * Locks one job for a fenced write and reads the checkpoint at a step index (if any).
@@ -11,6 +11,16 @@ import { FAN_OUT_COLUMNS, NON_TERMINAL, NOW, STEP_COLUMNS } from './common.js';
 export const FENCE_LOCK_WITH_STEP =
   `SELECT j.status, j.locked_by, j.run_count, s.status AS step_status, ${NOW} AS now_ms FROM sdj_jobs j ` +
   'LEFT JOIN sdj_steps s ON s.job_id = j.id AND s.step_index = ? WHERE j.id = ? FOR UPDATE';
+
+/**
+ * Locks the jobs of a batch of checkpoints in id order (the driver's lock order) with the
+ * database now, and reads (and locks) their checkpoints at the batch's step indexes: one row per
+ * job and checkpoint found, step columns null for a job with none. Params: now, stepIndexes[],
+ * ids[]. Result: `{ id, status, locked_by, run_count, step_index, step_status, now_ms }[]`.
+ */
+export const STEP_FENCE_LOCK_MANY =
+  `SELECT j.id, j.status, j.locked_by, j.run_count, s.step_index, s.status AS step_status, ${NOW} AS now_ms FROM sdj_jobs j ` +
+  'LEFT JOIN sdj_steps s ON s.job_id = j.id AND s.step_index IN (?) WHERE j.id IN (?) ORDER BY j.id FOR UPDATE';
 
 /** Every checkpoint of a job. Params: jobId. */
 export const STEP_LIST = `SELECT ${STEP_COLUMNS} FROM sdj_steps WHERE job_id = ? ORDER BY step_index`;
@@ -24,6 +34,21 @@ export const STEP_UPSERT =
   `INSERT INTO sdj_steps (job_id, step_index, step_name, status, output, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ${NOW}) ` +
   "ON DUPLICATE KEY UPDATE step_name = IF(status = 'waiting', ?, step_name), output = IF(status = 'waiting', ?, output), " +
   "error = IF(status = 'waiting', ?, error), status = IF(status = 'waiting', ?, status)";
+
+/**
+ * {@link STEP_UPSERT} of `n` checkpoints in one statement, rows applied in order (a later row
+ * of the same job and index meets the earlier one as the existing row). Params per row: jobId,
+ * stepIndex, stepName, status, output, error, now.
+ */
+export function stepUpsertManySql(n: number): string {
+  return (
+    'INSERT INTO sdj_steps (job_id, step_index, step_name, status, output, error, created_at) VALUES ' +
+    repeat(`(?, ?, ?, ?, ?, ?, ${NOW})`, n) +
+    " ON DUPLICATE KEY UPDATE step_name = IF(status = 'waiting', VALUES(step_name), step_name), " +
+    "output = IF(status = 'waiting', VALUES(output), output), error = IF(status = 'waiting', VALUES(error), error), " +
+    "status = IF(status = 'waiting', VALUES(status), status)"
+  );
+}
 
 /**
  * running → waiting (fence already checked under lock), giving the attempt back; lease cleared.
@@ -44,48 +69,19 @@ export const FAN_OUT_INSERT =
 /** One fan-out. Params: id. */
 export const FAN_OUT_GET = `SELECT ${FAN_OUT_COLUMNS} FROM sdj_fan_outs WHERE id = ?`;
 
-/** Locks fan-outs for accounting, in id order. Params: now, ids[]. Result: fan-out columns + `now_ms`. */
-export const FAN_OUT_LOCK_MANY = `SELECT ${FAN_OUT_COLUMNS}, ${NOW} AS now_ms FROM sdj_fan_outs WHERE id IN (?) ORDER BY id FOR UPDATE`;
-
 /**
- * The fan-outs of some jobs and of every job below them (no locks): what a cancel of their
- * subtrees may count on. Params: jobIds[]. Result: `{ id }[]`.
+ * A fan-out (its columns renamed `fo_<column>`) and the database now, joined to its children in
+ * index order (job columns, null when it has none): one row per child, or one row. Params: now, id.
  */
-export const FAN_OUT_IDS_UNDER_JOBS =
-  'WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE id IN (?) ' +
-  'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
-  'SELECT f.id FROM sdj_fan_outs f JOIN sub ON f.parent_id = sub.id';
-
-/**
- * The fan-outs below the unfinished children of some fan-outs (no locks): what a failed decision
- * of those fan-outs, which cancels the children with their subtrees, may count on.
- * Params: fanOutIds[]. Result: `{ id }[]`.
- */
-export const FAN_OUT_IDS_BELOW_UNFINISHED =
-  `WITH RECURSIVE sub (id) AS (SELECT id FROM sdj_jobs WHERE fan_out_id IN (?) AND status IN ${NON_TERMINAL} ` +
-  'UNION ALL SELECT c.id FROM sdj_jobs c JOIN sub ON c.parent_id = sub.id) ' +
-  'SELECT f.id FROM sdj_fan_outs f JOIN sub ON f.parent_id = sub.id';
-
-/** Writes a fan-out's counters and decision. Params: succeeded, failed, cancelled, status, decidedAt, id. */
-export const FAN_OUT_UPDATE = 'UPDATE sdj_fan_outs SET succeeded = ?, failed = ?, cancelled = ?, status = ?, decided_at = ? WHERE id = ?';
+export const FAN_OUT_COLLECT =
+  `SELECT ${FAN_OUT_COLUMNS_FO}, ${NOW} AS now_ms, ${JOB_COLUMNS_J} FROM sdj_fan_outs f ` +
+  'LEFT JOIN sdj_jobs j ON j.fan_out_id = f.id WHERE f.id = ? ORDER BY j.fan_out_index';
 
 /**
  * Takes a retried child's old outcome out of its fan-out's counters (the child is counted again
  * when it ends); the fan-out keeps its status. Params: failed (0/1), cancelled (0/1), id.
  */
 export const FAN_OUT_UNCOUNT = 'UPDATE sdj_fan_outs SET failed = GREATEST(failed - ?, 0), cancelled = GREATEST(cancelled - ?, 0) WHERE id = ?';
-
-/**
- * The unfinished children of a fan-out, locked in index order. The index is forced: ordering by
- * id let the optimizer pick a scan of the whole primary key on a small table, and a locking read
- * waits for every row it scans — unrelated jobs included. Params: fanOutId. Result: `{ id, status }[]`.
- */
-export const FAN_OUT_UNFINISHED_CHILDREN =
-  `SELECT id, status FROM sdj_jobs FORCE INDEX (sdj_jobs_fan_out) WHERE fan_out_id = ? AND status IN ${NON_TERMINAL} ORDER BY fan_out_index FOR UPDATE`;
-
-/** Resumes a parent waiting on a decided fan-out. Params: parentId. */
-export const FAN_OUT_WAKE_PARENT =
-  "UPDATE sdj_jobs SET status = 'pending', wake_at = NULL, wait_signal = NULL WHERE id = ? AND status = 'waiting'";
 
 /** Locks a job receiving a signal. Params: jobId. Result: `{ status, wait_signal }`. */
 export const SIGNAL_LOCK_JOB = 'SELECT status, wait_signal FROM sdj_jobs WHERE id = ? FOR UPDATE';

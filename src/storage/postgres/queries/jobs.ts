@@ -1,10 +1,10 @@
 /**
- * PostgreSQL statements over `sdj_jobs`: insert, reads and counts. Every value
+ * PostgreSQL statements over `sdj_jobs`: insert, reads, counts, pause/resume and retry. Every value
  * is a bound parameter; `$1` is always the optional "now" (see `NOW_CTE`). Statements that make
  * jobs ready call `pg_notify(channel, queue)`, delivered when their transaction commits.
  * @internal
  */
-import { NOW, NOW_CTE } from './common.js';
+import { CLEAR_LEASE, NOW, NOW_CTE } from './common.js';
 
 /**
  * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
@@ -81,27 +81,59 @@ export const JOB_COUNT_BY_STATUS = `
 SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue = $1) GROUP BY status`;
 
 /**
- * The earliest run_at among pending jobs of the given queues, paused queues excluded. A loose
- * index scan over the claim index: per queue, one probe per distinct priority, so an idle
- * worker's check stays cheap however many delayed jobs wait.
- * Params: $1 queue names. Result: { next } (null when none).
+ * Moves a job between two statuses (pause: pending → paused; resume: paused → pending,
+ * notifying its queue). Params: $1 id, $2 from, $3 to, $4 channel.
+ * Result: one row { status: the status before (null when the job does not exist), n: rows changed }.
  */
-export const JOB_NEXT_RUN_AT = `
-SELECT min(m.run_at) AS next
-FROM unnest($1::text[]) AS q(name)
-CROSS JOIN LATERAL (
-  WITH RECURSIVE pr(priority) AS (
-    (SELECT j.priority FROM {s}.sdj_jobs j WHERE j.status = 'pending' AND j.queue = q.name
-     ORDER BY j.priority DESC LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.priority FROM {s}.sdj_jobs j
-            WHERE j.status = 'pending' AND j.queue = q.name AND j.priority < pr.priority
-            ORDER BY j.priority DESC LIMIT 1)
-    FROM pr WHERE pr.priority IS NOT NULL
-  )
-  SELECT (SELECT j.run_at FROM {s}.sdj_jobs j
-          WHERE j.status = 'pending' AND j.queue = q.name AND j.priority = pr.priority
-          ORDER BY j.priority DESC, j.run_at LIMIT 1) AS run_at
-  FROM pr WHERE pr.priority IS NOT NULL
-) m
-WHERE q.name NOT IN (SELECT name FROM {s}.sdj_queues WHERE paused)`;
+export const JOB_SET_STATUS = `
+WITH cur AS (SELECT status FROM {s}.sdj_jobs WHERE id = $1),
+upd AS (
+  UPDATE {s}.sdj_jobs SET status = $3 WHERE id = $1 AND status = $2 RETURNING queue, status
+),
+ntf AS (SELECT pg_notify($4, queue) FROM upd WHERE status = 'pending')
+SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
+
+/**
+ * Locks one job and reads what a retry needs. Run after the job's fan-out is locked
+ * (`FAN_OUT_LOCK_FOR_JOBS` in `queries/fan-out.ts`): fan-outs before jobs.
+ * Params: $1 id. Result: { status } or none.
+ */
+export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
+
+/**
+ * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. A fan-out
+ * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
+ * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
+ * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
+ * Params: $1 now, $2 id, $3 channel, $4 failed, $5 cancelled. Result: one row { n: rows changed }.
+ */
+export const JOB_RETRY = `
+WITH ${NOW_CTE},
+upd AS (
+  UPDATE {s}.sdj_jobs j
+  SET status = 'pending', attempt = 0, run_at = n.t, result = NULL, started_at = NULL, completed_at = NULL,
+      wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
+  FROM now n
+  WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')
+  RETURNING j.queue, j.fan_out_id
+),
+unc AS (
+  UPDATE {s}.sdj_fan_outs f
+  SET failed = GREATEST(f.failed - $4::int, 0), cancelled = GREATEST(f.cancelled - $5::int, 0)
+  FROM upd WHERE f.id = upd.fan_out_id
+  RETURNING f.id
+),
+ntf AS (SELECT pg_notify($3, queue) FROM upd)
+SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted, (SELECT count(*) FROM ntf) AS notified`;
+
+/**
+ * Drops what a job's earlier runs left: its checkpoints and fan-outs, and its descendants
+ * $2 (found with `JOB_CHILDREN`, `queries/fan-out.ts`) with their checkpoints, fan-outs and signals.
+ * Params: $1 id, $2 descendant ids. Result: none.
+ */
+export const JOB_DROP_WORKFLOW_STATE = `
+WITH ds AS (DELETE FROM {s}.sdj_steps WHERE job_id = $1 OR job_id = ANY($2::text[])),
+df AS (DELETE FROM {s}.sdj_fan_outs WHERE parent_id = $1 OR parent_id = ANY($2::text[])),
+dg AS (DELETE FROM {s}.sdj_signals WHERE job_id = ANY($2::text[])),
+dj AS (DELETE FROM {s}.sdj_jobs WHERE id = ANY($2::text[]))
+SELECT 1 AS done`;

@@ -117,8 +117,9 @@ const FINISH_FENCE = "j.id = ANY($2::text[]) AND j.locked_by = m.worker_id AND j
  * whose fence holds applies. Fenced terminal outcomes of fan-out children, and failures of jobs
  * that have children, are returned as deferred: the caller applies them in a transaction with
  * the accounting and the cancel.
- * Params: $1 now, $2..$8 item arrays, $9 channel. Result: { ord, deferred, walk } per item
- * applied or deferred (ord is 1-based; walk: a deferred failure whose subtree is cancelled).
+ * Params: $1 now, $2..$8 item arrays, $9 channel. Result: { ord, deferred, walk, at } per item
+ * applied or deferred (ord is 1-based; walk: a deferred failure whose subtree is cancelled; at:
+ * the time an applied outcome was stored).
  */
 export const JOB_FINISH_PLAIN = `
 WITH ${NOW_CTE},
@@ -130,9 +131,9 @@ upd AS (
   RETURNING m.ord, j.queue, j.status
 ),
 ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
-SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified FROM upd
+SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified, ${NOW} AS at FROM upd
 UNION ALL
-SELECT ord, true, walk, 0 FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND m.outcome <> 'retry'`;
+SELECT ord, true, walk, 0, NULL::bigint FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND m.outcome <> 'retry'`;
 
 /**
  * The common case of {@link JOB_FINISH_PLAIN}: every item completed, distinct job ids. One
@@ -141,7 +142,7 @@ SELECT ord, true, walk, 0 FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND 
  * hint here: the cached generic plan then drives from the items into the primary key (linear),
  * where the hint made it scan every item for every job row (quadratic in the batch size).
  * Params: $1 now, $2 job ids, $3 worker ids, $4 run counts, $5 results. Result: { ord,
- * deferred } per item applied or deferred (ord is 1-based).
+ * deferred, at } per item applied or deferred (ord is 1-based; at: when an applied one was stored).
  */
 export const JOB_FINISH_COMPLETED = `
 WITH ${NOW_CTE},
@@ -153,27 +154,17 @@ upd AS (
     AND j.status = 'running' AND j.fan_out_id IS NULL
   RETURNING i.ord
 )
-SELECT ord, false AS deferred FROM upd
+SELECT ord, false AS deferred, ${NOW} AS at FROM upd
 UNION ALL
-SELECT c.ord, true FROM unnest($2::text[], $3::text[], $4::int[]) WITH ORDINALITY AS c(job_id, worker_id, run_count, ord)
+SELECT c.ord, true, NULL::bigint FROM unnest($2::text[], $3::text[], $4::int[]) WITH ORDINALITY AS c(job_id, worker_id, run_count, ord)
 WHERE c.ord NOT IN (SELECT ord FROM upd)
   AND EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.id = c.job_id AND k.locked_by = c.worker_id AND k.run_count = c.run_count
     AND k.status = 'running' AND k.fan_out_id IS NOT NULL)`;
 
 /**
- * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for
- * children takes fan-out locks before job locks. Params: $1 job ids. Result: { id }.
- */
-export const FAN_OUT_LOCK_FOR_JOBS = `
-SELECT f.id FROM {s}.sdj_fan_outs f
-WHERE f.id IN (SELECT j.fan_out_id FROM {s}.sdj_jobs j WHERE j.id = ANY($1::text[]) AND j.fan_out_id IS NOT NULL)
-ORDER BY f.id
-FOR UPDATE`;
-
-/**
  * Applies terminal outcomes of fan-out children and failures of jobs with children (fenced,
  * first valid item per job) and counts fan-out children on their fan-outs; run after
- * {@link FAN_OUT_LOCK_FOR_JOBS} in the same transaction.
+ * `FAN_OUT_LOCK_FOR_JOBS` (`queries/fan-out.ts`) in the same transaction.
  * Params: $1 now, $2..$8 item arrays. Result: one row { applied: ord[] | null, fans: fan-out
  * rows (JSON) | null, now }.
  */

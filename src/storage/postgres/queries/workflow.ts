@@ -137,6 +137,45 @@ SELECT (SELECT count(*) FROM p) AS n, (SELECT count(*) FROM ntf) AS notified, ${
 /** One fan-out by id. Params: $1 id. Result: the fan-out row or none. */
 export const FAN_OUT_GET = 'SELECT * FROM {s}.sdj_fan_outs WHERE id = $1';
 
+/**
+ * A fan-out and its children (index order) with the statement's now, in one snapshot.
+ * Params: $1 now, $2 fan-out id. Result: per child, the job columns plus { fan_out: the
+ * fan-out row (JSON), now }; one row with null job columns when there are no children; none
+ * when the fan-out does not exist.
+ */
+export const FAN_OUT_COLLECT = `
+WITH ${NOW_CTE},
+f AS (SELECT * FROM {s}.sdj_fan_outs WHERE id = $2)
+SELECT row_to_json(f) AS fan_out, ${NOW} AS now, j.*
+FROM f LEFT JOIN {s}.sdj_jobs j ON j.fan_out_id = f.id
+ORDER BY j.fan_out_index`;
+
+/**
+ * A durable timer in one statement, on the database clock: the fenced job row is locked; the
+ * wake time is $5 (recorded) or now + $6; unless $9 (recorded already) the checkpoint
+ * { completed, output = the wake time } is upserted at ($7, $8); when the wake time is still
+ * ahead the job turns `waiting` until then (attempt given back, lease cleared).
+ * Params: $1 now, $2 job id, $3 worker id, $4 run count, $5 wake time or null, $6 delay ms,
+ * $7 step index, $8 step name, $9 recorded. Result: { held, wake_at, suspended }.
+ */
+export const JOB_SUSPEND_UNTIL = `
+WITH ${NOW_CTE},
+f AS MATERIALIZED (SELECT id FROM {s}.sdj_jobs WHERE ${FENCE} FOR UPDATE),
+w AS MATERIALIZED (SELECT COALESCE($5::bigint, (SELECT t FROM now) + $6::bigint) AS wake_at),
+st AS (
+  ${STEP_INSERT}
+  SELECT f.id, $7, $8, 'completed', w.wake_at::text, NULL, ${NOW} FROM f, w WHERE NOT $9::boolean
+  ${STEP_CONFLICT}
+),
+j AS (
+  UPDATE {s}.sdj_jobs
+  SET status = 'waiting', attempt = GREATEST(attempt - 1, 0), ${CLEAR_LEASE}, wake_at = w.wake_at, wait_signal = NULL
+  FROM w, now n
+  WHERE id IN (SELECT id FROM f) AND w.wake_at > n.t
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM f) AS held, (SELECT wake_at FROM w) AS wake_at, (SELECT count(*) FROM j) AS suspended`;
+
 /** Locks a job row and reads its status. Params: $1 id. Result: { status, wait_signal } or none. */
 export const JOB_LOCK_STATUS = 'SELECT status, wait_signal FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
 

@@ -4,16 +4,7 @@
  * per storage instance and run inside `BEGIN IMMEDIATE` transactions when they write.
  * @internal
  */
-
-/**
- * Non-terminal statuses (SQL list literal). Where rows are picked by id, the status test is
- * written `+status` so the planner keeps the id lookup instead of scanning a status index.
- */
-const NON_TERMINAL = "('pending', 'running', 'waiting', 'paused')";
-/** Assignments that drop a run's lease. */
-export const CLEAR_LEASE = 'locked_by = NULL, lease_expires_at = NULL, heartbeat_at = NULL';
-/** The fence of a claimed run: @id, @workerId, @runCount. */
-export const FENCE = "id = @id AND locked_by = @workerId AND run_count = @runCount AND status = 'running'";
+import { CLEAR_LEASE } from './common.js';
 
 /**
  * Inserts one pending job.
@@ -37,44 +28,11 @@ export const JOB_GET_MANY = 'SELECT * FROM sdj_jobs WHERE id IN (SELECT value FR
 /** A job's status. Params: id. Result: { status } or none. */
 export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
 
-/** Every `sdj_jobs` column, in the order of `JobTuple` (see rows.ts). */
-export const JOB_COLUMNS = `id, type, queue, status, priority, attempt, max_retries, run_count, args, result, meta,
-  last_error, run_at, created_at, started_at, completed_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id,
-  fan_out_index, locked_by, lease_expires_at, heartbeat_at, wake_at, wait_signal`;
-
 /**
  * Whether a job has any child (over parent_id, partial index `sdj_jobs_parent`): a job failing
  * with children cancels its subtree. Params: id. Result: { one } or none.
  */
 export const JOB_HAS_CHILDREN = 'SELECT 1 AS one FROM sdj_jobs WHERE parent_id = ? LIMIT 1';
-
-/**
- * Cancels every non-terminal job in the subtrees (over parent_id) rooted at the given ids.
- * Params: @roots (JSON array of ids), @now. Result: { id, fan_out_id } of each job cancelled.
- */
-export const JOB_CANCEL_SUBTREES = `
-WITH RECURSIVE sub(id) AS (
-  SELECT value FROM json_each(@roots)
-  UNION
-  SELECT j.id FROM sdj_jobs j JOIN sub ON j.parent_id = sub.id)
-UPDATE sdj_jobs
-SET status = 'cancelled', completed_at = @now, wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
-WHERE id IN (SELECT id FROM sub) AND +status IN ${NON_TERMINAL}
-RETURNING id, fan_out_id`;
-
-/**
- * Cancels the unfinished children of a fan-out and their subtrees.
- * Params: @fanOutId, @now. Result: { id, fan_out_id } of each job cancelled.
- */
-export const JOB_CANCEL_FAN_OUT_CHILDREN = `
-WITH RECURSIVE sub(id) AS (
-  SELECT id FROM sdj_jobs WHERE fan_out_id = @fanOutId AND status IN ${NON_TERMINAL}
-  UNION
-  SELECT j.id FROM sdj_jobs j JOIN sub ON j.parent_id = sub.id)
-UPDATE sdj_jobs
-SET status = 'cancelled', completed_at = @now, wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
-WHERE id IN (SELECT id FROM sub) AND +status IN ${NON_TERMINAL}
-RETURNING id, fan_out_id`;
 
 /** pending → paused. Params: id. Result: changes. */
 export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused' WHERE id = ? AND status = 'pending'";
@@ -102,15 +60,6 @@ SELECT id FROM sub`;
 
 /** Deletes jobs by id. Params: JSON array of ids. Result: changes. */
 export const JOB_DELETE_MANY = 'DELETE FROM sdj_jobs WHERE id IN (SELECT value FROM json_each(?))';
-
-/**
- * The earliest run_at among pending jobs of the given (unpaused) queues.
- * Params: JSON array of queue names. Result: { next } (null when none).
- */
-export const JOB_NEXT_RUN_AT = `
-SELECT MIN(run_at) AS next FROM sdj_jobs
-WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(?))
-  AND queue NOT IN (SELECT name FROM sdj_queues WHERE paused = 1)`;
 
 /** Job counts by status over every queue. Params: none. Result: { status, n } rows. */
 export const JOB_COUNT_BY_STATUS = countByStatus('');

@@ -3,13 +3,13 @@
  * wake-ups.
  * @internal
  */
-import { CLEAR_LEASE, FENCE, JOB_COLUMNS } from './jobs.js';
+import { CLEAR_LEASE, FENCE, JOB_COLUMNS } from './common.js';
 
 /**
  * Claims up to @limit ready jobs of one queue (pending, run_at <= @now, queue not paused) in
  * claim order. The candidates come from the claim index with their rowids, so each update is a
  * direct table lookup. Params: @workerId, @now, @leaseExpiresAt, @queue, @limit. Result: the
- * claimed rows as {@link JOB_COLUMNS} tuples (run in raw mode; RETURNING order unspecified: sort
+ * claimed rows as `JOB_COLUMNS` tuples (run in raw mode; RETURNING order unspecified: sort
  * them).
  */
 export const JOB_CLAIM = `

@@ -3,9 +3,7 @@
  * (`sdj_fan_outs`) and signals (`sdj_signals`). Values are always bound parameters.
  * @internal
  */
-
-/** The fence of a claimed run: @id, @workerId, @runCount. */
-const FENCE = "id = @id AND locked_by = @workerId AND run_count = @runCount AND status = 'running'";
+import { FENCE } from './common.js';
 
 /** Whether a run's fence holds. Params: @id, @workerId, @runCount. Result: { ok } or none. */
 export const JOB_FENCE_CHECK = `SELECT 1 AS ok FROM sdj_jobs WHERE ${FENCE}`;
@@ -54,15 +52,8 @@ VALUES (@id, @parentId, @stepIndex, @strategy, @threshold, @total, 0, 0, 0, @sta
 /** One fan-out. Params: id. Result: the fan-out row or none. */
 export const FAN_OUT_GET = 'SELECT * FROM sdj_fan_outs WHERE id = ?';
 
-/**
- * Adds terminal children to a fan-out's counters. Params: @id, @succeeded, @failed, @cancelled.
- * Result: the updated fan-out row (none when it does not exist).
- */
-export const FAN_OUT_ADD_COUNTS = `
-UPDATE sdj_fan_outs
-SET succeeded = succeeded + @succeeded, failed = failed + @failed, cancelled = cancelled + @cancelled
-WHERE id = @id
-RETURNING *`;
+/** The children of a fan-out. Params: fan-out id. Result: job rows in fan_out_index order. */
+export const FAN_OUT_CHILDREN = 'SELECT * FROM sdj_jobs WHERE fan_out_id = ? ORDER BY fan_out_index';
 
 /**
  * Takes a retried child back out of its fan-out's counters (it will be counted again when it
@@ -73,31 +64,8 @@ UPDATE sdj_fan_outs
 SET failed = MAX(failed - @failed, 0), cancelled = MAX(cancelled - @cancelled, 0)
 WHERE id = @id`;
 
-/**
- * Decides a running fan-out. Params: @id, @status, @now. Result: changes (1 on the deciding
- * transition, 0 when already decided).
- */
-export const FAN_OUT_DECIDE = `
-UPDATE sdj_fan_outs SET status = @status, decided_at = @now WHERE id = @id AND status = 'running'`;
-
-/**
- * Fails a running fan-out whose deadline passed. Params: @id, @now.
- * Result: { parent_id } when it applied.
- */
-export const FAN_OUT_EXPIRE = `
-UPDATE sdj_fan_outs SET status = 'failed', decided_at = @now
-WHERE id = @id AND status = 'running' AND deadline_at IS NOT NULL AND deadline_at <= @now
-RETURNING parent_id`;
-
 /** Deletes the fan-outs owned by the given parents. Params: JSON array of job ids. Result: changes. */
 export const FAN_OUT_DELETE_FOR_PARENTS = 'DELETE FROM sdj_fan_outs WHERE parent_id IN (SELECT value FROM json_each(?))';
-
-/**
- * Resumes a parent waiting on a fan-out (the deciding transition): waiting → pending.
- * Params: id. Result: changes.
- */
-export const JOB_RESUME_WAITING_PARENT = `
-UPDATE sdj_jobs SET status = 'pending', wake_at = NULL, wait_signal = NULL WHERE id = ? AND status = 'waiting'`;
 
 /**
  * Wakes a job waiting for a signal of this name: waiting → pending.

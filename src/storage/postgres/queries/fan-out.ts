@@ -1,9 +1,20 @@
 /**
- * PostgreSQL statements for operations on jobs (cancel, pause, resume, retry) and for fan-out
- * decisions. `$1` is the optional "now" where a statement needs one.
+ * PostgreSQL statements of fan-out accounting (`fan-out-accounting.ts`): the fan-out locks taken
+ * before any job row, subtree walks and cancels, fan-out decisions and expiry. `$1` is the
+ * optional "now" where a statement needs one.
  * @internal
  */
 import { CLEAR_LEASE, NON_TERMINAL, NOW, NOW_CTE } from './common.js';
+
+/**
+ * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for
+ * children takes fan-out locks before job locks. Params: $1 job ids. Result: { id }.
+ */
+export const FAN_OUT_LOCK_FOR_JOBS = `
+SELECT f.id FROM {s}.sdj_fan_outs f
+WHERE f.id IN (SELECT j.fan_out_id FROM {s}.sdj_jobs j WHERE j.id = ANY($1::text[]) AND j.fan_out_id IS NOT NULL)
+ORDER BY f.id
+FOR UPDATE`;
 
 /**
  * Where a subtree cancel starts: the jobs $1 that are still non-terminal and the non-terminal
@@ -94,64 +105,3 @@ p AS (
 ),
 ntf AS (SELECT pg_notify($3, queue) FROM p)
 SELECT fo.id, (SELECT count(*) FROM ntf) AS notified, ${NOW} AS now FROM fo`;
-
-/** Locks one fan-out. Params: $1 id. Result: { id } or none. */
-export const FAN_OUT_LOCK = 'SELECT id FROM {s}.sdj_fan_outs WHERE id = $1 FOR UPDATE';
-
-/**
- * Moves a job between two statuses (pause: pending → paused; resume: paused → pending,
- * notifying its queue). Params: $1 id, $2 from, $3 to, $4 channel.
- * Result: one row { status: the status before (null when the job does not exist), n: rows changed }.
- */
-export const JOB_SET_STATUS = `
-WITH cur AS (SELECT status FROM {s}.sdj_jobs WHERE id = $1),
-upd AS (
-  UPDATE {s}.sdj_jobs SET status = $3 WHERE id = $1 AND status = $2 RETURNING queue, status
-),
-ntf AS (SELECT pg_notify($4, queue) FROM upd WHERE status = 'pending')
-SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
-
-/**
- * Locks one job and reads what a retry needs. Run after the job's fan-out is locked
- * ({@link FAN_OUT_LOCK_FOR_JOBS} in `queries/jobs.ts`): fan-outs before jobs.
- * Params: $1 id. Result: { status } or none.
- */
-export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
-
-/**
- * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. A fan-out
- * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
- * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
- * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
- * Params: $1 now, $2 id, $3 channel, $4 failed, $5 cancelled. Result: one row { n: rows changed }.
- */
-export const JOB_RETRY = `
-WITH ${NOW_CTE},
-upd AS (
-  UPDATE {s}.sdj_jobs j
-  SET status = 'pending', attempt = 0, run_at = n.t, result = NULL, started_at = NULL, completed_at = NULL,
-      wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
-  FROM now n
-  WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')
-  RETURNING j.queue, j.fan_out_id
-),
-unc AS (
-  UPDATE {s}.sdj_fan_outs f
-  SET failed = GREATEST(f.failed - $4::int, 0), cancelled = GREATEST(f.cancelled - $5::int, 0)
-  FROM upd WHERE f.id = upd.fan_out_id
-  RETURNING f.id
-),
-ntf AS (SELECT pg_notify($3, queue) FROM upd)
-SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted, (SELECT count(*) FROM ntf) AS notified`;
-
-/**
- * Drops what a job's earlier runs left: its checkpoints and fan-outs, and its descendants
- * $2 (found with {@link JOB_CHILDREN}) with their checkpoints, fan-outs and signals.
- * Params: $1 id, $2 descendant ids. Result: none.
- */
-export const JOB_DROP_WORKFLOW_STATE = `
-WITH ds AS (DELETE FROM {s}.sdj_steps WHERE job_id = $1 OR job_id = ANY($2::text[])),
-df AS (DELETE FROM {s}.sdj_fan_outs WHERE parent_id = $1 OR parent_id = ANY($2::text[])),
-dg AS (DELETE FROM {s}.sdj_signals WHERE job_id = ANY($2::text[])),
-dj AS (DELETE FROM {s}.sdj_jobs WHERE id = ANY($2::text[]))
-SELECT 1 AS done`;
