@@ -150,7 +150,9 @@ export function checkOutcomesKept(a: AuditInput): Verdict {
       checked++;
       const life = a.lives.get(r.worker);
       const next = runs[i + 1]!;
-      const inFlightAtKill = life?.killedAt != null && life.killedAt >= r.end && life.killedAt <= next.start && !life.stored.has(jobId);
+      // An outcome reported stored before this run began belongs to an earlier run of the job.
+      const storedThisRun = (life?.stored.get(jobId) ?? -Infinity) >= r.start;
+      const inFlightAtKill = life?.killedAt != null && life.killedAt >= r.end && life.killedAt <= next.start && !storedThisRun;
       const retried = (a.ops.retries.get(jobId)?.requestedAt ?? -Infinity) > r.end;
       if (r.interrupted || inFlightAtKill || retried) {
         excused++;

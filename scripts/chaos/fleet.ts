@@ -25,8 +25,12 @@ export interface ProcLife {
   exit: number | string | null;
   /** Exited without being killed or asked to stop. */
   crashed: boolean;
-  /** Jobs whose outcome this process reported committed (`stored <id>` lines). */
-  stored: Set<string>;
+  /**
+   * When this process last reported an outcome of each job committed (`stored <id>` lines), by
+   * job id: a job may run several times on one process, so the audit compares the time with the
+   * run in question.
+   */
+  stored: Map<string, number>;
 }
 
 interface Slot {
@@ -146,7 +150,7 @@ export class Fleet {
       env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name, CHAOS_PHASE: this.#draining ? 'drain' : 'load' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false, stored: new Set() };
+    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false, stored: new Map() };
     this.lives.push(life);
     slot.proc = proc;
     slot.life = life;
@@ -154,7 +158,7 @@ export class Fleet {
     const ready = new Promise<void>((resolve) => (onReady = resolve));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (line.startsWith('stored ')) {
-        life.stored.add(line.slice(7));
+        life.stored.set(line.slice(7), Date.now());
         return;
       }
       if (line.startsWith('ready ')) {
