@@ -8,6 +8,10 @@
 // `@storage <driver>` — runs only when that driver is selected; files covering every driver
 // take the selection from test/helpers/storages.ts. A selected driver whose database is down
 // fails its tests: nothing is skipped silently.
+//
+// `--checks-only` runs the checks and the build but no test file; `--list` prints the test files
+// the selection would run, without building or running anything. Other arguments are test files
+// to run instead of every file under test/ (with SDJ_SKIP_BUILD=1, no checks and no build).
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -17,7 +21,9 @@ const root = new URL('..', import.meta.url).pathname;
 
 function run(cmd, args, extraEnv = {}) {
   console.log(`\n$ ${cmd} ${args.join(' ')}`);
+  const started = Date.now();
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...extraEnv } });
+  console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s, exit ${r.status ?? r.signal})`);
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
@@ -38,16 +44,25 @@ export function boundDriver(file, head) {
   return DRIVERS.find((d) => tokens.includes(d));
 }
 
-const selected = (process.env['STORAGE'] ?? DRIVERS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+// An empty STORAGE means every driver, like an unset one; the test processes get the resolved list.
+const selected = (process.env['STORAGE'] || DRIVERS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 for (const d of selected) {
   if (!DRIVERS.includes(d)) {
     console.error(`unknown STORAGE entry "${d}" (expected ${DRIVERS.join(', ')})`);
     process.exit(2);
   }
 }
+process.env['STORAGE'] = selected.join(',');
 
-const only = process.argv.slice(2);
-if (!process.env.SDJ_SKIP_BUILD) {
+const flags = new Set(process.argv.slice(2).filter((a) => a.startsWith('--')));
+for (const f of flags) {
+  if (f !== '--checks-only' && f !== '--list') {
+    console.error(`unknown option ${f} (expected --checks-only or --list)`);
+    process.exit(2);
+  }
+}
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+if (!process.env.SDJ_SKIP_BUILD && !flags.has('--list')) {
   // Before any rebuild: a stale committed generated module must fail here, not be regenerated.
   run('npm', ['run', '--silent', 'check']);
   run('npm', ['run', '--silent', 'build']);
@@ -55,9 +70,14 @@ if (!process.env.SDJ_SKIP_BUILD) {
   run('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json']);
   run(process.execPath, ['scripts/check-pack.mjs']);
 }
+if (flags.has('--checks-only')) process.exit(0);
 const files = (only.length ? only : find('test').sort()).filter((f) => {
   const driver = boundDriver(f, readFileSync(join(root, f), 'utf8').slice(0, 2000));
   return driver === undefined || selected.includes(driver);
 });
 console.log(`\nSTORAGE=${selected.join(',')}: ${files.length} test files`);
+if (flags.has('--list')) {
+  console.log(files.join('\n'));
+  process.exit(0);
+}
 run(process.execPath, ['--import', 'tsx', '--import', './test/setup/leaked-workers.ts', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files]);

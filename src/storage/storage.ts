@@ -458,8 +458,9 @@ export interface Storage<Tx = unknown> {
    * unless `recorded`, records the step `{ status: 'completed', outputJson: JSON of the wake
    * time }` (kept if a finished row exists there); then, when now >= the wake time, returns
    * `elapsed` (the job stays `running`), else suspends like `jobSuspend` with wake_at = the wake
-   * time and returns `suspended`. `lost` (nothing written) when the fence failed. One call per
-   * `ctx.sleep` / `ctx.sleepUntil`, first execution or replay.
+   * time and returns `suspended`. `lost` (nothing written) when the fence failed. At most one
+   * call per `ctx.sleep` / `ctx.sleepUntil`: a replayed timer whose recorded wake time is not
+   * after the run's stored `started_at` (database time) has passed and needs no call.
    */
   jobSuspendUntil(p: JobSuspendUntilParams): Promise<JobSuspendUntilResult>;
   /** One fan-out by id. */

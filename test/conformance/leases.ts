@@ -1,27 +1,44 @@
 /**
  * Conformance: leases — heartbeats, release, reclaim of expired leases, fresh leases on re-claim,
  * and the fence that turns every write of a stale owner into a no-op.
+ *
+ * Whatever needs time to pass (a lease running out, a heartbeat later than the claim) runs on a
+ * second isolated database whose storage takes a clock the test moves by hand: no real waits,
+ * and every instant the storage writes is checked exactly.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import type { Fence, Storage } from '../../src/storage/storage.js';
+import { after, before, describe, it } from 'node:test';
+import type { Fence, ReclaimedJob, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
-import {
-  applied,
-  assertBetween,
-  claim,
-  claimOne,
-  completedJob,
-  jobInsert,
-  mustGet,
-  newId,
-  reclaimUntil,
-  runningJob,
-  stepRow,
-  uniqueName,
-  waitForClockPast,
-} from '../helpers/factories.js';
+import { applied, assertBetween, claim, claimOne, completedJob, jobInsert, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
+import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
 import { useStorage } from './context.js';
+
+/** A storage whose clock the test sets. */
+interface ManualClock {
+  readonly s: Storage;
+  /** The current instant (ms). */
+  now: number;
+}
+
+/** One `jobReclaimExpired` call, by job id (asserting no job is reported twice in it). */
+async function reclaimNow(s: Storage): Promise<Map<string, ReclaimedJob>> {
+  const out = new Map<string, ReclaimedJob>();
+  for (const r of await s.jobReclaimExpired({ limit: 1000 })) {
+    assert.ok(!out.has(r.id), `job ${r.id} reported twice by one reclaim`);
+    out.set(r.id, r);
+  }
+  return out;
+}
+
+/** Moves the clock past the lease of `row` and reclaims; asserts the job was reclaimed. */
+async function expireAndReclaim(m: ManualClock, row: { id: string; leaseExpiresAt: number | null }): Promise<ReclaimedJob> {
+  assert.ok(row.leaseExpiresAt !== null, `job ${row.id} holds no lease`);
+  m.now = Math.max(m.now, row.leaseExpiresAt + 1);
+  const got = (await reclaimNow(m.s)).get(row.id);
+  assert.ok(got, `job ${row.id} was reclaimed once its lease ran out`);
+  return got;
+}
 
 /** Every write an owner can make, attempted with a stale fence: each must be a no-op. */
 async function assertZombieWritesAreNoOps(s: Storage, stale: Fence): Promise<void> {
@@ -69,14 +86,28 @@ async function assertZombieWritesAreNoOps(s: Storage, stale: Fence): Promise<voi
 export function describeLeases(make: StorageMaker): void {
   describe('leases: heartbeat, release, reclaim, fencing', () => {
     const ctx = useStorage(make, 'conformance-leases');
+    let db: ClockedDb | undefined;
+    let manual: ManualClock | undefined;
+    before(async () => {
+      db = await clockedDb(ctx.s.dialect, 'conformance-leases-manual');
+      const state = { now: Math.floor(Date.now() / 1000) * 1000 };
+      const s = await db.open(() => state.now);
+      manual = Object.assign(state, { s });
+    });
+    after(async () => {
+      await db?.cleanup();
+    });
+    const clock = (): ManualClock => {
+      if (!manual) throw new Error('manual clock storage is not ready');
+      return manual;
+    };
 
-    it('heartbeat extends the leases of held runs and returns their ids', async () => {
+    it('heartbeat extends the leases of held runs and returns their ids (database clock)', async () => {
       const s = ctx.s;
       const q = uniqueName('q');
       await s.jobInsertMany({ jobs: [jobInsert({ queue: q }), jobInsert({ queue: q })] });
       const rows = await claim(s, q, 2, { workerId: 'hb', leaseMs: 1_000 });
       assert.equal(rows.length, 2);
-      await waitForClockPast(s, rows[0]!.startedAt! + 20);
       const t0 = await s.clockNow();
       const held = await s.jobHeartbeat({ workerId: 'hb', runs: rows.map((r) => ({ jobId: r.id, runCount: r.runCount })), leaseMs: 90_000 });
       const t1 = await s.clockNow();
@@ -86,6 +117,28 @@ export function describeLeases(make: StorageMaker): void {
         assert.equal(now.status, 'running');
         assertBetween(now.leaseExpiresAt, t0 + 90_000, t1 + 90_000, 'lease after heartbeat');
         assertBetween(now.heartbeatAt, t0, t1, 'heartbeat_at');
+        assert.equal(now.runCount, r.runCount);
+        assert.equal(now.attempt, r.attempt);
+      }
+    });
+
+    it('heartbeat sets heartbeat_at to now and the lease to now + leaseMs, keeping started_at (injected clock)', async () => {
+      const m = clock();
+      const q = uniqueName('q');
+      await m.s.jobInsertMany({ jobs: [jobInsert({ queue: q }), jobInsert({ queue: q })] });
+      const claimedAt = m.now;
+      const rows = await claim(m.s, q, 2, { workerId: 'hb', leaseMs: 1_000 });
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.deepEqual([r.startedAt, r.heartbeatAt, r.leaseExpiresAt], [claimedAt, claimedAt, claimedAt + 1_000]);
+      m.now += 400;
+      const held = await m.s.jobHeartbeat({ workerId: 'hb', runs: rows.map((r) => ({ jobId: r.id, runCount: r.runCount })), leaseMs: 90_000 });
+      assert.deepEqual([...held].sort(), rows.map((r) => r.id).sort());
+      for (const r of rows) {
+        const now = await mustGet(m.s, r.id);
+        assert.equal(now.status, 'running');
+        assert.equal(now.heartbeatAt, m.now, 'heartbeat_at is the time of the heartbeat');
+        assert.equal(now.leaseExpiresAt, m.now + 90_000, 'the lease runs from the heartbeat');
+        assert.equal(now.startedAt, claimedAt, 'started_at is kept');
         assert.equal(now.runCount, r.runCount);
         assert.equal(now.attempt, r.attempt);
       }
@@ -117,15 +170,18 @@ export function describeLeases(make: StorageMaker): void {
       assert.deepEqual(await s.jobHeartbeat({ workerId: 'hb2', runs: [], leaseMs: 60_000 }), []);
     });
 
-    it('does not reclaim a run whose heartbeat extended its lease past the original expiry', async () => {
-      const s = ctx.s;
-      const { row, fence } = await runningJob(s, {}, { leaseMs: 150 });
-      assert.deepEqual(await s.jobHeartbeat({ workerId: fence.workerId, runs: [{ jobId: fence.jobId, runCount: fence.runCount }], leaseMs: 60_000 }), [fence.jobId]);
-      await waitForClockPast(s, row.leaseExpiresAt!);
-      const reclaimed = await s.jobReclaimExpired({ limit: 1000 });
-      assert.ok(!reclaimed.some((r) => r.id === fence.jobId), 'a heartbeating run was reclaimed');
-      assert.equal((await mustGet(s, fence.jobId)).status, 'running');
-      assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: null }] })), [true]);
+    it('does not reclaim a run whose heartbeat extended its lease, up to the end of the renewed lease', async () => {
+      const m = clock();
+      const { row, fence } = await runningJob(m.s, {}, { leaseMs: 150 });
+      m.now += 100;
+      const renewedAt = m.now;
+      assert.deepEqual(await m.s.jobHeartbeat({ workerId: fence.workerId, runs: [{ jobId: fence.jobId, runCount: fence.runCount }], leaseMs: 60_000 }), [fence.jobId]);
+      m.now = row.leaseExpiresAt! + 1;
+      assert.ok(!(await reclaimNow(m.s)).has(fence.jobId), 'reclaimed after the original expiry although a heartbeat extended the lease');
+      m.now = renewedAt + 60_000 - 1;
+      assert.ok(!(await reclaimNow(m.s)).has(fence.jobId), 'reclaimed before the renewed lease ran out');
+      assert.equal((await mustGet(m.s, fence.jobId)).status, 'running');
+      assert.deepEqual(applied(await m.s.jobFinishMany({ items: [{ ...fence, outcome: 'completed', resultJson: null }] })), [true]);
     });
 
     it('release gives the job back to pending with its attempt returned, claimable at once', async () => {
@@ -148,48 +204,52 @@ export function describeLeases(make: StorageMaker): void {
     });
 
     it('reclaims an expired run to pending while attempts remain, consuming the attempt', async () => {
-      const s = ctx.s;
+      const m = clock();
       const q = uniqueName('q');
       const type = uniqueName('type');
-      const { fence } = await runningJob(s, { queue: q, type, maxRetries: 1 }, { leaseMs: 30 });
-      const got = await reclaimUntil(s, [fence.jobId]);
-      assert.deepEqual(got.get(fence.jobId), { id: fence.jobId, type, queue: q, status: 'pending', attempt: 1, maxRetries: 1 });
-      const row = await mustGet(s, fence.jobId);
+      const { row: first, fence } = await runningJob(m.s, { queue: q, type, maxRetries: 1 }, { leaseMs: 30 });
+      m.now = first.leaseExpiresAt! - 1;
+      assert.ok(!(await reclaimNow(m.s)).has(fence.jobId), 'reclaimed before its lease ran out');
+      assert.equal((await mustGet(m.s, fence.jobId)).status, 'running');
+      const got = await expireAndReclaim(m, first);
+      assert.deepEqual(got, { id: fence.jobId, type, queue: q, status: 'pending', attempt: 1, maxRetries: 1 });
+      const row = await mustGet(m.s, fence.jobId);
       assert.equal(row.status, 'pending');
       assert.equal(row.attempt, 1, 'a reclaim consumes the attempt');
       assert.equal(row.leaseExpiresAt, null);
       assert.equal(row.completedAt, null);
-      assert.ok(!(await s.jobReclaimExpired({ limit: 1000 })).some((r) => r.id === fence.jobId), 'reclaimed twice');
+      assert.ok(!(await reclaimNow(m.s)).has(fence.jobId), 'reclaimed twice');
 
       // Second run: attempt 2 > maxRetries 1 → failed, saying why.
-      const second = await claimOne(s, q, fence.jobId, { leaseMs: 30 });
+      const second = await claimOne(m.s, q, fence.jobId, { leaseMs: 30 });
       assert.equal(second.attempt, 2);
-      const got2 = await reclaimUntil(s, [fence.jobId]);
-      assert.deepEqual(got2.get(fence.jobId), { id: fence.jobId, type, queue: q, status: 'failed', attempt: 2, maxRetries: 1 });
-      const failed = await mustGet(s, fence.jobId);
+      const got2 = await expireAndReclaim(m, second);
+      assert.deepEqual(got2, { id: fence.jobId, type, queue: q, status: 'failed', attempt: 2, maxRetries: 1 });
+      const failed = await mustGet(m.s, fence.jobId);
       assert.equal(failed.status, 'failed');
       assert.match(failed.lastError ?? '', /lease/i);
-      assert.notEqual(failed.completedAt, null);
+      assert.equal(failed.completedAt, m.now, 'completed_at is the time of the reclaim');
       assert.equal(failed.leaseExpiresAt, null);
     });
 
     it('reclaims a run with no retries left straight to failed', async () => {
-      const s = ctx.s;
-      const { fence } = await runningJob(s, { maxRetries: 0 }, { leaseMs: 30 });
-      const got = await reclaimUntil(s, [fence.jobId]);
-      assert.equal(got.get(fence.jobId)?.status, 'failed');
-      const row = await mustGet(s, fence.jobId);
+      const m = clock();
+      const { row: claimed, fence } = await runningJob(m.s, { maxRetries: 0 }, { leaseMs: 30 });
+      const got = await expireAndReclaim(m, claimed);
+      assert.equal(got.status, 'failed');
+      const row = await mustGet(m.s, fence.jobId);
       assert.equal(row.status, 'failed');
       assert.match(row.lastError ?? '', /lease/i);
     });
 
     it('reclaims only expired runs, at most limit per call', async () => {
-      const s = ctx.s;
+      const m = clock();
+      const s = m.s;
       const q = uniqueName('q');
       await s.jobInsertMany({ jobs: [0, 1, 2].map(() => jobInsert({ queue: q })) });
       const short = await claim(s, q, 3, { leaseMs: 30 });
       const live = await runningJob(s, {}, { leaseMs: 60_000 });
-      await waitForClockPast(s, Math.max(...short.map((r) => r.leaseExpiresAt!)));
+      m.now = Math.max(...short.map((r) => r.leaseExpiresAt!)) + 1;
       const seen = new Set<string>();
       for (let i = 0; i < 20 && seen.size < 3; i++) {
         const batch = await s.jobReclaimExpired({ limit: 2 });
@@ -207,28 +267,28 @@ export function describeLeases(make: StorageMaker): void {
     });
 
     it('re-claim after a reclaim starts a fresh lease and heartbeat and bumps run_count', async () => {
-      const s = ctx.s;
+      const m = clock();
       const q = uniqueName('q');
-      const { row: first, fence } = await runningJob(s, { queue: q }, { workerId: 'a', leaseMs: 30 });
-      await reclaimUntil(s, [fence.jobId]);
-      const t0 = await s.clockNow();
-      const second = await claimOne(s, q, fence.jobId, { workerId: 'b', leaseMs: 60_000 });
-      const t1 = await s.clockNow();
+      const { row: first, fence } = await runningJob(m.s, { queue: q }, { workerId: 'a', leaseMs: 30 });
+      await expireAndReclaim(m, first);
+      m.now += 25;
+      const second = await claimOne(m.s, q, fence.jobId, { workerId: 'b', leaseMs: 60_000 });
       assert.equal(second.runCount, 2);
       assert.equal(second.attempt, 2);
       assert.equal(second.lockedBy, 'b');
-      assertBetween(second.startedAt, t0, t1, 'startedAt of the new run');
-      assert.equal(second.heartbeatAt, second.startedAt, "the new run's heartbeat is its start, not the old run's");
-      assert.equal(second.leaseExpiresAt, second.startedAt! + 60_000);
-      assert.ok(second.heartbeatAt! >= first.leaseExpiresAt!, 'the new run started after the old lease expired');
+      assert.equal(second.startedAt, m.now, 'startedAt of the new run is the time of its claim');
+      assert.equal(second.heartbeatAt, m.now, "the new run's heartbeat is its start, not the old run's");
+      assert.equal(second.leaseExpiresAt, m.now + 60_000);
+      assert.ok(second.heartbeatAt > first.leaseExpiresAt!, 'the new run started after the old lease expired');
     });
 
     it("turns every write of the old owner into a no-op after reclaim and re-claim by another worker", async () => {
-      const s = ctx.s;
+      const m = clock();
+      const s = m.s;
       const q = uniqueName('q');
-      const { fence: stale } = await runningJob(s, { queue: q, maxRetries: 5 }, { workerId: 'worker-a', leaseMs: 30 });
+      const { row, fence: stale } = await runningJob(s, { queue: q, maxRetries: 5 }, { workerId: 'worker-a', leaseMs: 30 });
       await s.signalSend({ jobId: stale.jobId, name: 'sig', payloadJson: '"buffered"' });
-      await reclaimUntil(s, [stale.jobId]);
+      await expireAndReclaim(m, row);
       const b = await claimOne(s, q, stale.jobId, { workerId: 'worker-b' });
       await assertZombieWritesAreNoOps(s, stale);
       // The new owner still holds the run and gets the signal the zombie could not consume.
@@ -242,10 +302,11 @@ export function describeLeases(make: StorageMaker): void {
     });
 
     it('fences by run count: the same worker re-claiming its job cannot write with the old run', async () => {
-      const s = ctx.s;
+      const m = clock();
+      const s = m.s;
       const q = uniqueName('q');
-      const { fence: stale } = await runningJob(s, { queue: q }, { workerId: 'same', leaseMs: 30 });
-      await reclaimUntil(s, [stale.jobId]);
+      const { row, fence: stale } = await runningJob(s, { queue: q }, { workerId: 'same', leaseMs: 30 });
+      await expireAndReclaim(m, row);
       const again = await claimOne(s, q, stale.jobId, { workerId: 'same' });
       assert.equal(again.runCount, stale.runCount + 1);
       await assertZombieWritesAreNoOps(s, stale);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidStateError, JobNotFoundError } from '../../src/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/storage/codec.js';
-import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT } from '../../src/storage/shared/contract-messages.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../../src/storage/shared/contract-messages.js';
 import type { Fence, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import {
@@ -228,6 +228,21 @@ export function describeSignals(make: StorageMaker): void {
       const { row } = await waitingJob(s, {}, { wakeAt: (await s.clockNow()) + 3_600_000 });
       await s.signalSend({ jobId: row.id, name: 'anything', payloadJson: null });
       assert.equal((await mustGet(s, row.id)).status, 'waiting');
+    });
+
+    it('a wait over a step already recorded as finished throws InvalidStateError and consumes nothing', async () => {
+      const s = ctx.s;
+      const { fence } = await runningJob(s);
+      const done = stepRow(fence.jobId, 0, { stepName: 'wait-0', outputJson: '"done"' });
+      assert.equal(await s.stepRecord({ fence, step: done }), true);
+      await s.signalSend({ jobId: fence.jobId, name: 'go', payloadJson: '1' });
+      const finished = (e: unknown): boolean => e instanceof InvalidStateError && e.message === stepAlreadyFinishedMessage(fence.jobId, 0);
+      await assert.rejects(consume(s, fence, 0, 'go'), finished, 'a buffered signal over a finished step');
+      await assert.rejects(consume(s, fence, 0, 'none', 1), finished, 'a timeout over a finished step');
+      assert.deepEqual(await s.stepList({ jobId: fence.jobId }), [done], 'the finished step is kept');
+      assert.equal((await mustGet(s, fence.jobId)).status, 'running');
+      // The signal was not consumed: the next wait gets it.
+      assert.deepEqual(await consume(s, fence, 1, 'go'), { kind: 'consumed', payloadJson: '1' });
     });
 
     it('signalSend to an unknown job throws JobNotFoundError, to a terminal job InvalidStateError', async () => {

@@ -15,7 +15,7 @@ import type { Job, JobEvent, Logger } from '../../src/types.js';
 import { mustGet } from '../helpers/factories.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { Gate, holdsFor, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
+import { Gate, holdsUntil, startWorker, StorageWatch, stopAllWorkers } from '../helpers/workflow-harness.js';
 
 const TIMER_MAX = 2 ** 31 - 1;
 const YEAR = 365 * 24 * 3600 * 1000;
@@ -112,7 +112,8 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a drain timeout at the timer limit is honoured: running jobs are not released at once', async () => {
-      const queue = new Queue(ts.storage);
+      const watch = new StorageWatch(ts.storage);
+      const queue = new Queue(watch.storage);
       const gate = new Gate();
       let started = false;
       let aborted = false;
@@ -126,7 +127,10 @@ for (const [name, make] of storageMatrix()) {
       const w = startWorker(queue, { queues: { drainmaxq: { concurrency: 1 } }, drainTimeout: TIMER_MAX });
       await waitFor(() => started);
       const stopping = w.stop();
-      await holdsFor(async () => !aborted && (await mustGet(ts.storage, id)).status === 'running', 300, 'the running job is neither aborted nor released');
+      // A drain timer that overflowed would fire after 1 ms, long before two heartbeats (50 ms
+      // apart) of the stopping worker renew the job's lease.
+      const renewedTwice = watch.next('jobHeartbeat', 2, { when: (_, held) => held.includes(id) });
+      await holdsUntil(async () => !aborted && (await mustGet(ts.storage, id)).status === 'running', renewedTwice, 'the running job is neither aborted nor released');
       gate.open();
       await stopping;
       const job = await queue.getJob(id);
@@ -134,19 +138,24 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a heartbeat of half the lease keeps a job running for many leases', async () => {
-      const queue = new Queue(ts.storage);
+      const watch = new StorageWatch(ts.storage);
+      const queue = new Queue(watch.storage);
       const reclaimed: string[] = [];
       const stream = queue.events();
       const watching = (async () => {
         for await (const e of stream) if (e.type === 'job.reclaimed') reclaimed.push(e.jobId);
       })();
       let aborted = false;
+      const id = await queue.enqueue('long-run', {}, { queue: 'hbq', retries: 0 });
+      // Seven heartbeats (at least 450 ms apart) that each found the lease still held: more than
+      // three leases of 1 s, while maintenance looked for expired leases every 50 ms.
+      const renewed = watch.next('jobHeartbeat', 7, { when: (_, held) => held.includes(id), timeout: 20_000 });
       queue.register('long-run', async (_: unknown, ctx) => {
         ctx.abortSignal.addEventListener('abort', () => (aborted = true));
-        await new Promise((r) => setTimeout(r, 3000));
+        await renewed;
+        await watch.next('jobReclaimExpired');
         return 'done';
       });
-      const id = await queue.enqueue('long-run', {}, { queue: 'hbq', retries: 0 });
       const w = startWorker(queue, { queues: { hbq: { concurrency: 1 } }, leaseTimeout: 1000, heartbeatInterval: 500, maintenanceInterval: 50 });
       const job = await queue.waitForJob(id, { timeout: 20_000 });
       await w.stop();
@@ -157,13 +166,15 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a 200-character worker name (multi-byte characters included) is a working lease owner', async () => {
-      const queue = new Queue(ts.storage);
+      const watch = new StorageWatch(ts.storage);
+      const queue = new Queue(watch.storage);
       const workerName = 'n'.repeat(150) + 'ü'.repeat(25) + '🙂'.repeat(12) + 'x';
       assert.equal(workerName.length, 200);
       const owners: (string | null)[] = [];
       queue.register('named', async (_: unknown, ctx) => {
         owners.push((await mustGet(ts.storage, ctx.job.id)).lockedBy);
-        await new Promise((r) => setTimeout(r, 200)); // a few heartbeats (every 50 ms) as this owner
+        // A few heartbeats as this owner that renewed this job.
+        await watch.next('jobHeartbeat', 3, { when: (p, held) => held.includes(ctx.job.id) && p.workerId.startsWith(workerName) });
         return 'ok';
       });
       const ids = await queue.enqueueBatch([0, 1, 2].map(() => ({ type: 'named', options: { queue: 'nameq' } })));

@@ -9,6 +9,7 @@ import { noRetry, retryAfter, JobTimeoutError, JobCancelledError } from '../../s
 import type { JobEvent } from '../../src/types.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { StorageWatch } from '../helpers/workflow-harness.js';
 
 const fast = { pollInterval: 20, maintenanceInterval: 50, handleSignals: false } as const;
 
@@ -170,24 +171,32 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('a paused queue is not claimed from until resumed; worker.pause stops claiming', async () => {
-      const queue = new Queue(ts.storage);
+      const watch = new StorageWatch(ts.storage);
+      const queue = new Queue(watch.storage);
       let ran = 0;
       queue.register('p', async () => void ran++);
       await queue.pauseQueue('pausedq');
       const id = await queue.enqueue('p', {}, { queue: 'pausedq' });
       const worker = queue.newWorker({ ...fast, queues: { pausedq: { concurrency: 1 } } });
+      const threeClaims = watch.next('jobClaim', 3);
       void worker.start();
-      // Several poll rounds pass while the queue is paused.
-      const polls = await queue.stats({ queue: 'pausedq' });
-      await new Promise((r) => setTimeout(r, 150));
-      assert.equal(polls.pending, 1);
-      assert.equal(ran, 0);
+      // Three claim cycles of the worker come back while the queue is paused.
+      await threeClaims;
+      assert.equal((await queue.stats({ queue: 'pausedq' })).pending, 1);
+      assert.equal(ran, 0, 'nothing is claimed from a paused queue');
       worker.pause();
+      await watch.idle('jobClaim'); // a claim in flight when pause() landed gives its jobs back
+      const claimsAtPause = watch.calls('jobClaim');
+      // Each of these wakes a running worker at once (a claim starts before they return)...
       await queue.resumeQueue('pausedq');
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(ran, 0, 'a paused worker claims nothing');
+      const second = await queue.enqueue('p', {}, { queue: 'pausedq' });
+      // ...and two maintenance passes armed after pause() come after the poll timer (20 ms) fired.
+      await watch.next('jobReclaimExpired', 2);
+      assert.equal(watch.calls('jobClaim'), claimsAtPause, 'a paused worker makes no claim, neither on a wake nor on its poll');
+      assert.equal(ran, 0, 'a paused worker runs nothing');
       worker.resume();
       assert.equal((await queue.waitForJob(id, { timeout: 10_000 })).status, 'completed');
+      assert.equal((await queue.waitForJob(second, { timeout: 10_000 })).status, 'completed');
       await worker.stop();
     });
 
@@ -232,7 +241,8 @@ for (const [name, make] of storageMatrix()) {
     });
 
     it('drains running jobs on stop when they finish in time', async () => {
-      const queue = new Queue(ts.storage);
+      const watch = new StorageWatch(ts.storage);
+      const queue = new Queue(watch.storage);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       let started = false;
@@ -242,11 +252,15 @@ for (const [name, make] of storageMatrix()) {
         return 'done';
       });
       const id = await queue.enqueue('gated', {}, { queue: 'drainq' });
-      const worker = queue.newWorker({ ...fast, drainTimeout: 10_000, queues: { drainq: { concurrency: 1 } } });
+      const worker = queue.newWorker({ ...fast, heartbeatInterval: 50, drainTimeout: 10_000, queues: { drainq: { concurrency: 1 } } });
       void worker.start();
       await waitFor(() => started);
-      const stopping = worker.stop();
-      setTimeout(release, 50);
+      let stopped = false;
+      const stopping = worker.stop().then(() => (stopped = true));
+      // Stopping, the worker keeps the running job's lease: two heartbeats renew it.
+      await watch.next('jobHeartbeat', 2, { when: (_, held) => held.includes(id) });
+      assert.equal(stopped, false, 'stop() waits for the running job');
+      release();
       await stopping;
       assert.equal((await queue.getJob(id))?.status, 'completed');
     });

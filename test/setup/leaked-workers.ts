@@ -1,8 +1,9 @@
 /**
  * Loaded into every test file's process (scripts/test.mjs passes it with `--import`): a worker
- * a test started and never stopped FAILS the file. Each `Worker.start()` is tracked until its
- * `stop()` resolved; when the file's tests are over, workers still running are stopped (so the
- * process can exit) and reported as a failure naming how many leaked and which queues they served.
+ * a test started and never stopped FAILS the file. Each `Worker.start()` is tracked until the
+ * worker has stopped (its `stop()` resolved, or `start()` itself settled); when the file's tests
+ * are over, workers still running are stopped (so the process can exit) and reported as a
+ * failure naming each leaked worker's id and where it was started.
  */
 import { after } from 'node:test';
 import { Worker } from '../../src/worker/worker.js';
@@ -13,8 +14,12 @@ const start = proto.start;
 const stop = proto.stop;
 
 proto.start = function (this: Worker): Promise<void> {
-  running.set(this, new Error('started here').stack?.split('\n').slice(2, 5).join('\n') ?? '');
-  return start.call(this);
+  const at = new Error('started').stack?.split('\n').slice(2, 5).join('\n') ?? '';
+  running.set(this, `worker ${this.id} started\n${at}`);
+  const done = start.call(this);
+  const forget = (): void => void running.delete(this);
+  done.then(forget, forget);
+  return done;
 };
 proto.stop = async function (this: Worker): Promise<void> {
   await stop.call(this);

@@ -12,7 +12,7 @@ import type { DriverContext } from './driver-context.js';
 import { addChildOutcome } from '../shared/fan-out-settle.js';
 import { type FanOutDelta, accountFanOutOutcomes, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
-import { splitBySize } from './statement-budget.js';
+import { splitBySize } from '../shared/batch-split.js';
 import { CLOCK_NOW, INSERT_SAVEPOINT, INSERT_SAVEPOINT_RELEASE, INSERT_SAVEPOINT_ROLLBACK, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
   FAN_OUT_DELETE_FOR_PARENTS,

@@ -10,6 +10,7 @@
  */
 import { type Executor, select } from './connection.js';
 import { MAX_ALLOWED_PACKET } from './queries/admin.js';
+import { splitBySize } from '../shared/batch-split.js';
 
 /** SQL text and small values of one row of a multi-row statement, charged per row. */
 export const ROW_ALLOWANCE = 512;
@@ -56,29 +57,6 @@ export function packetLimitOf(owner: object, ex: Executor): Promise<number> {
 async function budgetOf(owner: object, ex: Executor): Promise<number> {
   const packet = await packetLimitOf(owner, ex);
   return packet > 0 ? Math.min(MAX_BUDGET, Math.max(MIN_BUDGET, Math.floor(packet / 2))) : MIN_BUDGET;
-}
-
-/**
- * Splits `items` into consecutive chunks of at most `maxRows` items whose sizes (from `size`)
- * add up to at most `budget`; an item larger than the budget goes alone. Every multi-row
- * statement of the driver is cut by this one rule.
- */
-export function splitBySize<T>(items: readonly T[], size: (item: T) => number, budget: number, maxRows: number): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const n = size(item);
-    if (cur.length > 0 && (cur.length >= maxRows || bytes + n > budget)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(item);
-    bytes += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
 
 /**

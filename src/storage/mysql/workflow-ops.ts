@@ -6,7 +6,7 @@
  */
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
-import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT } from '../shared/contract-messages.js';
+import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
 import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
 import type {
   FanOutCollected,
@@ -262,6 +262,8 @@ export async function signalConsumeOrWait(ctx: DriverContext, p: SignalConsumePa
     const now = ctx.now();
     const f = await lockFenced(ex, now, p.fence, p.stepIndex);
     if (!f) return { kind: 'lost' };
+    // A finished checkpoint at this index is never overwritten: the wait is refused, nothing consumed.
+    if (f.stepStatus !== null && f.stepStatus !== 'waiting') throw new InvalidStateError(stepAlreadyFinishedMessage(p.fence.jobId, p.stepIndex));
     const step = (status: StepRow['status'], outputJson: string | null, error: string | null): StepRow => ({
       jobId: p.fence.jobId,
       stepIndex: p.stepIndex,

@@ -13,6 +13,7 @@ import type { PgExec } from './executor.js';
 import { accountFanOutOutcomes, cancelSubtrees, descendants, lockFanOutsOf } from './fan-out-accounting.js';
 import { JOB_FINISH_CHILDREN, JOB_FINISH_PLAIN } from './queries/run.js';
 import { toInt, type FanOutDbRow } from './rows.js';
+import { splitBySize } from '../shared/batch-split.js';
 
 /**
  * Payload characters (UTF-16 code units) per statement at most. Escaped for an array literal,
@@ -30,21 +31,7 @@ export function textLength(s: string | null): number {
  * {@link STATEMENT_TEXT_BUDGET}; an item larger than the budget goes alone.
  */
 export function splitByText<T>(items: readonly T[], size: (item: T) => number, maxRows = Number.POSITIVE_INFINITY): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let chars = 0;
-  for (const item of items) {
-    const n = size(item);
-    if (cur.length > 0 && (cur.length >= maxRows || chars + n > STATEMENT_TEXT_BUDGET)) {
-      out.push(cur);
-      cur = [];
-      chars = 0;
-    }
-    cur.push(item);
-    chars += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return splitBySize(items, size, STATEMENT_TEXT_BUDGET, maxRows);
 }
 
 /** Payload characters of one finish item. */

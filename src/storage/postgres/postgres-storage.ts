@@ -18,7 +18,7 @@
 import { InvalidArgumentError, type DurableJobsError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
 import type { Logger } from '../../types.js';
-import { BaseStorage, type StorageOps } from '../shared/base-storage.js';
+import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import type { Unlisten } from '../storage.js';
 import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
@@ -44,43 +44,8 @@ export interface PostgresStorageOptions {
   max?: number;
 }
 
-/** Every `Storage` method: the function of the same name in the file the storage docs name. */
-const OPERATIONS: StorageOps<PgExec, PgQueryableLike> = {
-  migrate,
-  clockNow: jobs.clockNow,
-  jobInsertMany: jobs.jobInsertMany,
-  jobGet: jobs.jobGet,
-  jobGetMany: jobs.jobGetMany,
-  jobList: jobs.jobList,
-  jobCountByStatus: jobs.jobCountByStatus,
-  jobCancel: jobs.jobCancel,
-  jobPause: jobs.jobPause,
-  jobResume: jobs.jobResume,
-  jobRetry: jobs.jobRetry,
-  queueSetPaused: jobs.queueSetPaused,
-  jobClaim: run.jobClaim,
-  jobFinishMany: run.jobFinishMany,
-  jobHeartbeat: run.jobHeartbeat,
-  jobRelease: run.jobRelease,
-  jobReclaimExpired: run.jobReclaimExpired,
-  jobWakeDue: run.jobWakeDue,
-  stepList: wf.stepList,
-  stepRecord: wf.stepRecord,
-  stepRecordMany: wf.stepRecordMany,
-  jobSuspendFanOut: wf.jobSuspendFanOut,
-  jobSuspend: wf.jobSuspend,
-  jobSuspendUntil: wf.jobSuspendUntil,
-  fanOutGet: wf.fanOutGet,
-  fanOutExpire: wf.fanOutExpire,
-  fanOutCollect: wf.fanOutCollect,
-  signalSend: wf.signalSend,
-  signalConsumeOrWait: wf.signalConsumeOrWait,
-  scheduleUpsert: sched.scheduleUpsert,
-  scheduleDelete: sched.scheduleDelete,
-  scheduleList: sched.scheduleList,
-  scheduleListDue: sched.scheduleListDue,
-  scheduleFire: sched.scheduleFire,
-};
+/** Every `Storage` method: the exported function of the same name in its operations module. */
+const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({ migrate, ...jobs, ...run, ...wf, ...sched });
 
 /** The pool a storage runs on, and whether it created (and so ends) it. */
 function openPool(urlOrPool: string | PgPoolLike, max: number, logger: Logger): { pool: PgPoolLike; owned: boolean } {

@@ -36,7 +36,7 @@ describe('Batcher', () => {
     const out = await pushAll(b, [1, 2, 3, 4, 5, 6]);
     await b.drain();
     assert.deepEqual(f.calls, [[1, 2, 3, 4], [5, 6]]);
-    assert.ok(out.every((o) => o.status === 'fulfilled' && o.value === true));
+    assert.ok(out.every((o) => o.status === 'fulfilled' && o.value === true), 'every item written');
   });
 
   it('isolates one bad item: its neighbours are written, it alone is rejected (alone = true)', async () => {
@@ -48,7 +48,7 @@ describe('Batcher', () => {
       if (i === 6) {
         assert.equal(o.status, 'rejected');
         const err = (o as PromiseRejectedResult).reason as BatchWriteError;
-        assert.ok(err instanceof BatchWriteError);
+        assert.ok(err instanceof BatchWriteError, 'rejected with a BatchWriteError');
         assert.equal(err.alone, true);
         assert.match(String((err.error as Error).message), /refused 6/);
       } else {
@@ -76,7 +76,7 @@ describe('Batcher', () => {
     const out = await pushAll(b, Array.from({ length: 1000 }, (_, i) => i));
     assert.ok(f.calls.length <= 2 * Math.ceil(Math.log2(1000)) + 1, `${f.calls.length} calls for 1000 items`);
     const reasons = out.map((o) => (o as PromiseRejectedResult).reason as BatchWriteError);
-    assert.ok(reasons.every((r) => r instanceof BatchWriteError));
+    assert.ok(reasons.every((r) => r instanceof BatchWriteError), 'every item rejected with a BatchWriteError');
     assert.equal(reasons.filter((r) => r.alone).length, 2, 'two items were tried alone (the first leaf and its sibling)');
   });
 
@@ -165,7 +165,7 @@ describe('Batcher', () => {
       const f = fakeWrite(() => down);
       const b = new Batcher(f.write, 10, false);
       const failed = await pushAll(b, [1, 2]);
-      assert.ok(failed.every((o) => o.status === 'rejected' && o.reason instanceof BatchWriteError));
+      assert.ok(failed.every((o) => o.status === 'rejected' && o.reason instanceof BatchWriteError), 'every item of the failed flush is rejected');
       down = false;
       assert.deepEqual(await Promise.all([3, 4].map((i) => b.push(i))), [true, true]);
       assert.deepEqual(f.calls.at(-1), [3, 4], 'the failed items are not carried into later calls');

@@ -69,7 +69,7 @@ describe('executeJob', () => {
       assert.deepEqual(item, { jobId: r.run.row.id, workerId: 'w', runCount: 1, outcome: 'completed', resultJson: '{"doubled":4}' });
       assert.deepEqual(r.order, ['settled', 'finish']);
       const completed = events.find((e) => e.type === 'job.completed');
-      assert.ok(completed && completed.type === 'job.completed');
+      assert.ok(completed && completed.type === 'job.completed', 'a job.completed event');
       assert.equal(completed.at.getTime(), 5_000, 'the event carries the stored time, not the host clock');
       assert.deepEqual(completed.job.result, { doubled: 4 });
       assert.equal(completed.job.status, 'completed');
@@ -85,7 +85,7 @@ describe('executeJob', () => {
     assert.deepEqual(first.backoffCalls, [[1, boom]]);
     assert.deepEqual(first.calls[0]?.item, { jobId: first.run.row.id, workerId: 'w', runCount: 1, outcome: 'retry', error: 'boom', delayMs: 777 });
     const retrying = events.find((e) => e.type === 'job.retrying');
-    assert.ok(retrying && retrying.type === 'job.retrying');
+    assert.ok(retrying && retrying.type === 'job.retrying', 'a job.retrying event');
     assert.equal(retrying.retryAt.getTime(), 5_000 + 777, 'retry time = stored time + delay');
 
     const last = await run(async () => Promise.reject(new Error('still broken')), { attempt: 3, maxRetries: 2 });
@@ -124,7 +124,7 @@ describe('executeJob', () => {
     assert.equal(slow.calls.length, 0);
     mock.timers.tick(1);
     await slow.done();
-    assert.ok(signal?.reason instanceof JobTimeoutError);
+    assert.ok(signal?.reason instanceof JobTimeoutError, 'the handler sees JobTimeoutError');
     assert.equal(slow.calls[0]?.item.outcome, 'retry');
     assert.match((slow.calls[0]?.item as { error: string }).error, /timed out after 500 ms/);
 
@@ -172,6 +172,7 @@ describe('executeJob', () => {
 
     const unstorable = await run(() => ({ big: 10n }), { maxRetries: 5 });
     await unstorable.done();
+    assert.equal(unstorable.calls.length, 1, 'one outcome written');
     assert.equal(unstorable.calls[0]?.item.outcome, 'failed');
   });
 
@@ -202,7 +203,7 @@ describe('executeJob', () => {
       { storage },
     );
     await r.done();
-    assert.ok(caught instanceof DeterminismError);
+    assert.ok(caught instanceof DeterminismError, 'the handler saw the DeterminismError');
     assert.equal(r.calls[0]?.item.outcome, 'failed', 'a determinism error is never retried');
     assert.match((r.calls[0]?.item as { error: string }).error, /diverged at step 0/);
   });

@@ -106,7 +106,7 @@ describe('Heartbeat', () => {
     assert.deepEqual(state.reads, [[cancelled!.row.id, reclaimed!.row.id]], 'one read of every lost run');
     assert.equal(kept!.signal.aborted, false);
     assert.ok(cancelled!.signal.reason instanceof JobCancelledError, 'a cancel reaches the handler as JobCancelledError');
-    assert.ok(reclaimed!.signal.reason instanceof LeaseLostError);
+    assert.ok(reclaimed!.signal.reason instanceof LeaseLostError, 'a reclaimed job aborts its handler with LeaseLostError');
     assert.deepEqual([kept!.leaseHeld, cancelled!.leaseHeld, reclaimed!.leaseHeld], [true, false, false]);
     assert.deepEqual(await reclaimed!.outcome, { kind: 'abandoned' });
   });
@@ -117,7 +117,7 @@ describe('Heartbeat', () => {
     const again = new JobRun({ ...old!.row, runCount: 2 }, 'w', fakeCore(storage), { leaseMs: LEASE_MS });
     await new Heartbeat(storage, 'w', LEASE_MS, () => [old!, again]).beat();
     assert.deepEqual(state.beats[0]?.runs, [{ jobId: old!.row.id, runCount: 2 }]);
-    assert.ok(old!.signal.reason instanceof LeaseLostError);
+    assert.ok(old!.signal.reason instanceof LeaseLostError, 'the older run is aborted with LeaseLostError');
     assert.match((old!.signal.reason as Error).message, /claimed again/);
     assert.equal(again.leaseHeld, true);
     assert.deepEqual(state.reads, [], 'no status read: the old run was told apart locally');
@@ -156,7 +156,7 @@ describe('Heartbeat', () => {
     await advance(LEASE_MS - MARGIN_MS - 1);
     assert.equal(runs[0]!.signal.aborted, false);
     await advance(1);
-    assert.ok(runs[0]!.signal.reason instanceof LeaseLostError);
+    assert.ok(runs[0]!.signal.reason instanceof LeaseLostError, 'abandoned while the heartbeat still hangs');
   });
 
   it('a run whose lease ran out before the beat is abandoned and not sent', async () => {
@@ -165,7 +165,7 @@ describe('Heartbeat', () => {
     late!.leaseFrom = T0 - LEASE_MS;
     await new Heartbeat(storage, 'w', LEASE_MS, () => [late!, fresh!]).beat();
     assert.deepEqual(state.beats[0]?.runs, [{ jobId: fresh!.row.id, runCount: 1 }]);
-    assert.ok(late!.signal.reason instanceof LeaseLostError);
+    assert.ok(late!.signal.reason instanceof LeaseLostError, 'the run whose lease ran out is aborted');
   });
 
   it("driven by the worker's interval service, it renews every interval and the leases never run out", async () => {
@@ -177,7 +177,10 @@ describe('Heartbeat', () => {
     service.start();
     // The interval has ±10% jitter: each beat comes within 2.7 s to 3.3 s of the previous one.
     for (let i = 1; i <= 10; i++) {
-      while (state.beats.length < i) await advance(100);
+      for (let waited = 0; state.beats.length < i; waited += 100) {
+        assert.ok(waited <= 3_300, `beat ${i} within 3.3 s of the previous one`);
+        await advance(100);
+      }
     }
     await service.stop();
     assert.deepEqual(errors, []);

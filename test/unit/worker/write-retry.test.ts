@@ -1,14 +1,16 @@
 /**
- * `writeWhileHeld` with fake writes: a failed write is retried while the run holds its lease;
- * it stops when the probe says the lease is lost, when `held()` turns false or when the signal
- * aborts (at once, not after the backoff); an item that keeps failing alone while its lease is
- * confirmed is reported unwritable (soon when other writes succeed meanwhile, after seconds
- * when nothing tells), while a database that fails the probe too is retried.
+ * `writeWhileHeld` with fake writes, on mocked timers (no real waits): a failed write is retried
+ * while the run holds its lease; it stops when the probe says the lease is lost, when `held()`
+ * turns false or when the signal aborts (at once, not after the backoff); an item that keeps
+ * failing alone while its lease is confirmed is reported unwritable (soon when other writes
+ * succeed meanwhile, after seconds when nothing tells), while a database that fails the probe
+ * too is retried.
  */
-import { describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchWriteError } from '../../../src/internal/batcher.js';
-import { UNWRITABLE_AFTER, UNWRITABLE_AFTER_ALONE, writeWhileHeld, type HeldWrite } from '../../../src/internal/write-retry.js';
+import { UNWRITABLE_AFTER, UNWRITABLE_AFTER_ALONE, writeWhileHeld, type HeldWrite, type HeldWriteResult } from '../../../src/internal/write-retry.js';
+import { flush } from './fakes.js';
 
 /** A write that fails its first `n` calls (in a batch: not alone), then returns true. */
 function failing(n: number, alone = false): { calls: number; fn: (i: string) => Promise<boolean> } {
@@ -34,15 +36,37 @@ function base(over: Partial<HeldWrite<string, boolean>>): HeldWrite<string, bool
   };
 }
 
+/**
+ * Runs a write to its end on mocked time, moving the clock 50 ms at a time (the retry waits are
+ * timers); returns its result and the mocked time it took.
+ */
+async function settle(w: HeldWrite<string, boolean>, onStart?: () => void): Promise<{ r: HeldWriteResult<boolean>; elapsed: number }> {
+  let r: HeldWriteResult<boolean> | undefined;
+  void writeWhileHeld(w).then((v) => (r = v));
+  onStart?.();
+  let elapsed = 0;
+  await flush();
+  while (r === undefined) {
+    assert.ok(elapsed < 120_000, 'the write ended within two minutes of retries');
+    mock.timers.tick(50);
+    elapsed += 50;
+    await flush();
+  }
+  return { r, elapsed };
+}
+
 describe('writeWhileHeld', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }));
+  afterEach(() => mock.timers.reset());
+
   it('writes at once when the first attempt succeeds', async () => {
-    assert.deepEqual(await writeWhileHeld(base({})), { kind: 'written', value: true, retried: false });
+    assert.deepEqual(await settle(base({})), { r: { kind: 'written', value: true, retried: false }, elapsed: 0 });
   });
 
   it('retries a batch failure (coalesced again) until it is written', async () => {
     const w = failing(3);
     let probes = 0;
-    const r = await writeWhileHeld(base({ first: w.fn, probe: async () => (probes++, true) }));
+    const { r } = await settle(base({ first: w.fn, probe: async () => (probes++, true) }));
     assert.deepEqual(r, { kind: 'written', value: true, retried: true });
     assert.equal(w.calls, 4);
     assert.equal(probes, 0, 'no probe for a failure shared with other items');
@@ -50,7 +74,7 @@ describe('writeWhileHeld', () => {
 
   it('stops when held() turns false', async () => {
     let held = true;
-    const r = await writeWhileHeld(
+    const { r } = await settle(
       base({
         first: async () => {
           held = false;
@@ -63,7 +87,7 @@ describe('writeWhileHeld', () => {
   });
 
   it('stops when the probe says the lease is lost', async () => {
-    const r = await writeWhileHeld(base({ first: failing(9, true).fn, probe: async () => false }));
+    const { r } = await settle(base({ first: failing(9, true).fn, probe: async () => false }));
     assert.equal(r.kind, 'lost');
   });
 
@@ -74,24 +98,23 @@ describe('writeWhileHeld', () => {
       others++; // a neighbour's write succeeded in the same flush
       throw new BatchWriteError(new Error('refused'), true);
     };
-    const r = await writeWhileHeld(base({ first, alone: alone.fn, progress: () => others }));
+    const { r } = await settle(base({ first, alone: alone.fn, progress: () => others }));
     assert.equal(r.kind, 'unwritable');
     assert.equal(alone.calls, UNWRITABLE_AFTER - 1, 'the first solo failure plus one more solo write');
   });
 
   it(`with no other write to compare, waits for ${UNWRITABLE_AFTER_ALONE} solo failures (seconds of retries) before giving the item up`, async () => {
     const alone = failing(99, true);
-    const started = Date.now();
-    const r = await writeWhileHeld(base({ first: failing(1, true).fn, alone: alone.fn, progress: () => 0 }));
+    const { r, elapsed } = await settle(base({ first: failing(1, true).fn, alone: alone.fn, progress: () => 0 }));
     assert.equal(r.kind, 'unwritable');
     assert.equal(alone.calls, UNWRITABLE_AFTER_ALONE - 1);
-    assert.ok(Date.now() - started >= 3000, `retried for ${Date.now() - started} ms`);
+    assert.ok(elapsed >= 3000, `retried for ${elapsed} ms (mocked time)`);
   });
 
   it('keeps retrying a solo failure while the probe fails too (the database is down), then writes', async () => {
     const alone = failing(4, true);
     let probes = 0;
-    const r = await writeWhileHeld(
+    const { r } = await settle(
       base({
         first: failing(1, true).fn,
         alone: alone.fn,
@@ -106,11 +129,8 @@ describe('writeWhileHeld', () => {
 
   it('an aborted signal ends the wait between retries at once', async () => {
     const ctl = new AbortController();
-    const started = Date.now();
-    const p = writeWhileHeld(base({ first: failing(99).fn, signal: ctl.signal }));
-    setTimeout(() => ctl.abort(), 5);
-    const r = await p;
+    const { r, elapsed } = await settle(base({ first: failing(99).fn, signal: ctl.signal }), () => setImmediate(() => ctl.abort()));
     assert.equal(r.kind, 'lost');
-    assert.ok(Date.now() - started < 1000, 'did not wait out the backoff');
+    assert.equal(elapsed, 0, 'did not wait out the backoff');
   });
 });

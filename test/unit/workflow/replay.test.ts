@@ -90,7 +90,7 @@ describe('Replay', () => {
       () => assert.fail('a renamed step was replayed'),
       (e: unknown) => e,
     );
-    assert.ok(err instanceof DeterminismError);
+    assert.ok(err instanceof DeterminismError, 'a DeterminismError');
     assert.match(err.message, /step 1: the history has "ship" but the code now asks for "refund"/);
     assert.equal(r.diverged, err);
     await assert.rejects(r.recorded(0, 'charge'), (e) => e === err, 'later operations throw the same divergence');
