@@ -127,7 +127,8 @@ export class Queue<Tx = unknown> {
       if (item.options && 'transaction' in item.options) throw new InvalidArgumentError(`enqueueBatch item ${i}: pass transaction to the batch, not an item`);
       return buildJobInsert(this.#core.ids, this.#core.defaults, item.type, item.args, item.options);
     });
-    if (jobs.length === 0) return [];
+    // An empty batch still goes to the storage: it answers at once without a round trip, but a
+    // closed storage rejects and a caller transaction is validated, as for any batch.
     await this.#insert(jobs, opts.transaction);
     return jobs.map((j) => j.id);
   }

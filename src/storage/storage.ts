@@ -392,7 +392,9 @@ export interface Storage<Tx = unknown> {
   /** Fenced: running → pending, attempt − 1, lease cleared. Returns the ids released. */
   jobRelease(p: JobReleaseParams): Promise<string[]>;
   /**
-   * Takes back `running` jobs whose lease expired: to `pending` when attempt <= maxRetries,
+   * Takes back `running` jobs whose lease expired — strictly after it: `lease_expires_at < now`
+   * on the database clock, so a lease is still held at the very millisecond it ends — to
+   * `pending` when attempt <= maxRetries,
    * else `failed` with a last_error saying the lease expired and retries are spent (fan-out
    * accounting applies). A reclaim consumes the attempt. A job reclaimed to `failed` cancels its
    * unfinished descendants in the same transaction, as a failed outcome of `jobFinishMany` does;

@@ -211,7 +211,7 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
     job = toJob(row);
   } catch (err) {
     deps.onSettled?.(run);
-    await record(deps, run, snapshotOf(row), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, new SerializationError(String(err)));
+    await record(deps, run, toJob(row, { decode: false }), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, new SerializationError(String(err)));
     return;
   }
   // The start time is the one the claim stored (started_at, on the database clock).
@@ -322,18 +322,3 @@ function withStatus(job: Job, status: JobStatus, extra: Partial<Job>): Job {
   return Object.freeze({ ...job, ...extra, status });
 }
 
-function snapshotOf(row: JobRow): Job {
-  return Object.freeze({
-    id: row.id,
-    type: row.type,
-    queue: row.queue,
-    args: undefined,
-    status: row.status,
-    priority: row.priority,
-    attempt: row.attempt,
-    maxRetries: row.maxRetries,
-    runAt: new Date(row.runAt),
-    createdAt: new Date(row.createdAt),
-    meta: {},
-  });
-}

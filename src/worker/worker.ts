@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, LeaseLostError, messageOf } from '../errors.js';
+import { InvalidArgumentError, LeaseLostError, messageOf, StorageClosedError } from '../errors.js';
 import { deferred } from '../internal/deferred.js';
 import { IntervalService } from '../internal/service.js';
 import type { QueueCore } from '../core/queue-core.js';
@@ -119,6 +119,8 @@ export class Worker {
   #state: State = 'idle';
   #stopped = deferred<void>();
   #stopping: Promise<void> | undefined;
+  /** Set when the worker stopped because its storage was closed under it (`start()` rejects with it). */
+  #closedUnder: StorageClosedError | undefined;
 
   /** @internal use `queue.newWorker()` */
   constructor(core: QueueCore, options: WorkerOptions, schedules: ScheduleHost) {
@@ -237,7 +239,8 @@ export class Worker {
   /**
    * Starts processing. Resolves when the worker has stopped (after `stop()` or a signal);
    * `stop()` may come at any moment, also before this has finished connecting. Calling it
-   * again waits for the same stop.
+   * again waits for the same stop. A worker whose storage is closed (before it started, or while
+   * it runs) stops by itself, and this rejects with `StorageClosedError`.
    */
   async start(): Promise<void> {
     if (this.#state !== 'idle') {
@@ -256,7 +259,8 @@ export class Worker {
       await this.stop();
       throw err;
     }
-    return this.#stopped.promise;
+    await this.#stopped.promise;
+    if (this.#closedUnder) throw this.#closedUnder;
   }
 
   /**
@@ -368,6 +372,11 @@ export class Worker {
   #reportError(message: string, err: unknown): void {
     this.#logger.error(message, { workerId: this.id, error: messageOf(err) });
     if (this.#core.hub.hasSubscribers) this.#core.hub.emit({ type: 'worker.error', error: `${message}: ${messageOf(err)}`, at: new Date() });
+    // A closed storage never comes back: stop instead of polling it forever.
+    if (err instanceof StorageClosedError && this.#state === 'running') {
+      this.#closedUnder = err;
+      void this.stop();
+    }
   }
 }
 

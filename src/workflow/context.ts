@@ -12,10 +12,11 @@ import { buildJobInsert } from '../core/enqueue.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../core/validate.js';
 import { decodeJson, encodeJson } from '../storage/codec.js';
+import type { JobSuspendUntilParams, SignalConsumeResult } from '../storage/storage.js';
 import type { Job, Logger } from '../types.js';
 import { collectResults, parseStrategy } from './fan-out.js';
 import type { FanOutOptions, FanOutResult, JobContext, JobDefinition, SubJob, WaitForSignalOptions } from './job-context.js';
-import type { Replay } from './replay.js';
+import type { DurableResult, Replay } from './replay.js';
 
 /** Why a run suspended. */
 export type SuspendReason = 'fan-out' | 'sleep' | 'signal';
@@ -100,8 +101,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
           { parentId: this.job.id, fanOutId, fanOutIndex: i },
         );
       });
-      replay.assertOpen();
-      const ok = await replay.track(
+      const r = await replay.durable(() =>
         core.storage.jobSuspendFanOut({
           fence: replay.fence,
           step: { jobId: this.job.id, stepIndex: index, stepName: 'fan-out', status: 'completed', outputJson: JSON.stringify(fanOutId), error: null },
@@ -109,19 +109,20 @@ export class WorkflowContext<Args> implements JobContext<Args> {
           children,
         }),
       );
-      return this.#suspendOrLost(ok, 'fan-out');
+      return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
     const fanOutId = decodeJson(rec.outputJson, 'fan-out step') as string | null;
     if (fanOutId === null) return [];
     // One call: the fan-out (expired first if its deadline passed, on the database clock) and its children.
-    const collected = await core.storage.fanOutCollect({ id: fanOutId });
+    const read = await replay.durable(() => core.storage.fanOutCollect({ id: fanOutId }));
+    if (read.kind === 'lost') throw new LeaseLostError('could not read the fan-out: this run no longer owns the job');
+    const collected = read.value;
     if (!collected) throw new InvalidStateError(`fan-out ${fanOutId} of job ${this.job.id} is missing`);
     const { fanOut: fo, children } = collected;
     if (fo.status === 'running') {
       // Woken before the decision (e.g. a stale wake-up): wait again.
-      replay.assertOpen();
-      const ok = await replay.track(core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
-      return this.#suspendOrLost(ok, 'fan-out');
+      const r = await replay.durable(() => core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
+      return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
     const results = collectResults<T>(fo.total, children);
     if (fo.status === 'failed') {
@@ -165,17 +166,25 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       : timeoutMs === undefined
         ? { deadlineAt: null }
         : { deadlineAt: null, timeoutMs };
-    replay.assertOpen();
-    const r = await replay.track(core.storage.signalConsumeOrWait({ fence: replay.fence, stepIndex: index, stepName, signalName, ...deadline }));
-    switch (r.kind) {
+    const r = await replay.durable(async (retry): Promise<SignalConsumeResult> => {
+      if (retry) {
+        // An earlier attempt may have consumed a signal or timed out before its reply was lost.
+        const s = await replay.storedStep(index);
+        if (s?.stepName === stepName && s.status === 'completed') return { kind: 'consumed', payloadJson: s.outputJson };
+        if (s?.stepName === stepName && s.status === 'failed') return { kind: 'timed-out' };
+      }
+      return core.storage.signalConsumeOrWait({ fence: replay.fence, stepIndex: index, stepName, signalName, ...deadline });
+    });
+    if (r.kind === 'lost') return this.#suspendOrLost(await this.#suspension(r), 'signal');
+    switch (r.value.kind) {
       case 'consumed':
-        return decodeJson(r.payloadJson, 'signal payload') as T | undefined;
+        return decodeJson(r.value.payloadJson, 'signal payload') as T | undefined;
       case 'timed-out':
         return undefined;
       case 'suspended':
         return this.#suspendOrLost(true, 'signal');
       case 'lost':
-        return this.#suspendOrLost(false, 'signal');
+        return this.#suspendOrLost(await this.#suspension({ ...r, value: false }), 'signal');
     }
   }
 
@@ -195,16 +204,38 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const claimedAt = this.host.row.startedAt;
     if (recordedAt !== undefined && claimedAt !== null && recordedAt <= claimedAt) return;
     const timer = recordedAt === undefined ? { recorded: false, ...when } : { recorded: true, wakeAt: recordedAt };
-    replay.assertOpen();
-    const r = await replay.track(core.storage.jobSuspendUntil({ fence: replay.fence, stepIndex: index, stepName, ...timer }));
-    switch (r.kind) {
+    const r = await replay.durable(async (retry) => {
+      let t: Omit<JobSuspendUntilParams, 'fence' | 'stepIndex' | 'stepName'> = timer;
+      if (retry && !t.recorded) {
+        // An earlier attempt may have recorded the timer before its reply was lost: keep its wake time.
+        const s = await replay.storedStep(index);
+        if (s?.stepName === stepName && s.status === 'completed') t = { recorded: true, wakeAt: decodeJson(s.outputJson, 'sleep step') as number };
+      }
+      return core.storage.jobSuspendUntil({ fence: replay.fence, stepIndex: index, stepName, ...t });
+    });
+    if (r.kind === 'lost') return this.#suspendOrLost(await this.#suspension(r), 'sleep');
+    switch (r.value.kind) {
       case 'elapsed':
-        if (!rec) replay.remember({ stepIndex: index, stepName, status: 'completed', outputJson: JSON.stringify(r.wakeAt), error: null });
+        if (!rec) replay.remember({ stepIndex: index, stepName, status: 'completed', outputJson: JSON.stringify(r.value.wakeAt), error: null });
         return;
       case 'suspended':
         return this.#suspendOrLost(true, 'sleep');
       case 'lost':
-        return this.#suspendOrLost(false, 'sleep');
+        return this.#suspendOrLost(await this.#suspension({ ...r, value: false }), 'sleep');
+    }
+  }
+
+  /**
+   * Whether a suspension (or a refused fenced wait) of this run is stored. A refusal on a retry,
+   * or a lease lost while retrying, may follow an attempt that committed before its reply was
+   * lost: the job row tells.
+   */
+  async #suspension(r: DurableResult<boolean>): Promise<boolean> {
+    if (r.kind === 'done' && (r.value || !r.retried)) return r.value;
+    try {
+      return await this.host.replay.suspendedByThisRun();
+    } catch {
+      return false;
     }
   }
 

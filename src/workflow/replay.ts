@@ -13,10 +13,13 @@
  * every database can store it (see `storableErrorText`).
  * @internal
  */
-import { DeterminismError, LeaseLostError } from '../errors.js';
+import { DeterminismError, LeaseLostError, StorageError } from '../errors.js';
 import { storableErrorText } from '../internal/error-text.js';
 import { writeWhileHeld, type Applied } from '../internal/write-retry.js';
 import type { Fence, StepRecordParams, StepRow, Storage } from '../storage/storage.js';
+
+/** How a {@link Replay.durable} call ended: its value, or the run lost its lease first. @internal */
+export type DurableResult<R> = { kind: 'done'; value: R; retried: boolean } | { kind: 'lost' };
 
 /** The run's lease, as checkpoint retries see it. @internal */
 export interface RunLease {
@@ -139,6 +142,61 @@ export class Replay {
     const rows = await this.storage.stepList({ jobId: step.jobId });
     const s = rows.find((r) => r.stepIndex === step.stepIndex);
     return s !== undefined && s.stepName === step.stepName && s.status === step.status && s.outputJson === step.outputJson && s.error === step.error;
+  }
+
+  /**
+   * Runs one of the run's one-call durable operations (a timer, a signal wait, a suspension, a
+   * fan-out read), tracked like a checkpoint write and, like one, retried with backoff while the
+   * run holds its lease when the storage failed (`StorageError`): each of them is fenced or only
+   * reads, so running it again is safe. `call(retry)` is told when an earlier attempt failed: it
+   * may have committed before its reply was lost, and the caller then reads what is stored. Any
+   * other error (a typed refusal, a closed storage) is thrown at once; a write that keeps failing
+   * while the lease is confirmed is thrown as checkpoint writes are.
+   */
+  durable<R>(call: (retry: boolean) => Promise<R>): Promise<DurableResult<R>> {
+    this.assertOpen();
+    return this.track(this.#durable(call));
+  }
+
+  async #durable<R>(call: (retry: boolean) => Promise<R>): Promise<DurableResult<R>> {
+    const lease = this.lease;
+    if (lease === undefined) return { kind: 'done', value: await call(false), retried: false };
+    let tries = 0;
+    type Try = { ok: true; value: R } | { ok: false; error: unknown };
+    const attempt = async (): Promise<Try> => {
+      try {
+        return { ok: true, value: await call(tries++ > 0) };
+      } catch (err) {
+        if (err instanceof StorageError) throw err; // retried
+        return { ok: false, error: err };
+      }
+    };
+    const r = await writeWhileHeld<undefined, Try>({ item: undefined, first: attempt, alone: attempt, probe: lease.probe, held: lease.held, signal: lease.signal });
+    switch (r.kind) {
+      case 'written':
+        if (!r.value.ok) throw r.value.error;
+        return { kind: 'done', value: r.value.value, retried: r.retried };
+      case 'lost':
+        return { kind: 'lost' };
+      case 'unwritable':
+        throw r.error;
+    }
+  }
+
+  /** The checkpoint stored at `index` right now (read from the database, not the cache). */
+  async storedStep(index: number): Promise<StepRow | undefined> {
+    return (await this.storage.stepList({ jobId: this.fence.jobId })).find((r) => r.stepIndex === index);
+  }
+
+  /**
+   * Whether this run's suspension is stored: the job is `waiting` at this run's run count (only
+   * a fenced suspension of this run turns it so). Asked when a retried suspension was refused
+   * (its first attempt may have committed before its reply was lost); a job already woken again
+   * reads as not suspended, which ends the run as a lost lease does.
+   */
+  async suspendedByThisRun(): Promise<boolean> {
+    const row = await this.storage.jobGet({ id: this.fence.jobId });
+    return row !== undefined && row.runCount === this.fence.runCount && row.status === 'waiting';
   }
 
   /** Registers an in-flight write so {@link settle} can wait for it. */

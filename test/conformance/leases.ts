@@ -12,6 +12,7 @@ import type { Fence, ReclaimedJob, Storage } from '../../src/storage/storage.js'
 import type { StorageMaker } from '../helpers/storages.js';
 import { applied, assertBetween, claim, claimOne, completedJob, jobInsert, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
 import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
+import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../../src/storage/shared/contract-messages.js';
 import { useStorage } from './context.js';
 
 /** A storage whose clock the test sets. */
@@ -227,7 +228,7 @@ export function describeLeases(make: StorageMaker): void {
       assert.deepEqual(got2, { id: fence.jobId, type, queue: q, status: 'failed', attempt: 2, maxRetries: 1 });
       const failed = await mustGet(m.s, fence.jobId);
       assert.equal(failed.status, 'failed');
-      assert.match(failed.lastError ?? '', /lease/i);
+      assert.equal(failed.lastError, LEASE_EXPIRED_FAILED);
       assert.equal(failed.completedAt, m.now, 'completed_at is the time of the reclaim');
       assert.equal(failed.leaseExpiresAt, null);
     });
@@ -239,7 +240,19 @@ export function describeLeases(make: StorageMaker): void {
       assert.equal(got.status, 'failed');
       const row = await mustGet(m.s, fence.jobId);
       assert.equal(row.status, 'failed');
-      assert.match(row.lastError ?? '', /lease/i);
+      assert.equal(row.lastError, LEASE_EXPIRED_FAILED);
+    });
+
+    it('a lease is held through the millisecond it ends and expires strictly after it', async () => {
+      const m = clock();
+      const { row: claimed, fence } = await runningJob(m.s, { maxRetries: 1 }, { leaseMs: 30 });
+      assert.ok(claimed.leaseExpiresAt !== null);
+      m.now = claimed.leaseExpiresAt;
+      assert.ok(!(await reclaimNow(m.s)).has(fence.jobId), 'reclaimed at the very millisecond its lease ends');
+      assert.equal((await mustGet(m.s, fence.jobId)).status, 'running');
+      m.now = claimed.leaseExpiresAt + 1;
+      assert.equal((await reclaimNow(m.s)).get(fence.jobId)?.status, 'pending', 'reclaimed one millisecond after its lease ended');
+      assert.equal((await mustGet(m.s, fence.jobId)).lastError, LEASE_EXPIRED_RETRY);
     });
 
     it('reclaims only expired runs, at most limit per call', async () => {

@@ -178,7 +178,7 @@ for (const [name, make] of storageMatrix()) {
         return 'ok';
       });
       const ids = await queue.enqueueBatch([0, 1, 2].map(() => ({ type: 'named', options: { queue: 'nameq' } })));
-      const w = startWorker(queue, { queues: { nameq: { concurrency: 3 } }, name: workerName, leaseTimeout: 400, heartbeatInterval: 50 });
+      const w = startWorker(queue, { queues: { nameq: { concurrency: 3 } }, name: workerName, leaseTimeout: 5_000, heartbeatInterval: 50 });
       const jobs = await Promise.all(ids.map((id) => queue.waitForJob(id, { timeout: 20_000 })));
       await w.stop();
       assert.deepEqual(

@@ -356,7 +356,8 @@ for (const [name, make] of storageMatrix()) {
       });
       const q = 'big-cancel';
       const ids = await queue.enqueueBatch(Array.from({ length: 30 }, () => ({ type: 'hangs', args: null, options: { queue: q } })));
-      const w = startWorker(queue, { ...quick, queues: { [q]: { concurrency: 30 } } });
+      // A lease long enough that the runs are not given up while heartbeats are held back, however slow the cancels.
+      const w = startWorker(queue, { ...quick, leaseTimeout: 30_000, queues: { [q]: { concurrency: 30 } } });
       await waitFor(() => started.size === 30, { message: 'all running' });
       // Heartbeats are held back while the jobs are cancelled one by one, so that the next one
       // finds all 30 runs lost at once.

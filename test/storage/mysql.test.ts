@@ -217,6 +217,8 @@ describe('mysql driver specifics', () => {
       assert.equal(claimed?.leaseExpiresAt, t + 1_000);
       assert.deepEqual(await s.jobReclaimExpired({ limit: 10 }), []);
       t += 1_000;
+      assert.deepEqual(await s.jobReclaimExpired({ limit: 10 }), [], 'the lease is held through the millisecond it ends');
+      t += 1;
       assert.deepEqual((await s.jobReclaimExpired({ limit: 10 })).map((r) => r.id), [job.id]);
     } finally {
       await s.close();

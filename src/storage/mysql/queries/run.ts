@@ -109,7 +109,7 @@ export const RELEASE_UPDATE =
 export const RECLAIM_CANDIDATES =
   'SELECT j.id, j.run_count, j.attempt, j.max_retries, j.fan_out_id, ' +
   'IF(j.attempt > j.max_retries, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id), 0) AS has_children ' +
-  `FROM sdj_jobs j WHERE j.status = 'running' AND j.lease_expires_at <= ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ?`;
+  `FROM sdj_jobs j WHERE j.status = 'running' AND j.lease_expires_at < ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ?`;
 
 /**
  * Locks the candidates still running with an expired lease, in id order, skipping rows others
@@ -118,7 +118,7 @@ export const RECLAIM_CANDIDATES =
  */
 export const RECLAIM_LOCK =
   `SELECT id, type, queue, run_count, attempt, max_retries, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (PRIMARY) ` +
-  `WHERE id IN (?) AND status = 'running' AND lease_expires_at <= ${NOW} ORDER BY id FOR UPDATE SKIP LOCKED`;
+  `WHERE id IN (?) AND status = 'running' AND lease_expires_at < ${NOW} ORDER BY id FOR UPDATE SKIP LOCKED`;
 
 /** Reclaimed jobs with attempts left → pending (the attempt stays consumed). Params: lastError, ids[]. */
 export const RECLAIM_TO_PENDING =
