@@ -7,6 +7,7 @@
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import os from 'node:os';
 import path from 'node:path';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -15,7 +16,7 @@ if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
   process.exit(2);
 }
 
-const { parseArgs, shapeParams, USAGE } = await import('./lib/args.mjs');
+const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES } = await import('./lib/args.mjs');
 const { medianMetrics } = await import('./lib/stats.mjs');
 const { buildTable, buildDoc, errorList } = await import('./lib/report.mjs');
 const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
@@ -93,6 +94,9 @@ const results = new Map();
 const meta = new Map();
 let seq = 0;
 let failures = 0;
+// Other work on the machine slows the round-trip-heavy targets most (DBOS makes ~9 round trips
+// per step): the busiest 1-minute load average seen when a run started goes into the report.
+let busiest = { load: -1, where: '' };
 
 for (const name of opts.targets) {
   let target;
@@ -104,7 +108,7 @@ for (const name of opts.targets) {
     failures++;
     continue;
   }
-  meta.set(name, { version: target.version(), settings: target.settings, ours: Boolean(target.ours) });
+  meta.set(name, { version: target.version(), settings: target.settings, ours: Boolean(target.ours), note: target.note });
   const perShape = new Map();
   results.set(name, perShape);
   let fatal;
@@ -115,25 +119,30 @@ for (const name of opts.targets) {
     failures++;
     log(`${name}: ${fatal}`);
   }
-  for (const shape of opts.shapes.filter((s) => target.shapes.includes(s))) {
+  // A target's optional shapes run only when --shapes names them.
+  const runnable = [...target.shapes, ...(opts.shapesGiven ? target.optionalShapes ?? [] : [])];
+  for (const shape of opts.shapes.filter((s) => runnable.includes(s))) {
     if (fatal) {
       perShape.set(shape, { error: fatal });
       continue;
     }
     const params = shapeParams(opts, shape);
+    const runCount = opts.runsFor(shape);
     const runs = [];
     let error;
-    for (let r = 0; r < opts.runs && !error; r++) {
+    for (let r = 0; r < runCount && !error; r++) {
       const t0 = Date.now();
+      const load = os.loadavg()[0];
+      if (load > busiest.load) busiest = { load, where: `${name} ${shape}` };
       const reply = await runOnce(name, shape, params, ++seq);
       if (reply.ok) {
         runs.push(reply.metrics);
         const shown = Object.entries(reply.metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
-        log(`${name} ${shape} run ${r + 1}/${opts.runs}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        log(`${name} ${shape} run ${r + 1}/${runCount}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       } else {
         error = reply.error;
         const stack = process.env.BENCH_DEBUG && reply.stack ? `\n${reply.stack}` : '';
-        log(`${name} ${shape} run ${r + 1}/${opts.runs} FAILED: ${reply.error}${stack}`);
+        log(`${name} ${shape} run ${r + 1}/${runCount} FAILED: ${reply.error}${stack}`);
       }
     }
     if (error) {
@@ -144,6 +153,12 @@ for (const name of opts.targets) {
       perShape.set(shape, { metrics: medianMetrics(runs), runs: runs.length });
     }
   }
+  // Sustained drains against the same target's 20,000-job drain of this run.
+  const drainRate = perShape.get('drain')?.metrics?.jobsPerSec;
+  for (const s of ['drain-1m', 'drain-after-history']) {
+    const m = perShape.get(s)?.metrics;
+    if (m?.jobsPerSec && drainRate) m.vsDrain = m.jobsPerSec / drainRate;
+  }
 }
 await dropDatabasesLike(DB_PREFIX).catch((err) => log(`could not drop leftover databases: ${err.message}`));
 
@@ -152,10 +167,14 @@ const hasValues = (t) => [...(results.get(t)?.values() ?? [])].some((r) => r.met
 const baseline = [opts.baseline, 'sdj-postgres', 'sdj-sqlite'].find((t) => t && shown.includes(t) && hasValues(t));
 const ranShapes = opts.shapes.filter((s) => [...results.values()].some((m) => m.has(s)));
 const counts = Object.fromEntries(ranShapes.map((s) => [s, opts.countFor(s)]));
-const table = buildTable(shown, results, baseline, counts);
+const history = ranShapes.includes('drain-after-history') ? opts.history : undefined;
+const table = buildTable(shown, results, baseline, counts, history);
 const errors = errorList(results);
 console.log(`\n${table}\n`);
-if (baseline) console.log(`ratios: figure / ${baseline}'s figure; medians of ${opts.runs} run(s)`);
+const runsNote = ranShapes.map((sh) => opts.runsFor(sh)).some((n) => n !== opts.runs)
+  ? `; ${HEAVY_SHAPES.filter((sh) => ranShapes.includes(sh)).join(', ')}: ${opts.runsFor(HEAVY_SHAPES[0])} run(s)`
+  : '';
+if (baseline) console.log(`ratios: figure / ${baseline}'s figure; medians of ${opts.runs} run(s)${runsNote}`);
 if (errors) console.log(`\nerrors:\n${errors}`);
 
 if (opts.write) {
@@ -166,18 +185,25 @@ if (opts.write) {
     settings[t] = m.settings;
   }
   settings.counts = Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(', ');
-  settings.runs = `${opts.runs} per shape and target (median reported)`;
+  if (history) settings.history = `${history} completed jobs written by SQL before drain-after-history (ours)`;
+  settings.runs = `${opts.runs} per shape and target (median reported)${runsNote}`;
   const notes = [];
   if (shown.includes('bullmq')) notes.push('BullMQ keeps its jobs in Redis memory: its completions are only as durable as the Redis persistence settings above.');
   if (shown.includes('pg-boss')) notes.push('pg-boss v10 polls (no LISTEN/NOTIFY; minimum interval 0.5 s), which bounds its idle latency; versions 11+ need Node >= 22.');
   if (shown.includes('graphile-worker')) notes.push('graphile-worker 0.18 needs Node >= 22.18, so 0.17.3 is measured.');
+  if (history) notes.push('drain-after-history runs on our targets only: graphile-worker deletes completed jobs and BullMQ removes them (removeOnComplete), so they carry no history; pg-boss would need a fixture written into its own schema.');
+  if (ranShapes.includes('drain-1m') && shown.includes('pg-boss') && !results.get('pg-boss')?.has('drain-1m')) {
+    notes.push('drain-1m leaves pg-boss out unless --shapes names it: with a backlog of 1,000,000 its fetch slows to about 500 jobs/s (437,000 jobs in 15 min on this machine), past the time limit of a run.');
+  }
+  if (ranShapes.includes('fleet')) notes.push('fleet runs on PostgreSQL targets that start several worker processes on one database: ours and graphile-worker (pg-boss is bound by its 0.5 s polling, BullMQ is not on PostgreSQL).');
+  for (const [, m] of meta) if (m.note) notes.push(m.note);
   const doc = buildDoc({
     date: started.toISOString(),
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: machineInfo(),
+    machine: { ...machineInfo(), "highest 1-min load average at a run's start": `${busiest.load.toFixed(2)} (before ${busiest.where}; ${os.cpus().length} CPUs)` },
     versions,
     settings,
-    params: { runs: opts.runs, batchSize: opts.batchSize, steps: opts.steps, concurrency: opts.concurrency, workflow: counts.workflow },
+    params: { runs: opts.runs, batchSize: opts.batchSize, steps: opts.steps, concurrency: opts.concurrency, workflow: counts.workflow, counts, history },
     table,
     errors,
     baseline,

@@ -75,6 +75,8 @@ export type {
   EnqueueOptions,
   BatchItem,
   QueueWorkerOptions,
+  RetentionOptions,
+  PruneOptions,
   JsonValue,
   Logger,
   LogLevel,

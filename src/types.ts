@@ -111,6 +111,30 @@ export interface QueueWorkerOptions {
   concurrency?: number;
 }
 
+/**
+ * How long finished jobs are kept, per terminal status, in ms after their `completedAt`: a
+ * non-negative integer (at most 100 years), or `false` to keep jobs of that status forever. An
+ * absent status keeps its default. See `QueueOptions.retention`.
+ */
+export interface RetentionOptions {
+  /** Age of completed jobs. @default 604800000 (7 days) */
+  completed?: number | false;
+  /** Age of failed jobs. @default 2592000000 (30 days) */
+  failed?: number | false;
+  /** Age of cancelled jobs. @default 2592000000 (30 days) */
+  cancelled?: number | false;
+}
+
+/** Options of `queue.prune()`. */
+export interface PruneOptions {
+  /**
+   * Deletes finished jobs older than this many ms whatever their status, instead of the queue's
+   * retention ages (also when the queue's retention is `false`); `0` deletes every finished job
+   * now. A non-negative integer, at most 100 years.
+   */
+  olderThan?: number;
+}
+
 /** Counts of jobs by status. */
 export type JobCounts = Record<JobStatus, number>;
 
@@ -125,7 +149,12 @@ export type JobEvent =
   | { readonly type: 'job.reclaimed'; readonly jobId: string; readonly jobType: string; readonly queue: string; readonly status: JobStatus; readonly at: Date }
   | { readonly type: 'job.released'; readonly jobId: string; readonly at: Date }
   | { readonly type: 'job.cancelled'; readonly jobId: string; readonly at: Date }
-  | { readonly type: 'worker.error'; readonly error: string; readonly at: Date };
+  | { readonly type: 'worker.error'; readonly error: string; readonly at: Date }
+  /**
+   * Finished jobs were deleted by retention: by a worker's maintenance (one batch) or by
+   * `queue.prune()` (its whole run). Only published when at least one job was deleted.
+   */
+  | { readonly type: 'jobs.pruned'; readonly deleted: number; readonly at: Date };
 
 /** The `type` tag of every event. */
 export type JobEventType = JobEvent['type'];

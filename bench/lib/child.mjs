@@ -82,6 +82,12 @@ export class WorkerChild {
     return this.next('started', timeoutMs);
   }
 
+  /** Start a new timed phase: zero the counters and wait for `expect` handler starts. */
+  async expect(expect, timeoutMs = 30_000) {
+    this.send({ cmd: 'expect', expect });
+    await this.next('expecting', timeoutMs);
+  }
+
   async counters() {
     this.send({ cmd: 'counters' });
     const c = await this.next('counters', 30_000);

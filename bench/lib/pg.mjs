@@ -10,6 +10,16 @@ export function urlFor(database) {
   return u.toString();
 }
 
+/** Application name of the harness's own producer connections (its polls), which server CPU figures leave out. */
+export const PRODUCER_APP = 'sdj-bench-producer';
+
+/** url with `application_name` set (node-postgres reads it from the connection string). */
+export function withAppName(url, name = PRODUCER_APP) {
+  const u = new URL(url);
+  u.searchParams.set('application_name', name);
+  return u.toString();
+}
+
 export async function withAdmin(fn) {
   const client = new pg.Client({ connectionString: PG_BASE_URL, application_name: 'sdj-bench-admin' });
   await client.connect();

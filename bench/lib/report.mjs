@@ -7,6 +7,26 @@ export const ROWS = [
   { shape: 'drain', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower' },
   { shape: 'drain', key: 'xactsPerJob', metric: 'transactions/job (pg_stat_database)', better: 'lower' },
   { shape: 'drain', key: 'stmtsPerJob', metric: 'statements/job (pg_stat_statements)', better: 'lower', optional: true },
+  { shape: 'drain', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-1m', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-1m', key: 'vsDrain', metric: "÷ the same target's drain", better: 'higher', noRatio: true },
+  { shape: 'drain-1m', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-1m', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-1m', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain-1m', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-1m', key: 'peakRssMb', metric: 'worker peak RSS MB', better: 'lower' },
+  { shape: 'drain-after-history', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-after-history', key: 'vsDrain', metric: "÷ the same target's drain", better: 'higher', noRatio: true },
+  { shape: 'drain-after-history', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-after-history', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-after-history', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain-after-history', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'fleet', key: 'fleet1', metric: 'jobs/s, 1 worker process', better: 'higher' },
+  { shape: 'fleet', key: 'fleet2', metric: 'jobs/s, 2 worker processes', better: 'higher' },
+  { shape: 'fleet', key: 'fleet4', metric: 'jobs/s, 4 worker processes', better: 'higher' },
+  { shape: 'fleet', key: 'fleetScale', metric: '4 processes ÷ 1 process', better: 'higher', noRatio: true },
   { shape: 'latency', key: 'p50', metric: 'p50 ms', better: 'lower' },
   { shape: 'latency', key: 'p95', metric: 'p95 ms', better: 'lower' },
   { shape: 'latency', key: 'p99', metric: 'p99 ms', better: 'lower' },
@@ -14,7 +34,15 @@ export const ROWS = [
   { shape: 'latency', key: 'xp95', metric: 'p95 ms, producer in another process (SQLite)', better: 'lower', optional: true },
   { shape: 'latency', key: 'xp99', metric: 'p99 ms, producer in another process (SQLite)', better: 'lower', optional: true },
   { shape: 'workflow', key: 'stepsPerSec', metric: 'steps/s', better: 'higher' },
+  { shape: 'workflow', key: 'stepP50Ms', metric: 'ms per step, p50', better: 'lower' },
   { shape: 'workflow', key: 'rtPerStep', metric: 'round trips/step (client-counted)', better: 'lower' },
+  { shape: 'workflow', key: 'cpuUs', metric: 'worker (engine) process CPU µs/step', better: 'lower' },
+  { shape: 'workflow', key: 'srvCpuUs', metric: 'server CPU µs/step', better: 'lower', optional: true },
+  { shape: 'workflow-serial', key: 'stepsPerSec', metric: 'steps/s', better: 'higher' },
+  { shape: 'workflow-serial', key: 'stepP50Ms', metric: 'ms per step, p50', better: 'lower' },
+  { shape: 'workflow-serial', key: 'rtPerStep', metric: 'round trips/step (client-counted)', better: 'lower', optional: true },
+  { shape: 'workflow-serial', key: 'cpuUs', metric: 'worker (engine) process CPU µs/step', better: 'lower' },
+  { shape: 'workflow-serial', key: 'srvCpuUs', metric: 'server CPU µs/step', better: 'lower', optional: true },
   { shape: 'fan-out', key: 'seconds', metric: 's to fan-in', better: 'lower' },
   { shape: 'sleep-steps', key: 'opCalls', metric: 'storage calls/ctx.sleep', better: 'lower' },
   { shape: 'sleep-steps', key: 'opRt', metric: 'round trips/ctx.sleep (client-counted)', better: 'lower', optional: true },
@@ -41,7 +69,7 @@ export function fmt(v) {
  * results: Map target -> Map shape -> { metrics?, error?, runs }.
  * Ratio = the target's figure / the baseline's figure (so > 1 means "more" of the metric).
  */
-export function buildTable(targets, results, baseline, counts) {
+export function buildTable(targets, results, baseline, counts, history) {
   const header = ['shape', 'metric', 'better', ...targets];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((h, i) => (i < 3 ? '---' : '---:')).join('|')}|`];
   for (const row of ROWS) {
@@ -56,10 +84,12 @@ export function buildTable(targets, results, baseline, counts) {
     const base = baseline ? results.get(baseline)?.get(row.shape)?.metrics?.[row.key] : undefined;
     const shown = cells.map((c, i) => {
       if (typeof c !== 'number') return c ?? '';
-      const ratio = base && targets[i] !== baseline ? ` (×${fmt(c / base)})` : '';
+      const ratio = base && !row.noRatio && targets[i] !== baseline ? ` (×${fmt(c / base)})` : '';
       return `${fmt(c)}${ratio}`;
     });
-    const label = `${row.shape}${counts[row.shape] ? ` (${counts[row.shape].toLocaleString('en-US')})` : ''}`;
+    const n = counts[row.shape]?.toLocaleString('en-US');
+    const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished` : '';
+    const label = `${row.shape}${n ? ` (${n}${after})` : ''}`;
     lines.push(`| ${[label, row.metric, row.better, ...shown].join(' | ')} |`);
   }
   return lines.join('\n');
@@ -74,6 +104,8 @@ export function errorList(results) {
   }
   return out.join('\n');
 }
+
+const fmtN = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : 'N');
 
 export function buildDoc({ date, command, machine, versions, settings, params, table, errors, baseline, notes }) {
   const kv = (o) => Object.entries(o).map(([k, v]) => `- ${k}: ${v}`).join('\n');
@@ -102,7 +134,25 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   process (producer and worker on one \`Queue\`: the enqueue wakes the worker directly); the
   "producer in another process" rows are the cross-process figures (the worker notices other
   processes' commits by reading \`PRAGMA data_version\` every 5 ms).
-- workflow: ${params.workflow} workflows of ${params.steps} checkpointed steps, ${params.concurrency} in flight; timed from the first enqueue/start to the last workflow finished.
+- drain-1m: the drain at ${fmtN(params.counts['drain-1m'])} jobs (sustained); "÷ the same target's drain" is its
+  jobs/s divided by the same target's drain figure of this run.
+- drain-after-history: the drain of ${fmtN(params.counts['drain-after-history'])} jobs after ${fmtN(params.history)} completed jobs were written
+  into our storage by SQL (a benchmark fixture, see bench/README.md); ours only: graphile-worker
+  deletes a job when it completes and BullMQ removes completed jobs (removeOnComplete), so neither
+  has a history to drain after; pg-boss's fixture would be SQL written into another project's schema.
+- fleet: the drain with 1, 2 and 4 worker processes on one PostgreSQL database (a fresh database
+  for each size), timed from their start commands to the last completion in storage.
+- worker process CPU µs/job (or /step): user + system CPU time of the worker process (DBOS: of the
+  process running the workflows) over the timed part, per job or step (\`process.cpuUsage()\`).
+- server CPU µs/job (PostgreSQL targets): utime + stime from /proc of the server's processes over
+  the timed part, per job; "the run's backends": the processes serving the run's own database
+  (pg_stat_activity, sampled every 250 ms; the harness's own polls left out); "all server
+  processes": the postmaster and every child, exited ones included (WAL writer, checkpointer,
+  autovacuum, and any other work on the server at the time).
+- workflow: ${fmtN(params.workflow)} workflows of ${params.steps} checkpointed steps, ${params.concurrency} in flight, after as many untimed
+  warm-up workflows (open connections, JIT-compiled code: a running service's steady state); timed from the first enqueue/start to the last workflow finished. "ms per
+  step": from a step call to its checkpointed result, measured inside the workflow.
+- workflow-serial: ${fmtN(params.counts['workflow-serial'])} of the same workflows one at a time (after as many warm-up workflows).
 - fan-out: one parent job fanning out to N children, timed from the parent's enqueue to its completion.
 - sleep-steps: workflows of ${params.steps} \`ctx.sleep(50)\` steps each (${params.concurrency} in flight; each sleep suspends
   the job until the worker's maintenance wakes it). "storage calls/ctx.sleep": the storage calls

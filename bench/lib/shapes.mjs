@@ -2,45 +2,15 @@
 //   target.prepare(env) -> cfg; target.cleanup(cfg); target.producer(cfg) ->
 //   { enqueue, enqueueBatch, incomplete, close, [enqueueWorkflows, enqueueFanOut, waitFor] };
 //   target.worker(cfg, hooks) -> { start, stop } (inside a worker child process);
-//   target.runWorkflows(cfg, params) (in-process workflow engines such as DBOS).
-import { WorkerChild } from './child.mjs';
+//   target.runWorkflows(cfg, params) (in-process workflow engines such as DBOS);
+//   target.seedHistory(cfg, count, log) (drain-after-history's fixture, ours only).
 import { installPgCounter } from './roundtrips.mjs';
-import { serverCounters, waitNoBackends } from './pg.mjs';
-import { chunks } from './util.mjs';
-import { nowMs, percentile, sleep, until } from './stats.mjs';
+import { enqueueAll, fleetDrain, measureDrain, startWorker, waitDurable, withProducer } from './drain.mjs';
+import { addServerCpu, startServerCpu } from './server-cpu.mjs';
+import { nowMs, percentile, sleep } from './stats.mjs';
 
-const args = (n, from = 0) => Array.from({ length: n }, (_, i) => ({ i: from + i }));
-
-async function withProducer(target, cfg, fn) {
-  const producer = await target.producer(cfg);
-  try {
-    return await fn(producer);
-  } finally {
-    await producer.close();
-  }
-}
-
-async function enqueueAll(producer, n, batch) {
-  for (const list of chunks(args(n), batch)) await producer.enqueueBatch(list);
-}
-
-/** Wait until the target reports no unfinished job, polling its own storage. */
-async function waitDurable(producer, timeoutMs) {
-  let polls = 0;
-  await until(async () => (polls++, (await producer.incomplete()) === 0), { every: 2, timeoutMs, what: 'durable completion' });
-  return polls;
-}
-
-async function startWorker(ctx, cfg, { concurrency } = {}) {
-  const child = new WorkerChild();
-  try {
-    await child.init(ctx.targetUrl, cfg, { concurrency });
-  } catch (err) {
-    await child.kill();
-    throw err;
-  }
-  return child;
-}
+/** Worker processes of the fleet shape, each drain on a fresh database. */
+export const FLEET_SIZES = [1, 2, 4];
 
 /** Enqueue in this process, handler in a worker process: enqueue call to handler start. */
 function crossProcessLatency(target, cfg, p, ctx) {
@@ -102,6 +72,70 @@ async function durableWaits(target, cfg, p, ctx, { enqueue, ops, units }) {
   });
 }
 
+/**
+ * `p.count` workflows of `p.steps` checkpointed steps, `concurrency` in flight, after as many
+ * untimed warm-up workflows, for every target alike: a running service has its connections open
+ * and its code compiled by the JIT (without it, a 500-workflow DBOS run measured 15-25% below
+ * its steady state). Timed from the first enqueue/start to the last workflow finished; the
+ * latency of one step is taken around each step call inside the workflow.
+ */
+async function workflows(target, cfg, p, ctx, concurrency) {
+  const params = { count: p.count, steps: p.steps, concurrency, warmUp: p.count };
+  const units = p.count * p.steps;
+  const pgTarget = target.backend === 'postgres';
+  if (target.runWorkflows) {
+    // In-process engine: it calls timed.begin() / timed.end() around its timed part, which
+    // brackets the server CPU and the round trips of this process (less the CPU sampler's own).
+    const counter = pgTarget ? installPgCounter() : undefined;
+    let cpuRun;
+    let cpu;
+    let rt;
+    let own;
+    const timed = {
+      async begin() {
+        cpuRun = pgTarget ? await startServerCpu(cfg.db) : undefined;
+        counter?.reset();
+        own = process.cpuUsage();
+      },
+      async end() {
+        own = process.cpuUsage(own);
+        rt = counter?.get();
+        cpu = await cpuRun?.stop();
+        if (rt !== undefined) rt -= cpu?.queries ?? 0;
+      },
+    };
+    const out = await target.runWorkflows(cfg, { ...params, timed });
+    out.cpuUs = (own.user + own.system) / units; // the engine's process (this one)
+    if (rt !== undefined) out.rtPerStep = rt / units;
+    return addServerCpu(out, cpu, units);
+  }
+  return withProducer(target, cfg, async (producer) => {
+    const child = await startWorker(ctx, cfg, { concurrency });
+    try {
+      await child.go(params.warmUp, p.timeoutMs);
+      await sleep(p.idleMs);
+      await producer.enqueueWorkflows(params.warmUp, p.steps);
+      await child.next('handled', p.timeoutMs);
+      await waitDurable(producer, p.timeoutMs);
+      await child.expect(p.count);
+      const cpuRun = pgTarget ? await startServerCpu(cfg.db) : undefined;
+      const t0 = nowMs();
+      await producer.enqueueWorkflows(p.count, p.steps);
+      await child.next('handled', p.timeoutMs);
+      await waitDurable(producer, p.timeoutMs);
+      const seconds = (nowMs() - t0) / 1000;
+      const cpu = await cpuRun?.stop();
+      const c = await child.counters();
+      await child.stop();
+      const out = { stepsPerSec: units / seconds, stepP50Ms: percentile(c.stepMs, 50), cpuUs: c.cpuUs / units };
+      if (c.roundTrips !== undefined) out.rtPerStep = c.roundTrips / units;
+      return addServerCpu(out, cpu, units);
+    } finally {
+      await child.kill();
+    }
+  });
+}
+
 export const SHAPES = {
   async 'enqueue-single'(target, cfg, p) {
     return withProducer(target, cfg, async (producer) => {
@@ -121,44 +155,32 @@ export const SHAPES = {
     });
   },
 
-  async drain(target, cfg, p, ctx) {
-    const pgTarget = target.backend === 'postgres';
-    await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
-    let before;
-    if (pgTarget) {
-      await waitNoBackends(cfg.db);
-      before = await serverCounters(cfg.db);
-    }
-    const local = pgTarget ? installPgCounter() : undefined;
-    local?.reset();
-    const producer = await target.producer(cfg);
-    const child = await startWorker(ctx, cfg);
-    let metrics;
-    let ours = 0;
-    try {
-      const started = nowMs();
-      await child.go(p.count, p.timeoutMs);
-      await child.next('handled', p.timeoutMs);
-      await waitDurable(producer, p.timeoutMs);
-      const seconds = (nowMs() - started) / 1000;
-      const c = await child.counters();
-      metrics = { jobsPerSec: p.count / seconds, peakRssMb: c.peakRssMb };
-      if (c.roundTrips !== undefined) metrics.rtPerJob = c.roundTrips / p.count;
-      await child.stop();
-    } finally {
-      await child.kill();
-      await producer.close();
-      ours = local?.get() ?? 0; // the driver's own polls and connection set-up, not the worker's
-    }
-    if (pgTarget && before) {
-      await waitNoBackends(cfg.db);
-      const after = await serverCounters(cfg.db);
-      if (after.xacts !== undefined) metrics.xactsPerJob = Math.max(0, after.xacts - before.xacts - ours) / p.count;
-      if (after.statements !== undefined && before.statements !== undefined) {
-        metrics.stmtsPerJob = Math.max(0, after.statements - before.statements - ours) / p.count;
+  drain: measureDrain,
+
+  /** The drain at a million jobs (sustained); run.mjs adds its ratio to the same target's drain. */
+  'drain-1m': measureDrain,
+
+  /** The drain after `p.history` finished jobs were written into the target's storage (lib/history.mjs). */
+  async 'drain-after-history'(target, cfg, p, ctx) {
+    const t0 = Date.now();
+    await target.seedHistory(cfg, p.history, (msg) => process.stderr.write(`[bench] ${target.name} ${msg}\n`));
+    const fixtureS = (Date.now() - t0) / 1000;
+    return { ...(await measureDrain(target, cfg, p, ctx)), fixtureS };
+  },
+
+  /** The drain with 1, 2 and 4 worker processes on one database (a fresh database for each size). */
+  async fleet(target, cfg, p, ctx) {
+    const out = {};
+    for (const n of FLEET_SIZES) {
+      const own = n === FLEET_SIZES[0] ? cfg : await target.prepare({ ...ctx.env, seq: `${ctx.env.seq}w${n}` });
+      try {
+        out[`fleet${n}`] = await fleetDrain(target, own, p, ctx, n);
+      } finally {
+        if (own !== cfg) await target.cleanup(own);
       }
     }
-    return metrics;
+    out.fleetScale = out[`fleet${FLEET_SIZES.at(-1)}`] / out.fleet1;
+    return out;
   },
 
   async memory(target, cfg, p, ctx) {
@@ -209,32 +231,11 @@ export const SHAPES = {
     return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99), xp50: cross.p50, xp95: cross.p95, xp99: cross.p99 };
   },
 
-  async workflow(target, cfg, p, ctx) {
-    const params = { count: p.count, steps: p.steps, concurrency: p.concurrency };
-    if (target.runWorkflows) {
-      const counter = target.backend === 'postgres' ? installPgCounter() : undefined;
-      return target.runWorkflows(cfg, { ...params, counter });
-    }
-    return withProducer(target, cfg, async (producer) => {
-      const child = await startWorker(ctx, cfg, { concurrency: p.concurrency });
-      try {
-        await child.go(p.count, p.timeoutMs);
-        await sleep(p.idleMs);
-        const t0 = nowMs();
-        await producer.enqueueWorkflows(p.count, p.steps);
-        await child.next('handled', p.timeoutMs);
-        await waitDurable(producer, p.timeoutMs);
-        const seconds = (nowMs() - t0) / 1000;
-        const c = await child.counters();
-        await child.stop();
-        const out = { stepsPerSec: (p.count * p.steps) / seconds };
-        if (c.roundTrips !== undefined) out.rtPerStep = c.roundTrips / (p.count * p.steps);
-        return out;
-      } finally {
-        await child.kill();
-      }
-    });
-  },
+  /** Workflows of `p.steps` checkpointed steps, `p.concurrency` in flight. */
+  workflow: (target, cfg, p, ctx) => workflows(target, cfg, p, ctx, p.concurrency),
+
+  /** The same workflows one at a time: steps/s and the latency of one step. */
+  'workflow-serial': (target, cfg, p, ctx) => workflows(target, cfg, p, ctx, 1),
 
   /** `count` workflows of `steps` durable sleeps each; figures per sleep step. */
   async 'sleep-steps'(target, cfg, p, ctx) {

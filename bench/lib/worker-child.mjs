@@ -1,5 +1,5 @@
 // The worker process of a shape: loads one target, builds its worker, and answers
-// the driver over IPC. Messages in: init, go, counters, stop. Out: ready, started,
+// the driver over IPC. Messages in: init, go, expect, counters, stop. Out: ready, started, expecting, completed,
 // latency, handled, counters, stopped, error. Counters: PostgreSQL round trips (in all and
 // per storage operation) and storage calls per method, for targets that count them.
 import { installPgCounter } from './roundtrips.mjs';
@@ -20,6 +20,19 @@ let counter;
 let worker;
 let expect = Infinity;
 let handled = 0;
+let done = 0;
+let stepMs = [];
+let cpuFrom = process.cpuUsage();
+
+/** Zero every counter (round trips, storage calls, handler starts, step latencies, CPU time). */
+function resetCounters() {
+  handled = 0;
+  done = 0;
+  stepMs = [];
+  cpuFrom = process.cpuUsage();
+  counter?.reset();
+  for (const k of Object.keys(hooks.calls)) delete hooks.calls[k];
+}
 
 const hooks = {
   concurrency: undefined,
@@ -29,6 +42,15 @@ const hooks = {
     handled++;
     if (args && args.t0 !== undefined) send({ ev: 'latency', ms: nowMs() - Number(args.t0) });
     if (handled === expect) send({ ev: 'handled', at: nowMs(), handled });
+  },
+  /** A job's outcome is durably stored (targets with `durableCompletions`). */
+  onDone() {
+    done++;
+    if (done === expect) send({ ev: 'completed', at: nowMs(), done });
+  },
+  /** One workflow step took `ms` (step call to its checkpointed result). */
+  onStep(ms) {
+    stepMs.push(ms);
   },
 };
 
@@ -42,13 +64,17 @@ process.on('message', async (msg) => {
       send({ ev: 'ready' });
     } else if (msg.cmd === 'go') {
       expect = msg.expect ?? Infinity;
-      handled = 0;
-      counter?.reset();
-      for (const k of Object.keys(hooks.calls)) delete hooks.calls[k];
+      resetCounters();
       await worker.start();
       send({ ev: 'started', at: nowMs() });
+    } else if (msg.cmd === 'expect') {
+      // A new timed phase on the running worker (after a warm-up).
+      expect = msg.expect ?? Infinity;
+      resetCounters();
+      send({ ev: 'expecting' });
     } else if (msg.cmd === 'counters') {
-      send({ ev: 'counters', roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, handled, peakRssMb: rss.peakMb() });
+      const cpu = process.cpuUsage(cpuFrom);
+      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, handled, done, stepMs, peakRssMb: rss.peakMb() });
     } else if (msg.cmd === 'stop') {
       await worker.stop();
       send({ ev: 'stopped' });

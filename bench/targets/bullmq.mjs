@@ -14,7 +14,7 @@ const connect = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
 export default {
   name: 'bullmq',
   backend: 'redis',
-  shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'memory'],
+  shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'latency', 'memory'],
   version: () => pkgVersion('bullmq'),
   settings: `Worker concurrency ${CONCURRENCY}, removeOnComplete {count: 1000}, removeOnFail {count: 5000}; add() / addBulk(); ioredis ${pkgVersion('ioredis')}`,
 

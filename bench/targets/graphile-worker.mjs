@@ -3,11 +3,15 @@
 // concurrentJobs 24, maxPoolSize 25, localQueue 500, batched completion (delay 0).
 import { run, runMigrations, makeWorkerUtils, Logger } from 'graphile-worker';
 import pg from 'pg';
-import { createDatabase, dropDatabase, urlFor } from '../lib/pg.mjs';
+import { createDatabase, dropDatabase, urlFor, withAppName } from '../lib/pg.mjs';
 import { pkgVersion, runDbName } from '../lib/util.mjs';
 
 const CONCURRENCY = Number(process.env.BENCH_GRAPHILE_CONCURRENCY || 24);
 const LOCAL_QUEUE = Number(process.env.BENCH_GRAPHILE_LOCAL_QUEUE || 500);
+// fleet: every process keeps these settings while the fleet's pools fit in 64 connections
+// (PostgreSQL's default max_connections is 100): 4 processes run concurrentJobs 15, pool 16.
+const FLEET_CONNECTIONS = 64;
+const concurrencyFor = (processes = 1) => Math.min(CONCURRENCY, Math.floor(FLEET_CONNECTIONS / processes) - 1);
 
 const logger = new Logger(() => (level, message) => {
   if (level === 'error') console.error('[graphile-worker]', message);
@@ -16,9 +20,9 @@ const logger = new Logger(() => (level, message) => {
 export default {
   name: 'graphile-worker',
   backend: 'postgres',
-  shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'memory'],
+  shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'fleet', 'latency', 'memory'],
   version: () => pkgVersion('graphile-worker'),
-  settings: `concurrentJobs ${CONCURRENCY}, maxPoolSize ${CONCURRENCY + 1}, localQueue.size ${LOCAL_QUEUE}, completeJobBatchDelay 0, failJobBatchDelay 0; addJob() / addJobs()`,
+  settings: `concurrentJobs ${CONCURRENCY}, maxPoolSize ${CONCURRENCY + 1}, localQueue.size ${LOCAL_QUEUE}, completeJobBatchDelay 0, failJobBatchDelay 0; addJob() / addJobs(); fleet of 4: concurrentJobs ${concurrencyFor(4)}, maxPoolSize ${concurrencyFor(4) + 1} per process`,
 
   async prepare(env) {
     const db = runDbName(env, 'graphile');
@@ -33,8 +37,8 @@ export default {
   },
 
   async producer(cfg) {
-    const utils = await makeWorkerUtils({ connectionString: cfg.url, logger, maxPoolSize: 4 });
-    const poll = new pg.Pool({ connectionString: cfg.url, max: 1 });
+    const utils = await makeWorkerUtils({ connectionString: withAppName(cfg.url), logger, maxPoolSize: 4 });
+    const poll = new pg.Pool({ connectionString: withAppName(cfg.url), max: 1 });
     return {
       enqueue: (payload) => utils.addJob('noop', payload),
       enqueueBatch: (list) => utils.addJobs(list.map((payload) => ({ identifier: 'noop', payload }))),
@@ -52,12 +56,13 @@ export default {
 
   async worker(cfg, hooks) {
     let runner;
+    const concurrency = concurrencyFor(cfg.fleet);
     return {
       async start() {
         runner = await run({
           connectionString: cfg.url,
-          concurrency: CONCURRENCY,
-          maxPoolSize: CONCURRENCY + 1,
+          concurrency,
+          maxPoolSize: concurrency + 1,
           noHandleSignals: true,
           logger,
           crontab: '',

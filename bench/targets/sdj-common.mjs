@@ -5,8 +5,10 @@ import { existsSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { DIST_ENTRY, repoVersion, runDbName } from '../lib/util.mjs';
-import { createDatabase, dropDatabase, urlFor } from '../lib/pg.mjs';
+import { createDatabase, dropDatabase, urlFor, withAppName } from '../lib/pg.mjs';
 import { countingStorage } from '../lib/roundtrips.mjs';
+import { seedHistoryPostgres, seedHistorySqlite } from '../lib/history.mjs';
+import { nowMs } from '../lib/stats.mjs';
 
 export const CONCURRENCY = Number(process.env.BENCH_SDJ_CONCURRENCY || 50);
 
@@ -24,8 +26,10 @@ export async function loadLibrary() {
   return import(pathToFileURL(DIST_ENTRY).href);
 }
 
-function openStorage(lib, cfg) {
-  return cfg.kind === 'sqlite' ? new lib.SqliteStorage(cfg.file) : new lib.PostgresStorage(cfg.url);
+/** The storage of cfg; `producer` marks the harness's own connections (left out of server CPU figures). */
+function openStorage(lib, cfg, { producer = false } = {}) {
+  if (cfg.kind === 'sqlite') return new lib.SqliteStorage(cfg.file);
+  return new lib.PostgresStorage(producer ? withAppName(cfg.url) : cfg.url);
 }
 
 /** Registers every handler the shapes use; hooks.onJob marks a counted completion point. */
@@ -36,7 +40,11 @@ function registerHandlers(lib, queue, hooks) {
   queue.register('step', async (x) => x + 1);
   queue.register('wf', async (args, ctx) => {
     let v = args.x;
-    for (let i = 0; i < args.steps; i++) v = await ctx.call('step', v);
+    for (let i = 0; i < args.steps; i++) {
+      const t0 = nowMs();
+      v = await ctx.call('step', v);
+      hooks.onStep?.(nowMs() - t0);
+    }
     hooks.onJob({ wf: true });
     return v;
   });
@@ -69,7 +77,8 @@ export function makeSdjTarget(kind) {
     ours: true,
     preflight,
     backend: kind === 'sqlite' ? 'sqlite' : 'postgres',
-    shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'latency', 'workflow', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory'],
+    shapes: ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'drain-after-history', ...(kind === 'postgres' ? ['fleet'] : []),
+      'latency', 'workflow', 'workflow-serial', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory'],
     version: () => {
       try {
         return `${repoVersion()}${existsSync(DIST_ENTRY) ? '' : ' (not built)'}`;
@@ -77,7 +86,7 @@ export function makeSdjTarget(kind) {
         return 'unknown';
       }
     },
-    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL)'}`,
+    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape, 1 for workflow-serial); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL, default pool of 10); fleet: the same worker in each process'}`,
 
     async prepare(env) {
       const lib = await loadLibrary();
@@ -103,9 +112,15 @@ export function makeSdjTarget(kind) {
       }
     },
 
+    /** drain-after-history's fixture: `count` completed jobs written by SQL (lib/history.mjs). */
+    async seedHistory(cfg, count, log) {
+      if (cfg.kind === 'sqlite') seedHistorySqlite(cfg.file, { count, log });
+      else await seedHistoryPostgres(cfg.url, { count, log });
+    },
+
     async producer(cfg) {
       const lib = await loadLibrary();
-      const storage = openStorage(lib, cfg);
+      const storage = openStorage(lib, cfg, { producer: true });
       const queue = new lib.Queue(storage);
       return {
         enqueue: (args) => queue.enqueue('noop', args),
@@ -134,6 +149,9 @@ export function makeSdjTarget(kind) {
     // this target, and the cross-process figure (PRAGMA data_version polling) as extra rows.
     latencyInProcess: kind === 'sqlite',
 
+    /** The worker reports each stored outcome (hooks.onDone, from queue.onJobComplete). */
+    durableCompletions: true,
+
     /** One process, one Queue: enqueue() and a running worker (in-process latency). */
     async local(cfg, hooks) {
       const lib = await loadLibrary();
@@ -159,6 +177,9 @@ export function makeSdjTarget(kind) {
       const queue = new lib.Queue(storage);
       registerHandlers(lib, queue, hooks);
       queue.onJobFail((job, err) => console.error(`[${name}] job ${job.id} (${job.type}) failed: ${err?.message}`));
+      // Fired once the outcome is stored: the drains wait for it instead of polling stats(),
+      // which counts every finished job (slow with millions of them) and would be timed too.
+      queue.onJobComplete(() => hooks.onDone?.());
       let worker;
       let running;
       return {

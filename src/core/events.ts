@@ -93,6 +93,7 @@ export class EventHub {
       case 'job.released':
       case 'job.cancelled':
       case 'worker.error':
+      case 'jobs.pruned':
         break;
     }
   }

@@ -8,6 +8,7 @@ import type { Logger } from '../types.js';
 import type { Handler } from '../workflow/job-context.js';
 import type { EnqueueDefaults } from './enqueue.js';
 import type { EventHub } from './events.js';
+import type { RetentionAges } from './retention.js';
 
 /** A local listener woken when jobs become ready in a queue (in-process enqueue). */
 export interface LocalWaker {
@@ -23,4 +24,9 @@ export interface QueueCore {
   readonly ids: IdGenerator;
   readonly defaults: EnqueueDefaults;
   readonly wakers: Set<LocalWaker>;
+  /**
+   * How long finished jobs are kept (`QueueOptions.retention`, resolved); `null` keeps every
+   * finished job. Absent means the defaults (cores built without a `Queue`).
+   */
+  readonly retention?: RetentionAges | null;
 }

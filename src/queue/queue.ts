@@ -10,13 +10,14 @@ import { silentLogger } from '../internal/logger.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeJson } from '../storage/codec.js';
 import type { JobInsert, Storage } from '../storage/storage.js';
 import { JOB_STATUSES, TERMINAL_STATUSES } from '../types.js';
-import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger } from '../types.js';
+import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger, PruneOptions, RetentionOptions } from '../types.js';
 import type { Handler, JobDefinition } from '../workflow/job-context.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { buildJobInsert } from '../core/enqueue.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
 import { toJob } from '../core/job-mapper.js';
+import { checkRetention, pruneAges, pruneAll, retentionOf } from '../core/retention.js';
 import { checkDuration, checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, checkTimerDuration, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
 import * as ops from './operations.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
@@ -30,6 +31,17 @@ export interface QueueOptions {
   maxPayloadBytes?: number;
   /** Retries of a job enqueued without `retries`: an integer from 0 to 10000. @default 3 */
   defaultRetries?: number;
+  /**
+   * How long finished jobs are kept after their `completedAt` (ms, per status; `false` for a
+   * status keeps it forever), or `false` to keep every finished job. Until its age has passed a
+   * finished job stays readable (`getJob`, `waitForJob`, its steps); then workers' maintenance
+   * (or `queue.prune()`) deletes it with its checkpoints, signals and fan-outs — a workflow
+   * only as a whole, once its root and every job below it are finished. See docs/retention.md.
+   * @default { completed: 7 days, failed: 30 days, cancelled: 30 days }
+   * @example
+   * new Queue(storage, { retention: { completed: 24 * 3600_000, failed: false } }); // completed 1 day, failed forever, cancelled 30 days
+   */
+  retention?: RetentionOptions | false;
 }
 
 /** Options of `waitForJob`. */
@@ -62,10 +74,11 @@ export class Queue<Tx = unknown> {
     if (storage === null || typeof storage !== 'object' || typeof storage.jobInsertMany !== 'function') {
       throw new InvalidArgumentError('Queue needs a storage (SqliteStorage, PostgresStorage or MysqlStorage)');
     }
-    const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries']);
+    const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries', 'retention']);
     const logger = o.logger === undefined ? silentLogger : checkLogger(o.logger);
     const retries = o.defaultRetries === undefined ? 3 : checkInt(o.defaultRetries, 'defaultRetries', 0, MAX_RETRIES);
     const maxPayloadBytes = o.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInt(o.maxPayloadBytes, 'maxPayloadBytes', 1, MAX_PAYLOAD_LIMIT);
+    const retention = checkRetention(o.retention);
     const core: QueueCore = {
       storage,
       handlers: new Map(),
@@ -78,6 +91,7 @@ export class Queue<Tx = unknown> {
         maxPayloadBytes,
       },
       wakers: new Set(),
+      retention,
     };
     this.#core = core;
     this.#storage = storage;
@@ -197,6 +211,26 @@ export class Queue<Tx = unknown> {
     if (o.queue !== undefined) p.queue = checkQueueName(o.queue);
     const counts = await this.#core.storage.jobCountByStatus(p);
     return Object.fromEntries(JOB_STATUSES.map((s) => [s, counts[s] ?? 0])) as Record<JobStatus, number>;
+  }
+
+  /**
+   * Deletes the finished jobs whose retention age has passed (or, with `olderThan`, every
+   * finished job older than that), each workflow as a whole, in batches of 500 root jobs until
+   * none is left; resolves with the number of jobs deleted (roots and their descendants).
+   * Workers do this by themselves in small batches; call it to catch up at once, or from a
+   * cron-like task when no worker runs. With `retention: false` and no `olderThan` it deletes
+   * nothing. While another process is pruning, it waits 100 ms and tries again, up to 10 times in
+   * a row, then resolves with what it deleted so far (the other pruner deletes the rest).
+   * Publishes `jobs.pruned` when it deleted something.
+   * @example
+   * const n = await queue.prune();                 // what the retention ages say is due
+   * await queue.prune({ olderThan: 0 });           // every finished job, now
+   * @throws (rejects) InvalidArgumentError on bad options; a storage error (batches already done stay deleted)
+   */
+  async prune(options: PruneOptions = {}): Promise<number> {
+    const ages = pruneAges(options, retentionOf(this.#core));
+    if (ages === null) return 0;
+    return pruneAll(this.#core.storage, this.#core.hub, ages);
   }
 
   /** Runs `fn` when a job starts on a local worker. Returns a remover. */
@@ -323,6 +357,7 @@ function isTerminalEventFor(e: JobEvent, id: string): boolean {
     case 'job.suspended':
     case 'job.released':
     case 'worker.error':
+    case 'jobs.pruned':
       return false;
   }
 }

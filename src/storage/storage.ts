@@ -226,6 +226,23 @@ export interface JobSuspendParams {
   waitSignal: string | null;
 }
 
+/** Input of `jobPrune`: the retention age per finished status, in ms (`null` keeps forever). */
+export interface JobPruneParams {
+  readonly olderThanMs: { readonly completed: number | null; readonly failed: number | null; readonly cancelled: number | null };
+  /** Most roots deleted by this call (their subtrees come with them). */
+  readonly limit: number;
+}
+
+/** Outcome of `jobPrune`. */
+export interface JobPruneResult {
+  /** Jobs deleted: roots and their descendants. */
+  readonly deleted: number;
+  /** Roots deleted. */
+  readonly roots: number;
+  /** Another prune held the fleet-wide prune lock; nothing was deleted. */
+  readonly busy: boolean;
+}
+
 /**
  * `jobSuspendUntil` parameters: a durable timer decided against the database clock. Exactly
  * one of `delayMs` (a first `ctx.sleep`: wake time = now + delayMs) and `wakeAt` (a
@@ -434,6 +451,21 @@ export interface Storage<Tx = unknown> {
    * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)
    */
   jobRetry(p: { id: string }): Promise<void>;
+
+  /**
+   * Deletes finished workflows whose retention age has passed, in one short transaction: up to
+   * `limit` root jobs (no parent) that are `completed`, `failed` or `cancelled`, whose
+   * `completed_at` is older than the age given for their status, measured against the database
+   * clock (`now - completed_at > age`), and whose whole subtree is finished. Each such root is
+   * deleted together with its subtree (children at any depth) and every checkpoint, signal and
+   * fan-out row of the jobs deleted. A status whose age is `null` is kept forever. A job that is
+   * not a root is never a candidate itself; a root with any unfinished descendant is skipped.
+   * Rows locked by other transactions are skipped, never waited for, and at most one prune runs
+   * at a time across every process sharing the storage (a second caller returns `busy: true`
+   * with nothing deleted). Returns the number of jobs deleted (roots and descendants) and of
+   * roots deleted; `roots < limit` means nothing else was due when the call ran.
+   */
+  jobPrune(p: JobPruneParams): Promise<JobPruneResult>;
 
   /** Marks a queue paused (claims skip it) or not. */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void>;

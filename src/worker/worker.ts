@@ -10,7 +10,8 @@ import { InvalidArgumentError, LeaseLostError, messageOf, StorageClosedError } f
 import { deferred } from '../internal/deferred.js';
 import { IntervalService } from '../internal/service.js';
 import type { QueueCore } from '../core/queue-core.js';
-import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../core/validate.js';
+import { checkBoolean, checkInt, checkLogger, checkOptions, checkQueueName, checkTimerDuration, checkWorkerName, checkWorkerTimings, MAX_WORKER_NAME } from '../core/validate.js';
+import { retentionOf } from '../core/retention.js';
 import type { StepRecordParams, Unlisten } from '../storage/storage.js';
 import { Batcher } from '../internal/batcher.js';
 import type { Applied } from '../internal/write-retry.js';
@@ -19,7 +20,7 @@ import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
 import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
 import { Heartbeat } from './heartbeat.js';
-import { maintenancePass } from './maintenance.js';
+import { MaintenancePruner, maintenancePass } from './maintenance.js';
 import { workerBackoff, type BackoffFn } from './retry-policy.js';
 import { installSignalHandlers } from './shutdown.js';
 
@@ -46,6 +47,13 @@ export interface WorkerOptions {
   pollInterval?: number;
   /** How often expired leases are reclaimed and due timers woken. @default 1000 */
   maintenanceInterval?: number;
+  /**
+   * Time between two retention batches of this worker (ms, 10 to 2147483647), or `false`: never
+   * prune here. A batch deletes up to 100 finished root jobs past their `QueueOptions.retention`
+   * age, with their subtrees; the first comes with the first maintenance pass, and after a full
+   * batch the next comes at the next pass (catching up). One process prunes at a time. @default 60000
+   */
+  pruneInterval?: number | false;
   /** How long `stop()` lets running jobs finish before releasing them. @default 10000 */
   drainTimeout?: number;
   /** Stop gracefully on SIGINT/SIGTERM. @default true */
@@ -82,7 +90,10 @@ const MIN_HEARTBEAT_RETRY_MS = 10;
 /** How often a worker over a storage without `listen()` checks the storage's change counter, `dataVersion()` (ms). */
 const CHANGE_PROBE_MS = 5;
 
-const OPTION_KEYS = ['queues', 'scheduler', 'leaseTimeout', 'heartbeatInterval', 'pollInterval', 'maintenanceInterval', 'drainTimeout', 'handleSignals', 'backoff', 'logger', 'name'];
+const OPTION_KEYS = ['queues', 'scheduler', 'leaseTimeout', 'heartbeatInterval', 'pollInterval', 'maintenanceInterval', 'pruneInterval', 'drainTimeout', 'handleSignals', 'backoff', 'logger', 'name'];
+
+/** Default shortest time between two retention batches of one worker (ms). */
+const DEFAULT_PRUNE_INTERVAL_MS = 60_000;
 
 /**
  * Processes jobs. Create with `queue.newWorker(options)`.
@@ -131,6 +142,7 @@ export class Worker {
     if (o.scheduler !== undefined) checkBoolean(o.scheduler, 'scheduler');
     if (o.handleSignals !== undefined) checkBoolean(o.handleSignals, 'handleSignals');
     if (o.backoff !== undefined && typeof o.backoff !== 'function') throw new InvalidArgumentError('backoff must be a function');
+    const pruneMs = o.pruneInterval === false ? null : o.pruneInterval === undefined ? DEFAULT_PRUNE_INTERVAL_MS : checkTimerDuration(o.pruneInterval, 'pruneInterval', 10);
     const logger = o.logger === undefined ? core.logger : checkLogger(o.logger);
     const prefix = o.name === undefined ? `${hostname().slice(0, MAX_WORKER_NAME - 12)}:${process.pid}` : checkWorkerName(o.name);
     this.#core = core;
@@ -200,12 +212,15 @@ export class Worker {
       (err) => this.#reportError('heartbeat failed', err),
       Math.max(MIN_HEARTBEAT_RETRY_MS, Math.floor(hbMs / 4)),
     );
+    const pruner = new MaintenancePruner(core.storage, core.hub, retentionOf(core), pruneMs);
     this.#maintenance = new IntervalService(
       maintMs,
       async () => {
         const r = await maintenancePass(core.storage, core.hub);
         if (r.woken > 0) for (const q of this.#queues.keys()) this.#claims.wake(q);
         else for (const q of r.queues) this.#claims.wake(q);
+        // Retention last, and on its own: a failed prune is reported, the pass still counts as done.
+        await pruner.maybePrune().catch((err: unknown) => this.#reportError('pruning finished jobs failed', err));
       },
       (err) => this.#reportError('maintenance failed', err),
     );

@@ -21,6 +21,7 @@ import { describeLockOrder } from './lock-order.js';
 import { describeMigrate } from './migrate.js';
 import { describeOps } from './ops.js';
 import { describeParentFailure } from './parent-failure.js';
+import { describeRetention } from './retention.js';
 import { describeSchedules } from './schedules.js';
 import { describeSignals } from './signals.js';
 import { describeSteps } from './steps.js';
@@ -43,5 +44,6 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeSignals(make);
     describeSchedules(make);
     describeDatabaseClock(make);
+    describeRetention(make);
   });
 }

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { DuplicateJobError, SchemaTooNewError } from '../../src/errors.js';
 import { MysqlStorage, type MysqlPoolLike } from '../../src/storage/mysql/mysql-storage.js';
+import { MIGRATIONS } from '../../src/storage/mysql/migrations.generated.js';
 import { runStorageConformance } from '../conformance/index.js';
 import { applied, insertJob, jobInsert, mustGet, uniqueName } from '../helpers/factories.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -34,6 +35,9 @@ interface Mysql2 {
 }
 const mysql = createRequire(import.meta.url)('mysql2/promise') as Mysql2;
 const mysqlCallback = createRequire(import.meta.url)('mysql2') as { createPool(config: Record<string, unknown>): { promise(): TestPool; end(cb: () => void): void } };
+
+/** The newest schema version the code knows: the last generated migration's. */
+const LATEST_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
 
 /** How far the database clock may be from the host clock (the server may be another machine). */
 const CLOCK_TOLERANCE_MS = 5_000;
@@ -234,7 +238,10 @@ describe('mysql driver specifics', () => {
       const conn = await mysql.createConnection(mysqlDatabaseUrl(fresh));
       try {
         const [ledger] = await conn.query('SELECT version, name FROM sdj_migrations ORDER BY version');
-        assert.deepEqual(ledger, [{ version: 1, name: 'init' }]);
+        assert.deepEqual(
+          ledger,
+          MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+        );
         const [tables] = (await conn.query(
           "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE 'sdj\\_%' ORDER BY table_name",
           [fresh],
@@ -261,7 +268,7 @@ describe('mysql driver specifics', () => {
       const conn = await mysql.createConnection(mysqlDatabaseUrl(fresh));
       await conn.query("INSERT INTO sdj_migrations (version, name, applied_at) VALUES (999, 'future', 0)");
       await conn.end();
-      await assert.rejects(s.migrate(), (e) => e instanceof SchemaTooNewError && e.found === 999 && e.known === 1);
+      await assert.rejects(s.migrate(), (e) => e instanceof SchemaTooNewError && e.found === 999 && e.known === LATEST_VERSION);
       // The lock was released: another instance gets the same answer instead of a lock timeout.
       const other = new MysqlStorage(mysqlDatabaseUrl(fresh));
       await assert.rejects(other.migrate(), SchemaTooNewError);

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { InvalidArgumentError, SchemaTooNewError } from '../../src/errors.js';
 import { channelFor } from '../../src/storage/postgres/executor.js';
+import { MIGRATIONS } from '../../src/storage/postgres/migrations.generated.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Logger } from '../../src/types.js';
@@ -191,7 +192,10 @@ describe('postgres: pools, schemas, migrations', () => {
         [],
       );
       const ledger = await pgAdmin<{ version: number }>(`SELECT version FROM "${schema}".sdj_migrations ORDER BY version`);
-      assert.deepEqual(ledger.map((r) => r.version), [1]);
+      assert.deepEqual(
+        ledger.map((r) => r.version),
+        MIGRATIONS.map((m) => m.version),
+      );
       await insertJob(all[3]!, { queue: uniqueName('q') });
     } finally {
       for (const s of all) await s.close();
@@ -205,7 +209,7 @@ describe('postgres: pools, schemas, migrations', () => {
       const schema = (ts.storage as PostgresStorage).schema;
       await pgAdmin(`INSERT INTO "${schema}".sdj_migrations (version, name, applied_at) VALUES (999, 'from_the_future', 0)`);
       const other = await ts.another();
-      await assert.rejects(other.migrate(), (e) => e instanceof SchemaTooNewError && e.found === 999 && e.known === 1);
+      await assert.rejects(other.migrate(), (e) => e instanceof SchemaTooNewError && e.found === 999 && e.known === MIGRATIONS.length);
     } finally {
       await ts.cleanup();
     }

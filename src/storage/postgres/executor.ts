@@ -2,11 +2,21 @@
  * Renders the driver's statements for one schema and runs them as named prepared statements
  * (parsed and planned once per connection). The statement name is a hash of the rendered text,
  * so storages on different schemas can share a user's pool without clashing.
+ *
+ * A statement run on the pool is a transaction of its own: when the server aborts it with a
+ * retryable error (a deadlock, or a serialization failure such as a row it was about to lock
+ * having been moved to the other partition of `sdj_jobs` by an UPDATE of someone else's — the
+ * driver itself moves rows by DELETE and INSERT, see `queries/common.ts`), nothing of it
+ * remains, and it runs again under the shared retry policy (shared/tx-retry.ts) in a fresh
+ * snapshot. Statements on a client of an open transaction are not retried here: their
+ * transaction is (`withTx`), or belongs to the caller.
  * @internal
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../types.js';
-import { quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
+import { withTxRetry } from '../shared/tx-retry.js';
+import { quoteIdent, type PgPoolLike, type PgQueryableLike, type PgQueryResultLike } from './connection.js';
+import { isRetryableTxError } from './translate-error.js';
 
 /** A rendered statement. */
 interface Rendered {
@@ -56,11 +66,29 @@ export class PgExec {
     return r;
   }
 
-  /** Runs a statement on `c` (default: the pool) and returns its rows. */
+  /**
+   * Runs a statement on `c` (default: the pool) and returns its rows. On the pool (autocommit)
+   * a statement aborted with a retryable error runs again (see the module comment).
+   */
   async rows<R>(template: string, values: unknown[] = [], c: PgQueryableLike = this.pool): Promise<R[]> {
     const { name, text } = this.render(template);
-    const res = await c.query({ name, text, values });
+    const run = (): Promise<PgQueryResultLike> => c.query({ name, text, values });
+    const res = c === this.pool ? await withTxRetry(run, { isRetryable: isRetryableTxError }) : await run();
     return res.rows as R[];
+  }
+
+  /**
+   * Runs a statement that locks one job row by id, on `c` inside an open transaction, and
+   * returns the row (undefined when the job does not exist). A job that moved between the
+   * partitions of `sdj_jobs` (deleted from one, inserted into the other) while the lock waited
+   * is gone from that statement's snapshot; at READ COMMITTED the next statement sees the new
+   * row, so the lock is tried again (at most three times in all) before "not found" is believed.
+   */
+  async lockJob<R>(template: string, values: unknown[], c: PgQueryableLike): Promise<R | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.one<R>(template, values, c);
+      if (r !== undefined || attempt === 3) return r;
+    }
   }
 
   /** Runs a statement and returns its first row (undefined when none). */

@@ -5,7 +5,7 @@
 import { DuplicateJobError, DurableJobsError, StorageError } from '../../errors.js';
 import { isNetworkCode } from '../network-errors.js';
 
-/** The unique index over non-terminal jobs' keys (see migrations/0001_init.sql). */
+/** The unique index over live jobs' keys, on the live partition (see migrations/0002_live_and_history.sql). */
 const UNIQUE_KEY_INDEX = 'sdj_jobs_unique_key';
 
 interface PgErrorFields {

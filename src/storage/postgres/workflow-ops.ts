@@ -9,7 +9,6 @@ import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
 import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
-import { withTxRetry } from '../shared/tx-retry.js';
 import type {
   FanOutCollected,
   FanOutRow,
@@ -46,7 +45,6 @@ import {
   STEP_UPSERT,
 } from './queries/workflow.js';
 import { toFanOutRow, toInt, toJobRow, toStepRow, type FanOutDbRow, type JobDbRow, type StepDbRow } from './rows.js';
-import { isRetryableTxError } from './translate-error.js';
 
 /** The step columns as statement parameters: index, name, status, output, error. */
 function stepValues(s: StepRow | null): unknown[] {
@@ -62,7 +60,8 @@ export async function stepRecord(x: PgExec, p: StepRecordParams): Promise<boolea
 
 /**
  * `Storage.stepRecordMany`: one statement (a deadlock with a concurrent writer, which rolls it
- * back whole, retries it); one per part when the outputs exceed one statement's payload budget.
+ * back whole, runs it again: `PgExec.rows`); one per part when the outputs exceed one
+ * statement's payload budget.
  * Items repeating a (job, step index) pair are written one by one.
  */
 export async function stepRecordMany(x: PgExec, p: { items: readonly StepRecordParams[] }): Promise<boolean[]> {
@@ -92,8 +91,8 @@ export async function stepRecordMany(x: PgExec, p: { items: readonly StepRecordP
     items.map((i) => i.step.outputJson),
     items.map((i) => i.step.error),
   ];
-  // One autocommit statement: a deadlock rolls it back whole, and it runs again (shared policy).
-  const rows = await withTxRetry(() => x.rows<{ ord: string }>(STEP_RECORD_MANY, values), { isRetryable: isRetryableTxError });
+  // One autocommit statement: a deadlock rolls it back whole, and the executor runs it again.
+  const rows = await x.rows<{ ord: string }>(STEP_RECORD_MANY, values);
   for (const r of rows) out[toInt(r.ord) - 1] = true;
   return out;
 }
@@ -197,7 +196,7 @@ export async function signalConsumeOrWait(x: PgExec, p: SignalConsumeParams): Pr
  */
 export async function signalSend(x: PgExec, p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
   await withTx(x.pool, async (c) => {
-    const cur = await x.one<{ status: JobStatus }>(JOB_LOCK_STATUS, [p.jobId], c);
+    const cur = await x.lockJob<{ status: JobStatus }>(JOB_LOCK_STATUS, [p.jobId], c);
     if (cur === undefined) throw new JobNotFoundError(p.jobId);
     if (TERMINAL_STATUSES.includes(cur.status)) throw new InvalidStateError(cannotSignalMessage(p.jobId, cur.status));
     await x.rows(SIGNAL_SEND, [x.now(), p.jobId, p.name, p.payloadJson, x.channel], c);

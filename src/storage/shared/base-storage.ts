@@ -7,7 +7,7 @@
  * - the empty-batch short-circuits, answered without touching the database: `jobInsertMany`
  *   with no jobs (and no caller transaction), `jobGetMany` with no ids, `jobFinishMany`,
  *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobClaim` with
- *   no queues, and `jobReclaimExpired`, `jobWakeDue`,
+ *   no queues, and `jobReclaimExpired`, `jobWakeDue`, `jobPrune`,
  *   `scheduleListDue` with a limit below 1;
  * - error translation (driver errors become the library's typed errors) and a `debug` log entry
  *   naming the failed operation.
@@ -32,6 +32,8 @@ import type {
   JobHeartbeatParams,
   JobInsertManyParams,
   JobListParams,
+  JobPruneParams,
+  JobPruneResult,
   JobReleaseParams,
   JobRow,
   JobSuspendFanOutParams,
@@ -90,6 +92,7 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   jobPause: true,
   jobResume: true,
   jobRetry: true,
+  jobPrune: true,
   queueSetPaused: true,
   stepList: true,
   stepRecord: true,
@@ -296,6 +299,12 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** @inheritdoc */
   jobRetry(p: { id: string }): Promise<void> {
     return this.run('jobRetry', p);
+  }
+
+  /** @inheritdoc */
+  jobPrune(p: JobPruneParams): Promise<JobPruneResult> {
+    if (this.#skip(p.limit < 1)) return Promise.resolve<JobPruneResult>({ deleted: 0, roots: 0, busy: false });
+    return this.run('jobPrune', p);
   }
 
   /** @inheritdoc */

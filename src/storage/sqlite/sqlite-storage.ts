@@ -20,6 +20,10 @@
  *   must have reasonably synchronized clocks.
  * - `':memory:'` databases are private to one connection: use a file to share jobs between
  *   instances.
+ * - Retention (`jobPrune`): SQLite has no row locks to skip; a prune is one `BEGIN IMMEDIATE`
+ *   transaction of at most `limit` roots, so it is the only writer while it runs (and so the
+ *   only pruner). It answers `busy` only when the write lock could not be had within the busy
+ *   timeout.
  * - `jobInsertMany({ tx })` (enqueue inside your own transaction) takes your `better-sqlite3`
  *   `Database`, which must be open on the same database file. The inserts run on it directly
  *   (in a savepoint when your transaction is open). `better-sqlite3` transactions are

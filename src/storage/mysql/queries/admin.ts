@@ -61,3 +61,18 @@ export const MIGRATIONS_INSERT = `INSERT INTO sdj_migrations (version, name, app
 /** Pauses or resumes a queue. Params: name, paused (0/1), now, paused, now. */
 export const QUEUE_SET_PAUSED =
   `INSERT INTO sdj_queues (name, paused, updated_at) VALUES (?, ?, ${NOW}) ` + `ON DUPLICATE KEY UPDATE paused = ?, updated_at = ${NOW}`;
+
+// ---------------------------------------------------------------------------- retention
+
+/**
+ * Takes the prune lock without waiting: a named lock per database, `sdj_prune_<database>` (the
+ * database name hashed when that would pass the 64 characters MySQL allows), held by the session
+ * until {@link PRUNE_UNLOCK}. Result: `{ name, got }`, got 1 (taken), 0 (another session holds
+ * it) or null (error).
+ */
+export const PRUNE_LOCK =
+  'SELECT l.name, GET_LOCK(l.name, 0) AS got FROM (SELECT IF(CHAR_LENGTH(DATABASE()) <= 54, ' +
+  "CONCAT('sdj_prune_', DATABASE()), CONCAT('sdj_prune_', SHA1(DATABASE()))) AS name) l";
+
+/** Releases the prune lock. Params: lock name. */
+export const PRUNE_UNLOCK = 'SELECT RELEASE_LOCK(?) AS released';

@@ -108,3 +108,69 @@ export const FAN_OUT_DELETE_FOR_PARENTS = 'DELETE FROM sdj_fan_outs WHERE parent
 
 /** Deletes the signals of jobs. Params: jobIds[]. */
 export const SIGNAL_DELETE_FOR_JOBS = 'DELETE FROM sdj_signals WHERE job_id IN (?)';
+
+// ---------------------------------------------------------------------------- retention
+
+/**
+ * The rest of a subtree walk whose anchor, `tree (root, n, id, status, completed_at)`, holds the
+ * roots: every job below them over `parent_id` (through `sdj_jobs_parent`), then one `j` row per
+ * job (the roots included) and one `f` row per fan-out whose parent is one of them. No locks.
+ */
+const TREE_WALK =
+  'UNION ALL SELECT t.root, t.n, c.id, c.status, c.completed_at FROM tree t JOIN sdj_jobs c ON c.parent_id = t.id) ' +
+  "SELECT 'j' AS kind, root, n, id, status, completed_at FROM tree " +
+  "UNION ALL SELECT 'f', t.root, t.n, f.id, NULL, NULL FROM tree t JOIN sdj_fan_outs f ON f.parent_id = t.id";
+
+/**
+ * One status's due roots in {@link pruneDueSql}: a range of `sdj_jobs_prune` (status,
+ * lease_expires_at, parent_id, completed_at), in (completed_at, id) order. A finished job holds no
+ * lease, so `lease_expires_at IS NULL` keeps every one of them and only narrows the range.
+ */
+function dueRootsOf(after: boolean): string {
+  return (
+    '(SELECT id, status, completed_at FROM sdj_jobs FORCE INDEX (sdj_jobs_prune) ' +
+    `WHERE status = ? AND lease_expires_at IS NULL AND parent_id IS NULL AND completed_at < ${NOW} - ?` +
+    (after ? ' AND (completed_at > ? OR (completed_at = ? AND id > ?))' : '') +
+    ' ORDER BY completed_at, id LIMIT ?)'
+  );
+}
+
+/**
+ * A window of due roots with their subtrees and fan-outs (no locks): the oldest `n` roots (no
+ * parent) of the given statuses whose `completed_at` is older than their status's age
+ * (`completed_at < now - age`), after the cursor when `after`, numbered `n` = 1, 2, ... in
+ * (completed_at, id) order; then the {@link TREE_WALK} rows of each. Each status is its own index
+ * range read only as far as the window needs.
+ * Params per status: status, now, age, [cursor completed_at, cursor completed_at, cursor id,] n;
+ * then n. Result: `{ kind: 'j' | 'f', root, n, id, status, completed_at }[]`.
+ */
+export function pruneDueSql(statuses: number, after: boolean): string {
+  const parts = Array.from({ length: statuses }, () => dueRootsOf(after)).join(' UNION ALL ');
+  return (
+    'WITH RECURSIVE due (id, status, completed_at, n) AS (' +
+    `SELECT id, status, completed_at, ROW_NUMBER() OVER (ORDER BY completed_at, id) FROM (${parts}) d ORDER BY completed_at, id LIMIT ?), ` +
+    'tree (root, n, id, status, completed_at) AS (SELECT id, n, id, status, completed_at FROM due ' +
+    TREE_WALK
+  );
+}
+
+/**
+ * The current subtrees and fan-outs of some roots (no locks), read again once their rows are
+ * locked, to find any job or fan-out that appeared since they were planned.
+ * Params: rootIds[]. Result: as {@link pruneDueSql}.
+ */
+export const PRUNE_TREES =
+  'WITH RECURSIVE tree (root, n, id, status, completed_at) AS (SELECT id, 0, id, status, completed_at FROM sdj_jobs WHERE id IN (?) ' + TREE_WALK;
+
+/** Locks fan-outs about to be deleted, in id order, skipping those others hold. Params: ids[]. Result: `{ id }[]`. */
+export const PRUNE_LOCK_FAN_OUTS = 'SELECT id FROM sdj_fan_outs FORCE INDEX (PRIMARY) WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+
+/**
+ * Locks jobs about to be deleted, in id order, skipping those others hold, with their state now
+ * and the database now. Params: now, ids[]. Result: `{ id, parent_id, status, completed_at, now_ms }[]`.
+ */
+export const PRUNE_LOCK_JOBS =
+  `SELECT id, parent_id, status, completed_at, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (PRIMARY) WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED`;
+
+/** Deletes fan-outs. Params: ids[]. */
+export const FAN_OUT_DELETE_MANY = 'DELETE FROM sdj_fan_outs WHERE id IN (?)';

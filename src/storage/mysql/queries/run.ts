@@ -105,11 +105,17 @@ export const RELEASE_UPDATE =
  * `has_children` tells, for a job about to fail (attempts spent), whether it has children (its
  * subtree is then cancelled). Params: now, limit.
  * Result: `{ id, run_count, attempt, max_retries, fan_out_id, has_children }[]`.
+ * Reclaim order is the order of `sdj_jobs_prune` (status, lease_expires_at, parent_id,
+ * completed_at, id): the earliest lease end first, ties by parent (roots first), then id
+ * (completed_at is NULL while running). Ordering by (lease_expires_at, id) alone would sort every
+ * expired run before the limit applies; the index is forced so that a small table's statistics
+ * never trade it for a sort.
  */
 export const RECLAIM_CANDIDATES =
   'SELECT j.id, j.run_count, j.attempt, j.max_retries, j.fan_out_id, ' +
   'IF(j.attempt > j.max_retries, EXISTS (SELECT 1 FROM sdj_jobs c WHERE c.parent_id = j.id), 0) AS has_children ' +
-  `FROM sdj_jobs j WHERE j.status = 'running' AND j.lease_expires_at < ${NOW} ORDER BY j.lease_expires_at, j.id LIMIT ?`;
+  `FROM sdj_jobs j FORCE INDEX (sdj_jobs_prune) WHERE j.status = 'running' AND j.lease_expires_at < ${NOW} ` +
+  'ORDER BY j.lease_expires_at, j.parent_id, j.completed_at, j.id LIMIT ?';
 
 /**
  * Locks the candidates still running with an expired lease, in id order, skipping rows others

@@ -1,5 +1,6 @@
 /**
- * PostgreSQL statements for the migration ledger, its lock, queue pausing, LISTEN and the clock.
+ * PostgreSQL statements for the migration ledger, its lock, queue pausing, LISTEN, the clock and
+ * the prune lock.
  * Values are always bound parameters; `$1` is the optional "now" where one is needed.
  * @internal
  */
@@ -62,3 +63,11 @@ export function unlistenSql(channel: string): string {
 
 /** Health check of the idle LISTEN connection. Params: none. */
 export const LISTENER_PING = 'SELECT 1';
+
+/**
+ * Opens a prune: turns JIT compilation off for the rest of the transaction (the prune's subtree
+ * walks get cost estimates in the millions, which would make every call compile for about a
+ * second) and tries the fleet-wide prune lock, held until the transaction ends.
+ * Params: $1 lock key (bigint). Result: { got } (false when another prune holds the lock).
+ */
+export const PRUNE_LOCK = "SELECT set_config('jit', 'off', true) AS jit, pg_try_advisory_xact_lock($1::bigint) AS got";

@@ -21,3 +21,33 @@ export const NON_TERMINAL = "('pending', 'running', 'waiting', 'paused')";
 
 /** Assignments that drop a run's lease (table alias `j`-free, for `SET`). */
 export const CLEAR_LEASE = 'locked_by = NULL, lease_expires_at = NULL, heartbeat_at = NULL';
+
+/** The columns of a job row, in table order (`sdj_jobs` and both of its partitions). */
+export const JOB_COLUMN_NAMES = [
+  'id', 'type', 'queue', 'status', 'priority', 'attempt', 'max_retries', 'run_count', 'args', 'result', 'meta',
+  'last_error', 'run_at', 'created_at', 'started_at', 'completed_at', 'timeout_ms', 'unique_key', 'tenant',
+  'parent_id', 'fan_out_id', 'fan_out_index', 'locked_by', 'lease_expires_at', 'heartbeat_at', 'wake_at', 'wait_signal',
+] as const;
+
+/** A job column name. */
+export type JobColumn = (typeof JOB_COLUMN_NAMES)[number];
+
+/**
+ * The INSERT half of a job's move between the partitions of `sdj_jobs` (migrations/0002): the
+ * rows of `src` — a CTE that deleted them from one partition, `RETURNING` the whole row — are
+ * inserted into `sdj_jobs`, which routes each to the partition of its new status, with the
+ * expressions of `set` replacing the row's own columns.
+ *
+ * A move is a DELETE and an INSERT rather than an UPDATE of the status through `sdj_jobs`: a
+ * concurrent statement that is about to lock or update the old row then finds it deleted and
+ * skips it, as it skips a row that no longer matches, where a row moved by an UPDATE makes it
+ * fail with SQLSTATE 40001 ("tuple to be locked was already moved to another partition").
+ */
+export function moveInsert(src: string, set: Partial<Record<JobColumn, string>>): string {
+  const values = JOB_COLUMN_NAMES.map((c) => set[c] ?? `${src}.${c}`);
+  return `INSERT INTO {s}.sdj_jobs (${JOB_COLUMN_NAMES.join(', ')})
+  SELECT ${values.join(', ')} FROM ${src}`;
+}
+
+/** The `set` of {@link moveInsert} that drops a run's lease. */
+export const MOVE_CLEAR_LEASE = { locked_by: 'NULL', lease_expires_at: 'NULL', heartbeat_at: 'NULL' } as const;

@@ -1,10 +1,13 @@
 /**
  * PostgreSQL statements of fan-out accounting (`fan-out-accounting.ts`): the fan-out locks taken
  * before any job row, subtree walks and cancels, fan-out decisions and expiry. `$1` is the
- * optional "now" where a statement needs one.
+ * optional "now" where a statement needs one. Walks and lookups by id go through `sdj_jobs`
+ * (a subtree spans both partitions); a cancel deletes each job from `sdj_jobs_live` and inserts
+ * it, cancelled, into history in the same statement (`moveInsert`); resuming a waiting parent
+ * updates `sdj_jobs_live`.
  * @internal
  */
-import { CLEAR_LEASE, NON_TERMINAL, NOW, NOW_CTE } from './common.js';
+import { MOVE_CLEAR_LEASE, moveInsert, NON_TERMINAL, NOW, NOW_CTE } from './common.js';
 
 /**
  * Locks (in id order) the fan-outs of the given jobs, so every transaction that accounts for
@@ -26,9 +29,9 @@ FOR UPDATE`;
  */
 export const JOB_CANCEL_START = `
 SELECT ARRAY(
-    SELECT id FROM {s}.sdj_jobs WHERE id = ANY($1::text[]) AND status IN ${NON_TERMINAL}
+    SELECT id FROM {s}.sdj_jobs_live WHERE id = ANY($1::text[]) AND status IN ${NON_TERMINAL}
     UNION
-    SELECT id FROM {s}.sdj_jobs WHERE fan_out_id = ANY($2::text[]) AND status IN ${NON_TERMINAL}
+    SELECT id FROM {s}.sdj_jobs_live WHERE fan_out_id = ANY($2::text[]) AND status IN ${NON_TERMINAL}
   ) AS ids,
   (SELECT count(*) FROM {s}.sdj_jobs WHERE id = ANY($1::text[])) AS found`;
 
@@ -50,11 +53,12 @@ fl AS MATERIALIZED (
   FOR UPDATE
 ),
 upd AS (
-  UPDATE {s}.sdj_jobs j
-  SET status = 'cancelled', completed_at = n.t, wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
-  FROM now n
+  DELETE FROM {s}.sdj_jobs_live j
   WHERE j.id = ANY($2::text[]) AND j.status IN ${NON_TERMINAL} AND (SELECT count(*) FROM fl) >= 0
-  RETURNING j.id, j.fan_out_id
+  RETURNING j.*
+),
+ins AS (
+  ${moveInsert('upd', { status: "'cancelled'", completed_at: NOW, wake_at: 'NULL', wait_signal: 'NULL', ...MOVE_CLEAR_LEASE })}
 ),
 cnt AS (
   UPDATE {s}.sdj_fan_outs f SET cancelled = f.cancelled + x.c
@@ -79,7 +83,7 @@ fo AS (
   RETURNING f.id, f.parent_id, f.status
 ),
 p AS (
-  UPDATE {s}.sdj_jobs j SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  UPDATE {s}.sdj_jobs_live j SET status = 'pending', wake_at = NULL, wait_signal = NULL
   FROM fo WHERE j.id = fo.parent_id AND j.status = 'waiting'
   RETURNING j.queue
 ),
@@ -99,7 +103,7 @@ fo AS (
   RETURNING f.id, f.parent_id
 ),
 p AS (
-  UPDATE {s}.sdj_jobs j SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  UPDATE {s}.sdj_jobs_live j SET status = 'pending', wake_at = NULL, wait_signal = NULL
   FROM fo WHERE j.id = fo.parent_id AND j.status = 'waiting'
   RETURNING j.queue
 ),

@@ -1,10 +1,12 @@
 /**
- * PostgreSQL statements over `sdj_jobs`: insert, reads, counts, pause/resume and retry. Every value
+ * PostgreSQL statements over `sdj_jobs`: insert, reads, counts, pause/resume, retry and pruning. Every value
  * is a bound parameter; `$1` is always the optional "now" (see `NOW_CTE`). Statements that make
  * jobs ready call `pg_notify(channel, queue)`, delivered when their transaction commits.
+ * New jobs are inserted straight into the live partition, pause and resume update it; reads
+ * go through `sdj_jobs` (both partitions), and a retry moves its row from history back to live.
  * @internal
  */
-import { CLEAR_LEASE, NOW, NOW_CTE } from './common.js';
+import { MOVE_CLEAR_LEASE, moveInsert, NON_TERMINAL, NOW, NOW_CTE } from './common.js';
 
 /**
  * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
@@ -20,7 +22,7 @@ function jobInsert(conflict: string): string {
   return `
 WITH ${NOW_CTE},
 ins AS (
-  INSERT INTO {s}.sdj_jobs (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
+  INSERT INTO {s}.sdj_jobs_live (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
     run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index)
   SELECT u.id, u.type, u.queue, 'pending', u.priority, 0, u.max_retries, 0, u.args, u.meta,
     GREATEST(n.t + u.delay_ms, COALESCE(u.run_at, 0)), n.t, u.timeout_ms, u.unique_key, u.tenant,
@@ -48,7 +50,7 @@ SELECT i.id, (SELECT count(*) FROM ntf) AS notified FROM ins i`;
  */
 export const JOB_INSERT = jobInsert('');
 
-/** As {@link JOB_INSERT}, but jobs clashing on a key (or id) are left out. */
+/** As {@link JOB_INSERT}, but jobs clashing on a key (or the id of a live job) are left out. */
 export const JOB_INSERT_SKIP = jobInsert('ON CONFLICT DO NOTHING');
 
 /** One job by id. Params: $1 id. Result: the job row or none. */
@@ -88,7 +90,7 @@ SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue 
 export const JOB_SET_STATUS = `
 WITH cur AS (SELECT status FROM {s}.sdj_jobs WHERE id = $1),
 upd AS (
-  UPDATE {s}.sdj_jobs SET status = $3 WHERE id = $1 AND status = $2 RETURNING queue, status
+  UPDATE {s}.sdj_jobs_live SET status = $3 WHERE id = $1 AND status = $2 RETURNING queue, status
 ),
 ntf AS (SELECT pg_notify($4, queue) FROM upd WHERE status = 'pending')
 SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
@@ -101,7 +103,9 @@ SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SEL
 export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
 
 /**
- * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. A fan-out
+ * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. The row is
+ * deleted from history and inserted, pending, into the live partition (`moveInsert`): a unique
+ * key another live job holds fails the statement (23505 on `sdj_jobs_unique_key`). A fan-out
  * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
  * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
  * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
@@ -109,13 +113,20 @@ export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1
  */
 export const JOB_RETRY = `
 WITH ${NOW_CTE},
+del AS (DELETE FROM {s}.sdj_jobs j WHERE j.id = $2 AND j.status IN ('failed', 'cancelled') RETURNING j.*),
 upd AS (
-  UPDATE {s}.sdj_jobs j
-  SET status = 'pending', attempt = 0, run_at = n.t, result = NULL, started_at = NULL, completed_at = NULL,
-      wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
-  FROM now n
-  WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')
-  RETURNING j.queue, j.fan_out_id
+  ${moveInsert('del', {
+    status: "'pending'",
+    attempt: '0',
+    run_at: NOW,
+    result: 'NULL',
+    started_at: 'NULL',
+    completed_at: 'NULL',
+    wake_at: 'NULL',
+    wait_signal: 'NULL',
+    ...MOVE_CLEAR_LEASE,
+  })}
+  RETURNING queue, fan_out_id
 ),
 unc AS (
   UPDATE {s}.sdj_fan_outs f
@@ -137,3 +148,101 @@ df AS (DELETE FROM {s}.sdj_fan_outs WHERE parent_id = $1 OR parent_id = ANY($2::
 dg AS (DELETE FROM {s}.sdj_signals WHERE job_id = ANY($2::text[])),
 dj AS (DELETE FROM {s}.sdj_jobs WHERE id = ANY($2::text[]))
 SELECT 1 AS done`;
+
+/** Finished statuses (SQL list literal). */
+const FINISHED = "('completed', 'failed', 'cancelled')";
+
+/**
+ * The due roots of one finished status, oldest first, leaving out those with an unfinished
+ * descendant, at most `$5`. The ordered scan is fenced (`OFFSET 0`) so the subtree check runs
+ * only on the rows read until `$5` are found, whether the rows come from an index in order or
+ * from a sort; each level of the walk is a probe of the parent index (`LATERAL … OFFSET 0`
+ * keeps the planner from hashing the whole table when it misjudges a level's size).
+ */
+function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string): string {
+  return `(SELECT x.* FROM (
+      SELECT r.id, r.status, r.run_count, r.completed_at FROM {s}.sdj_jobs r
+      WHERE ${age}::bigint IS NOT NULL AND r.parent_id IS NULL AND r.status = '${status}'
+        AND r.completed_at IS NOT NULL AND r.completed_at < ${NOW} - ${age}::bigint
+      ORDER BY r.completed_at, r.id
+      OFFSET 0
+    ) x
+    WHERE NOT EXISTS (
+      WITH RECURSIVE sub AS (
+        SELECT d.id, d.status FROM {s}.sdj_jobs d WHERE d.parent_id = x.id
+        UNION ALL
+        SELECT k.id, k.status FROM sub
+        CROSS JOIN LATERAL (SELECT d.id, d.status FROM {s}.sdj_jobs d WHERE d.parent_id = sub.id OFFSET 0) k
+      )
+      SELECT 1 FROM sub WHERE sub.status IN ${NON_TERMINAL}
+    )
+    LIMIT $5)`;
+}
+
+/**
+ * Deletes up to $5 finished workflows whose retention age has passed, oldest first, in one
+ * statement. Run inside the transaction that holds the prune lock (`PRUNE_LOCK`).
+ *
+ * - `due`: root jobs (no parent) completed/failed/cancelled with `completed_at < now - age` of
+ *   their status (a null age keeps that status), none of whose descendants is unfinished.
+ * - `tree`: each root with its whole subtree, as this statement's snapshot shows them.
+ * - `held`: those rows locked, skipping rows another transaction holds. A row changed since
+ *   the snapshot (a retry moving a child back to pending, a rerun finishing it again, a row
+ *   deleted) is re-read at lock time and no longer matches its snapshot status, run count and
+ *   completion time, so it is not held either.
+ * - `fo_held`: the subtree's fan-outs locked the same way (a retry or an outcome locks a
+ *   fan-out before the job rows; waiting for one here could deadlock).
+ * - `ok`: the roots whose every row and fan-out is held; only those are deleted, with their
+ *   subtrees' checkpoints, signals and fan-outs.
+ *
+ * Due roots are read in order from `sdj_jobs_prune` (status, completed_at) WHERE parent_id IS
+ * NULL, one range per status; without that index each status costs a scan and a sort of its
+ * due rows. Nothing here waits for a job or fan-out lock. Params: $1 now, $2 completed age, $3 failed
+ * age, $4 cancelled age (ms, null = keep), $5 limit. Result: one row { deleted, roots }.
+ */
+export const JOB_PRUNE = `
+WITH RECURSIVE ${NOW_CTE},
+due AS MATERIALIZED (
+  SELECT u.id, u.status, u.run_count, u.completed_at FROM (
+    ${pruneDueRoots('completed', '$2')}
+    UNION ALL
+    ${pruneDueRoots('failed', '$3')}
+    UNION ALL
+    ${pruneDueRoots('cancelled', '$4')}
+  ) u
+  ORDER BY u.completed_at, u.id
+  LIMIT $5
+),
+tree AS (
+  SELECT d.id AS root, d.id, d.status, d.run_count, d.completed_at FROM due d
+  UNION ALL
+  SELECT t.root, k.id, k.status, k.run_count, k.completed_at FROM tree t
+  CROSS JOIN LATERAL (
+    SELECT j.id, j.status, j.run_count, j.completed_at FROM {s}.sdj_jobs j WHERE j.parent_id = t.id OFFSET 0
+  ) k
+),
+ids AS MATERIALIZED (SELECT ARRAY(SELECT id FROM tree) AS a),
+held AS MATERIALIZED (
+  SELECT j.id FROM {s}.sdj_jobs j JOIN tree t ON t.id = j.id
+  WHERE j.id = ANY((SELECT a FROM ids)::text[]) AND j.status IN ${FINISHED}
+    AND j.status = t.status AND j.run_count = t.run_count AND j.completed_at IS NOT DISTINCT FROM t.completed_at
+  FOR UPDATE OF j SKIP LOCKED
+),
+fo AS MATERIALIZED (
+  SELECT f.id, t.root FROM {s}.sdj_fan_outs f JOIN tree t ON t.id = f.parent_id
+  WHERE f.parent_id = ANY((SELECT a FROM ids)::text[])
+),
+fo_held AS MATERIALIZED (
+  SELECT f.id FROM {s}.sdj_fan_outs f WHERE f.id = ANY(ARRAY(SELECT id FROM fo)) FOR UPDATE OF f SKIP LOCKED
+),
+ok AS MATERIALIZED (
+  SELECT t.root FROM tree t LEFT JOIN held h ON h.id = t.id GROUP BY t.root HAVING count(h.id) = count(*)
+  EXCEPT
+  SELECT fo.root FROM fo LEFT JOIN fo_held fh ON fh.id = fo.id WHERE fh.id IS NULL
+),
+gone AS MATERIALIZED (SELECT ARRAY(SELECT t.id FROM tree t JOIN ok ON ok.root = t.root) AS a),
+dj AS (DELETE FROM {s}.sdj_jobs j WHERE j.id = ANY((SELECT a FROM gone)::text[]) RETURNING j.parent_id),
+ds AS (DELETE FROM {s}.sdj_steps s WHERE s.job_id = ANY((SELECT a FROM gone)::text[])),
+dg AS (DELETE FROM {s}.sdj_signals g WHERE g.job_id = ANY((SELECT a FROM gone)::text[])),
+df AS (DELETE FROM {s}.sdj_fan_outs f WHERE f.parent_id = ANY((SELECT a FROM gone)::text[]))
+SELECT count(*) AS deleted, count(*) FILTER (WHERE parent_id IS NULL) AS roots FROM dj`;

@@ -18,9 +18,17 @@
  * Queue rows are read `FOR SHARE` before any job is locked, so a concurrent pause either waits
  * for this claim or is seen by it (a claim in flight cannot take jobs of a queue paused before
  * it returns).
+ *
+ * Partitions (migrations/0002): every statement here names the live partition `sdj_jobs_live`
+ * (a ctid is only unique within one partition). An outcome that ends the job — completed,
+ * failed, or a reclaim that fails it — deletes the row from the live partition and inserts its
+ * finished version into `sdj_jobs` (routed to history) in the same statement (`moveInsert`); a
+ * retry or a reclaim back to pending stays an UPDATE in place. Because a finished job's live row
+ * is deleted rather than moved by an UPDATE, a claim whose snapshot still showed it pending, or
+ * a heartbeat waiting for its lock, skips it as before instead of failing with 40001.
  * @internal
  */
-import { CLEAR_LEASE, NOW, NOW_CTE } from './common.js';
+import { CLEAR_LEASE, MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE } from './common.js';
 
 /** The `SET` of a claim: running, attempt + 1, run_count + 1, owner, lease (`$4` worker, `$5` lease ms). */
 const CLAIM_SET = `status = 'running', attempt = j.attempt + 1, run_count = j.run_count + 1, locked_by = $4,
@@ -28,7 +36,7 @@ const CLAIM_SET = `status = 'running', attempt = j.attempt + 1, run_count = j.ru
 
 /** The candidate rows of queue `name` (an expression), at most `lim`, in claim order, locked. */
 function candidates(name: string, lim: string): string {
-  return `SELECT jj.ctid AS tid FROM {s}.sdj_jobs jj
+  return `SELECT jj.ctid AS tid FROM {s}.sdj_jobs_live jj
     WHERE jj.status = 'pending' AND jj.queue = ${name} AND jj.run_at <= ${NOW}
     ORDER BY jj.priority DESC, jj.run_at, jj.id
     LIMIT ${lim}
@@ -43,7 +51,7 @@ function candidates(name: string, lim: string): string {
 export const JOB_CLAIM_ONE = `
 WITH ${NOW_CTE},
 ql AS MATERIALIZED (SELECT paused FROM {s}.sdj_queues WHERE name = $2 FOR SHARE)
-UPDATE {s}.sdj_jobs j
+UPDATE {s}.sdj_jobs_live j
 SET ${CLAIM_SET}
 WHERE j.ctid = ANY(ARRAY(
   SELECT c.tid FROM (SELECT $3::int AS lim OFFSET 0) q
@@ -63,7 +71,7 @@ WITH ${NOW_CTE},
 ql AS MATERIALIZED (
   SELECT name, paused FROM {s}.sdj_queues WHERE name = ANY($2::text[]) ORDER BY name FOR SHARE
 )
-UPDATE {s}.sdj_jobs j
+UPDATE {s}.sdj_jobs_live j
 SET ${CLAIM_SET}
 WHERE j.ctid = ANY(ARRAY(
   SELECT c.tid FROM unnest($2::text[], $3::int[]) AS q(name, lim)
@@ -88,21 +96,12 @@ m AS MATERIALIZED (
   CROSS JOIN LATERAL (
     SELECT jj.fan_out_id,
       CASE WHEN i.outcome = 'failed' THEN EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = jj.id) ELSE false END AS walk
-    FROM {s}.sdj_jobs jj
+    FROM {s}.sdj_jobs_live jj
     WHERE jj.id = i.job_id AND jj.locked_by = i.worker_id AND jj.run_count = i.run_count AND jj.status = 'running'
     OFFSET 0
   ) j
   ORDER BY i.job_id, i.ord
 )`;
-
-/** The `SET` of a fenced finish (alias j = the job, m = its item, n = now). */
-const FINISH_SET = `
-    status = CASE m.outcome WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed' ELSE 'pending' END,
-    result = CASE WHEN m.outcome = 'completed' THEN m.result ELSE j.result END,
-    last_error = CASE WHEN m.outcome = 'completed' THEN j.last_error ELSE m.error END,
-    completed_at = CASE WHEN m.outcome = 'retry' THEN NULL ELSE n.t END,
-    run_at = CASE WHEN m.outcome = 'retry' THEN n.t + m.delay_ms ELSE j.run_at END,
-    ${CLEAR_LEASE}`;
 
 /**
  * The fence of a finish item (alias j = the job, m = its item). `j.id = ANY(...)` gives the
@@ -110,6 +109,42 @@ const FINISH_SET = `
  * other id-driven updates).
  */
 const FINISH_FENCE = "j.id = ANY($2::text[]) AND j.locked_by = m.worker_id AND j.run_count = m.run_count AND j.status = 'running'";
+
+/**
+ * Applies the fenced items of `m` that satisfy `cond`: a retry stays in the live partition
+ * (`upd`: pending, run_at = now + delay, the error kept, lease dropped); a completed or failed
+ * outcome moves the row to history (`del` + `ins`: see `moveInsert`). `fin` lists what applied:
+ * { ord, queue, status, fan_out_id }. Requires `now` and `m` ({@link FINISH_ITEMS}).
+ */
+function finishApply(cond: string): string {
+  return `upd AS (
+  UPDATE {s}.sdj_jobs_live j
+  SET status = 'pending', last_error = m.error, completed_at = NULL, run_at = n.t + m.delay_ms, ${CLEAR_LEASE}
+  FROM m, now n
+  WHERE j.id = m.job_id AND m.outcome = 'retry' AND ${cond} AND ${FINISH_FENCE}
+  RETURNING m.ord, j.queue, j.status, j.fan_out_id
+),
+del AS (
+  DELETE FROM {s}.sdj_jobs_live j
+  USING m
+  WHERE j.id = m.job_id AND m.outcome <> 'retry' AND ${cond} AND ${FINISH_FENCE}
+  RETURNING j.*, m.ord, m.outcome, m.result AS new_result, m.error AS new_error
+),
+ins AS (
+  ${moveInsert('del', {
+    status: 'del.outcome',
+    result: "CASE WHEN del.outcome = 'completed' THEN del.new_result ELSE del.result END",
+    last_error: "CASE WHEN del.outcome = 'completed' THEN del.last_error ELSE del.new_error END",
+    completed_at: NOW,
+    ...MOVE_CLEAR_LEASE,
+  })}
+),
+fin AS (
+  SELECT ord, queue, status, fan_out_id FROM upd
+  UNION ALL
+  SELECT ord, queue, outcome, fan_out_id FROM del
+)`;
+}
 
 /**
  * Applies run outcomes that need no fan-out accounting and no subtree cancel (jobs outside
@@ -124,41 +159,39 @@ const FINISH_FENCE = "j.id = ANY($2::text[]) AND j.locked_by = m.worker_id AND j
 export const JOB_FINISH_PLAIN = `
 WITH ${NOW_CTE},
 ${FINISH_ITEMS},
-upd AS (
-  UPDATE {s}.sdj_jobs j SET ${FINISH_SET}
-  FROM m, now n
-  WHERE j.id = m.job_id AND ((m.fan_out_id IS NULL AND NOT m.walk) OR m.outcome = 'retry') AND ${FINISH_FENCE}
-  RETURNING m.ord, j.queue, j.status
-),
-ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
-SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified, ${NOW} AS at FROM upd
+${finishApply("((m.fan_out_id IS NULL AND NOT m.walk) OR m.outcome = 'retry')")},
+ntf AS (SELECT pg_notify($9, d.queue) FROM (SELECT DISTINCT queue FROM fin WHERE status = 'pending') d)
+SELECT ord, false AS deferred, false AS walk, (SELECT count(*) FROM ntf) AS notified, ${NOW} AS at FROM fin
 UNION ALL
 SELECT ord, true, walk, 0, NULL::bigint FROM m WHERE (m.fan_out_id IS NOT NULL OR m.walk) AND m.outcome <> 'retry'`;
 
 /**
  * The common case of {@link JOB_FINISH_PLAIN}: every item completed, distinct job ids. One
- * fenced UPDATE joined to the items, without a per-item pre-read; fan-out children are left
- * alone and returned as deferred (looked up only among the items not applied). No `id = ANY`
- * hint here: the cached generic plan then drives from the items into the primary key (linear),
- * where the hint made it scan every item for every job row (quadratic in the batch size).
+ * fenced DELETE from the live partition joined to the items, without a per-item pre-read, and
+ * the INSERT of the completed rows into history; fan-out children are left alone and returned
+ * as deferred (looked up only among the items not applied). No `id = ANY` hint here: the cached
+ * generic plan then drives from the items into the primary key (linear), where the hint made it
+ * scan every item for every job row (quadratic in the batch size).
  * Params: $1 now, $2 job ids, $3 worker ids, $4 run counts, $5 results. Result: { ord,
  * deferred, at } per item applied or deferred (ord is 1-based; at: when an applied one was stored).
  */
 export const JOB_FINISH_COMPLETED = `
 WITH ${NOW_CTE},
-upd AS (
-  UPDATE {s}.sdj_jobs j
-  SET status = 'completed', result = i.result, completed_at = ${NOW}, ${CLEAR_LEASE}
-  FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS i(job_id, worker_id, run_count, result, ord)
+del AS (
+  DELETE FROM {s}.sdj_jobs_live j
+  USING unnest($2::text[], $3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS i(job_id, worker_id, run_count, result, ord)
   WHERE j.id = i.job_id AND j.locked_by = i.worker_id AND j.run_count = i.run_count
     AND j.status = 'running' AND j.fan_out_id IS NULL
-  RETURNING i.ord
+  RETURNING j.*, i.ord, i.result AS new_result
+),
+ins AS (
+  ${moveInsert('del', { status: "'completed'", result: 'del.new_result', completed_at: NOW, ...MOVE_CLEAR_LEASE })}
 )
-SELECT ord, false AS deferred, ${NOW} AS at FROM upd
+SELECT ord, false AS deferred, ${NOW} AS at FROM del
 UNION ALL
 SELECT c.ord, true, NULL::bigint FROM unnest($2::text[], $3::text[], $4::int[]) WITH ORDINALITY AS c(job_id, worker_id, run_count, ord)
-WHERE c.ord NOT IN (SELECT ord FROM upd)
-  AND EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.id = c.job_id AND k.locked_by = c.worker_id AND k.run_count = c.run_count
+WHERE c.ord NOT IN (SELECT ord FROM del)
+  AND EXISTS (SELECT 1 FROM {s}.sdj_jobs_live k WHERE k.id = c.job_id AND k.locked_by = c.worker_id AND k.run_count = c.run_count
     AND k.status = 'running' AND k.fan_out_id IS NOT NULL)`;
 
 /**
@@ -171,24 +204,19 @@ WHERE c.ord NOT IN (SELECT ord FROM upd)
 export const JOB_FINISH_CHILDREN = `
 WITH ${NOW_CTE},
 ${FINISH_ITEMS},
-upd AS (
-  UPDATE {s}.sdj_jobs j SET ${FINISH_SET}
-  FROM m, now n
-  WHERE j.id = m.job_id AND ${FINISH_FENCE}
-  RETURNING m.ord, j.status, j.fan_out_id
-),
+${finishApply('true')},
 cnt AS (
   UPDATE {s}.sdj_fan_outs f
   SET succeeded = f.succeeded + x.s, failed = f.failed + x.f, cancelled = f.cancelled + x.c
   FROM (
     SELECT fan_out_id, count(*) FILTER (WHERE status = 'completed') AS s,
       count(*) FILTER (WHERE status = 'failed') AS f, count(*) FILTER (WHERE status = 'cancelled') AS c
-    FROM upd WHERE fan_out_id IS NOT NULL GROUP BY fan_out_id
+    FROM fin WHERE fan_out_id IS NOT NULL GROUP BY fan_out_id
   ) x
   WHERE f.id = x.fan_out_id
   RETURNING f.*
 )
-SELECT (SELECT json_agg(ord) FROM upd) AS applied, (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans, ${NOW} AS now`;
+SELECT (SELECT json_agg(ord) FROM fin) AS applied, (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans, ${NOW} AS now`;
 
 /**
  * Extends the leases of the runs a worker still holds. Params: $1 now, $2 worker id,
@@ -196,7 +224,7 @@ SELECT (SELECT json_agg(ord) FROM upd) AS applied, (SELECT json_agg(row_to_json(
  */
 export const JOB_HEARTBEAT = `
 WITH ${NOW_CTE}
-UPDATE {s}.sdj_jobs j SET heartbeat_at = n.t, lease_expires_at = n.t + $5::bigint
+UPDATE {s}.sdj_jobs_live j SET heartbeat_at = n.t, lease_expires_at = n.t + $5::bigint
 FROM unnest($3::text[], $4::int[]) AS r(job_id, run_count), now n
 WHERE j.id = ANY($3::text[]) AND j.id = r.job_id AND j.locked_by = $2 AND j.run_count = r.run_count AND j.status = 'running'
 RETURNING j.id`;
@@ -207,7 +235,7 @@ RETURNING j.id`;
  */
 export const JOB_RELEASE = `
 WITH upd AS (
-  UPDATE {s}.sdj_jobs j SET status = 'pending', attempt = GREATEST(j.attempt - 1, 0), ${CLEAR_LEASE}
+  UPDATE {s}.sdj_jobs_live j SET status = 'pending', attempt = GREATEST(j.attempt - 1, 0), ${CLEAR_LEASE}
   FROM unnest($1::text[], $2::text[], $3::int[]) AS r(job_id, worker_id, run_count)
   WHERE j.id = ANY($1::text[]) AND j.id = r.job_id AND j.locked_by = r.worker_id AND j.run_count = r.run_count
     AND j.status = 'running'
@@ -227,7 +255,7 @@ export const JOB_RECLAIM_CANDIDATES = `
 WITH ${NOW_CTE}
 SELECT j.id, j.run_count, j.attempt > j.max_retries AS dying,
   (j.attempt > j.max_retries AND EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = j.id)) AS walk
-FROM {s}.sdj_jobs j
+FROM {s}.sdj_jobs_live j
 WHERE j.lease_expires_at < ${NOW} AND j.status = 'running'
 ORDER BY j.lease_expires_at, j.id
 LIMIT $2`;
@@ -254,7 +282,7 @@ fl AS MATERIALIZED (
   FOR UPDATE
 ),
 exp AS MATERIALIZED (
-  SELECT j.id FROM {s}.sdj_jobs j
+  SELECT j.id FROM {s}.sdj_jobs_live j
   JOIN unnest($2::text[], $3::int[]) AS c(id, run_count) ON c.id = j.id
   WHERE j.id = ANY($2::text[]) AND j.run_count = c.run_count AND j.status = 'running'
     AND j.lease_expires_at < ${NOW} AND (SELECT count(*) FROM fl) >= 0
@@ -262,26 +290,38 @@ exp AS MATERIALIZED (
   FOR UPDATE OF j SKIP LOCKED
 ),
 upd AS (
-  UPDATE {s}.sdj_jobs j
-  SET status = CASE WHEN j.attempt <= j.max_retries THEN 'pending' ELSE 'failed' END,
-      last_error = CASE WHEN j.attempt <= j.max_retries THEN $4 ELSE $5 END,
-      completed_at = CASE WHEN j.attempt <= j.max_retries THEN NULL ELSE n.t END,
-      ${CLEAR_LEASE}
-  FROM exp, now n
-  WHERE j.id = exp.id
-  RETURNING j.id, j.type, j.queue, j.status, j.attempt, j.max_retries, j.fan_out_id, j.lease_expires_at,
-    CASE WHEN j.status = 'failed' THEN EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = j.id) ELSE false END AS walk
+  UPDATE {s}.sdj_jobs_live j
+  SET status = 'pending', last_error = $4, completed_at = NULL, ${CLEAR_LEASE}
+  FROM exp
+  WHERE j.id = exp.id AND j.status = 'running' AND j.attempt <= j.max_retries
+  RETURNING j.id, j.type, j.queue, j.status, j.attempt, j.max_retries, j.fan_out_id, false AS walk
+),
+del AS (
+  DELETE FROM {s}.sdj_jobs_live j
+  USING exp
+  WHERE j.id = exp.id AND j.status = 'running' AND j.attempt > j.max_retries
+  RETURNING j.*
+),
+ins AS (
+  ${moveInsert('del', { status: "'failed'", last_error: '$5', completed_at: NOW, ...MOVE_CLEAR_LEASE })}
+),
+rec AS (
+  SELECT id, type, queue, status, attempt, max_retries, fan_out_id, walk FROM upd
+  UNION ALL
+  SELECT d.id, d.type, d.queue, 'failed', d.attempt, d.max_retries, d.fan_out_id,
+    EXISTS (SELECT 1 FROM {s}.sdj_jobs k WHERE k.parent_id = d.id)
+  FROM del d
 ),
 cnt AS (
   UPDATE {s}.sdj_fan_outs f SET failed = f.failed + x.f
-  FROM (SELECT fan_out_id, count(*) AS f FROM upd WHERE status = 'failed' AND fan_out_id IS NOT NULL GROUP BY fan_out_id) x
+  FROM (SELECT fan_out_id, count(*) AS f FROM rec WHERE status = 'failed' AND fan_out_id IS NOT NULL GROUP BY fan_out_id) x
   WHERE f.id = x.fan_out_id
   RETURNING f.*
 ),
-ntf AS (SELECT pg_notify($6, d.queue) FROM (SELECT DISTINCT queue FROM upd WHERE status = 'pending') d)
+ntf AS (SELECT pg_notify($6, d.queue) FROM (SELECT DISTINCT queue FROM rec WHERE status = 'pending') d)
 SELECT
   (SELECT json_agg(json_build_object('id', id, 'type', type, 'queue', queue, 'status', status,
-     'attempt', attempt, 'max_retries', max_retries, 'walk', walk)) FROM upd) AS jobs,
+     'attempt', attempt, 'max_retries', max_retries, 'walk', walk)) FROM rec) AS jobs,
   (SELECT json_agg(row_to_json(cnt)) FROM cnt) AS fans,
   (SELECT count(*) FROM ntf) AS notified,
   ${NOW} AS now`;
@@ -294,14 +334,14 @@ SELECT
 export const JOB_WAKE_DUE = `
 WITH ${NOW_CTE},
 due AS MATERIALIZED (
-  SELECT id FROM {s}.sdj_jobs
+  SELECT id FROM {s}.sdj_jobs_live
   WHERE status = 'waiting' AND wake_at <= ${NOW}
   ORDER BY wake_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
 ),
 stuck AS MATERIALIZED (
-  SELECT j.id FROM {s}.sdj_jobs j
+  SELECT j.id FROM {s}.sdj_jobs_live j
   WHERE j.status = 'waiting' AND j.wait_signal IS NULL
     AND NOT EXISTS (SELECT 1 FROM due WHERE due.id = j.id)
     AND EXISTS (
@@ -313,7 +353,7 @@ stuck AS MATERIALIZED (
   FOR UPDATE OF j SKIP LOCKED
 ),
 upd AS (
-  UPDATE {s}.sdj_jobs j SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  UPDATE {s}.sdj_jobs_live j SET status = 'pending', wake_at = NULL, wait_signal = NULL
   FROM (SELECT id FROM due UNION SELECT id FROM stuck) w
   WHERE j.id = w.id AND j.status = 'waiting'
   RETURNING j.id, j.queue

@@ -1,6 +1,8 @@
 /**
  * PostgreSQL statements for workflows: checkpoints (`sdj_steps`), suspension, fan-outs and
  * signals. `$1` is the optional "now" where a statement needs one; every value is bound.
+ * Fenced statements read and update running jobs in the live partition `sdj_jobs_live`; a
+ * fan-out's children and a signal's target are looked up in `sdj_jobs` (live or finished).
  * @internal
  */
 import { CLEAR_LEASE, NOW, NOW_CTE } from './common.js';
@@ -28,7 +30,7 @@ export const STEP_LIST = 'SELECT * FROM {s}.sdj_steps WHERE job_id = $1 ORDER BY
  */
 export const STEP_RECORD = `
 WITH ${NOW_CTE},
-f AS MATERIALIZED (SELECT id FROM {s}.sdj_jobs WHERE ${FENCE} FOR SHARE),
+f AS MATERIALIZED (SELECT id FROM {s}.sdj_jobs_live WHERE ${FENCE} FOR SHARE),
 ins AS (
   ${STEP_INSERT}
   SELECT f.id, $5, $6, $7, $8, $9, ${NOW} FROM f
@@ -51,7 +53,7 @@ u AS (
     WITH ORDINALITY AS u(job_id, worker_id, run_count, step_index, step_name, status, output, error, ord)
 ),
 f AS MATERIALIZED (
-  SELECT u.* FROM u JOIN {s}.sdj_jobs j ON j.id = u.job_id
+  SELECT u.* FROM u JOIN {s}.sdj_jobs_live j ON j.id = u.job_id
   WHERE j.id = ANY($2::text[]) AND j.locked_by = u.worker_id AND j.run_count = u.run_count AND j.status = 'running'
   ORDER BY j.id
   FOR SHARE OF j
@@ -74,7 +76,7 @@ SELECT f.ord FROM f JOIN ins ON ins.job_id = f.job_id AND ins.step_index = f.ste
 export const JOB_SUSPEND = `
 WITH ${NOW_CTE},
 j AS (
-  UPDATE {s}.sdj_jobs
+  UPDATE {s}.sdj_jobs_live
   SET status = 'waiting', attempt = GREATEST(attempt - 1, 0), ${CLEAR_LEASE}, wake_at = $5, wait_signal = $6
   WHERE ${FENCE}
   RETURNING id
@@ -93,7 +95,7 @@ SELECT count(*) AS n FROM j`;
  */
 export const JOB_WAKE_IF_SIGNALLED = `
 WITH upd AS (
-  UPDATE {s}.sdj_jobs j SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  UPDATE {s}.sdj_jobs_live j SET status = 'pending', wake_at = NULL, wait_signal = NULL
   WHERE j.id = $1 AND j.status = 'waiting' AND j.wait_signal = $2
     AND EXISTS (SELECT 1 FROM {s}.sdj_signals s WHERE s.job_id = $1 AND s.name = $2 AND s.consumed_at IS NULL)
   RETURNING j.id, j.queue
@@ -113,7 +115,7 @@ SELECT id, (SELECT count(*) FROM ntf) AS notified FROM upd`;
 export const JOB_SUSPEND_FAN_OUT = `
 WITH ${NOW_CTE},
 p AS (
-  UPDATE {s}.sdj_jobs j
+  UPDATE {s}.sdj_jobs_live j
   SET status = $5, attempt = GREATEST(j.attempt - 1, 0), ${CLEAR_LEASE},
       wake_at = CASE WHEN $5 = 'waiting' THEN n.t + $16::bigint END, wait_signal = NULL
   FROM now n
@@ -160,7 +162,7 @@ ORDER BY j.fan_out_index`;
  */
 export const JOB_SUSPEND_UNTIL = `
 WITH ${NOW_CTE},
-f AS MATERIALIZED (SELECT id FROM {s}.sdj_jobs WHERE ${FENCE} FOR UPDATE),
+f AS MATERIALIZED (SELECT id FROM {s}.sdj_jobs_live WHERE ${FENCE} FOR UPDATE),
 w AS MATERIALIZED (SELECT COALESCE($5::bigint, (SELECT t FROM now) + $6::bigint) AS wake_at),
 st AS (
   ${STEP_INSERT}
@@ -168,7 +170,7 @@ st AS (
   ${STEP_CONFLICT}
 ),
 j AS (
-  UPDATE {s}.sdj_jobs
+  UPDATE {s}.sdj_jobs_live
   SET status = 'waiting', attempt = GREATEST(attempt - 1, 0), ${CLEAR_LEASE}, wake_at = w.wake_at, wait_signal = NULL
   FROM w, now n
   WHERE id IN (SELECT id FROM f) AND w.wake_at > n.t
@@ -188,7 +190,7 @@ export const SIGNAL_SEND = `
 WITH ${NOW_CTE},
 ins AS (INSERT INTO {s}.sdj_signals (job_id, name, payload, created_at) SELECT $2, $3, $4, t FROM now),
 upd AS (
-  UPDATE {s}.sdj_jobs SET status = 'pending', wake_at = NULL, wait_signal = NULL
+  UPDATE {s}.sdj_jobs_live SET status = 'pending', wake_at = NULL, wait_signal = NULL
   WHERE id = $2 AND status = 'waiting' AND wait_signal = $3
   RETURNING queue
 ),
@@ -201,7 +203,7 @@ SELECT (SELECT count(*) FROM ntf) AS woken`;
  */
 export const JOB_LOCK_FENCED = `
 WITH ${NOW_CTE}
-SELECT id, ${NOW} AS now FROM {s}.sdj_jobs WHERE ${FENCE} FOR UPDATE OF sdj_jobs`;
+SELECT id, ${NOW} AS now FROM {s}.sdj_jobs_live j WHERE ${FENCE} FOR UPDATE OF j`;
 
 /**
  * Consumes the oldest unconsumed signal of a name and records the step as completed with its
@@ -245,6 +247,6 @@ RETURNING 1`;
  * dropped, wake_at = deadline. Params: $1 job id, $2 signal name, $3 deadline. Result: none.
  */
 export const JOB_SUSPEND_FOR_SIGNAL = `
-UPDATE {s}.sdj_jobs
+UPDATE {s}.sdj_jobs_live
 SET status = 'waiting', attempt = GREATEST(attempt - 1, 0), ${CLEAR_LEASE}, wake_at = $3, wait_signal = $2
 WHERE id = $1 AND status = 'running'`;

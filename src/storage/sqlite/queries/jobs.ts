@@ -1,10 +1,10 @@
 /**
- * SQLite statements over `sdj_jobs`: insert, reads, counts and operator actions.
+ * SQLite statements over `sdj_jobs`: insert, reads, counts, operator actions and retention.
  * Every value is a bound parameter (`?` positional or `@name`). Statements are prepared once
  * per storage instance and run inside `BEGIN IMMEDIATE` transactions when they write.
  * @internal
  */
-import { CLEAR_LEASE } from './common.js';
+import { CLEAR_LEASE, NON_TERMINAL } from './common.js';
 
 /**
  * Inserts one pending job.
@@ -102,3 +102,33 @@ export function jobListSql(filters: readonly (keyof typeof JOB_LIST_FILTERS)[], 
     ` ORDER BY created_at ${dir}, id ${dir} LIMIT @limit OFFSET @offset`
   );
 }
+
+/**
+ * Finished roots of one status due for pruning, oldest first: no parent, `completed_at` before
+ * @cutoff (now − the status's age), and no unfinished job anywhere below them. Walks the partial
+ * index `sdj_jobs_prune` (finished roots only), so its cost does not grow with live jobs; the
+ * subtree test is one probe of `sdj_jobs_parent` for a root without children.
+ * Params: @status, @cutoff, @limit. Result: { id } rows.
+ */
+export const JOB_PRUNE_ROOTS = `
+SELECT r.id FROM sdj_jobs AS r INDEXED BY sdj_jobs_prune
+WHERE r.parent_id IS NULL AND r.status = @status AND r.completed_at < @cutoff
+  AND NOT EXISTS (
+    WITH RECURSIVE sub(id, status) AS (
+      SELECT id, status FROM sdj_jobs WHERE parent_id = r.id
+      UNION ALL
+      SELECT c.id, c.status FROM sdj_jobs AS c JOIN sub ON c.parent_id = sub.id)
+    SELECT 1 FROM sub WHERE status IN ${NON_TERMINAL})
+ORDER BY r.completed_at
+LIMIT @limit`;
+
+/**
+ * The given roots and every job below them (over parent_id; a tree, so no job comes twice).
+ * Params: JSON array of root ids. Result: { id } rows.
+ */
+export const JOB_SUBTREES = `
+WITH RECURSIVE sub(id) AS (
+  SELECT value FROM json_each(?)
+  UNION ALL
+  SELECT c.id FROM sdj_jobs AS c JOIN sub ON c.parent_id = sub.id)
+SELECT id FROM sub`;

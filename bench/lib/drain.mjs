@@ -1,0 +1,138 @@
+// Drains measured from the driver process, and the helpers every shape shares: a producer in
+// this process, worker processes (lib/worker-child.mjs), completion read from the target's own
+// storage (or, for ours, reported by the worker once each outcome is stored). Used by drain,
+// drain-1m, drain-after-history, fleet and memory (lib/shapes.mjs).
+import { WorkerChild } from './child.mjs';
+import { installPgCounter } from './roundtrips.mjs';
+import { serverCounters, waitNoBackends } from './pg.mjs';
+import { addServerCpu, startServerCpu } from './server-cpu.mjs';
+import { nowMs, until } from './stats.mjs';
+
+export async function withProducer(target, cfg, fn) {
+  const producer = await target.producer(cfg);
+  try {
+    return await fn(producer);
+  } finally {
+    await producer.close();
+  }
+}
+
+/** Enqueues n no-op jobs ({ i }) in batches; each batch's arguments are built only when it is sent. */
+export async function enqueueAll(producer, n, batch) {
+  for (let from = 0; from < n; from += batch) {
+    const size = Math.min(batch, n - from);
+    await producer.enqueueBatch(Array.from({ length: size }, (_, i) => ({ i: from + i })));
+  }
+}
+
+/** Wait until the target reports no unfinished job, polling its own storage. */
+export async function waitDurable(producer, timeoutMs) {
+  let polls = 0;
+  await until(async () => (polls++, (await producer.incomplete()) === 0), { every: 2, timeoutMs, what: 'durable completion' });
+  return polls;
+}
+
+/**
+ * Waits until every job's outcome is stored: from the worker's own reports of stored outcomes
+ * (targets with `durableCompletions`), else by polling the target's storage.
+ */
+async function finished(target, child, producer, p) {
+  if (target.durableCompletions) return child.next('completed', p.timeoutMs);
+  await child.next('handled', p.timeoutMs);
+  return waitDurable(producer, p.timeoutMs);
+}
+
+/** After the timed part: the target's storage must show no unfinished job. */
+async function checkNoneLeft(target, producer) {
+  if (!target.durableCompletions) return;
+  const left = await producer.incomplete();
+  if (left !== 0) throw new Error(`${left} job(s) still unfinished in storage after every outcome was reported stored`);
+}
+
+export async function startWorker(ctx, cfg, { concurrency } = {}) {
+  const child = new WorkerChild();
+  try {
+    await child.init(ctx.targetUrl, cfg, { concurrency });
+  } catch (err) {
+    await child.kill();
+    throw err;
+  }
+  return child;
+}
+
+/**
+ * `p.count` jobs pre-enqueued, then one worker process started: jobs/s from its start command to
+ * the last completion visible in storage, its peak RSS, and on PostgreSQL round trips,
+ * transactions (and statements) per job and the server CPU per job (lib/server-cpu.mjs).
+ */
+export async function measureDrain(target, cfg, p, ctx) {
+  const pgTarget = target.backend === 'postgres';
+  await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
+  let before;
+  if (pgTarget) {
+    await waitNoBackends(cfg.db);
+    before = await serverCounters(cfg.db);
+  }
+  const local = pgTarget ? installPgCounter() : undefined;
+  local?.reset();
+  const producer = await target.producer(cfg);
+  const child = await startWorker(ctx, cfg);
+  let metrics;
+  let cpu;
+  let ours = 0;
+  try {
+    const cpuRun = pgTarget ? await startServerCpu(cfg.db) : undefined;
+    const started = nowMs();
+    await child.go(p.count, p.timeoutMs);
+    await finished(target, child, producer, p);
+    const seconds = (nowMs() - started) / 1000;
+    cpu = await cpuRun?.stop();
+    await checkNoneLeft(target, producer);
+    const c = await child.counters();
+    metrics = { jobsPerSec: p.count / seconds, peakRssMb: c.peakRssMb, cpuUs: c.cpuUs / p.count };
+    if (c.roundTrips !== undefined) metrics.rtPerJob = c.roundTrips / p.count;
+    await child.stop();
+  } finally {
+    await child.kill();
+    await producer.close();
+    ours = local?.get() ?? 0; // the driver's own polls and connection set-up, not the worker's
+  }
+  addServerCpu(metrics, cpu, p.count);
+  if (pgTarget && before) {
+    await waitNoBackends(cfg.db);
+    const after = await serverCounters(cfg.db);
+    if (after.xacts !== undefined) metrics.xactsPerJob = Math.max(0, after.xacts - before.xacts - ours) / p.count;
+    if (after.statements !== undefined && before.statements !== undefined) {
+      metrics.stmtsPerJob = Math.max(0, after.statements - before.statements - ours) / p.count;
+    }
+  }
+  return metrics;
+}
+
+/**
+ * `p.count` jobs pre-enqueued, then `processes` worker processes started together on the same
+ * database (`cfg.fleet` tells the target how many share it): jobs/s from their start commands to
+ * the last completion visible in storage.
+ */
+export async function fleetDrain(target, cfg, p, ctx, processes) {
+  await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
+  const producer = await target.producer(cfg);
+  const children = [];
+  try {
+    for (let i = 0; i < processes; i++) children.push(await startWorker(ctx, { ...cfg, fleet: processes }));
+    const started = nowMs();
+    await Promise.all(children.map((c) => c.go(undefined, p.timeoutMs)));
+    // Handler starts (or stored outcomes) are summed over IPC: no database polling while the fleet works.
+    const key = target.durableCompletions ? 'done' : 'handled';
+    const sum = async () => (await Promise.all(children.map((c) => c.counters()))).reduce((n, c) => n + c[key], 0);
+    await until(async () => (await sum()) >= p.count, { every: 10, timeoutMs: p.timeoutMs, what: `${processes} workers' ${key} jobs` });
+    if (!target.durableCompletions) await waitDurable(producer, p.timeoutMs);
+    const seconds = (nowMs() - started) / 1000;
+    await checkNoneLeft(target, producer);
+    await Promise.all(children.map((c) => c.stop()));
+    return p.count / seconds;
+  } finally {
+    for (const c of children) await c.kill();
+    await producer.close();
+  }
+}
