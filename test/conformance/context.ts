@@ -6,6 +6,7 @@
 import { after, before } from 'node:test';
 import type { Storage } from '../../src/storage/storage.js';
 import type { StorageMaker, TestStorage } from '../helpers/storages.js';
+import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
 
 /** The storage of the current describe block, available once its `before` hook ran. */
 export interface SuiteStorage {
@@ -37,5 +38,34 @@ export function useStorage(make: StorageMaker, label: string): SuiteStorage {
     get s() {
       return get().storage;
     },
+  };
+}
+
+/** A second isolated storage whose clock the test sets by hand. */
+export interface ManualClock {
+  readonly s: Storage;
+  /** The current instant (ms). */
+  now: number;
+}
+
+/**
+ * Registers hooks that open, for the block, a second isolated database whose storage reads the
+ * returned clock (starting at a whole second near now); the getter throws before the hook ran.
+ */
+export function useManualClock(ctx: SuiteStorage, label: string): () => ManualClock {
+  let db: ClockedDb | undefined;
+  let manual: ManualClock | undefined;
+  before(async () => {
+    db = await clockedDb(ctx.s.dialect, label);
+    const state = { now: Math.floor(Date.now() / 1000) * 1000 };
+    const s = await db.open(() => state.now);
+    manual = Object.assign(state, { s });
+  });
+  after(async () => {
+    await db?.cleanup();
+  });
+  return () => {
+    if (!manual) throw new Error('manual clock storage is not ready');
+    return manual;
   };
 }

@@ -9,40 +9,17 @@
  * whose storage takes a clock the test moves by hand (no real waits).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY, SIGNAL_WAIT_TIMED_OUT } from '../../src/storage/shared/contract-messages.js';
-import type { Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
-import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
 import { applied, assertBetween, claim, claimOne, fanOutParent, fenceOf, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
-import { useStorage } from './context.js';
-
-/** A storage whose clock the test sets. */
-interface ManualClock {
-  readonly s: Storage;
-  /** The current instant (ms). */
-  now: number;
-}
+import { useManualClock, useStorage } from './context.js';
 
 /** Registers the database-clock tests. */
 export function describeDatabaseClock(make: StorageMaker): void {
   describe('time resolved in the database', () => {
     const ctx = useStorage(make, 'conformance-db-clock');
-    let db: ClockedDb | undefined;
-    let manual: ManualClock | undefined;
-    before(async () => {
-      db = await clockedDb(ctx.s.dialect, 'conformance-db-clock-manual');
-      const state = { now: Math.floor(Date.now() / 1000) * 1000 };
-      const s = await db.open(() => state.now);
-      manual = Object.assign(state, { s });
-    });
-    after(async () => {
-      await db?.cleanup();
-    });
-    const clock = (): ManualClock => {
-      if (!manual) throw new Error('manual clock storage is not ready');
-      return manual;
-    };
+    const clock = useManualClock(ctx, 'conformance-db-clock-manual');
 
     it('jobFinishMany reports the stored time of each outcome (database clock), null when its fence failed', async () => {
       const s = ctx.s;

@@ -7,20 +7,12 @@
  * and every instant the storage writes is checked exactly.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Fence, ReclaimedJob, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
 import { applied, assertBetween, claim, claimOne, completedJob, jobInsert, mustGet, newId, runningJob, stepRow, uniqueName } from '../helpers/factories.js';
-import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
 import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../../src/storage/shared/contract-messages.js';
-import { useStorage } from './context.js';
-
-/** A storage whose clock the test sets. */
-interface ManualClock {
-  readonly s: Storage;
-  /** The current instant (ms). */
-  now: number;
-}
+import { useManualClock, useStorage, type ManualClock } from './context.js';
 
 /** One `jobReclaimExpired` call, by job id (asserting no job is reported twice in it). */
 async function reclaimNow(s: Storage): Promise<Map<string, ReclaimedJob>> {
@@ -87,21 +79,7 @@ async function assertZombieWritesAreNoOps(s: Storage, stale: Fence): Promise<voi
 export function describeLeases(make: StorageMaker): void {
   describe('leases: heartbeat, release, reclaim, fencing', () => {
     const ctx = useStorage(make, 'conformance-leases');
-    let db: ClockedDb | undefined;
-    let manual: ManualClock | undefined;
-    before(async () => {
-      db = await clockedDb(ctx.s.dialect, 'conformance-leases-manual');
-      const state = { now: Math.floor(Date.now() / 1000) * 1000 };
-      const s = await db.open(() => state.now);
-      manual = Object.assign(state, { s });
-    });
-    after(async () => {
-      await db?.cleanup();
-    });
-    const clock = (): ManualClock => {
-      if (!manual) throw new Error('manual clock storage is not ready');
-      return manual;
-    };
+    const clock = useManualClock(ctx, 'conformance-leases-manual');
 
     it('heartbeat extends the leases of held runs and returns their ids (database clock)', async () => {
       const s = ctx.s;

@@ -10,10 +10,9 @@
  * the manual clock first deletes whatever earlier tests left finished ({@link clearFinished}).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { JobPruneParams, JobPruneResult, Storage } from '../../src/storage/storage.js';
 import type { StorageMaker } from '../helpers/storages.js';
-import { clockedDb, type ClockedDb } from '../helpers/schedule-helpers.js';
 import { pruneLockFixture } from '../helpers/prune-lock.js';
 import {
   applied,
@@ -36,15 +35,8 @@ import {
   waitForClockPast,
   waitingJob,
 } from '../helpers/factories.js';
-import { useStorage } from './context.js';
+import { useManualClock, useStorage, type ManualClock } from './context.js';
 import { expectWoken, finish } from './fan-out-helpers.js';
-
-/** A storage whose clock the test sets. */
-interface ManualClock {
-  readonly s: Storage;
-  /** The current instant (ms). */
-  now: number;
-}
 
 type Ages = JobPruneParams['olderThanMs'];
 
@@ -88,21 +80,7 @@ async function expectGone(s: Storage, ids: string[], what: string): Promise<void
 export function describeRetention(make: StorageMaker): void {
   describe('retention: jobPrune', () => {
     const ctx = useStorage(make, 'conformance-retention');
-    let db: ClockedDb | undefined;
-    let manual: ManualClock | undefined;
-    before(async () => {
-      db = await clockedDb(ctx.s.dialect, 'conformance-retention-manual');
-      const state = { now: Math.floor(Date.now() / 1000) * 1000 };
-      const s = await db.open(() => state.now);
-      manual = Object.assign(state, { s });
-    });
-    after(async () => {
-      await db?.cleanup();
-    });
-    const clock = (): ManualClock => {
-      if (!manual) throw new Error('manual clock storage is not ready');
-      return manual;
-    };
+    const clock = useManualClock(ctx, 'conformance-retention-manual');
 
     it('a finished job stays readable until its age has passed, then goes with its steps, signals and fan-out rows', async () => {
       const m = clock();
