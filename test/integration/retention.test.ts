@@ -163,6 +163,7 @@ for (const [dialect] of storageMatrix()) {
         await queue.waitForJob(lease, { timeout: 30_000 });
         await worker.stop();
         await expectPresent(queue, ids, true, 'retention off, 400 days later');
+        s.shift(1); // a job is due once strictly older than the age: the last one may have finished this very millisecond
         assert.equal(await queue.prune({ olderThan: 0 }), ids.length + 1, 'an explicit olderThan prunes anyway');
       } finally {
         await s.cleanup();
