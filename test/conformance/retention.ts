@@ -224,6 +224,28 @@ export function describeRetention(make: StorageMaker): void {
       await expectGone(m.s, made.flatMap((w) => [w.rootId, w.childId]), 'all five workflows');
     });
 
+    it('refuses a bad age or limit with the same typed error on every driver, deleting nothing', async () => {
+      const m = clock();
+      await clearFinished(m);
+      const job = await completedJob(m.s);
+      m.now += 1_000;
+      const bad: [Ages, number, RegExp][] = [
+        [{ completed: -1, failed: 0, cancelled: 0 }, 10, /^jobPrune: olderThanMs\.completed must be null or a finite number of ms >= 0, got -1$/],
+        [{ completed: 0, failed: Number.NaN, cancelled: 0 }, 10, /olderThanMs\.failed .* got NaN$/],
+        [{ completed: 0, failed: 0, cancelled: Number.POSITIVE_INFINITY }, 10, /olderThanMs\.cancelled .* got Infinity$/],
+        [{ completed: '5' as unknown as number, failed: 0, cancelled: 0 }, 10, /olderThanMs\.completed .* got 5$/],
+        [all(0), 1.5, /^jobPrune: limit must be a whole number >= 0, got 1\.5$/],
+        [all(0), -1, /limit must be a whole number >= 0, got -1$/],
+      ];
+      for (const [olderThanMs, limit, message] of bad) {
+        await assert.rejects(m.s.jobPrune({ olderThanMs, limit }), (e: Error) => e.name === 'InvalidArgumentError' && message.test(e.message), `${JSON.stringify(olderThanMs)} / ${limit}`);
+      }
+      assert.deepEqual(await prune(m.s, all(0), 0), { deleted: 0, roots: 0, busy: false }, 'a limit of 0 deletes nothing');
+      assert.deepEqual(await prune(m.s, all(null)), { deleted: 0, roots: 0, busy: false }, 'null everywhere keeps everything');
+      await expectKept(m.s, [job.id], 'after refused and empty prunes');
+      assert.deepEqual(await prune(m.s, all(0.9)), { deleted: 1, roots: 1, busy: false }, 'a fractional age is floored');
+    });
+
     it('ages are measured on the driver clock', async () => {
       const s = ctx.s;
       const job = await completedJob(s);

@@ -86,7 +86,7 @@ export async function pruneLockFixture(dialect: string, label: string): Promise<
     }
     case 'postgres': {
       const pg = (await import('pg')).default;
-      const { pruneLockKey } = await import('../../src/storage/postgres/job-ops.js');
+      const { pruneLockKey } = await import('../../src/storage/postgres/retention.js');
       const { PostgresStorage } = await import('../../src/storage/postgres/postgres-storage.js');
       const { PG_URL, pgAdmin, testSchemaName } = await import('./postgres-storage.js');
       const schema = testSchemaName(label);

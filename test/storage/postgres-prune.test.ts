@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { InvalidArgumentError, JobNotFoundError } from '../../src/errors.js';
-import { pruneLockKey } from '../../src/storage/postgres/job-ops.js';
+import { pruneLockKey } from '../../src/storage/postgres/retention.js';
 import { JOB_PRUNE } from '../../src/storage/postgres/queries/jobs.js';
 import type { PgQueryConfig } from '../../src/storage/postgres/connection.js';
 import { PostgresStorage, type PgPoolLike } from '../../src/storage/postgres/postgres-storage.js';

@@ -1,19 +1,18 @@
 /**
  * Job operations of the MySQL/MariaDB driver: inserts (multi-row INSERTs in chunks, unique-key
  * handling for `onConflict: 'error' | 'skip'`, inserts inside the caller's own transaction), get,
- * list, counts, cancel (with subtrees), pause, resume, retry, retention (`jobPrune`, whose work is in
- * `retention.ts`), queue pauses and the clock.
+ * list, counts, cancel (with subtrees), pause, resume, retry, queue pauses and the clock
+ * (retention, `jobPrune`, is in `retention.ts`).
  * @internal
  */
 import { DuplicateJobError, InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, type JobStatus } from '../../types.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobPruneParams, JobPruneResult, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
 import { type Executor, type MysqlConnectionLike, promiseApi, run, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { addChildOutcome } from '../shared/fan-out-settle.js';
 import { type FanOutDelta, accountFanOutOutcomes, cancelSubtrees, lockFanOutsFirst } from './fan-out-accounting.js';
 import { num, str, strOrNull, toJobRow } from './rows.js';
-import { pruneFinished } from './retention.js';
 import { splitBySize } from '../shared/batch-split.js';
 import { CLOCK_NOW, INSERT_SAVEPOINT, INSERT_SAVEPOINT_RELEASE, INSERT_SAVEPOINT_ROLLBACK, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
@@ -193,16 +192,6 @@ export async function jobRetry(ctx: DriverContext, p: { id: string }): Promise<v
       await write(ex, JOB_DELETE_MANY, [part]);
     }
   });
-}
-
-/**
- * `Storage.jobPrune`: under the fleet-wide prune lock (`GET_LOCK`, not waited for: `busy` when
- * another session holds it), one transaction that locks due finished workflows with `SKIP LOCKED`,
- * fan-outs before job rows, and deletes them whole (see `retention.ts`).
- * @throws InvalidArgumentError (an age that is not a number of ms >= 0, a limit that is not finite)
- */
-export function jobPrune(ctx: DriverContext, p: JobPruneParams): Promise<JobPruneResult> {
-  return pruneFinished(ctx, p);
 }
 
 /** At most this many rows per INSERT statement. */

@@ -25,6 +25,7 @@ import type { Dialect } from '../storage.js';
 import { MysqlDb, isConnectionReset, type MysqlConnectionLike, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import * as jobs from './job-ops.js';
+import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
@@ -55,7 +56,7 @@ export interface MysqlStorageOptions {
 const SUSPECT_STATEMENT_BYTES = 1024 * 1024;
 
 /** Every `Storage` method: the function of the same name in the file the storage docs name. */
-const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({ migrate, ...jobs, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
 
 /**
  * The MySQL 8 / MariaDB >= 10.6 storage driver.

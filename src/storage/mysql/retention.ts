@@ -1,5 +1,5 @@
 /**
- * Retention of the MySQL/MariaDB driver: the work behind `jobPrune` (its contract is in
+ * Retention of the MySQL/MariaDB driver: `jobPrune` (its contract is in
  * `storage.ts`). One call takes the prune lock, runs one transaction and releases the lock:
  *
  * 1. The prune lock is a named lock (`GET_LOCK`, one per database, see `PRUNE_LOCK`) asked for
@@ -34,7 +34,8 @@
  * statement, so a batch of more jobs than that adds statements.
  * @internal
  */
-import { InvalidArgumentError, StorageError } from '../../errors.js';
+import { StorageError } from '../../errors.js';
+import { checkPruneParams, PRUNED_STATUSES, type PrunedStatus } from '../shared/prune-params.js';
 import { withTxRetry } from '../shared/tx-retry.js';
 import type { JobPruneParams, JobPruneResult } from '../storage.js';
 import { type Executor, run, select, write } from './connection.js';
@@ -54,9 +55,7 @@ import { type DbRow, num, numOrNull, str, strOrNull } from './rows.js';
 import { isRetryableTxError } from './translate-error.js';
 
 /** The statuses a prune deletes, each with its own age. */
-const FINISHED = ['completed', 'failed', 'cancelled'] as const;
-type Finished = (typeof FINISHED)[number];
-const FINISHED_SET: ReadonlySet<string> = new Set(FINISHED);
+const FINISHED_SET: ReadonlySet<string> = new Set(PRUNED_STATUSES);
 
 /** Ids per statement at most (locks, checks and deletes). */
 const IDS_PER_STATEMENT = 1_000;
@@ -65,7 +64,7 @@ const IDS_PER_STATEMENT = 1_000;
 const MAX_WINDOW = 5_000;
 
 /** The ages given, in ms, per status that has one. */
-type Ages = ReadonlyMap<Finished, number>;
+type Ages = ReadonlyMap<PrunedStatus, number>;
 
 /** A root's subtree as read: every job (the root included) with its status, and the fan-outs of those jobs. */
 interface Tree {
@@ -77,12 +76,15 @@ interface Tree {
   fanOuts: string[];
 }
 
-/** `Storage.jobPrune` for MySQL/MariaDB (see the module header). @throws InvalidArgumentError */
-export async function pruneFinished(ctx: DriverContext, p: JobPruneParams): Promise<JobPruneResult> {
-  const ages = checkedAges(p);
-  if (!Number.isFinite(p.limit)) throw new InvalidArgumentError(`limit must be a finite number, got ${String(p.limit)}`);
-  const limit = Math.floor(p.limit);
-  if (ages.size === 0 || limit < 1) return { deleted: 0, roots: 0, busy: false };
+/**
+ * `Storage.jobPrune` for MySQL/MariaDB (see the module header).
+ * @throws InvalidArgumentError on an age or limit `checkPruneParams` refuses
+ */
+export async function jobPrune(ctx: DriverContext, p: JobPruneParams): Promise<JobPruneResult> {
+  const checked = checkPruneParams(p);
+  if (checked.nothing) return { deleted: 0, roots: 0, busy: false };
+  const ages: Ages = new Map(PRUNED_STATUSES.flatMap((s) => (checked.ages[s] === null ? [] : [[s, checked.ages[s]] as const])));
+  const limit = checked.limit;
   return ctx.db.withConnection(async (conn) => {
     const [lock] = await select(conn, PRUNE_LOCK);
     if (lock?.['got'] === null || lock?.['got'] === undefined) throw new StorageError('mysql: the prune lock could not be asked for (no database selected?)');
@@ -95,21 +97,6 @@ export async function pruneFinished(ctx: DriverContext, p: JobPruneParams): Prom
       await select(conn, PRUNE_UNLOCK, [name]);
     }
   });
-}
-
-/** The ages of `p` by status, nulls left out. @throws InvalidArgumentError for an age that is not a number of ms >= 0 */
-function checkedAges(p: JobPruneParams): Ages {
-  const ages = new Map<Finished, number>();
-  for (const status of FINISHED) {
-    const age: unknown = p.olderThanMs[status];
-    if (age === null) continue;
-    if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) {
-      throw new InvalidArgumentError(`olderThanMs.${status} must be a number of ms >= 0 or null, got ${String(age)}`);
-    }
-    // Times are whole ms, so now - completed_at > age holds exactly when it holds for floor(age).
-    ages.set(status, Math.floor(age));
-  }
-  return ages;
 }
 
 /**
@@ -192,7 +179,7 @@ async function planDue(ex: Executor, now: number | null, ages: Ages, limit: numb
 /** True when a locked row is a root of a finished status whose age has passed on the database now read with it. */
 function isDueRoot(row: DbRow | undefined, ages: Ages): boolean {
   if (row === undefined || strOrNull(row['parent_id']) !== null) return false;
-  const age = ages.get(str(row['status']) as Finished);
+  const age = ages.get(str(row['status']) as PrunedStatus);
   const completedAt = numOrNull(row['completed_at']);
   return age !== undefined && completedAt !== null && num(row['now_ms']) - completedAt > age;
 }

@@ -1,19 +1,19 @@
 /**
  * Job operations of the PostgreSQL driver: the clock, inserts (one statement per chunk of jobs),
- * reads, operator actions (cancel the whole subtree, pause, resume, retry), retention (prune)
- * and paused queues. Multi-statement operations run in one transaction.
+ * reads, operator actions (cancel the whole subtree, pause, resume, retry) and paused queues
+ * (retention, `jobPrune`, is in `retention.ts`). Multi-statement operations run in one
+ * transaction.
  * @internal
  */
-import { createHash } from 'node:crypto';
 import { InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, type JobStatus } from '../../types.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobPruneParams, JobPruneResult, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
 import { splitByText, textLength } from './batch-parts.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
 import { cancelSubtrees, descendants, lockFanOutsOf } from './fan-out-accounting.js';
-import { CLOCK_NOW, PRUNE_LOCK, QUEUE_SET_PAUSED } from './queries/admin.js';
+import { CLOCK_NOW, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
   JOB_COUNT_BY_STATUS,
   JOB_DROP_WORKFLOW_STATE,
@@ -24,7 +24,6 @@ import {
   JOB_LIST_ASC,
   JOB_LIST_DESC,
   JOB_LOCK_FOR_RETRY,
-  JOB_PRUNE,
   JOB_RETRY,
   JOB_SET_STATUS,
 } from './queries/jobs.js';
@@ -183,43 +182,6 @@ export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
     const failed = cur.status === 'failed' ? 1 : 0;
     await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);
     await x.rows(JOB_DROP_WORKFLOW_STATE, [p.id, below], c);
-  });
-}
-
-/** The advisory lock key of a schema's prune (a signed 64-bit integer, as text): one pruner per schema. */
-export function pruneLockKey(schema: string): string {
-  const h = createHash('sha1').update(`simple-durable-jobs:prune:${schema}`).digest();
-  return h.readBigInt64BE(0).toString();
-}
-
-/** A retention age: null (keep forever) or a whole number of ms >= 0. */
-function pruneAge(status: string, v: number | null): number | null {
-  if (v === null) return null;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    throw new InvalidArgumentError(`jobPrune: olderThanMs.${status} must be null or a finite number of ms >= 0, got ${String(v)}`);
-  }
-  return Math.floor(v);
-}
-
-/**
- * `Storage.jobPrune`: one transaction of three statements (four round trips with BEGIN and
- * COMMIT): the prune lock — `pg_try_advisory_xact_lock` on a key derived from the schema, with
- * JIT compilation turned off for the transaction — then, when it was free, {@link JOB_PRUNE},
- * which picks, locks (skipping rows held elsewhere) and deletes the due workflows in one
- * statement. The snapshot of that statement is taken after the lock, so it sees everything a
- * previous prune deleted. When the lock is taken, nothing is read: `busy: true`.
- * @throws InvalidArgumentError on a negative or non-finite age or a non-integer limit
- */
-export async function jobPrune(x: PgExec, p: JobPruneParams): Promise<JobPruneResult> {
-  const ages = p.olderThanMs;
-  const values = [pruneAge('completed', ages.completed), pruneAge('failed', ages.failed), pruneAge('cancelled', ages.cancelled)];
-  if (!Number.isSafeInteger(p.limit)) throw new InvalidArgumentError(`jobPrune: limit must be an integer, got ${String(p.limit)}`);
-  if (values.every((v) => v === null)) return { deleted: 0, roots: 0, busy: false };
-  return withTx(x.pool, async (c) => {
-    const lock = await x.one<{ got: boolean }>(PRUNE_LOCK, [pruneLockKey(x.schema)], c);
-    if (lock?.got !== true) return { deleted: 0, roots: 0, busy: true };
-    const r = await x.one<{ deleted: string; roots: string }>(JOB_PRUNE, [x.now(), ...values, p.limit], c);
-    return { deleted: toInt(r?.deleted ?? 0), roots: toInt(r?.roots ?? 0), busy: false };
   });
 }
 

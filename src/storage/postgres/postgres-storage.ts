@@ -23,6 +23,7 @@ import type { Unlisten } from '../storage.js';
 import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
 import * as jobs from './job-ops.js';
+import * as retention from './retention.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
@@ -45,7 +46,7 @@ export interface PostgresStorageOptions {
 }
 
 /** Every `Storage` method: the exported function of the same name in its operations module. */
-const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({ migrate, ...jobs, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
 
 /** The pool a storage runs on, and whether it created (and so ends) it. */
 function openPool(urlOrPool: string | PgPoolLike, max: number, logger: Logger): { pool: PgPoolLike; owned: boolean } {

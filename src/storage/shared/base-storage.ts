@@ -303,7 +303,7 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
 
   /** @inheritdoc */
   jobPrune(p: JobPruneParams): Promise<JobPruneResult> {
-    if (this.#skip(p.limit < 1)) return Promise.resolve<JobPruneResult>({ deleted: 0, roots: 0, busy: false });
+    if (this.#skip(p.limit === 0)) return Promise.resolve<JobPruneResult>({ deleted: 0, roots: 0, busy: false });
     return this.run('jobPrune', p);
   }
 

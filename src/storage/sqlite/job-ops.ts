@@ -1,14 +1,14 @@
 /**
  * Job operations on SQLite: the clock, insert, reads, operator actions (cancel the whole
- * subtree, pause, resume, retry), retention (`jobPrune`) and queue pause flags. Each operation
+ * subtree, pause, resume, retry) and queue pause flags (retention, `jobPrune`, is in `retention.ts`). Each operation
  * is one synchronous call: writes run as one `BEGIN IMMEDIATE` transaction (`ctx.write`), reads
  * as single statements.
  * @internal
  */
-import { InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../types.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobPruneParams, JobPruneResult, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
 import type { SqliteDatabaseLike } from './connection.js';
 import { cancelSubtrees } from './fan-out-accounting.js';
 import { QUEUE_SET_PAUSED } from './queries/admin.js';
@@ -22,17 +22,15 @@ import {
   JOB_INSERT,
   JOB_LIST_FILTERS,
   JOB_PAUSE,
-  JOB_PRUNE_ROOTS,
   JOB_RESUME,
   JOB_RETRY,
   JOB_STATUS,
-  JOB_SUBTREES,
   jobListSql,
 } from './queries/jobs.js';
 import { FAN_OUT_DELETE_FOR_PARENTS, FAN_OUT_UNCOUNT, SIGNAL_DELETE_FOR_JOBS, STEP_DELETE_FOR_JOBS } from './queries/workflow.js';
 import { int, toJobRow, type JobDbRow } from './rows.js';
 import type { SqliteContext, Statements } from './statements.js';
-import { isTransientError, isUniqueKeyViolation, translateError } from './translate-error.js';
+import { isUniqueKeyViolation, translateError } from './translate-error.js';
 
 /** The host clock (or the injected one), in integer ms: SQLite has no server clock. */
 export function clockNow(ctx: SqliteContext): number {
@@ -110,57 +108,6 @@ function retryJob(c: Statements, now: number, id: string): void {
   if (row.fan_out_id !== null) {
     c.st(FAN_OUT_UNCOUNT).run({ id: row.fan_out_id, failed: row.status === 'failed' ? 1 : 0, cancelled: row.status === 'cancelled' ? 1 : 0 });
   }
-}
-
-/** The finished statuses `jobPrune` deletes, in the order it looks for due roots. */
-const PRUNED_STATUSES = ['completed', 'failed', 'cancelled'] as const;
-
-/**
- * Deletes up to `limit` finished roots whose retention age has passed, each with its whole
- * subtree and the checkpoints, signals and fan-outs of every job deleted, in one `BEGIN
- * IMMEDIATE` transaction; ages compare against the transaction's now (`now - completed_at >
- * age`). Roots of each status are taken oldest first, `completed` before `failed` before
- * `cancelled`.
- *
- * SQLite has no row locks to skip: the transaction holds the file's write lock, so it is the
- * only writer (and the only prune) while it runs, and it runs no longer than `limit` roots take.
- * `busy` is true only when the write lock could not be had within the connection's busy timeout
- * (another connection, in this process or another, held it all along): nothing was deleted, and
- * the caller may try again later instead of seeing an error.
- * @throws InvalidArgumentError on a negative or non-finite age or a non-integer limit
- */
-export function jobPrune(ctx: SqliteContext, p: JobPruneParams): JobPruneResult {
-  for (const status of PRUNED_STATUSES) {
-    const age = p.olderThanMs[status];
-    if (age !== null && !(typeof age === 'number' && Number.isFinite(age) && age >= 0)) {
-      throw new InvalidArgumentError(`jobPrune: olderThanMs.${status} must be null or a finite number of ms >= 0, got ${String(age)}`);
-    }
-  }
-  if (!Number.isSafeInteger(p.limit)) throw new InvalidArgumentError(`jobPrune: limit must be an integer, got ${String(p.limit)}`);
-  try {
-    return ctx.write((c, now) => pruneRoots(c, now, p));
-  } catch (e) {
-    if (isTransientError(e)) return { deleted: 0, roots: 0, busy: true };
-    throw e;
-  }
-}
-
-function pruneRoots(c: Statements, now: number, p: JobPruneParams): JobPruneResult {
-  const roots: string[] = [];
-  for (const status of PRUNED_STATUSES) {
-    const age = p.olderThanMs[status];
-    const left = p.limit - roots.length;
-    if (age === null || left <= 0) continue;
-    const due = c.st(JOB_PRUNE_ROOTS).all({ status, cutoff: now - Math.floor(age), limit: left }) as { id: string }[];
-    for (const r of due) roots.push(r.id);
-  }
-  if (roots.length === 0) return { deleted: 0, roots: 0, busy: false };
-  const all = JSON.stringify((c.st(JOB_SUBTREES).all(JSON.stringify(roots)) as { id: string }[]).map((r) => r.id));
-  c.st(STEP_DELETE_FOR_JOBS).run(all);
-  c.st(SIGNAL_DELETE_FOR_JOBS).run(all);
-  c.st(FAN_OUT_DELETE_FOR_PARENTS).run(all);
-  const deleted = c.st(JOB_DELETE_MANY).run(all).changes;
-  return { deleted, roots: roots.length, busy: false };
 }
 
 /** run_at of a new job: max(now + delayMs, runAt ?? 0). */

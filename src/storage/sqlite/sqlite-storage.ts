@@ -38,6 +38,7 @@ import type { Logger } from '../../types.js';
 import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import { openDatabase, type SqliteDatabaseLike } from './connection.js';
 import * as jobs from './job-ops.js';
+import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
@@ -62,7 +63,7 @@ export interface SqliteStorageOptions {
 }
 
 /** Every `Storage` method: the function of the same name in the file the storage docs name. */
-const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({ migrate, ...jobs, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
 
 /**
  * Storage on SQLite through `better-sqlite3` (loaded lazily, only when given a path).
