@@ -101,8 +101,8 @@ export interface PruneAllOptions {
 }
 
 /**
- * Deletes every job due, batch after batch, until a batch deletes fewer roots than its limit
- * (nothing else was due). While another process prunes (`busy`), waits briefly and tries again,
+ * Deletes every job due, batch after batch, until a batch deletes no root (nothing else is due,
+ * or what is due is held by other transactions at that moment). While another process prunes (`busy`), waits briefly and tries again,
  * at most `busyRetries` times in a row; then stops and resolves with what it deleted so far
  * (the other pruner is deleting the rest). Resolves with the number of jobs deleted.
  */
@@ -122,7 +122,9 @@ export async function pruneAll(storage: Storage, hub: EventHub, ages: RetentionA
       }
       busyInARow = 0;
       deleted += r.deleted;
-      if (r.roots < limit) return deleted;
+      // Not `roots < limit`: a due root another transaction holds is skipped, and may take a
+      // place of the batch; only a batch that deletes nothing shows nothing else can go now.
+      if (r.roots === 0) return deleted;
     }
   } finally {
     report(hub, deleted);

@@ -36,7 +36,9 @@ export interface QueueOptions {
    * status keeps it forever), or `false` to keep every finished job. Until its age has passed a
    * finished job stays readable (`getJob`, `waitForJob`, its steps); then workers' maintenance
    * (or `queue.prune()`) deletes it with its checkpoints, signals and fan-outs — a workflow
-   * only as a whole, once its root and every job below it are finished. See docs/retention.md.
+   * only as a whole, once every job in it has passed its own status's age. Pruning is
+   * database-wide with the ages of the queue that prunes: give every `Queue` on one database the
+   * same retention. See docs/retention.md.
    * @default { completed: 7 days, failed: 30 days, cancelled: 30 days }
    * @example
    * new Queue(storage, { retention: { completed: 24 * 3600_000, failed: false } }); // completed 1 day, failed forever, cancelled 30 days

@@ -454,16 +454,21 @@ export interface Storage<Tx = unknown> {
 
   /**
    * Deletes finished workflows whose retention age has passed, in one short transaction: up to
-   * `limit` root jobs (no parent) that are `completed`, `failed` or `cancelled`, whose
-   * `completed_at` is older than the age given for their status, measured against the database
-   * clock (`now - completed_at > age`), and whose whole subtree is finished. Each such root is
-   * deleted together with its subtree (children at any depth) and every checkpoint, signal and
-   * fan-out row of the jobs deleted. A status whose age is `null` is kept forever. A job that is
-   * not a root is never a candidate itself; a root with any unfinished descendant is skipped.
+   * `limit` root jobs (no parent) each of which, with its whole subtree (children at any depth),
+   * is `completed`, `failed` or `cancelled` and past the age given for its own status, measured
+   * against the database clock (`now - completed_at > age`). A status whose age is `null` is kept
+   * forever, and so is any workflow holding a job of that status. Each such root is deleted
+   * together with its subtree and every checkpoint, signal and fan-out row of the jobs deleted.
+   * A job that is not a root is never a candidate itself; a root with any descendant not yet due
+   * is skipped (and takes no place in the limit). Ages are whole ms from 0 to
+   * `Number.MAX_SAFE_INTEGER` (fractions are floored); a limit of 0 deletes nothing.
    * Rows locked by other transactions are skipped, never waited for, and at most one prune runs
    * at a time across every process sharing the storage (a second caller returns `busy: true`
    * with nothing deleted). Returns the number of jobs deleted (roots and descendants) and of
-   * roots deleted; `roots < limit` means nothing else was due when the call ran.
+   * roots deleted. A due root held by another transaction may take a place of the limit without
+   * being deleted, so `roots < limit` does not prove that nothing else is due; a call that
+   * deletes no root does (for the rows not held at that moment).
+   * @throws InvalidArgumentError on an age or limit outside those bounds
    */
   jobPrune(p: JobPruneParams): Promise<JobPruneResult>;
 

@@ -26,11 +26,15 @@ export async function maintenancePass(storage: Storage, hub: EventHub): Promise<
 /**
  * The retention part of a worker's maintenance: one batch of at most {@link WORKER_PRUNE_BATCH}
  * roots (with their subtrees) per pass, the first at the worker's first maintenance pass. After
- * a batch that found fewer roots than its limit (nothing else was due) or was told `busy`
- * (another process is pruning), the next one waits the prune interval; after a full batch
- * (more may be due: a backlog) it comes at the next maintenance pass, so a worker catches up at
- * up to one batch per maintenance interval instead of falling behind a busy queue. A batch is
- * one short storage transaction that skips locked rows, and only one process prunes at a time.
+ * a batch that deleted nothing (nothing else was due) or was told `busy` (another process is
+ * pruning), the next one waits the prune interval; after a batch that deleted something (more
+ * may be due: a backlog) it comes at the next maintenance pass, so a worker catches up at up to
+ * one batch per maintenance interval instead of falling behind a busy queue. A batch is one short
+ * storage transaction that skips locked rows, and only one process prunes at a time.
+ *
+ * A batch runs beside the maintenance pass that started it, never inside it: reclaiming leases
+ * and waking timers do not wait for a slow prune, and a pass that comes while a batch is still
+ * running starts none.
  * @internal
  */
 export class MaintenancePruner {
@@ -40,8 +44,10 @@ export class MaintenancePruner {
   readonly #intervalMs: number | null;
   /** When the last batch started (monotonic ms); the first pass prunes. */
   #last = -Infinity;
-  /** The last batch was full: more may be due, prune again at the next pass. */
+  /** The last batch deleted something: more may be due, prune again at the next pass. */
   #backlog = false;
+  /** The batch in flight, if any. */
+  #running: Promise<void> | null = null;
 
   /**
    * @param ages the queue's retention (`null`: keep everything, never prune)
@@ -55,18 +61,28 @@ export class MaintenancePruner {
   }
 
   /**
-   * Prunes one batch when a backlog is left or the interval has passed since the last batch
-   * (a failed batch waits a whole interval too). Resolves with the jobs deleted (0 when not due,
-   * off or busy); rejects with the storage's error, which the worker reports and carries on.
+   * Starts one batch, without waiting for it, when none is running and a backlog is left or the
+   * interval has passed since the last batch (a failed batch waits a whole interval too). A
+   * failure goes to `onError`; the worker reports it and carries on.
    */
-  async maybePrune(): Promise<number> {
-    if (this.#ages === null || this.#intervalMs === null) return 0;
+  kick(onError: (err: unknown) => void): void {
+    if (this.#running !== null || this.#ages === null || this.#intervalMs === null) return;
     const now = performance.now();
-    if (!this.#backlog && now - this.#last < this.#intervalMs) return 0;
+    if (!this.#backlog && now - this.#last < this.#intervalMs) return;
     this.#last = now;
     this.#backlog = false;
-    const r = await pruneOnce(this.#storage, this.#hub, this.#ages, WORKER_PRUNE_BATCH);
-    this.#backlog = !r.busy && r.roots >= WORKER_PRUNE_BATCH;
-    return r.deleted;
+    const ages = this.#ages;
+    this.#running = pruneOnce(this.#storage, this.#hub, ages, WORKER_PRUNE_BATCH)
+      .then((r) => {
+        this.#backlog = !r.busy && r.roots > 0;
+      }, onError)
+      .finally(() => {
+        this.#running = null;
+      });
+  }
+
+  /** Resolves once no batch is running (at once when none is). Never rejects. */
+  async settled(): Promise<void> {
+    await this.#running;
   }
 }

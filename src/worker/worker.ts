@@ -119,6 +119,7 @@ export class Worker {
   readonly #claims: ClaimLoop;
   readonly #heartbeat: IntervalService;
   readonly #maintenance: IntervalService;
+  readonly #pruner: MaintenancePruner;
   /** Cross-process wake-ups for drivers without `listen()` (see `Storage.dataVersion`). */
   readonly #changes: IntervalService | undefined;
   readonly #schedules: ScheduleHost;
@@ -212,15 +213,15 @@ export class Worker {
       (err) => this.#reportError('heartbeat failed', err),
       Math.max(MIN_HEARTBEAT_RETRY_MS, Math.floor(hbMs / 4)),
     );
-    const pruner = new MaintenancePruner(core.storage, core.hub, retentionOf(core), pruneMs);
+    this.#pruner = new MaintenancePruner(core.storage, core.hub, retentionOf(core), pruneMs);
     this.#maintenance = new IntervalService(
       maintMs,
       async () => {
         const r = await maintenancePass(core.storage, core.hub);
         if (r.woken > 0) for (const q of this.#queues.keys()) this.#claims.wake(q);
         else for (const q of r.queues) this.#claims.wake(q);
-        // Retention last, and on its own: a failed prune is reported, the pass still counts as done.
-        await pruner.maybePrune().catch((err: unknown) => this.#reportError('pruning finished jobs failed', err));
+        // Retention beside the pass, never inside it: a slow prune does not hold back reclaims and wake-ups.
+        this.#pruner.kick((err) => this.#reportError('pruning finished jobs failed', err));
       },
       (err) => this.#reportError('maintenance failed', err),
     );
@@ -374,6 +375,7 @@ export class Worker {
     if (this.#active.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     await this.#heartbeat.stop();
     await this.#maintenance.stop();
+    await this.#pruner.settled();
     await this.#changes?.stop();
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;

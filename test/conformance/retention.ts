@@ -175,6 +175,33 @@ export function describeRetention(make: StorageMaker): void {
       for (const id of [p.parentId, p.childIds[0]!]) assert.deepEqual(await m.s.stepList({ jobId: id }), []);
     });
 
+    it('a workflow goes only once every job in it has passed its own status\'s age; a null age keeps the whole workflow', async () => {
+      const m = clock();
+      await clearFinished(m);
+      // A completed root with a failed child (handled by the workflow) and a child that completed later.
+      const root = await completedJob(m.s);
+      const t0 = m.now;
+      const failedChild = await failedJob(m.s, { parentId: root.id });
+      m.now = t0 + 5_000;
+      const lateChild = await completedJob(m.s, { parentId: root.id });
+      const everyone = [root.id, failedChild.id, lateChild.id];
+
+      m.now = t0 + 4_000;
+      assert.equal((await prune(m.s, { completed: 3_000, failed: 0, cancelled: 0 }, 1)).roots, 0, 'the late child is not past its age yet');
+      m.now = t0 + 8_001;
+      assert.equal((await prune(m.s, { completed: 3_000, failed: null, cancelled: 0 })).roots, 0, 'failed jobs are kept forever: so is their workflow');
+      assert.equal((await prune(m.s, { completed: 3_000, failed: 10_000, cancelled: 0 })).roots, 0, 'the failed child is younger than the failed age');
+      await expectKept(m.s, everyone, 'workflow with a job not yet due');
+
+      const due = await completedJob(m.s);
+      m.now += 1;
+      assert.deepEqual(await prune(m.s, { completed: 0, failed: 10_000, cancelled: 0 }, 1), { deleted: 1, roots: 1, busy: false }, 'a workflow held back does not use up the limit');
+      await expectGone(m.s, [due.id], 'the due root');
+      m.now = t0 + 10_001;
+      assert.deepEqual(await prune(m.s, { completed: 3_000, failed: 10_000, cancelled: 0 }), { deleted: 3, roots: 1, busy: false });
+      await expectGone(m.s, everyone, 'once every job passed its age');
+    });
+
     it('a finished root with an unfinished descendant at any depth is skipped, and does not use up the limit', async () => {
       const m = clock();
       await clearFinished(m);
@@ -230,7 +257,8 @@ export function describeRetention(make: StorageMaker): void {
       const job = await completedJob(m.s);
       m.now += 1_000;
       const bad: [Ages, number, RegExp][] = [
-        [{ completed: -1, failed: 0, cancelled: 0 }, 10, /^jobPrune: olderThanMs\.completed must be null or a finite number of ms >= 0, got -1$/],
+        [{ completed: -1, failed: 0, cancelled: 0 }, 10, /^jobPrune: olderThanMs\.completed must be null or a number of ms from 0 to Number\.MAX_SAFE_INTEGER, got -1$/],
+        [{ completed: 0, failed: 2 ** 63, cancelled: 0 }, 10, /olderThanMs\.failed .* got 9223372036854776000$/],
         [{ completed: 0, failed: Number.NaN, cancelled: 0 }, 10, /olderThanMs\.failed .* got NaN$/],
         [{ completed: 0, failed: 0, cancelled: Number.POSITIVE_INFINITY }, 10, /olderThanMs\.cancelled .* got Infinity$/],
         [{ completed: '5' as unknown as number, failed: 0, cancelled: 0 }, 10, /olderThanMs\.completed .* got 5$/],
@@ -243,6 +271,7 @@ export function describeRetention(make: StorageMaker): void {
       assert.deepEqual(await prune(m.s, all(0), 0), { deleted: 0, roots: 0, busy: false }, 'a limit of 0 deletes nothing');
       assert.deepEqual(await prune(m.s, all(null)), { deleted: 0, roots: 0, busy: false }, 'null everywhere keeps everything');
       await expectKept(m.s, [job.id], 'after refused and empty prunes');
+      assert.deepEqual(await prune(m.s, all(Number.MAX_SAFE_INTEGER)), { deleted: 0, roots: 0, busy: false }, 'the longest age is accepted');
       assert.deepEqual(await prune(m.s, all(0.9)), { deleted: 1, roots: 1, busy: false }, 'a fractional age is floored');
     });
 

@@ -309,21 +309,21 @@ const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * The jobs a prune deletes when every status has age `age` at database time `now`: each finished
- * root with `now - completed_at > age` whose whole subtree is finished, with that subtree.
+ * root whose whole subtree (itself included) is finished with `now - completed_at > age`.
  */
 export function pruneModel(rows: readonly PruneRow[], now: number, age: number): Set<string> {
   const kids = new Map<string, PruneRow[]>();
   for (const r of rows) if (r.parentId !== null) kids.set(r.parentId, [...(kids.get(r.parentId) ?? []), r]);
   const out = new Set<string>();
   for (const root of rows) {
-    if (root.parentId !== null || !FINISHED.has(root.status) || root.completedAt === null || now - root.completedAt <= age) continue;
+    if (root.parentId !== null) continue;
     const tree: PruneRow[] = [];
     const todo = [root];
     for (let r = todo.pop(); r !== undefined; r = todo.pop()) {
       tree.push(r);
       todo.push(...(kids.get(r.id) ?? []));
     }
-    if (tree.every((r) => FINISHED.has(r.status))) for (const r of tree) out.add(r.id);
+    if (tree.every((r) => FINISHED.has(r.status) && r.completedAt !== null && now - r.completedAt > age)) for (const r of tree) out.add(r.id);
   }
   return out;
 }

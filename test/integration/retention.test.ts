@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError, noRetry } from '../../src/errors.js';
 import { Queue, type QueueOptions } from '../../src/queue/queue.js';
-import type { Storage } from '../../src/storage/storage.js';
+import type { JobPruneResult, Storage } from '../../src/storage/storage.js';
 import type { JobEvent, JobStatus } from '../../src/types.js';
 import { sub } from '../../src/workflow/fan-out.js';
 import type { WorkerOptions } from '../../src/worker/worker.js';
@@ -22,6 +22,7 @@ import { sharedStorage } from '../helpers/process-storage.js';
 import { clockedDb } from '../helpers/schedule-helpers.js';
 import { storageMatrix } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { StorageWatch } from '../helpers/workflow-harness.js';
 
 const DAY = 24 * 3600_000;
 const fast = { pollInterval: 20, maintenanceInterval: 20, heartbeatInterval: 50, drainTimeout: 1_000, handleSignals: false } as const;
@@ -173,7 +174,8 @@ for (const [dialect] of storageMatrix()) {
     it("workers' maintenance prunes batches of 100 roots with the queue's ages: back to back on a backlog, else once per interval", async () => {
       const s = await shifted(dialect, 'retention-worker');
       try {
-        const queue = new Queue(s.storage);
+        const sw = new StorageWatch(s.storage);
+        const queue = new Queue(sw.storage);
         handlers(queue);
         const done = await many(queue, 'ok', 130);
         const bad = await many(queue, 'bad', 2);
@@ -181,14 +183,16 @@ for (const [dialect] of storageMatrix()) {
         s.shift(8 * DAY);
         const lease = await expiringRun(queue, s);
         const events = watch(queue);
+        const emptied = sw.next('jobPrune', 1, { when: (_p, r: JobPruneResult) => !r.busy && r.roots === 0 });
         const w1 = queue.newWorker({ ...fast, queues: { lease: { concurrency: 1 } } });
         void w1.start();
         await waitFor(() => events.pruned.reduce((a, b) => a + b, 0) === 130, { message: 'the completed jobs past 7 days are pruned' });
         assert.deepEqual(events.pruned, [100, 30], 'a full batch of 100 roots, then the rest at the next pass');
+        await emptied; // a batch that deletes something is followed by one more, which finds nothing: the backlog is over
         s.shift(23 * DAY); // the failed jobs are now past 30 days, and the claimed job's lease has run out
         await waitFor(async () => (await queue.getJob(lease))?.status === 'completed', { message: 'a later pass reclaimed the lease' });
         await w1.stop();
-        assert.deepEqual(events.pruned, [100, 30], 'after a batch that was not full, nothing more within the interval');
+        assert.deepEqual(events.pruned, [100, 30], 'after a batch that deleted nothing, nothing more within the interval');
         await expectPresent(queue, bad, true, 'due, but not within the interval');
 
         const w2 = queue.newWorker({ ...fast, pruneInterval: 10, queues: { lease: { concurrency: 1 } } });
@@ -225,6 +229,50 @@ for (const [dialect] of storageMatrix()) {
         assert.ok(logged.includes('pruning finished jobs failed'), `logged: ${logged.join(' | ')}`);
         assert.ok(events.errors.some((e) => e.startsWith('pruning finished jobs failed')), 'a worker.error event names it');
       } finally {
+        await s.cleanup();
+      }
+    });
+
+    it("a prune that takes long holds back neither the worker's timers nor its jobs; stop() waits for it", async () => {
+      const s = await shifted(dialect, 'retention-slow');
+      let release = (): void => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      try {
+        let entered = 0;
+        // The storage's own jobPrune, entered at once but answering only when the test says so.
+        const slow = new Proxy(s.storage, {
+          get: (target, prop) => {
+            if (prop === 'jobPrune') {
+              return async (p: Parameters<Storage['jobPrune']>[0]) => {
+                entered++;
+                await gate;
+                return target.jobPrune(p);
+              };
+            }
+            const value: unknown = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        const queue = new Queue(slow);
+        queue.register('nap', async (_a, ctx) => {
+          await ctx.sleep(100);
+          return 'woke';
+        });
+        const worker = queue.newWorker({ ...fast, pruneInterval: 10 });
+        void worker.start();
+        await waitFor(() => entered === 1, { message: 'the first prune started' });
+        const id = await queue.enqueue('nap', {});
+        const done = await queue.waitForJob(id, { timeout: 30_000 });
+        assert.equal(done.result, 'woke', 'the sleep was woken by maintenance passes while the prune hung');
+        assert.equal(entered, 1, 'no second batch while one is running');
+        let stopped = false;
+        const stopping = worker.stop().then(() => void (stopped = true));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        assert.equal(stopped, false, 'stop() waits for the batch in flight');
+        release();
+        await stopping;
+      } finally {
+        release();
         await s.cleanup();
       }
     });

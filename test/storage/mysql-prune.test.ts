@@ -1,11 +1,12 @@
 /**
  * MySQL/MariaDB driver: `jobPrune` beyond the shared conformance — the fleet-wide named lock
  * (`busy`, freed after every call, also after a failure that rolls everything back), rows other
- * transactions hold (skipped, never waited for), concurrent pruners on several instances, a
- * retry of a finished child racing a prune, oldest-first order across statuses with passed-over
- * roots, the round trips of a call, every way a job finishes leaving it where the prune looks,
- * and the migration that adds the prune index (plans of the claim, reclaim and prune; a database
- * at version 1 with finished jobs).
+ * transactions hold (skipped, never waited for), the plans of its locks and deletes (key lookups
+ * only), concurrent pruners on several instances, a retry of a finished child racing a prune,
+ * each job's own age checked again under the locks, oldest-first order across statuses with
+ * passed-over roots, the round trips of a call, every way a job finishes leaving it where the
+ * prune looks, and the migration that adds the prune index (plans of the claim, reclaim and
+ * prune; a database at version 1 with finished jobs).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,7 +18,15 @@ import { MysqlStorage, type MysqlPoolLike, type MysqlQueryOptions } from '../../
 import { splitStatements } from '../../src/storage/mysql/migrate.js';
 import { MIGRATIONS } from '../../src/storage/mysql/migrations.generated.js';
 import { MIGRATIONS_CREATE_LEDGER } from '../../src/storage/mysql/queries/admin.js';
-import { pruneDueSql } from '../../src/storage/mysql/queries/jobs.js';
+import {
+  PRUNE_DELETE_FAN_OUTS,
+  PRUNE_DELETE_JOBS,
+  PRUNE_DELETE_SIGNALS,
+  PRUNE_DELETE_STEPS,
+  PRUNE_LOCK_FAN_OUTS,
+  PRUNE_LOCK_JOBS,
+  pruneDueSql,
+} from '../../src/storage/mysql/queries/jobs.js';
 import { CLAIM_SELECT, RECLAIM_CANDIDATES } from '../../src/storage/mysql/queries/run.js';
 import type { JobPruneParams, Storage } from '../../src/storage/storage.js';
 import { finish } from '../conformance/fan-out-helpers.js';
@@ -120,15 +129,15 @@ async function lockFree(f: Fixture, name: string): Promise<boolean> {
 /** Pools made by {@link hookedPool}, ended after the tests (a storage leaves a pool it was given open). */
 const pools: Pool[] = [];
 
-/** A mysql2 pool on `url` whose every statement goes through `hook` first (counting, failing on purpose). */
-function hookedPool(url: string, hook: (sql: string) => void): MysqlPoolLike {
+/** A mysql2 pool on `url` whose every statement goes through `hook` first (counting, failing on purpose, changing rows meanwhile). */
+function hookedPool(url: string, hook: (sql: string) => void | Promise<void>): MysqlPoolLike {
   const pool = mysql.createPool({ uri: url, connectionLimit: 2 });
   pools.push(pool);
   return {
-    query: (o: MysqlQueryOptions) => (hook(o.sql), pool.query(o)),
+    query: async (o: MysqlQueryOptions) => (await hook(o.sql), pool.query(o)),
     getConnection: async () => {
       const c = await pool.getConnection();
-      return { query: (o: MysqlQueryOptions) => (hook(o.sql), c.query(o)), release: () => c.release(), destroy: () => c.destroy() };
+      return { query: async (o: MysqlQueryOptions) => (await hook(o.sql), c.query(o)), release: () => c.release(), destroy: () => c.destroy() };
     },
     end: () => pool.end(),
   };
@@ -171,7 +180,7 @@ describe('mysql: jobPrune', () => {
     let armed = true;
     const s = f.open(
       hookedPool(f.url, (sql) => {
-        if (armed && sql.startsWith('DELETE FROM sdj_fan_outs')) {
+        if (armed && sql === PRUNE_DELETE_FAN_OUTS) {
           armed = false;
           throw new Error('a statement failing on purpose');
         }
@@ -184,23 +193,55 @@ describe('mysql: jobPrune', () => {
     assert.deepEqual(await leftFor(f, w.ids), NONE);
   });
 
-  it('costs 6 round trips when nothing is due, 11 for plain jobs, 13 with fan-outs', async () => {
+  it('costs 7 round trips when nothing is due, 12 for plain jobs, 14 with fan-outs', async () => {
     const f = await use('mysql-prune-round-trips');
     let n = 0;
-    const s = f.open(hookedPool(f.url, () => n++));
+    const s = f.open(hookedPool(f.url, () => void n++));
     const count = async (): Promise<number> => {
       n = 0;
       await s.jobPrune({ olderThanMs: ALL0, limit: 100 });
       return n;
     };
-    assert.equal(await count(), 6);
+    assert.equal(await count(), 7);
     for (let i = 0; i < 3; i++) await completedJob(f.s);
     f.at.now += 1;
-    assert.equal(await count(), 11);
+    assert.equal(await count(), 12);
     await finishedWorkflow(f.s);
     await finishedWorkflow(f.s);
     f.at.now += 1;
-    assert.equal(await count(), 13);
+    assert.equal(await count(), 14);
+  });
+
+  it("reaches the rows it locks and deletes by key only, whatever share of each table the ids are (the plans of its statements)", async () => {
+    // A locking statement that scans a table waits for every row another transaction holds there.
+    const f = await use('mysql-prune-plans');
+    await f.raw.query('SET SESSION max_recursive_iterations = 10000').catch(() => f.raw.query('SET SESSION cte_max_recursion_depth = 10000'));
+    const statements: [string, string, string, boolean][] = [
+      ['sdj_fan_outs', PRUNE_LOCK_FAN_OUTS, 'PRIMARY', false],
+      ['sdj_jobs', PRUNE_LOCK_JOBS, 'PRIMARY', false],
+      ['sdj_steps', PRUNE_DELETE_STEPS, 'PRIMARY', true],
+      ['sdj_signals', PRUNE_DELETE_SIGNALS, 'sdj_signals_job_name', true],
+      ['sdj_fan_outs', PRUNE_DELETE_FAN_OUTS, 'PRIMARY', true],
+      ['sdj_jobs', PRUNE_DELETE_JOBS, 'PRIMARY', true],
+    ];
+    for (const [rowsPerTable, ids] of [[10, 10], [300, 100], [1_000, 1_000]] as const) {
+      for (const t of ['sdj_steps', 'sdj_signals', 'sdj_fan_outs', 'sdj_jobs']) await f.raw.query(`DELETE FROM ${t}`);
+      const each = (columns: string) => `WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rowsPerTable}) SELECT ${columns} FROM n`;
+      const id = "CONCAT('job-', LPAD(i, 6, '0'))";
+      await f.raw.query(`INSERT INTO sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at) ${each(`${id}, 't', 'q', 'completed', 1, 1, 1, 1, 2`)}`);
+      await f.raw.query(`INSERT INTO sdj_steps (job_id, step_index, step_name, status, created_at) ${each(`${id}, 0, 's', 'completed', 1`)}`);
+      await f.raw.query(`INSERT INTO sdj_signals (job_id, name, payload, created_at) ${each(`${id}, 'note', '1', 1`)}`);
+      await f.raw.query(`INSERT INTO sdj_fan_outs (id, parent_id, step_index, strategy, total, status, created_at) ${each(`${id}, ${id}, 1, 'collect-all', 0, 'succeeded', 1`)}`);
+      for (const t of ['sdj_steps', 'sdj_signals', 'sdj_fan_outs', 'sdj_jobs']) await f.raw.query(`ANALYZE TABLE ${t}`);
+      const list = Array.from({ length: ids }, (_, i) => `job-${String(1 + i * (rowsPerTable / ids)).padStart(6, '0')}`);
+      for (const [table, sql, key, json] of statements) {
+        const values = sql === PRUNE_LOCK_JOBS ? [null, list] : [json ? JSON.stringify(list) : list];
+        const [plan] = (await f.raw.query(`EXPLAIN ${sql}`, values)) as [{ table: string; type: string; key: string | null }[], unknown];
+        const reads = plan.filter((r) => r.table !== 'd').map((r) => ({ type: r.type, key: r.key }));
+        assert.equal(reads.length, 1, `${sql}: ${JSON.stringify(plan)}`);
+        assert.ok(['eq_ref', 'ref', 'range'].includes(reads[0]!.type) && reads[0]!.key === key, `${table}, ${ids} ids of ${rowsPerTable} rows, ${sql}: ${JSON.stringify(reads)}`);
+      }
+    }
   });
 
   it('pruners on several instances delete every job once, with its steps, signals and fan-outs, and nothing live', async () => {
@@ -245,6 +286,33 @@ describe('mysql: jobPrune', () => {
     await finish(f.s, child.fence, 'completed');
     f.at.now += 1;
     assert.deepEqual(await f.s.jobPrune({ olderThanMs: ALL0, limit: 10 }), { deleted: 2, roots: 1, busy: false });
+  });
+
+  it("checks each job's own age again under the locks: a failed child retried and completed after the plan keeps its workflow until the completed age passed", async () => {
+    const f = await use('mysql-prune-own-age-locked');
+    const root = await completedJob(f.s);
+    const child = await failedJob(f.s, { parentId: root.id });
+    f.at.now += 5_000;
+    const ages = { completed: 3_000, failed: 0, cancelled: 0 };
+    let armed = true;
+    const s = f.open(
+      hookedPool(f.url, async (sql) => {
+        // Between the plan (which saw the child failed 5 s ago: due) and the lock of the rows.
+        if (armed && sql === PRUNE_LOCK_JOBS) {
+          armed = false;
+          await f.s.jobRetry({ id: child.id });
+          await finish(f.s, fenceOf(await claimOne(f.s, child.queue, child.id)), 'completed');
+        }
+      }),
+    );
+    assert.deepEqual(await s.jobPrune({ olderThanMs: ages, limit: 10 }), { deleted: 0, roots: 0, busy: false });
+    assert.equal(armed, false, 'the child changed between the plan and the locks');
+    assert.equal((await mustGet(f.s, child.id)).status, 'completed');
+    assert.equal((await leftFor(f, [root.id, child.id])).jobs, 2, 'the child completed 0 ms ago: not past the completed age');
+    f.at.now += 3_000;
+    assert.deepEqual(await s.jobPrune({ olderThanMs: ages, limit: 10 }), { deleted: 0, roots: 0, busy: false }, 'exactly the age is not past it');
+    f.at.now += 1;
+    assert.deepEqual(await s.jobPrune({ olderThanMs: ages, limit: 10 }), { deleted: 2, roots: 1, busy: false });
   });
 
   it('leaves a workflow whole while another transaction holds its fan-out or one of its jobs, without waiting', async () => {

@@ -274,7 +274,11 @@ describe('mysql: upgrade of a database at schema version 1', () => {
     // Its last child finishes: the whole workflow is due.
     const kid = await claimOne(s, (await queue.getJob(seeded.ids.earlyKid1))!.queue, seeded.ids.earlyKid1);
     assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(kid), outcome: 'completed', resultJson: null }] })), [true]);
-    assert.equal(await queue.prune({ olderThan: AGE }), 3);
+    assert.equal(await queue.prune({ olderThan: AGE }), 0, 'the workflow waits for its youngest job to pass the age');
+    at.now += AGE + 1;
+    const dueLater = pruneModel(await pruneRows(raw), await s.clockNow(), AGE);
+    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.ok(dueLater.has(seeded.ids[role]), `${role} is due once its last job is old enough`);
+    assert.equal(await queue.prune({ olderThan: AGE }), dueLater.size);
     for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.equal(await queue.getJob(seeded.ids[role]), undefined);
     assert.equal(await queue.prune({ olderThan: AGE }), 0);
   });

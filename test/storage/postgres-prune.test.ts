@@ -3,7 +3,8 @@
  * (a second caller is `busy`), several instances pruning at once delete each job once, a root
  * with an unfinished descendant is skipped without using up the limit, rows and fan-outs held by
  * other transactions are skipped (never waited for), a retry of a finished child racing a prune
- * never loses the child, and a workflow goes with its checkpoints, signals and fan-outs.
+ * never loses the child, a workflow goes with its checkpoints, signals and fan-outs once every
+ * job in it is past its age, and the plan of the due roots keeps its index ranges and probes.
  * Each test runs on a schema of its own: a prune sees every finished job of its schema.
  * @storage postgres
  */
@@ -188,6 +189,21 @@ async function pausedPrune(schema: string, during: () => Promise<void>): Promise
   }
 }
 
+/** A node of `EXPLAIN (FORMAT JSON)`. */
+interface PlanNode {
+  'Node Type': string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  'Subplan Name'?: string;
+  Filter?: string;
+  Plans?: PlanNode[];
+}
+
+/** Every node of a plan tree, each with its ancestors (nearest last). */
+function planNodes(n: PlanNode, up: PlanNode[] = []): { node: PlanNode; up: PlanNode[] }[] {
+  return [{ node: n, up }, ...(n.Plans ?? []).flatMap((c) => planNodes(c, [...up, n]))];
+}
+
 describe('postgres: jobPrune', () => {
   it('is busy while another transaction holds the prune lock, and prunes once it is released', async () => {
     await withSchema('pg-prune-busy', async (ts, schema) => {
@@ -267,12 +283,17 @@ describe('postgres: jobPrune', () => {
       const due = await finishedWorkflow(s, 3);
       const kept = await finishedWorkflow(s, 2);
       await waitForClockPast(s, kept.completedAt);
-      // The kept workflow completed later: an age between the two keeps it.
-      await pgAdmin(`UPDATE "${schema}".sdj_jobs SET completed_at = completed_at - $2::bigint WHERE id = $1`, [due.ids[0], 2 * HOUR]);
+      // The kept workflow completed later: an age between the two keeps it. Each job counts:
+      // the root alone past the age is not enough, its children must be too.
+      const age = (ids: readonly string[]) => pgAdmin(`UPDATE "${schema}".sdj_jobs SET completed_at = completed_at - $2::bigint WHERE id = ANY($1::text[])`, [ids, 2 * HOUR]);
+      const ages = { completed: HOUR, failed: 0, cancelled: 0 };
+      await age(due.ids.slice(0, 1));
+      assert.deepEqual(await s.jobPrune({ olderThanMs: ages, limit: 10 }), { deleted: 0, roots: 0, busy: false }, 'children younger than the age');
+      await age(due.ids.slice(1));
       const before = await workflowRows(schema, due.ids);
       assert.deepEqual(before, { steps: 4, signals: 3, fanOuts: 1 }, 'the workflow has a checkpoint per job, a signal per child and its fan-out');
       const keptBefore = await workflowRows(schema, kept.ids);
-      assert.deepEqual(await s.jobPrune({ olderThanMs: { completed: HOUR, failed: 0, cancelled: 0 }, limit: 10 }), { deleted: 4, roots: 1, busy: false });
+      assert.deepEqual(await s.jobPrune({ olderThanMs: ages, limit: 10 }), { deleted: 4, roots: 1, busy: false });
       const left = await jobIds(schema);
       assert.deepEqual(due.ids.filter((id) => left.has(id)), [], 'jobs of the pruned workflow left');
       assert.deepEqual(await workflowRows(schema, due.ids), { steps: 0, signals: 0, fanOuts: 0 });
@@ -440,6 +461,42 @@ describe('postgres: jobPrune', () => {
         assert.equal((await mustGet(s, rerun.childId)).lastError, 'again');
       }
       t.diagnostic(`aborted by the server and run again: retry ${r1.again}, rerun ${r2.again}`);
+    });
+  });
+
+  it('plans the due roots as one range of sdj_jobs_prune per status, without a full sort, and walks each subtree through the parent indexes', async () => {
+    await withSchema('pg-prune-plan', async (_ts, schema) => {
+      const q = `"${schema}"`;
+      // Rows written straight into the table, then analyzed: finished roots of each status, workflows
+      // of four children, live jobs (a tenth of them below finished roots).
+      const insert = (select: string) =>
+        pgAdmin(`INSERT INTO ${q}.sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at, parent_id) ${select}`);
+      await insert(`SELECT 'c-' || n, 't', 'q', 'completed', 1, 1, 1, 1, n, NULL FROM generate_series(1, 20000) n`);
+      await insert(`SELECT 'f-' || n, 't', 'q', 'failed', 1, 1, 1, 1, n, NULL FROM generate_series(1, 3000) n`);
+      await insert(`SELECT 'x-' || n, 't', 'q', 'cancelled', 1, 1, 1, 1, n, NULL FROM generate_series(1, 2000) n`);
+      await insert(`SELECT 'w-' || n || '-' || k, 't', 'q', 'failed', 1, 1, 1, 1, n, 'c-' || n FROM generate_series(1, 2000) n, generate_series(1, 4) k`);
+      await insert(`SELECT 'p-' || n, 't', 'q', 'pending', 0, 0, 1, 1, NULL, CASE WHEN n % 10 = 0 THEN 'c-' || n END FROM generate_series(1, 3000) n`);
+      await pgAdmin(`ANALYZE ${q}.sdj_jobs`);
+      const [row] = await pgAdmin<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${JOB_PRUNE.replaceAll('{s}', q)}`, [null, HOUR, 0, 0, 500]);
+      const due = planNodes(row!['QUERY PLAN'][0].Plan).find((n) => n.node['Subplan Name'] === 'CTE due')?.node;
+      assert.ok(due, 'the due CTE is planned on its own');
+      const nodes = planNodes(due);
+      const types = new Set(nodes.map((n) => n.node['Node Type']));
+      for (const t of ['Seq Scan', 'Hash', 'Hash Join', 'Merge Join']) assert.ok(!types.has(t), `${t} in the due part: ${JSON.stringify(due)}`);
+      assert.deepEqual(nodes.filter((n) => /hashed/.test(n.node.Filter ?? '')), [], 'the subtree check runs per root read, not hashed over every job');
+      const ranges = nodes.filter((n) => n.node['Index Name'] === 'sdj_jobs_prune');
+      assert.deepEqual(
+        ranges.map((n) => /status = '(\w+)'/.exec(n.node['Index Cond'] ?? '')?.[1]),
+        ['completed', 'failed', 'cancelled'],
+        'one index range per status',
+      );
+      for (const r of ranges) {
+        const fence = r.up.map((n) => n['Node Type']).lastIndexOf('Limit');
+        assert.ok(fence >= 0, 'each status is limited on its own');
+        assert.ok(!r.up.slice(fence).some((n) => n['Node Type'] === 'Sort'), 'the due rows of a status are read in order, not sorted whole');
+      }
+      const probes = nodes.filter((n) => /^sdj_jobs_(history|live)_parent$/.test(n.node['Index Name'] ?? '') && /^\(parent_id = \w+\.id\)$/.test(n.node['Index Cond'] ?? ''));
+      assert.equal(probes.length, 12, 'per status: the children and each deeper level, in both partitions, are probes of the parent indexes');
     });
   });
 

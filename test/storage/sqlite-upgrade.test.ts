@@ -212,7 +212,7 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     const viaTable = raw.prepare(`SELECT count(*) FROM sdj_jobs NOT INDEXED WHERE ${where}`).pluck().get();
     assert.equal(viaTable, BULK_DONE + 8, 'the bulk roots and the 8 hand-made finished roots');
     assert.equal(viaIndex, viaTable);
-    const plan = (raw.prepare(`EXPLAIN QUERY PLAN ${JOB_PRUNE_ROOTS}`).all({ status: 'completed', cutoff: 1, limit: 10 }) as { detail: string }[]).map((r) => r.detail);
+    const plan = (raw.prepare(`EXPLAIN QUERY PLAN ${JOB_PRUNE_ROOTS}`).all({ status: 'completed', cutoff: 1, completed: 1, failed: 1, cancelled: 1, limit: 10 }) as { detail: string }[]).map((r) => r.detail);
     assert.match(plan.join(' | '), /SEARCH r USING INDEX sdj_jobs_prune \(status=\? AND completed_at<\?\)/);
   });
 
@@ -248,7 +248,11 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     // Its last child finishes: the whole workflow is due.
     const kid = await claimOne(s, (await queue.getJob(seeded.ids.earlyKid1))!.queue, seeded.ids.earlyKid1);
     assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(kid), outcome: 'completed', resultJson: null }] })), [true]);
-    assert.equal(await queue.prune({ olderThan: AGE }), 3);
+    assert.equal(await queue.prune({ olderThan: AGE }), 0, 'the workflow waits for its youngest job to pass the age');
+    at.now += AGE + 1;
+    const dueLater = pruneModel(pruneRows(raw), await s.clockNow(), AGE);
+    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.ok(dueLater.has(seeded.ids[role]), `${role} is due once its last job is old enough`);
+    assert.equal(await queue.prune({ olderThan: AGE }), dueLater.size);
     for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.equal(await queue.getJob(seeded.ids[role]), undefined);
     assert.equal(await queue.prune({ olderThan: AGE }), 0);
   });

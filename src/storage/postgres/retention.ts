@@ -21,9 +21,10 @@ export function pruneLockKey(schema: string): string {
  * `Storage.jobPrune`: one transaction of three statements (four round trips with BEGIN and
  * COMMIT): the prune lock — `pg_try_advisory_xact_lock` on a key derived from the schema, with
  * JIT compilation turned off for the transaction — then, when it was free, {@link JOB_PRUNE},
- * which picks, locks (skipping rows held elsewhere) and deletes the due workflows in one
- * statement. The snapshot of that statement is taken after the lock, so it sees everything a
- * previous prune deleted. When the lock is taken, nothing is read: `busy: true`.
+ * which picks, locks (skipping rows held elsewhere) and deletes the due workflows (finished roots
+ * whose every job, the root included, has passed its own status's age) in one statement. The
+ * snapshot of that statement is taken after the lock, so it sees everything a previous prune
+ * deleted. When the lock is taken, nothing is read: `busy: true`.
  * @throws InvalidArgumentError on an age or limit `checkPruneParams` refuses
  */
 export async function jobPrune(x: PgExec, p: JobPruneParams): Promise<JobPruneResult> {

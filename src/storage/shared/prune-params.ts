@@ -23,15 +23,15 @@ export interface CheckedPrune {
 /**
  * Checks and normalizes `jobPrune`'s parameters. Ages are floored to whole ms: completion times
  * are whole ms, so `now - completed_at > age` holds exactly when it holds for `floor(age)`.
- * @throws InvalidArgumentError for an age that is neither `null` nor a finite number of ms >= 0,
- *   or a limit that is not a whole number >= 0
+ * @throws InvalidArgumentError for an age that is neither `null` nor a number of ms from 0 to
+ *   `Number.MAX_SAFE_INTEGER`, or a limit that is not a whole number >= 0
  */
 export function checkPruneParams(p: JobPruneParams): CheckedPrune {
   const age = (status: PrunedStatus): number | null => {
     const v: unknown = p.olderThanMs[status];
     if (v === null) return null;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      throw new InvalidArgumentError(`jobPrune: olderThanMs.${status} must be null or a finite number of ms >= 0, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > Number.MAX_SAFE_INTEGER) {
+      throw new InvalidArgumentError(`jobPrune: olderThanMs.${status} must be null or a number of ms from 0 to Number.MAX_SAFE_INTEGER, got ${String(v)}`);
     }
     return Math.floor(v);
   };

@@ -10,10 +10,10 @@ import type { SqliteContext, Statements } from './statements.js';
 import { isTransientError } from './translate-error.js';
 
 /**
- * Deletes up to `limit` finished roots whose retention age has passed, each with its whole
- * subtree and the checkpoints, signals and fan-outs of every job deleted, in one `BEGIN
- * IMMEDIATE` transaction; ages compare against the transaction's now (`now - completed_at >
- * age`). Roots of each status are taken oldest first, `completed` before `failed` before
+ * Deletes up to `limit` finished workflows — roots with their whole subtree, every job of which
+ * has passed its own status's age (`now - completed_at > age`) — with the checkpoints, signals
+ * and fan-outs of every job deleted, in one `BEGIN IMMEDIATE` transaction on the transaction's
+ * now. Roots of each status are taken oldest first, `completed` before `failed` before
  * `cancelled`.
  *
  * SQLite has no row locks to skip: the transaction holds the file's write lock, so it is the
@@ -35,12 +35,13 @@ export function jobPrune(ctx: SqliteContext, p: JobPruneParams): JobPruneResult 
 }
 
 function pruneRoots(c: Statements, now: number, p: CheckedPrune): JobPruneResult {
+  const cutoff = (age: number | null): number | null => (age === null ? null : now - age);
+  const cutoffs = { completed: cutoff(p.ages.completed), failed: cutoff(p.ages.failed), cancelled: cutoff(p.ages.cancelled) };
   const roots: string[] = [];
   for (const status of PRUNED_STATUSES) {
-    const age = p.ages[status];
     const left = p.limit - roots.length;
-    if (age === null || left <= 0) continue;
-    const due = c.st(JOB_PRUNE_ROOTS).all({ status, cutoff: now - age, limit: left }) as { id: string }[];
+    if (cutoffs[status] === null || left <= 0) continue;
+    const due = c.st(JOB_PRUNE_ROOTS).all({ status, cutoff: cutoffs[status], ...cutoffs, limit: left }) as { id: string }[];
     for (const r of due) roots.push(r.id);
   }
   if (roots.length === 0) return { deleted: 0, roots: 0, busy: false };

@@ -67,12 +67,22 @@ export const QUEUE_SET_PAUSED =
 /**
  * Takes the prune lock without waiting: a named lock per database, `sdj_prune_<database>` (the
  * database name hashed when that would pass the 64 characters MySQL allows), held by the session
- * until {@link PRUNE_UNLOCK}. Result: `{ name, got }`, got 1 (taken), 0 (another session holds
- * it) or null (error).
+ * until {@link PRUNE_UNLOCK}. Result: `{ name, got, lock_wait_s }`: got 1 (taken), 0 (another
+ * session holds it) or null (error); lock_wait_s, the session's `innodb_lock_wait_timeout`, for
+ * {@link PRUNE_UNLOCK} to restore.
  */
 export const PRUNE_LOCK =
-  'SELECT l.name, GET_LOCK(l.name, 0) AS got FROM (SELECT IF(CHAR_LENGTH(DATABASE()) <= 54, ' +
+  'SELECT l.name, GET_LOCK(l.name, 0) AS got, @@SESSION.innodb_lock_wait_timeout AS lock_wait_s FROM (SELECT IF(CHAR_LENGTH(DATABASE()) <= 54, ' +
   "CONCAT('sdj_prune_', DATABASE()), CONCAT('sdj_prune_', SHA1(DATABASE()))) AS name) l";
 
-/** Releases the prune lock. Params: lock name. */
-export const PRUNE_UNLOCK = 'SELECT RELEASE_LOCK(?) AS released';
+/**
+ * Shortens the session's row lock wait while it holds the prune lock: the prune is built never to
+ * wait for a row lock, and should it still, the wait ends in seconds. Params: seconds.
+ */
+export const PRUNE_SET_LOCK_WAIT = 'SET SESSION innodb_lock_wait_timeout = ?';
+
+/**
+ * Releases the prune lock, then restores the session's row lock wait, in one statement.
+ * Params: lock name, seconds (`lock_wait_s` of {@link PRUNE_LOCK}).
+ */
+export const PRUNE_UNLOCK = 'SET @sdj_prune_released = RELEASE_LOCK(?), @@SESSION.innodb_lock_wait_timeout = ?';

@@ -112,14 +112,21 @@ export const SIGNAL_DELETE_FOR_JOBS = 'DELETE FROM sdj_signals WHERE job_id IN (
 // ---------------------------------------------------------------------------- retention
 
 /**
+ * The database clock in ms, as {@link NOW} reads it when no clock is injected, with no bound value:
+ * the plan carries it on its rows, and the driver uses its injected clock instead when it has one.
+ */
+const DB_NOW = NOW.replace('?', 'NULL');
+
+/**
  * The rest of a subtree walk whose anchor, `tree (root, n, id, status, completed_at)`, holds the
  * roots: every job below them over `parent_id` (through `sdj_jobs_parent`), then one `j` row per
- * job (the roots included) and one `f` row per fan-out whose parent is one of them. No locks.
+ * job (the roots included, each with the database clock, `db_now_ms`) and one `f` row per fan-out
+ * whose parent is one of them. No locks.
  */
 const TREE_WALK =
   'UNION ALL SELECT t.root, t.n, c.id, c.status, c.completed_at FROM tree t JOIN sdj_jobs c ON c.parent_id = t.id) ' +
-  "SELECT 'j' AS kind, root, n, id, status, completed_at FROM tree " +
-  "UNION ALL SELECT 'f', t.root, t.n, f.id, NULL, NULL FROM tree t JOIN sdj_fan_outs f ON f.parent_id = t.id";
+  `SELECT 'j' AS kind, root, n, id, status, completed_at, ${DB_NOW} AS db_now_ms FROM tree ` +
+  "UNION ALL SELECT 'f', t.root, t.n, f.id, NULL, NULL, NULL FROM tree t JOIN sdj_fan_outs f ON f.parent_id = t.id";
 
 /**
  * One status's due roots in {@link pruneDueSql}: a range of `sdj_jobs_prune` (status,
@@ -142,7 +149,7 @@ function dueRootsOf(after: boolean): string {
  * (completed_at, id) order; then the {@link TREE_WALK} rows of each. Each status is its own index
  * range read only as far as the window needs.
  * Params per status: status, now, age, [cursor completed_at, cursor completed_at, cursor id,] n;
- * then n. Result: `{ kind: 'j' | 'f', root, n, id, status, completed_at }[]`.
+ * then n. Result: `{ kind: 'j' | 'f', root, n, id, status, completed_at, db_now_ms }[]`.
  */
 export function pruneDueSql(statuses: number, after: boolean): string {
   const parts = Array.from({ length: statuses }, () => dueRootsOf(after)).join(' UNION ALL ');
@@ -172,5 +179,33 @@ export const PRUNE_LOCK_FAN_OUTS = 'SELECT id FROM sdj_fan_outs FORCE INDEX (PRI
 export const PRUNE_LOCK_JOBS =
   `SELECT id, parent_id, status, completed_at, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (PRIMARY) WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED`;
 
-/** Deletes fan-outs. Params: ids[]. */
-export const FAN_OUT_DELETE_MANY = 'DELETE FROM sdj_fan_outs WHERE id IN (?)';
+/**
+ * The ids of a prune delete as the derived table `d (id)`: a JSON array of strings bound as one
+ * value, read with `JSON_TABLE` (MySQL 8, MariaDB >= 10.6) in the type and collation of the id
+ * columns.
+ */
+const PRUNE_IDS = "JSON_TABLE(?, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$')) d";
+
+/**
+ * A prune delete of the rows of `table` whose `column` is one of the ids: the id table first
+ * (`STRAIGHT_JOIN`), then `table` looked up through `index` for each id (`eq_ref` / `ref`), so the
+ * statement reads, and locks, only the rows it deletes, whatever share of the table the ids are.
+ * (`DELETE ... WHERE id IN (...)` does not promise that: MariaDB scans the whole table when the
+ * ids are a large share of a small one, `FORCE INDEX` or not, and a locking scan waits for every
+ * row another transaction holds.) Params: JSON array of ids.
+ */
+function pruneDeleteSql(table: string, column: string, index: string): string {
+  return `DELETE x FROM ${PRUNE_IDS} STRAIGHT_JOIN ${table} x FORCE INDEX (${index}) ON x.${column} = d.id`;
+}
+
+/** Deletes the checkpoints of pruned jobs. Params: JSON array of job ids. */
+export const PRUNE_DELETE_STEPS = pruneDeleteSql('sdj_steps', 'job_id', 'PRIMARY');
+
+/** Deletes the signals of pruned jobs. Params: JSON array of job ids. */
+export const PRUNE_DELETE_SIGNALS = pruneDeleteSql('sdj_signals', 'job_id', 'sdj_signals_job_name');
+
+/** Deletes pruned fan-outs. Params: JSON array of fan-out ids. */
+export const PRUNE_DELETE_FAN_OUTS = pruneDeleteSql('sdj_fan_outs', 'id', 'PRIMARY');
+
+/** Deletes pruned jobs. Params: JSON array of job ids. */
+export const PRUNE_DELETE_JOBS = pruneDeleteSql('sdj_jobs', 'id', 'PRIMARY');

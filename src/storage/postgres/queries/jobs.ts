@@ -6,7 +6,7 @@
  * go through `sdj_jobs` (both partitions), and a retry moves its row from history back to live.
  * @internal
  */
-import { MOVE_CLEAR_LEASE, moveInsert, NON_TERMINAL, NOW, NOW_CTE } from './common.js';
+import { MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE } from './common.js';
 
 /**
  * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
@@ -153,11 +153,23 @@ SELECT 1 AS done`;
 const FINISHED = "('completed', 'failed', 'cancelled')";
 
 /**
- * The due roots of one finished status, oldest first, leaving out those with an unfinished
- * descendant, at most `$5`. The ordered scan is fenced (`OFFSET 0`) so the subtree check runs
+ * True for a job (table alias `a`) that is due: finished, and completed before now minus the
+ * age of its own status ($2 completed, $3 failed, $4 cancelled; a null age keeps that status).
+ * Unfinished jobs and jobs of a kept status are never due (the CASE or the age is null).
+ */
+function isDue(a: string): string {
+  return `coalesce(${a}.completed_at < ${NOW} - CASE ${a}.status WHEN 'completed' THEN $2::bigint WHEN 'failed' THEN $3::bigint
+      WHEN 'cancelled' THEN $4::bigint END, false)`;
+}
+
+/**
+ * The due roots of one finished status, oldest first, leaving out those with a descendant that
+ * is not due itself (unfinished, of a kept status, or not past its status's age: see
+ * {@link isDue}), at most `$5`. The ordered scan is fenced (`OFFSET 0`) so the subtree check runs
  * only on the rows read until `$5` are found, whether the rows come from an index in order or
- * from a sort; each level of the walk is a probe of the parent index (`LATERAL … OFFSET 0`
- * keeps the planner from hashing the whole table when it misjudges a level's size).
+ * from a sort; the check stops at the first descendant not due. Each level of the walk is a
+ * probe of the parent index (`LATERAL … OFFSET 0` keeps the planner from hashing the whole table
+ * when it misjudges a level's size).
  */
 function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string): string {
   return `(SELECT x.* FROM (
@@ -169,27 +181,30 @@ function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string
     ) x
     WHERE NOT EXISTS (
       WITH RECURSIVE sub AS (
-        SELECT d.id, d.status FROM {s}.sdj_jobs d WHERE d.parent_id = x.id
+        SELECT d.id, d.status, d.completed_at FROM {s}.sdj_jobs d WHERE d.parent_id = x.id
         UNION ALL
-        SELECT k.id, k.status FROM sub
-        CROSS JOIN LATERAL (SELECT d.id, d.status FROM {s}.sdj_jobs d WHERE d.parent_id = sub.id OFFSET 0) k
+        SELECT k.id, k.status, k.completed_at FROM sub
+        CROSS JOIN LATERAL (SELECT d.id, d.status, d.completed_at FROM {s}.sdj_jobs d WHERE d.parent_id = sub.id OFFSET 0) k
       )
-      SELECT 1 FROM sub WHERE sub.status IN ${NON_TERMINAL}
+      SELECT 1 FROM sub WHERE NOT ${isDue('sub')}
     )
     LIMIT $5)`;
 }
 
 /**
- * Deletes up to $5 finished workflows whose retention age has passed, oldest first, in one
- * statement. Run inside the transaction that holds the prune lock (`PRUNE_LOCK`).
+ * Deletes up to $5 finished workflows, each job of which has passed the retention age of its
+ * own status, oldest root first, in one statement. Run inside the transaction that holds the
+ * prune lock (`PRUNE_LOCK`).
  *
- * - `due`: root jobs (no parent) completed/failed/cancelled with `completed_at < now - age` of
- *   their status (a null age keeps that status), none of whose descendants is unfinished.
+ * - `due`: root jobs (no parent) completed/failed/cancelled whose whole subtree is due: every
+ *   job in it, the root included, finished with `completed_at < now - age` of its own status.
+ *   A null age keeps that status, and so every workflow holding a job of it.
  * - `tree`: each root with its whole subtree, as this statement's snapshot shows them.
  * - `held`: those rows locked, skipping rows another transaction holds. A row changed since
  *   the snapshot (a retry moving a child back to pending, a rerun finishing it again, a row
  *   deleted) is re-read at lock time and no longer matches its snapshot status, run count and
- *   completion time, so it is not held either.
+ *   completion time, so it is not held either; a row that still matches is still due (its age
+ *   only grew).
  * - `fo_held`: the subtree's fan-outs locked the same way (a retry or an outcome locks a
  *   fan-out before the job rows; waiting for one here could deadlock).
  * - `ok`: the roots whose every row and fan-out is held; only those are deleted, with their
@@ -197,8 +212,8 @@ function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string
  *
  * Due roots are read in order from `sdj_jobs_prune` (status, completed_at) WHERE parent_id IS
  * NULL, one range per status; without that index each status costs a scan and a sort of its
- * due rows. Nothing here waits for a job or fan-out lock. Params: $1 now, $2 completed age, $3 failed
- * age, $4 cancelled age (ms, null = keep), $5 limit. Result: one row { deleted, roots }.
+ * due rows. Nothing here waits for a job or fan-out lock. Params: $1 now, $2 completed age,
+ * $3 failed age, $4 cancelled age (ms, null = keep), $5 limit. Result: one row { deleted, roots }.
  */
 export const JOB_PRUNE = `
 WITH RECURSIVE ${NOW_CTE},

@@ -4,7 +4,7 @@
  * per storage instance and run inside `BEGIN IMMEDIATE` transactions when they write.
  * @internal
  */
-import { CLEAR_LEASE, NON_TERMINAL } from './common.js';
+import { CLEAR_LEASE } from './common.js';
 
 /**
  * Inserts one pending job.
@@ -105,20 +105,23 @@ export function jobListSql(filters: readonly (keyof typeof JOB_LIST_FILTERS)[], 
 
 /**
  * Finished roots of one status due for pruning, oldest first: no parent, `completed_at` before
- * @cutoff (now − the status's age), and no unfinished job anywhere below them. Walks the partial
- * index `sdj_jobs_prune` (finished roots only), so its cost does not grow with live jobs; the
- * subtree test is one probe of `sdj_jobs_parent` for a root without children.
- * Params: @status, @cutoff, @limit. Result: { id } rows.
+ * @cutoff (now − the status's age), and every job anywhere below them due as well — finished,
+ * with `completed_at` before the cutoff of its own status (@completed, @failed, @cancelled; null
+ * keeps that status, and so the whole workflow). Walks the partial index `sdj_jobs_prune`
+ * (finished roots only), so its cost does not grow with live jobs; the subtree test is one probe
+ * of `sdj_jobs_parent` for a root without children.
+ * Params: @status, @cutoff, @completed, @failed, @cancelled, @limit. Result: { id } rows.
  */
 export const JOB_PRUNE_ROOTS = `
 SELECT r.id FROM sdj_jobs AS r INDEXED BY sdj_jobs_prune
 WHERE r.parent_id IS NULL AND r.status = @status AND r.completed_at < @cutoff
   AND NOT EXISTS (
-    WITH RECURSIVE sub(id, status) AS (
-      SELECT id, status FROM sdj_jobs WHERE parent_id = r.id
+    WITH RECURSIVE sub(id, status, completed_at) AS (
+      SELECT id, status, completed_at FROM sdj_jobs WHERE parent_id = r.id
       UNION ALL
-      SELECT c.id, c.status FROM sdj_jobs AS c JOIN sub ON c.parent_id = sub.id)
-    SELECT 1 FROM sub WHERE status IN ${NON_TERMINAL})
+      SELECT c.id, c.status, c.completed_at FROM sdj_jobs AS c JOIN sub ON c.parent_id = sub.id)
+    SELECT 1 FROM sub
+    WHERE NOT coalesce(sub.completed_at < CASE sub.status WHEN 'completed' THEN @completed WHEN 'failed' THEN @failed WHEN 'cancelled' THEN @cancelled END, 0))
 ORDER BY r.completed_at
 LIMIT @limit`;
 
