@@ -18,6 +18,7 @@ import type { ChaosDb } from './backend.js';
 import { bigResult, GATE_ERROR, ODD_MARK } from './handlers-extra.js';
 import { LONE_SURROGATES } from './handlers.js';
 import { PAYLOAD_CAP } from './load-extra.js';
+import { deletedResult } from './prune-archive.js';
 
 /** The longest stored error text the audit accepts as bounded. */
 export const MAX_ERROR_CHARS = 64 * 1024;
@@ -31,8 +32,8 @@ export function checkOperatorRetries(a: AuditInput): Verdict {
   const v: string[] = [];
   let checked = 0;
   const gated: JobRec[] = [];
-  for (const [id, plan] of a.plans) if (plan.kind === 'gate' || plan.kind === 'gatefan') gated.push(a.jobs.get(id) ?? ({ id, type: `chaos.${plan.kind}` } as JobRec));
-  for (const j of a.jobs.values()) if (j.type === 'chaos.gate' && j.parentId !== null) gated.push(j);
+  for (const [id, plan] of a.plans) if (plan.kind === 'gate' || plan.kind === 'gatefan') gated.push(a.all.get(id) ?? ({ id, type: `chaos.${plan.kind}` } as JobRec));
+  for (const j of a.all.values()) if (j.type === 'chaos.gate' && j.parentId !== null) gated.push(j);
   for (const j of gated) {
     if (!TERMINAL.has(j.status)) continue; // reported by checkTerminal
     checked++;
@@ -55,7 +56,7 @@ export function checkOperatorRetries(a: AuditInput): Verdict {
     if (r.result === 'gave-up') gaveUp++;
     if (r.appliedAt === null || r.requestedAt === null) continue;
     checked++;
-    const j = a.jobs.get(r.jobId);
+    const j = a.all.get(r.jobId);
     if (!j) {
       v.push(`job ${r.jobId} retried by the operator is gone`);
       continue;
@@ -83,7 +84,7 @@ export function checkPauses(a: AuditInput): Verdict {
     }
     if (p.pausedAt === null) continue;
     checked++;
-    const j = a.jobs.get(p.jobId);
+    const j = a.all.get(p.jobId);
     const runs = a.runs.get(p.jobId) ?? [];
     const until = p.resumeRequestedAt ?? Infinity;
     if (p.resumedAt === null) v.push(`paused job ${p.jobId} was never resumed`);
@@ -97,7 +98,7 @@ export function checkPauses(a: AuditInput): Verdict {
     const until = q.resumeRequestedAt ?? Infinity;
     if (q.resumedAt === null) v.push(`queue ${q.queue} paused at ${q.pausedAt} was never resumed`);
     for (const [jobId, runs] of a.runs) {
-      if (a.jobs.get(jobId)?.queue !== q.queue) continue;
+      if (a.all.get(jobId)?.queue !== q.queue) continue;
       for (const r of runs) {
         if (r.claimedAt !== null && r.claimedAt > from && r.claimedAt < until) v.push(`job ${jobId} was claimed from paused queue ${q.queue} (run ${r.runCount}) ${r.claimedAt - q.pausedAt} ms after the pause took effect`);
       }
@@ -140,7 +141,7 @@ function badText(text: string | null): string | null {
 export function checkErrorTexts(a: AuditInput): Verdict {
   const v: string[] = [];
   let checked = 0;
-  for (const j of a.jobs.values()) {
+  for (const j of a.all.values()) {
     if (j.status !== 'failed') continue;
     checked++;
     const bad = badText(j.lastError);
@@ -154,7 +155,7 @@ export function checkErrorTexts(a: AuditInput): Verdict {
   }
   for (const [id, plan] of a.plans) {
     if (plan.kind !== 'odd') continue;
-    const j = a.jobs.get(id);
+    const j = a.all.get(id);
     if (!j || !TERMINAL.has(j.status)) continue;
     checked++;
     const { mode, failTimes } = plan.args;
@@ -174,14 +175,14 @@ export function checkErrorTexts(a: AuditInput): Verdict {
   return { name: 'error texts stored, readable and bounded', checked, violations: v };
 }
 
-/** Results close to the payload cap, finishing together, are all stored byte for byte (read one at a time). */
+/** Results close to the payload cap, finishing together, are all stored byte for byte (read one at a time; pruned ones from the archive). */
 export async function checkBigResults(a: AuditInput, db: ChaosDb): Promise<Verdict> {
   const v: string[] = [];
   let checked = 0;
   let bytes = 0;
   for (const [id, plan] of a.plans) {
     if (plan.kind !== 'big') continue;
-    const j = a.jobs.get(id);
+    const j = a.all.get(id);
     if (!j || !TERMINAL.has(j.status)) continue;
     checked++;
     if (j.status !== 'completed') {
@@ -190,8 +191,9 @@ export async function checkBigResults(a: AuditInput, db: ChaosDb): Promise<Verdi
     }
     const want = JSON.stringify(bigResult(plan.args));
     bytes += Buffer.byteLength(want);
-    const [row] = await db.all<{ result: string | null }>('SELECT result FROM sdj_jobs WHERE id = ?', [id]);
-    const got = row?.result ?? null;
+    const pruned = a.jobs.has(id) ? undefined : a.pruned.get(id);
+    const [row] = pruned ? [] : await db.all<{ result: string | null }>('SELECT result FROM sdj_jobs WHERE id = ?', [id]);
+    const got = pruned ? await deletedResult(db, pruned.seq) : (row?.result ?? null);
     if (got !== want) v.push(`big job ${id}: stored result of ${got?.length ?? 0} characters differs from the ${want.length} returned`);
     if (Buffer.byteLength(want) > PAYLOAD_CAP) v.push(`big job ${id}: planned result exceeds the cap (audit bug)`);
   }

@@ -10,6 +10,9 @@ import type { ResumeInfo } from './handlers.js';
 import { ALT, ALT_MAX_GAP_MS, TICK } from './schedules.js';
 
 /**
+ * (Every check here covers pruned workflows too, on the checkpoints, fan-outs and signals pruned
+ * with them: see audit-deletions.ts.)
+ *
  * A checkpointed step never runs again once its checkpoint committed. Each step execution
  * records a nonce and the run of its parent; the checkpoint stores the nonce of the execution
  * it holds. Any execution of that step by a later run of the parent is a re-execution after
@@ -57,8 +60,8 @@ export function checkSteps(a: AuditInput): Verdict {
     }
   }
   for (const [id, plan] of a.plans) {
-    if (plan.kind !== 'wf' || a.jobs.get(id)?.status !== 'completed') continue;
-    const result = parse(a.jobs.get(id)!.result ?? null) as { nonces?: string[] } | undefined;
+    if (plan.kind !== 'wf' || a.all.get(id)?.status !== 'completed') continue;
+    const result = parse(a.all.get(id)!.result ?? null) as { nonces?: string[] } | undefined;
     const want = nonces.get(id) ?? [];
     if (want.length !== plan.steps || !isDeepStrictEqual(result?.nonces, want)) v.push(`workflow ${id} returned ${JSON.stringify(result?.nonces)} but its checkpoints hold ${JSON.stringify(want)}`);
   }
@@ -92,7 +95,8 @@ export function checkFanOuts(a: AuditInput): Verdict {
   let repeated = 0;
   let retriedKids = 0;
   for (const f of a.fanOuts) {
-    const kids = (a.children.get(f.parentId) ?? []).filter((j) => j.fanOutId === f.id);
+    // A fan-out still in the database counts the children still there; a pruned one, those pruned with it.
+    const kids = (f.pruned ? (a.allChildren.get(f.parentId) ?? []).filter((j) => a.pruned.has(j.id)) : (a.children.get(f.parentId) ?? [])).filter((j) => j.fanOutId === f.id);
     retriedKids += kids.filter((k) => a.ops.retries.get(k.id)?.appliedAt != null).length;
     const count = (s: string): number => kids.filter((j) => j.status === s).length;
     const real = { succeeded: count('completed'), failed: count('failed'), cancelled: count('cancelled') };
@@ -102,7 +106,7 @@ export function checkFanOuts(a: AuditInput): Verdict {
     }
     if (rule(f) !== f.status) v.push(`fan-out ${f.id} (${f.strategy}) is ${f.status} but its counters say ${rule(f)}`);
     if (f.status !== 'running' && f.decidedAt === null) v.push(`fan-out ${f.id} is ${f.status} without decided_at`);
-    const parent = a.jobs.get(f.parentId);
+    const parent = a.all.get(f.parentId);
     // A parent the operator retried lost its earlier fan-out: its resumes before the retry are of that one.
     const since = a.ops.retries.get(f.parentId)?.requestedAt ?? -Infinity;
     const seen = (resumes.get(f.parentId) ?? []).filter((e) => e.startedAt >= since);
@@ -147,7 +151,7 @@ export function checkSignals(a: AuditInput): Verdict {
   }
   for (const [id, plan] of a.plans) {
     if (plan.kind !== 'signal') continue;
-    const j = a.jobs.get(id);
+    const j = a.all.get(id);
     if (!j) continue;
     checked += plan.sent.length;
     if (plan.sent.length !== plan.count) v.push(`signal job ${id}: only ${plan.sent.length} of ${plan.count} signals were sent`);
@@ -164,10 +168,10 @@ export function checkSignals(a: AuditInput): Verdict {
   return { name: 'each signal consumed once, in order', checked, violations: v };
 }
 
-/** The slot instants fired by one schedule (from each fired job's meta), oldest first. */
+/** The slot instants fired by one schedule (from each fired job's meta, pruned jobs included), oldest first. */
 function firedSlots(a: AuditInput, name: string, v: string[]): number[] {
   const slots: number[] = [];
-  for (const j of a.jobs.values()) {
+  for (const j of a.all.values()) {
     if (j.type !== name) continue;
     const meta = parse(j.meta) as { schedule?: string; scheduledFor?: string } | undefined;
     const t = Date.parse(meta?.scheduledFor ?? '');

@@ -20,20 +20,27 @@ const RUN_EFFECTS = new Set(['run', 'step', 'resume', 'woke', 'tick', 'gate']);
 /** Plan kinds whose outcomes depend on the operator or on odd inputs (checked in audit-operator.ts). */
 const OPERATOR_KINDS = new Set(['gate', 'gatefan', 'odd', 'big']);
 
-/** Every job the orchestrator enqueued exists, and every job in the database is terminal. */
+/**
+ * Every job the orchestrator enqueued exists or was pruned, and every job in the database is
+ * terminal. (Pruned jobs were terminal when pruned: checked in audit-prune.ts.)
+ */
 export function checkTerminal(a: AuditInput): Verdict {
   const v: string[] = [];
-  for (const id of a.plans.keys()) if (!a.jobs.has(id)) v.push(`job ${id} was enqueued but is missing (lost)`);
+  for (const id of a.plans.keys()) {
+    if (a.all.has(id)) continue;
+    const deleted = a.deletions.filter((d) => d.job.id === id).length;
+    v.push(`job ${id} was enqueued but is missing (lost${deleted > 0 ? `; deleted ${deleted} time(s), never by a prune` : ''})`);
+  }
   for (const j of a.jobs.values()) if (!TERMINAL.has(j.status)) v.push(`job ${j.id} (${j.type}) is stuck in ${j.status}`);
-  return { name: 'every job terminal (none lost, none stuck)', checked: a.jobs.size, violations: v };
+  return { name: 'every job terminal (none lost, none stuck)', checked: a.all.size, violations: v, note: `${a.jobs.size} jobs in sdj_jobs, ${a.all.size - a.jobs.size} pruned` };
 }
 
-/** Every root job ended as planned; plain results round-trip; children match their plan. */
+/** Every root job ended as planned; plain results round-trip; children match their plan (pruned jobs as archived). */
 export function checkOutcomes(a: AuditInput): Verdict {
   const v: string[] = [];
   let checked = 0;
   for (const [id, plan] of a.plans) {
-    const j = a.jobs.get(id);
+    const j = a.all.get(id);
     if (!j || !TERMINAL.has(j.status) || OPERATOR_KINDS.has(plan.kind)) continue; // reported by checkTerminal / audit-operator.ts
     checked++;
     const want = plan.kind === 'fatal' ? 'failed' : plan.kind === 'fanout' && plan.cancel.appliedAt !== null ? 'cancelled' : 'completed';
@@ -58,7 +65,7 @@ export function checkOutcomes(a: AuditInput): Verdict {
         break;
     }
   }
-  for (const j of a.jobs.values()) {
+  for (const j of a.all.values()) {
     if (j.type !== 'chaos.child') continue;
     checked++;
     const plan = parse(j.args) as { fail?: boolean } | undefined;
@@ -66,10 +73,21 @@ export function checkOutcomes(a: AuditInput): Verdict {
     if (j.status === 'failed' && !plan?.fail) v.push(`child ${j.id} failed though it should succeed: ${j.lastError ?? ''}`);
     if (j.status === 'failed' && plan?.fail && !(j.lastError ?? '').includes('child fails by design')) v.push(`child ${j.id} failed with "${j.lastError}"`);
   }
-  for (const j of a.jobs.values()) {
+  for (const j of a.all.values()) {
     if ((j.type === 'chaos.tick' || j.type === 'chaos.alt') && j.status !== 'completed') v.push(`tick job ${j.id} (${j.type}) ended ${j.status}: ${j.lastError ?? ''}`);
   }
   return { name: 'outcomes as planned (args/results round-trip)', checked, violations: v };
+}
+
+/**
+ * The handler's first read saw its job cancelled, and the job was cancelled (its final state, on
+ * the database clock) after this run's claim: the operator cancelled a running job between the
+ * claim and that read, which the contract allows (the run is told through its abort signal).
+ */
+function cancelledAfterClaim(a: AuditInput, r: Run): boolean {
+  if (r.info !== 'status=cancelled' || r.claimedAt === null) return false;
+  const j = a.all.get(r.jobId);
+  return j?.status === 'cancelled' && j.completedAt !== null && j.completedAt >= r.claimedAt;
 }
 
 /**
@@ -85,7 +103,9 @@ export function checkSingleOwner(a: AuditInput): Verdict {
     for (let i = 0; i < runs.length; i++) {
       const r = runs[i]!;
       checked++;
-      if (r.info?.startsWith('not-owner') || r.info?.startsWith('status=')) v.push(`job ${jobId} run ${r.runCount} on ${r.worker} began on a row it did not own (${r.info})`);
+      if ((r.info?.startsWith('not-owner') || r.info?.startsWith('status=')) && !cancelledAfterClaim(a, r)) {
+        v.push(`job ${jobId} run ${r.runCount} on ${r.worker} began on a row it did not own (${r.info})`);
+      }
       if (r.end === Infinity) v.push(`job ${jobId} run ${r.runCount} on ${r.worker} never ended (process still alive?)`);
       const prev = runs[i - 1];
       if (!prev) continue;
@@ -123,7 +143,7 @@ export function checkKilledRunsRecovered(a: AuditInput): Verdict {
     const last = runs[runs.length - 1];
     for (const r of runs) if (r.interrupted) checked++;
     if (!last?.interrupted) continue;
-    const j = a.jobs.get(jobId);
+    const j = a.all.get(jobId);
     if (!j && !a.plans.has(jobId)) continue;
     if (j?.status === 'cancelled') continue;
     if (j?.status === 'failed' && /lease expired/.test(j.lastError ?? '')) continue;
@@ -158,7 +178,7 @@ export function checkOutcomesKept(a: AuditInput): Verdict {
         excused++;
         continue;
       }
-      v.push(`job ${jobId} (${a.jobs.get(jobId)?.type ?? '?'}): run ${r.runCount} on ${r.worker} returned, yet run ${next.runCount} on ${next.worker} started ${next.start - r.end} ms later (its outcome was lost)`);
+      v.push(`job ${jobId} (${a.all.get(jobId)?.type ?? '?'}): run ${r.runCount} on ${r.worker} returned, yet run ${next.runCount} on ${next.worker} started ${next.start - r.end} ms later (its outcome was lost)`);
     }
   }
   return { name: 'no outcome lost (a returned run is the last)', checked, violations: v, note: `${excused} returned runs re-run after a kill with their outcome in flight, or an operator retry (allowed)` };
@@ -173,7 +193,7 @@ export function checkSleeps(a: AuditInput): Verdict {
   const woke = new Map<string, number[]>();
   for (const e of a.effects) if (e.kind === 'woke') woke.set(e.jobId, [...(woke.get(e.jobId) ?? []), e.startedAt]);
   for (const [id, plan] of a.plans) {
-    if (plan.kind !== 'sleep' || a.jobs.get(id)?.status !== 'completed') continue;
+    if (plan.kind !== 'sleep' || a.all.get(id)?.status !== 'completed') continue;
     checked++;
     const at = wakeAt.get(id);
     const times = woke.get(id) ?? [];
@@ -194,7 +214,7 @@ export function checkCancelled(a: AuditInput): Verdict {
   let checked = 0;
   for (const [id, plan] of a.plans) {
     if (plan.kind !== 'fanout' || plan.cancel.appliedAt === null) continue;
-    const root = a.jobs.get(id);
+    const root = a.all.get(id);
     if (!root) continue;
     checked++;
     if (root.status !== 'cancelled' || root.completedAt === null) {

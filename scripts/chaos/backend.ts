@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Backend } from './options.js';
+import { pruneMark } from './prune-archive.js';
 
 const require = createRequire(import.meta.url);
 
@@ -77,13 +78,62 @@ export async function openStorage(env: BackendEnv, poolSize = 6): Promise<Storag
       const { MysqlStorage } = await import('../../src/storage/mysql/mysql-storage.js');
       return new MysqlStorage(env['CHAOS_MYSQL_URL']!, { connectionLimit: poolSize });
     }
-    case 'sqlite': {
-      const { SqliteStorage } = await import('../../src/storage/sqlite/sqlite-storage.js');
-      return new SqliteStorage(env['CHAOS_SQLITE_PATH']!);
-    }
+    case 'sqlite':
+      return openSqliteStorage(env['CHAOS_SQLITE_PATH']!);
     default:
       throw new Error(`unknown CHAOS_BACKEND ${String(env['CHAOS_BACKEND'])}`);
   }
+}
+
+/** The settings the SQLite driver gives a connection it opens itself (connection.ts). */
+const SQLITE_BUSY_MS = 5000;
+
+type SqliteDb = {
+  pragma(s: string): unknown;
+  function(name: string, options: { deterministic: boolean }, fn: () => unknown): unknown;
+  prepare(s: string): { run(...p: unknown[]): unknown; all(...p: unknown[]): unknown[] };
+  close(): void;
+};
+
+/** A better-sqlite3 connection configured as the driver configures its own, with `chaos_prune_tx()`. */
+function openSqlite(path: string): SqliteDb {
+  const Database = require('better-sqlite3') as new (p: string, o: { timeout: number }) => SqliteDb;
+  const db = new Database(path, { timeout: SQLITE_BUSY_MS });
+  db.pragma(`busy_timeout = ${SQLITE_BUSY_MS}`);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.function('chaos_prune_tx', { deterministic: false }, () => pruneMark.token);
+  return db;
+}
+
+/**
+ * The SQLite storage on a connection of the run's (see prune-archive.ts): each `jobPrune` call
+ * runs under a token of its own, which the archive trigger reads. The driver runs the whole call
+ * synchronously inside `jobPrune()`, so no other storage call of the process shares the token.
+ */
+async function openSqliteStorage(path: string): Promise<Storage> {
+  const { SqliteStorage } = await import('../../src/storage/sqlite/sqlite-storage.js');
+  const db = openSqlite(path);
+  const storage = new SqliteStorage(db as never, { busyTimeoutMs: SQLITE_BUSY_MS });
+  return new Proxy(storage, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      const fn = v as (...a: unknown[]) => unknown;
+      if (prop === 'jobPrune') {
+        return (...args: unknown[]) => {
+          pruneMark.token = `${process.pid}:${++pruneMark.seq}`;
+          try {
+            return fn.apply(target, args);
+          } finally {
+            pruneMark.token = null;
+          }
+        };
+      }
+      if (prop === 'close') return async () => (fn.apply(target, []) as Promise<void>).finally(() => db.close());
+      return fn.bind(target);
+    },
+  });
 }
 
 /** Opens a `ChaosDb` on the run's database. */
@@ -186,13 +236,7 @@ function mysqlDb(url: string, connectionLimit: number): ChaosDb {
 }
 
 function sqliteDb(path: string): ChaosDb {
-  const Database = require('better-sqlite3') as new (p: string) => {
-    pragma(s: string): unknown;
-    prepare(s: string): { run(...p: unknown[]): unknown; all(...p: unknown[]): unknown[] };
-    close(): void;
-  };
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
+  const db = openSqlite(path);
   db.pragma('busy_timeout = 10000');
   return {
     backend: 'sqlite',

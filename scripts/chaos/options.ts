@@ -26,20 +26,41 @@ export interface ChaosOptions {
   /**
    * Audit self-check: `lease` runs the workers with a lease far shorter than their heartbeat
    * interval, so live owners lose their jobs to other workers; the audit must report it.
+   * `prune` deletes an unfinished job, a root younger than its age and a finished child of an
+   * unfinished workflow as if it were a prune (holding the prune lock); the audit must report each.
    */
-  fault: 'none' | 'lease';
+  fault: 'none' | 'lease' | 'prune';
   /** How many violations of each invariant to print. */
   examples: number;
+  /**
+   * Retention the queues run with (ms per finished status), or null (`--retention off`: keep
+   * every finished job). `--retention N`: completed jobs N s, failed and cancelled ones 2N s.
+   */
+  retention: RetentionAges | null;
+}
+
+/** Retention ages per finished status, in ms. */
+export interface RetentionAges {
+  completed: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** The ages of `--retention <seconds>`: completed jobs that long, failed and cancelled ones twice that. */
+export function retentionAges(seconds: number): RetentionAges {
+  const ms = Math.round(seconds * 1000);
+  return { completed: ms, failed: 2 * ms, cancelled: 2 * ms };
 }
 
 const USAGE = `usage: npm run chaos -- [--backend postgres|mysql|sqlite] [--minutes 2] [--seed 42]
                      [--workers 4] [--scale 1] [--kill-every 3.5] [--drain-seconds 180] [--keep]
-                     [--fault lease]   (audit self-check: must end with violations)
+                     [--retention 20 | off]   (completed jobs kept N s, failed/cancelled 2N s)
+                     [--fault lease|prune]    (audit self-check: must end with violations)
                      [--examples 5]    (violations printed per invariant)`;
 
 /** Parses argv (after the script name). Throws with a usage text on bad input. */
 export function parseOptions(argv: readonly string[]): ChaosOptions {
-  const o: ChaosOptions = { backend: 'postgres', minutes: 2, seed: 42, workers: 4, scale: 1, killEvery: 3.5, keep: false, drainSeconds: 180, fault: 'none', examples: 5 };
+  const o: ChaosOptions = { backend: 'postgres', minutes: 2, seed: 42, workers: 4, scale: 1, killEvery: 3.5, keep: false, drainSeconds: 180, fault: 'none', examples: 5, retention: retentionAges(20) };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -80,8 +101,16 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
         break;
       case '--fault': {
         const f = value();
-        if (f !== 'none' && f !== 'lease') throw new Error(`unknown fault "${f}"\n${USAGE}`);
+        if (f !== 'none' && f !== 'lease' && f !== 'prune') throw new Error(`unknown fault "${f}"\n${USAGE}`);
         o.fault = f;
+        break;
+      }
+      case '--retention': {
+        const r = inline ?? argv[i + 1];
+        if (r === 'off') {
+          if (inline === undefined) i++;
+          o.retention = null;
+        } else o.retention = retentionAges(num(1, 24 * 3600));
         break;
       }
       case '--examples':

@@ -10,7 +10,18 @@ export interface Figures {
   minutes: number;
   workers: number;
   scale: number;
+  /** Jobs that ended: still in the database or pruned. */
   jobs: number;
+  /** Jobs still in the database at the audit. */
+  auditedFully: number;
+  /** Jobs pruned (audited from the rows archived as they were deleted). */
+  pruned: number;
+  /** Job rows deleted, by prunes and by retries. */
+  deletions: number;
+  /** `queue.prune()` calls by the orchestrator and the pruner processes. */
+  pruneCalls: number;
+  /** Retention ages (ms), or null when off. */
+  retention: { completed: number; failed: number; cancelled: number } | null;
   byStatus: Record<string, number>;
   roots: number;
   children: number;
@@ -65,6 +76,8 @@ export function printFigures(f: Figures): void {
   console.log('');
   console.log(`backend ${f.backend} · seed ${f.seed} · ${f.minutes} min · ${f.workers} workers · scale ${f.scale}`);
   console.log(`jobs ${f.jobs} (${f.roots} roots, ${f.children} fan-out children, ${f.ticks} schedule ticks): ${status}`);
+  const ages = f.retention === null ? 'retention off' : `retention ${f.retention.completed / 1000}/${f.retention.failed / 1000}/${f.retention.cancelled / 1000} s`;
+  console.log(`${ages} · jobs audited in the tables ${f.auditedFully} · audited as pruned, from their archived rows ${f.pruned} · job rows deleted ${f.deletions} · queue.prune() calls ${f.pruneCalls}`);
   console.log(`kills ${f.kills} · reclaims ${f.reclaims} · runs interrupted by a kill ${f.interruptedRuns} (${f.rerunsAfterKill} re-run elsewhere) · handler runs ${f.runs}`);
   console.log(`signals ${f.signals} · cancelled fan-out parents ${f.cancels} (${f.cancelsTooLate} cancels came too late) · effect rows ${f.effects}`);
   const o = f.operator;

@@ -9,10 +9,13 @@
  * the payload cap — cancels some fan-out parents while their children run, acts as an operator
  * (retryJob, pauseJob/resumeJob, pauseQueue/resumeQueue, schedule re-definitions; see
  * operator.ts), and SIGKILLs a random worker every few seconds (restarting it at once); some
- * processes stop a worker during its start first (boot.ts). Then it stops the load, lets the
- * workers drain the backlog, stops them, and audits the database against the engine's promises
- * (see audit*.ts). Every handler records its runs and side effects in `chaos_effects` in the
- * same database.
+ * processes stop a worker during its start first (boot.ts). Finished jobs are pruned as they
+ * age (`--retention`, 20 s for completed jobs by default): by the workers' maintenance, and by
+ * `queue.prune()` from this process and two pruner processes at once (pruning.ts); a database
+ * trigger records every deleted job row (prune-archive.ts). Then it stops the load, lets the
+ * workers drain the backlog, stops them, prunes once more alone, and audits the database against
+ * the engine's promises (see audit*.ts). Every handler records its runs and side effects in
+ * `chaos_effects` in the same database.
  *
  * Exit code: 0 when every invariant held, 1 on any violation, 2 when the run itself failed.
  * The database is dropped afterwards unless `--keep` is given or a violation was found.
@@ -26,18 +29,24 @@ import type { Storage } from '../../src/storage/storage.js';
 import { loadAudit } from './audit-data.js';
 import { checkBigResults, checkErrorTexts, checkOperatorRetries, checkPauses, checkStops } from './audit-operator.js';
 import { checkCancelled, checkKilledRunsRecovered, checkOutcomes, checkOutcomesKept, checkSingleOwner, checkSleeps, checkTerminal, checkWorkers, type Verdict } from './audit.js';
+import { checkDeletionsExplained, checkFinalPrune, checkPruneCalls, checkPrunedDue, checkPrunedOnce, checkPrunedWhole } from './audit-prune.js';
 import { checkFanOuts, checkSchedule, checkSignals, checkSteps } from './audit-workflows.js';
 import { createBackend, createEffectsTable, openChaosDb, openStorage, type ChaosDb } from './backend.js';
 import { Effects } from './effects.js';
+import { RoguePruner } from './fault-prune.js';
 import { Fleet } from './fleet.js';
 import { Load } from './load.js';
 import { Operator } from './operator.js';
 import { parseOptions, Rng, type ChaosOptions } from './options.js';
+import { createPruneArchive } from './prune-archive.js';
+import { lastPrune, PruneCrew } from './pruning.js';
 import { printFigures, printVerdicts, type Figures } from './report.js';
 import { ALT, TICK } from './schedules.js';
 
 const TICK_MS = 500;
 const LEASE_MS = 8000;
+/** The workers' `pruneInterval`. */
+const PRUNE_MS = 750;
 
 async function main(): Promise<number> {
   let opts: ChaosOptions;
@@ -50,14 +59,17 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const logDir = mkdtempSync(join(tmpdir(), 'sdj-chaos-log-'));
   const backend = await createBackend(opts.backend, opts.seed);
-  console.log(`chaos: ${opts.backend}, ${opts.minutes} min, seed ${opts.seed}, ${opts.workers} workers, scale ${opts.scale}${opts.fault === 'none' ? '' : `, FAULT ${opts.fault} (violations expected)`}`);
+  const ages = opts.retention === null ? 'retention off' : `retention ${opts.retention.completed / 1000} s (failed/cancelled ${opts.retention.failed / 1000} s)`;
+  console.log(`chaos: ${opts.backend}, ${opts.minutes} min, seed ${opts.seed}, ${opts.workers} workers, scale ${opts.scale}, ${ages}${opts.fault === 'none' ? '' : `, FAULT ${opts.fault} (violations expected)`}`);
   console.log(`chaos: database ${backend.where}; worker logs in ${logDir}/workers.log`);
   let storage: Storage | undefined;
   let db: ChaosDb | undefined;
   let fleet: Fleet | undefined;
+  let crew: PruneCrew | undefined;
   let violations = -1;
   const interrupt = (): void => {
     fleet?.abort();
+    crew?.abort();
     process.exit(130);
   };
   process.once('SIGINT', interrupt);
@@ -66,16 +78,22 @@ async function main(): Promise<number> {
     await storage.migrate();
     db = openChaosDb(backend.env, 2);
     await createEffectsTable(db);
-    const queue = new Queue(storage);
+    await createPruneArchive(db, backend.env);
+    const retention = opts.retention ?? false;
+    const queue = new Queue(storage, { retention });
 
     // The schedules are defined by the worker processes as they start (several at once).
     const lease = opts.fault === 'lease' ? 300 : LEASE_MS;
-    fleet = new Fleet(opts.workers, { ...backend.env, CHAOS_LEASE_MS: String(lease), CHAOS_FAULT: opts.fault, CHAOS_SEED: String(opts.seed) }, logDir);
+    const env = { ...backend.env, CHAOS_FAULT: opts.fault, CHAOS_SEED: String(opts.seed), CHAOS_RETENTION: JSON.stringify(retention) };
+    fleet = new Fleet(opts.workers, { ...env, CHAOS_LEASE_MS: String(lease), CHAOS_PRUNE_MS: String(PRUNE_MS) }, logDir);
     await fleet.start();
+    crew = new PruneCrew(queue, env, new Rng(opts.seed, 7), logDir);
+    crew.start();
     const load = new Load(queue, new Rng(opts.seed, 1), opts.scale, new Rng(opts.seed, 5));
     const operator = new Operator(queue, storage, new Effects(db, 'operator', process.pid), { queues: new Rng(opts.seed, 3), schedules: new Rng(opts.seed, 4), latency: new Rng(opts.seed, 6) });
     load.onEnqueued = (id, plan, at) => operator.track(id, plan, at);
-    await torture(opts, fleet, load, operator, storage);
+    const rogue = opts.fault === 'prune' ? new RoguePruner(db, backend.env, load.plans) : undefined;
+    await torture(opts, fleet, load, operator, storage, rogue);
 
     // Drain: no more load, kills, cancellations or pauses; the remaining signals go out and
     // paused jobs and queues are resumed now. Processes started from now on define no schedules.
@@ -90,8 +108,10 @@ async function main(): Promise<number> {
     const drainSeconds = (Date.now() - drainStart) / 1000;
     console.log(drained ? `chaos: drained in ${drainSeconds.toFixed(1)} s` : `chaos: NOT drained after ${drainSeconds.toFixed(1)} s`);
     await fleet.stop();
+    await crew.stop();
+    const finalPrune = await lastPrune(queue, db, opts.retention !== null);
 
-    const input = await loadAudit(db, fleet.lives, load.plans, operator.log);
+    const input = await loadAudit(db, fleet.lives, load.plans, operator.log, { backend: opts.backend, retention: opts.retention, finalPrune });
     const verdicts: Verdict[] = [
       checkTerminal(input),
       checkOutcomes(input),
@@ -110,10 +130,17 @@ async function main(): Promise<number> {
       checkErrorTexts(input),
       await checkBigResults(input, db),
       checkWorkers(input),
+      checkPrunedDue(input),
+      checkPrunedWhole(input),
+      checkPrunedOnce(input),
+      checkDeletionsExplained(input),
+      checkFinalPrune(input),
+      checkPruneCalls(crew.stats),
     ];
     console.log('');
     violations = printVerdicts(verdicts, opts.examples);
-    const jobs = [...input.jobs.values()];
+    for (const r of rogue?.done ?? []) console.log(`  · FAULT prune deleted ${r.kind} job ${r.id} (${r.status}) at ${r.at}`);
+    const jobs = [...input.all.values()];
     const byStatus: Record<string, number> = {};
     for (const j of jobs) byStatus[j.status] = (byStatus[j.status] ?? 0) + 1;
     const runs = [...input.runs.values()].flat();
@@ -124,6 +151,11 @@ async function main(): Promise<number> {
       workers: opts.workers,
       scale: opts.scale,
       jobs: jobs.length,
+      auditedFully: input.jobs.size,
+      pruned: input.pruned.size,
+      deletions: input.deletions.length,
+      pruneCalls: crew.stats.calls,
+      retention: opts.retention,
       byStatus,
       roots: load.plans.size,
       children: jobs.filter((j) => j.parentId !== null).length,
@@ -170,10 +202,12 @@ async function main(): Promise<number> {
 }
 
 /** The load-and-kill phase: a load tick every 500 ms, due actions, a SIGKILL every few seconds. */
-async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, operator: Operator, storage: Storage): Promise<void> {
+async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, operator: Operator, storage: Storage, rogue?: RoguePruner): Promise<void> {
   const killRng = new Rng(opts.seed, 2);
   const start = Date.now();
   const end = start + opts.minutes * 60_000;
+  // --fault prune: the rogue pruner strikes at a third and at two thirds of the phase.
+  const strikes = rogue ? [start + (end - start) / 3, start + (2 * (end - start)) / 3] : [];
   const killDelay = (): number => Math.round(opts.killEvery * 1000 * (0.5 + killRng.next()));
   let nextLoad = start;
   let nextKill = start + killDelay();
@@ -189,6 +223,10 @@ async function torture(opts: ChaosOptions, fleet: Fleet, load: Load, operator: O
     }
     await load.runDue(now);
     await operator.runDue(now);
+    if (strikes.length > 0 && now >= strikes[0]!) {
+      strikes.shift();
+      await rogue?.strike().catch((e: unknown) => console.error('chaos: the rogue pruner failed:', e));
+    }
     if (now >= nextKill) {
       const index = killRng.int(0, opts.workers - 1);
       // A process still booting is spared: the kill goes to the next slot that is up.

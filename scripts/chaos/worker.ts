@@ -1,7 +1,8 @@
 /**
  * A chaos worker process. Env: the backend (see backend.ts), CHAOS_WORKER_NAME, CHAOS_LEASE_MS,
  * CHAOS_FAULT, CHAOS_SEED, CHAOS_PHASE (`drain`: the load stopped; no schedule definitions, no
- * boot game).
+ * boot game), CHAOS_RETENTION (the queue's retention, JSON; `false` keeps everything) and
+ * CHAOS_PRUNE_MS (the worker's `pruneInterval`).
  *
  * As it starts it (re-)defines the run's schedules, and — drawn from the seed and its name —
  * may first start a worker and stop it during its start (boot.ts), after which it either goes
@@ -14,7 +15,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Queue } from '../../src/queue/queue.js';
 import type { Storage } from '../../src/storage/storage.js';
-import type { Logger } from '../../src/types.js';
+import type { Logger, RetentionOptions } from '../../src/types.js';
 import type { WorkerOptions } from '../../src/worker/worker.js';
 import { openChaosDb, openStorage } from './backend.js';
 import { StopWatch, stopDuringStart } from './boot.js';
@@ -31,6 +32,8 @@ const draining = env['CHAOS_PHASE'] === 'drain';
 // Every choice of this process comes from the run's seed and the process's name.
 const rng = new Rng(Number(env['CHAOS_SEED'] ?? 42), streamOf(name));
 const heartbeatMs = Math.max(100, Math.floor(leaseMs / 6));
+const retention = JSON.parse(env['CHAOS_RETENTION'] ?? 'false') as RetentionOptions | false;
+const pruneMs = Number(env['CHAOS_PRUNE_MS'] ?? 1000);
 
 const log = (level: string, who: string) => (message: string, fields?: Record<string, unknown>) =>
   process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, worker: who, message, ...fields })}\n`);
@@ -61,6 +64,7 @@ const workerOptions = (workerName: string, workerLogger: Logger): WorkerOptions 
   leaseTimeout: leaseMs,
   heartbeatInterval: heartbeatMs,
   maintenanceInterval: 500,
+  pruneInterval: pruneMs,
   drainTimeout: 5000,
   queues: { [ROOT_QUEUE]: { concurrency: 8 }, [KIDS_QUEUE]: { concurrency: 8 }, [BIG_QUEUE]: { concurrency: 32 } },
   // Quick retries keep the run short; kills count as attempts too (a reclaim consumes one).
@@ -70,7 +74,7 @@ const workerOptions = (workerName: string, workerLogger: Logger): WorkerOptions 
 
 /** A queue with every chaos handler, over a storage watched for use after its worker stopped. */
 function watchedQueue(watch: StopWatch, who: string): Queue {
-  const queue = new Queue(watch.wrap(storage), { logger: watch.logger(loggerFor(who)) });
+  const queue = new Queue(watch.wrap(storage), { logger: watch.logger(loggerFor(who)), retention });
   registerHandlers(queue, host);
   registerExtraHandlers(queue, host);
   return queue;
