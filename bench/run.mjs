@@ -16,9 +16,10 @@ if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
   process.exit(2);
 }
 
-const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES } = await import('./lib/args.mjs');
+const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES, OURS_ONLY_SHAPES } = await import('./lib/args.mjs');
 const { medianMetrics } = await import('./lib/stats.mjs');
 const { buildTable, buildDoc, errorList } = await import('./lib/report.mjs');
+const { retentionSection } = await import('./lib/retention-report.mjs');
 const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
 const { dropDatabasesLike } = await import('./lib/pg.mjs');
 const { sweepStale } = await import('./lib/cleanup.mjs');
@@ -92,6 +93,7 @@ if (swept?.databases || swept?.keys) log(`removed leftovers of dead runs: ${swep
 const started = new Date();
 const results = new Map();
 const meta = new Map();
+const details = []; // per-run detail of shapes that return one (retention-steady's samples)
 let seq = 0;
 let failures = 0;
 // Other work on the machine slows the round-trip-heavy targets most (DBOS makes ~9 round trips
@@ -120,7 +122,7 @@ for (const name of opts.targets) {
     log(`${name}: ${fatal}`);
   }
   // A target's optional shapes run only when --shapes names them.
-  const runnable = [...target.shapes, ...(opts.shapesGiven ? target.optionalShapes ?? [] : [])];
+  const runnable = [...target.shapes, ...(target.ours ? OURS_ONLY_SHAPES : []), ...(opts.shapesGiven ? target.optionalShapes ?? [] : [])];
   for (const shape of opts.shapes.filter((s) => runnable.includes(s))) {
     if (fatal) {
       perShape.set(shape, { error: fatal });
@@ -136,8 +138,10 @@ for (const name of opts.targets) {
       if (load > busiest.load) busiest = { load, where: `${name} ${shape}` };
       const reply = await runOnce(name, shape, params, ++seq);
       if (reply.ok) {
-        runs.push(reply.metrics);
-        const shown = Object.entries(reply.metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
+        const { detail, ...metrics } = reply.metrics;
+        runs.push(metrics);
+        if (detail) details.push({ target: name, shape, run: r + 1, detail });
+        const shown = Object.entries(metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
         log(`${name} ${shape} run ${r + 1}/${runCount}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       } else {
         error = reply.error;
@@ -176,6 +180,8 @@ const runsNote = ranShapes.map((sh) => opts.runsFor(sh)).some((n) => n !== opts.
   : '';
 if (baseline) console.log(`ratios: figure / ${baseline}'s figure; medians of ${opts.runs} run(s)${runsNote}`);
 if (errors) console.log(`\nerrors:\n${errors}`);
+const sections = retentionSection(details);
+if (sections) console.log(`\n${sections}`);
 
 if (opts.write) {
   const versions = { ...(await postgresInfo()), ...(await redisInfo()) };
@@ -208,6 +214,7 @@ if (opts.write) {
     errors,
     baseline,
     notes,
+    sections,
   });
   const out = path.resolve(opts.out ?? path.join(REPO_DIR, 'docs', 'benchmarks.md'));
   mkdirSync(path.dirname(out), { recursive: true });

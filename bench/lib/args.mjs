@@ -2,12 +2,16 @@
 
 export const ALL_TARGETS = ['sdj-sqlite', 'sdj-postgres', 'graphile-worker', 'pg-boss', 'bullmq', 'dbos'];
 export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'drain-after-history', 'fleet', 'latency', 'workflow',
-  'workflow-serial', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory'];
+  'workflow-serial', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory', 'retention-steady'];
+/** Shapes of ours only, run on every target with `ours` (they use the library beyond the target interface). */
+export const OURS_ONLY_SHAPES = ['retention-steady'];
 
 const FULL = { 'enqueue-single': 5000, 'enqueue-batch': 20000, drain: 20000, 'drain-1m': 1_000_000, 'drain-after-history': 20000, fleet: 20000,
-  latency: 200, workflow: 500, 'workflow-serial': 200, 'fan-out': 10000, 'sleep-steps': 200, 'fan-out-resume': 200, memory: 100000 };
+  latency: 200, workflow: 500, 'workflow-serial': 200, 'fan-out': 10000, 'sleep-steps': 200, 'fan-out-resume': 200, memory: 100000,
+  'retention-steady': 50 };
 const QUICK = { 'enqueue-single': 200, 'enqueue-batch': 200, drain: 200, 'drain-1m': 1000, 'drain-after-history': 200, fleet: 200,
-  latency: 20, workflow: 20, 'workflow-serial': 10, 'fan-out': 200, 'sleep-steps': 20, 'fan-out-resume': 20, memory: 1000 };
+  latency: 20, workflow: 20, 'workflow-serial': 10, 'fan-out': 200, 'sleep-steps': 20, 'fan-out-resume': 20, memory: 1000,
+  'retention-steady': 20 };
 /** Finished jobs put in storage before `drain-after-history` (written by SQL, see bench/README.md). */
 const HISTORY = { full: 5_000_000, quick: 2000 };
 
@@ -15,7 +19,7 @@ const HISTORY = { full: 5_000_000, quick: 2000 };
  * Shapes whose one run takes minutes (a million jobs, a 5,000,000-row fixture, three fleets):
  * one run each unless --runs is given, and a longer time limit unless --timeout is given.
  */
-export const HEAVY_SHAPES = ['drain-1m', 'drain-after-history', 'fleet'];
+export const HEAVY_SHAPES = ['drain-1m', 'drain-after-history', 'fleet', 'retention-steady'];
 const HEAVY_TIMEOUT_S = 1800;
 
 export const USAGE = `usage: node bench/run.mjs [flags]
@@ -25,6 +29,7 @@ export const USAGE = `usage: node bench/run.mjs [flags]
   --runs N             runs per shape and target; the median is reported (default 3; 1 for
                        ${HEAVY_SHAPES.join(', ')})
   --count N            job count for every shape, or per shape: --count drain=5000,latency=50
+                       (retention-steady: root jobs enqueued per second, default 50)
   --history N          finished jobs in storage before drain-after-history (default 5000000)
   --batch-size N       enqueue-batch / pre-enqueue batch size (default 1000)
   --steps N            ctx.call steps per workflow, ctx.sleep steps per sleep-steps workflow (default 5)
@@ -103,5 +108,6 @@ export function shapeParams(o, shape) {
     timeoutMs: o.timeoutFor(shape) * 1000,
     idleMs: o.quick ? 100 : 300,
     gapMs: o.quick ? 2 : 10,
+    quick: o.quick,
   };
 }

@@ -7,6 +7,33 @@ import { installPgCounter } from './roundtrips.mjs';
 import { serverCounters, waitNoBackends } from './pg.mjs';
 import { addServerCpu, startServerCpu } from './server-cpu.mjs';
 import { nowMs, until } from './stats.mjs';
+import { autovacuumSettings, autovacuumStandIn } from './retention-sizes.mjs';
+
+/**
+ * While a long drain runs on a PostgreSQL server whose autovacuum is off, does what autovacuum
+ * would do with its settings: every `autovacuum_naptime`, vacuum (and analyze) each table of the
+ * run's database past autovacuum's thresholds (lib/retention-sizes.mjs). Every PostgreSQL target
+ * alike; a server with autovacuum on does it itself, and this does nothing. Resolves with
+ * `stop()`, which returns the number of vacuums done.
+ */
+async function vacuumLikeAutovacuum(cfg) {
+  const settings = await autovacuumSettings(cfg);
+  if (settings.autovacuum !== 'off') return { stop: async () => undefined };
+  const standIn = await autovacuumStandIn(cfg, settings, null);
+  let vacuums = 0;
+  let running = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(async () => void (vacuums += (await standIn.check()).vacuums)).catch(() => {});
+  }, Number(settings.autovacuum_naptime) * 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await standIn.close();
+      return vacuums;
+    },
+  };
+}
 
 export async function withProducer(target, cfg, fn) {
   const producer = await target.producer(cfg);
@@ -65,6 +92,9 @@ export async function startWorker(ctx, cfg, { concurrency } = {}) {
  * the last completion visible in storage, its peak RSS, and on PostgreSQL round trips,
  * transactions (and statements) per job and the server CPU per job (lib/server-cpu.mjs).
  */
+/** Drains of at least this many jobs last minutes: long enough for autovacuum to matter. */
+const LONG_DRAIN = 100_000;
+
 export async function measureDrain(target, cfg, p, ctx) {
   const pgTarget = target.backend === 'postgres';
   await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
@@ -79,20 +109,26 @@ export async function measureDrain(target, cfg, p, ctx) {
   const child = await startWorker(ctx, cfg);
   let metrics;
   let cpu;
+  let vacuum;
   let ours = 0;
   try {
     const cpuRun = pgTarget ? await startServerCpu(cfg.db) : undefined;
+    vacuum = pgTarget && p.count >= LONG_DRAIN ? await vacuumLikeAutovacuum(cfg) : undefined;
     const started = nowMs();
     await child.go(p.count, p.timeoutMs);
     await finished(target, child, producer, p);
     const seconds = (nowMs() - started) / 1000;
     cpu = await cpuRun?.stop();
+    const vacuums = await vacuum?.stop();
+    vacuum = undefined;
     await checkNoneLeft(target, producer);
     const c = await child.counters();
     metrics = { jobsPerSec: p.count / seconds, peakRssMb: c.peakRssMb, cpuUs: c.cpuUs / p.count };
+    if (vacuums !== undefined) metrics.vacuums = vacuums;
     if (c.roundTrips !== undefined) metrics.rtPerJob = c.roundTrips / p.count;
     await child.stop();
   } finally {
+    await vacuum?.stop();
     await child.kill();
     await producer.close();
     ours = local?.get() ?? 0; // the driver's own polls and connection set-up, not the worker's

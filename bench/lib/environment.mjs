@@ -26,7 +26,7 @@ export async function postgresInfo() {
       return {
         PostgreSQL: `${await show('server_version')} (fsync ${await show('fsync')}, synchronous_commit ${await show(
           'synchronous_commit',
-        )}, shared_buffers ${await show('shared_buffers')}, shared_preload_libraries '${await show('shared_preload_libraries')}')`,
+        )}, shared_buffers ${await show('shared_buffers')}, autovacuum ${await show('autovacuum')}, shared_preload_libraries '${await show('shared_preload_libraries')}')`,
       };
     });
   } catch (err) {

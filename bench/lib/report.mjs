@@ -17,6 +17,7 @@ export const ROWS = [
   { shape: 'drain-1m', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
   { shape: 'drain-1m', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
   { shape: 'drain-1m', key: 'peakRssMb', metric: 'worker peak RSS MB', better: 'lower' },
+  { shape: 'drain-1m', key: 'vacuums', metric: 'vacuums by the harness (server autovacuum off)', better: 'lower', optional: true, noRatio: true },
   { shape: 'drain-after-history', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
   { shape: 'drain-after-history', key: 'vsDrain', metric: "÷ the same target's drain", better: 'higher', noRatio: true },
   { shape: 'drain-after-history', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
@@ -52,6 +53,17 @@ export const ROWS = [
   { shape: 'fan-out-resume', key: 'rtPerUnit', metric: 'round trips/fan-out of 4, all (client-counted)', better: 'lower', optional: true },
   { shape: 'memory', key: 'peakRssMb', metric: 'worker peak RSS MB', better: 'lower' },
   { shape: 'memory', key: 'jobsPerSec', metric: 'drain jobs/s at this size', better: 'higher' },
+  { shape: 'retention-steady', key: 'sizeMaxMin', metric: 'retention on: tables + indexes, max ÷ min after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'sizeEndStart', metric: 'retention on: tables + indexes, last ÷ first after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'sizeTrendPct', metric: 'retention on: tables + indexes, % change per completed-retention period after warm-up (least-squares slope ÷ mean)', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'rowsMaxMin', metric: 'retention on: rows, max ÷ min after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'offSizeEndStart', metric: 'retention off: tables + indexes, last ÷ first after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'offSizeTrendPct', metric: 'retention off: tables + indexes, % change per completed-retention period after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'offRowsEndStart', metric: 'retention off: rows, last ÷ first after warm-up', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'onMB', metric: 'retention on: MB at the end', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'offMB', metric: 'retention off: MB at the end', better: 'lower', noRatio: true },
+  { shape: 'retention-steady', key: 'jobsPerSec', metric: 'retention on: jobs finished/s', better: 'higher', noRatio: true },
+  { shape: 'retention-steady', key: 'pruned', metric: 'retention on: jobs pruned', better: 'higher', noRatio: true },
 ];
 
 export function fmt(v) {
@@ -89,7 +101,8 @@ export function buildTable(targets, results, baseline, counts, history) {
     });
     const n = counts[row.shape]?.toLocaleString('en-US');
     const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished` : '';
-    const label = `${row.shape}${n ? ` (${n}${after})` : ''}`;
+    const unit = row.shape === 'retention-steady' ? ' root jobs/s' : '';
+    const label = `${row.shape}${n ? ` (${n}${unit}${after})` : ''}`;
     lines.push(`| ${[label, row.metric, row.better, ...shown].join(' | ')} |`);
   }
   return lines.join('\n');
@@ -107,7 +120,7 @@ export function errorList(results) {
 
 const fmtN = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : 'N');
 
-export function buildDoc({ date, command, machine, versions, settings, params, table, errors, baseline, notes }) {
+export function buildDoc({ date, command, machine, versions, settings, params, table, errors, baseline, notes, sections }) {
   const kv = (o) => Object.entries(o).map(([k, v]) => `- ${k}: ${v}`).join('\n');
   return `# Benchmarks
 
@@ -163,7 +176,11 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   resume": the calls a parent's resume made (reading its fan-out and children, expiring it,
   waiting again), per parent; "all": every round trip of the worker process per fan-out.
 - memory: peak RSS (VmHWM) of the worker process while draining the jobs.
-
+- retention-steady (ours): a steady mix of ${fmtN(params.counts['retention-steady'])} root jobs/s (failures, retries, cancels,
+  workflows, fan-outs, sleeps, signals) on two fresh databases side by side, one with retention
+  ages scaled down to seconds, one with \`retention: false\`; sizes from the database catalog
+  every few seconds (bench/README.md, "retention-steady"). Samples and per-table figures below.
+${sections ? `\n${sections}\n` : ''}
 ## Machine
 
 ${kv(machine)}

@@ -8,6 +8,7 @@ import { installPgCounter } from './roundtrips.mjs';
 import { enqueueAll, fleetDrain, measureDrain, startWorker, waitDurable, withProducer } from './drain.mjs';
 import { addServerCpu, startServerCpu } from './server-cpu.mjs';
 import { nowMs, percentile, sleep } from './stats.mjs';
+import { retentionSteady } from './retention.mjs';
 
 /** Worker processes of the fleet shape, each drain on a fresh database. */
 export const FLEET_SIZES = [1, 2, 4];
@@ -254,6 +255,9 @@ export const SHAPES = {
       units: p.count,
     });
   },
+
+  /** Sizes under a steady load with retention on (scaled-down ages) and off, side by side (lib/retention.mjs; ours). */
+  'retention-steady': retentionSteady,
 
   async 'fan-out'(target, cfg, p, ctx) {
     return withProducer(target, cfg, async (producer) => {
