@@ -11,10 +11,12 @@
  * - {@link readThroughApi} reads everything through `Queue` and `Storage`, before and after;
  * - {@link checkLeasesHold}, {@link checkWorkflowsCarryOn} and {@link checkWorkerRuns} carry the
  *   migrated jobs on;
- * - {@link pruneModel} says which jobs a prune with {@link AGE} must delete, from the raw rows.
+ * - {@link pruneModel} says which jobs a prune with {@link AGE} must delete, from the raw rows;
+ * - {@link itCarriesOnAfterUpgrade} registers the tests both drivers run alike after the upgrade.
  * Every storage on the database shares one {@link ManualClock}.
  */
 import assert from 'node:assert/strict';
+import { it } from 'node:test';
 import { DuplicateJobError } from '../../src/errors.js';
 import { Queue } from '../../src/queue/queue.js';
 import type { Fence, Storage } from '../../src/storage/storage.js';
@@ -326,4 +328,72 @@ export function pruneModel(rows: readonly PruneRow[], now: number, age: number):
     if (tree.every((r) => FINISHED.has(r.status) && r.completedAt !== null && now - r.completedAt > age)) for (const r of tree) out.add(r.id);
   }
   return out;
+}
+
+/** What a driver's upgrade test hands {@link itCarriesOnAfterUpgrade}: its state once its `before` hook has run. */
+export interface UpgradedDatabase {
+  queue: Queue;
+  s: Storage;
+  at: ManualClock;
+  seeded: Seeded;
+  /** What {@link readThroughApi} answered before the upgrade. */
+  apiBefore: unknown;
+  /** Every job as the prune model needs it, read with the driver's own SQL. */
+  pruneRows(): PruneRow[] | Promise<PruneRow[]>;
+  /** The owning job of every step, signal and fan-out row, sorted, under `steps`, `signals` and `fanOuts`. */
+  owners(): Record<string, string[]> | Promise<Record<string, string[]>>;
+}
+
+/**
+ * Registers, in this order, the tests every driver's upgrade runs alike: every read answers as
+ * before, leases hold, workflows carry on, a worker runs a pending job, and a prune deletes exactly
+ * the due finished roots (then a workflow once its last child is old enough). `get` is called
+ * inside each test, so after the suite's `before` hook.
+ */
+export function itCarriesOnAfterUpgrade(get: () => UpgradedDatabase): void {
+  it('answers every read through the queue and the storage as before', async () => {
+    const { queue, s, seeded, apiBefore } = get();
+    assert.deepEqual(await readThroughApi(queue, s, seeded), apiBefore);
+  });
+
+  it('keeps the leases of running jobs: stale fences change nothing, the fence finishes the run, an expired lease is reclaimed', async () => {
+    const { queue, s, at, seeded } = get();
+    await checkLeasesHold(queue, s, at, seeded);
+  });
+
+  it('carries the workflows on: fan-out children, signals, resume, unique keys, claims', async () => {
+    const { queue, s, seeded } = get();
+    await checkWorkflowsCarryOn(queue, s, seeded);
+  });
+
+  it('runs a pending job on a worker', async () => {
+    const { s, seeded } = get();
+    await checkWorkerRuns(s, seeded);
+  });
+
+  it('prunes exactly the due finished roots with their subtrees, steps, signals and fan-outs', async () => {
+    const { queue, s, at, seeded, pruneRows, owners } = get();
+    const all = await pruneRows();
+    const had = await owners();
+    const due = pruneModel(all, await s.clockNow(), AGE);
+    for (const role of DUE_ROLES) assert.ok(due.has(seeded.ids[role]), `${role} is due`);
+    assert.equal(due.size, DUE_ROLES.length + BULK_DONE / 2);
+    assert.equal(await queue.prune({ olderThan: AGE }), due.size);
+    assert.deepEqual((await pruneRows()).map((r) => r.id).sort(), all.map((r) => r.id).filter((id) => !due.has(id)).sort());
+    const keep = (ids: string[]) => ids.filter((id) => !due.has(id));
+    assert.deepEqual(await owners(), { steps: keep(had['steps']!), signals: keep(had['signals']!), fanOuts: keep(had['fanOuts']!) });
+    assert.equal(await queue.getJob(seeded.ids.wfRoot), undefined);
+    assert.equal((await queue.getJob(seeded.ids.earlyRoot))?.status, 'completed', 'a root with a pending child is kept');
+
+    // Its last child finishes: the whole workflow is due.
+    const kid = await claimOne(s, (await queue.getJob(seeded.ids.earlyKid1))!.queue, seeded.ids.earlyKid1);
+    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(kid), outcome: 'completed', resultJson: null }] })), [true]);
+    assert.equal(await queue.prune({ olderThan: AGE }), 0, 'the workflow waits for its youngest job to pass the age');
+    at.now += AGE + 1;
+    const dueLater = pruneModel(await pruneRows(), await s.clockNow(), AGE);
+    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.ok(dueLater.has(seeded.ids[role]), `${role} is due once its last job is old enough`);
+    assert.equal(await queue.prune({ olderThan: AGE }), dueLater.size);
+    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.equal(await queue.getJob(seeded.ids[role]), undefined);
+    assert.equal(await queue.prune({ olderThan: AGE }), 0);
+  });
 }

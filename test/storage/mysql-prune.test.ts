@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { JobNotFoundError, StorageError } from '../../src/errors.js';
@@ -47,19 +46,8 @@ import {
   uniqueName,
   waitingJob,
 } from '../helpers/factories.js';
+import { mysql, type MysqlClient, type MysqlClientPool } from '../helpers/mysql-client.js';
 import { createTestDatabase, dropTestDatabase, mysqlAdmin, mysqlDatabaseUrl } from '../helpers/mysql-storage.js';
-
-interface Conn {
-  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
-  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
-  end(): Promise<void>;
-}
-interface Pool {
-  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
-  getConnection(): Promise<Conn & { release(): void; destroy(): void }>;
-  end(): Promise<void>;
-}
-const mysql = createRequire(import.meta.url)('mysql2/promise') as { createConnection(uri: string): Promise<Conn>; createPool(c: Record<string, unknown>): Pool };
 
 const ALL0: JobPruneParams['olderThanMs'] = { completed: 0, failed: 0, cancelled: 0 };
 
@@ -127,7 +115,7 @@ async function lockFree(f: Fixture, name: string): Promise<boolean> {
 }
 
 /** Pools made by {@link hookedPool}, ended after the tests (a storage leaves a pool it was given open). */
-const pools: Pool[] = [];
+const pools: MysqlClientPool[] = [];
 
 /** A mysql2 pool on `url` whose every statement goes through `hook` first (counting, failing on purpose, changing rows meanwhile). */
 function hookedPool(url: string, hook: (sql: string) => void | Promise<void>): MysqlPoolLike {
@@ -462,7 +450,7 @@ describe('mysql: jobPrune', () => {
         await c.query('ANALYZE TABLE sdj_jobs');
       }
       // Access path per table read (whether a condition is pushed into the index varies with the statistics, run to run, on either schema).
-      const plan = async (c: Conn, sql: string, values: unknown[]) => {
+      const plan = async (c: MysqlClient, sql: string, values: unknown[]) => {
         const [rows] = (await c.query(`EXPLAIN ${sql}`, values)) as [{ key: string | null; type: string; key_len: string | null; Extra: string | null }[], unknown];
         return rows.map((r) => ({ key: r.key, type: r.type, key_len: r.key_len, Extra: r.Extra, filesort: /filesort/.test(r.Extra ?? '') }));
       };

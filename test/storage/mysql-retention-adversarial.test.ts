@@ -11,30 +11,19 @@
  * @storage mysql
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isDurableJobsError, StorageError } from '../../src/errors.js';
 import { Queue } from '../../src/queue/queue.js';
-import { MysqlStorage, type MysqlPoolLike, type MysqlTransaction } from '../../src/storage/mysql/mysql-storage.js';
-import type { JobPruneParams, Storage } from '../../src/storage/storage.js';
-import { applied, claim, fenceOf, jobInsert, runningJob, stepRow, uniqueName, waitForClockPast } from '../helpers/factories.js';
+import { MysqlStorage, type MysqlTransaction } from '../../src/storage/mysql/mysql-storage.js';
+import { applied, jobInsert, runningJob, waitForClockPast } from '../helpers/factories.js';
+import { mysql, type MysqlClient } from '../helpers/mysql-client.js';
 import { createTestDatabase, dropTestDatabase, mysqlDatabaseUrl } from '../helpers/mysql-storage.js';
+import { ALL0, finishedRoots, finishedWorkflow, pruneWideRoot, settle } from '../helpers/retention-fixtures.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-interface Conn {
-  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
-  end(): Promise<void>;
-}
-const mysql = createRequire(import.meta.url)('mysql2/promise') as {
-  createConnection(uri: string): Promise<Conn>;
-  createPool(config: Record<string, unknown>): Conn & MysqlPoolLike;
-};
-
-const ALL0: JobPruneParams['olderThanMs'] = { completed: 0, failed: 0, cancelled: 0 };
-
 /** A fresh migrated database with a storage on it and a plain connection; cleaned up after `fn`. */
-async function withDatabase(label: string, fn: (s: MysqlStorage, raw: Conn, db: string) => Promise<void>): Promise<void> {
+async function withDatabase(label: string, fn: (s: MysqlStorage, raw: MysqlClient, db: string) => Promise<void>): Promise<void> {
   const db = await createTestDatabase(label);
   const s = new MysqlStorage(mysqlDatabaseUrl(db), { connectionLimit: 3 });
   const raw = await mysql.createConnection(mysqlDatabaseUrl(db));
@@ -49,32 +38,13 @@ async function withDatabase(label: string, fn: (s: MysqlStorage, raw: Conn, db: 
 }
 
 /** Rows of a query on `raw`. */
-async function rows<T = Record<string, unknown>>(raw: Conn, sql: string, values: unknown[] = []): Promise<T[]> {
+async function rows<T = Record<string, unknown>>(raw: MysqlClient, sql: string, values: unknown[] = []): Promise<T[]> {
   return (await raw.query(sql, values))[0] as T[];
 }
 
 /** Jobs left in the database. */
-async function countJobs(raw: Conn): Promise<number> {
+async function countJobs(raw: MysqlClient): Promise<number> {
   return Number((await rows<{ n: number }>(raw, 'SELECT COUNT(*) AS n FROM sdj_jobs'))[0]!.n);
-}
-
-/** `n` completed roots, finished in batches; returns their ids and the latest completion time. */
-async function finishedRoots(s: Storage, n: number): Promise<{ ids: string[]; completedAt: number }> {
-  const queue = uniqueName('q');
-  const ids: string[] = [];
-  for (let i = 0; i < n; i += 500) {
-    const jobs = Array.from({ length: Math.min(500, n - i) }, () => jobInsert({ queue }));
-    await s.jobInsertMany({ jobs });
-    ids.push(...jobs.map((j) => j.id));
-  }
-  let last = 0;
-  for (;;) {
-    const claimed = await claim(s, queue, 500);
-    if (claimed.length === 0) break;
-    const stored = await s.jobFinishMany({ items: claimed.map((r) => ({ ...fenceOf(r), outcome: 'completed' as const, resultJson: null })) });
-    last = Math.max(last, ...stored.map((t) => t ?? 0));
-  }
-  return { ids, completedAt: last };
 }
 
 describe('mysql: retention, adversarial', () => {
@@ -203,13 +173,7 @@ describe('mysql: retention, adversarial', () => {
         await raw.query('CREATE TRIGGER radv_wait AFTER DELETE ON sdj_signals FOR EACH ROW BEGIN UPDATE radv_tries SET n = n + 1; UPDATE radv_gate SET v = v + 1 WHERE id = 1; END');
         await holder.query('START TRANSACTION');
         await holder.query('SELECT v FROM radv_gate WHERE id = 1 FOR UPDATE');
-        const out = await Promise.race([
-          s.jobPrune({ olderThanMs: ALL0, limit: 10 }).then(
-            (r) => ({ r }),
-            (e: unknown) => ({ e }),
-          ),
-          delay(15_000).then(() => ({ r: 'still waiting after 15 s' })),
-        ]);
+        const out = await Promise.race([settle(s.jobPrune({ olderThanMs: ALL0, limit: 10 })), delay(15_000).then(() => ({ r: 'still waiting after 15 s' }))]);
         assert.ok('e' in out, `the prune fails: ${JSON.stringify(out)}`);
         assert.ok(out.e instanceof StorageError && out.e.transient, `a transient StorageError: ${String(out.e)}`);
         assert.equal((out.e.cause as { errno?: unknown }).errno, 1205, 'a lock wait timeout');
@@ -259,19 +223,9 @@ describe('mysql: retention, adversarial', () => {
 
   it('the prune connection killed mid-transaction: nothing half-deleted, the named lock is free, the pool recovers, the next prune deletes the workflow', async (t) => {
     await withDatabase('mysql-radv-kill', async (s, raw, db) => {
-      const { fence } = await runningJob(s);
-      const id = fence.jobId;
-      assert.equal(await s.stepRecord({ fence, step: stepRow(id, 0) }), true);
-      await s.signalSend({ jobId: id, name: 'poke', payloadJson: '1' });
-      const kid = await runningJob(s, { parentId: id });
-      const stored = await s.jobFinishMany({
-        items: [
-          { ...kid.fence, outcome: 'completed', resultJson: null },
-          { ...fence, outcome: 'completed', resultJson: null },
-        ],
-      });
+      const { id, recorded, stored } = await finishedWorkflow(s);
+      assert.equal(recorded, true);
       assert.deepEqual(applied(stored), [true, true]);
-      await waitForClockPast(s, Math.max(...stored.map((x) => x ?? 0)));
       // The prune's delete of signals sleeps in a trigger, once: the count lives in a table that
       // a rollback does not undo.
       await raw.query('CREATE TABLE radv_runs (n INT NOT NULL) ENGINE = MyISAM');
@@ -279,10 +233,7 @@ describe('mysql: retention, adversarial', () => {
       await raw.query(
         'CREATE TRIGGER radv_slow AFTER DELETE ON sdj_signals FOR EACH ROW BEGIN UPDATE radv_runs SET n = n + 1; IF (SELECT n FROM radv_runs) = 1 THEN DO SLEEP(30); END IF; END',
       );
-      const pruning = s.jobPrune({ olderThanMs: ALL0, limit: 10 }).then(
-        (r) => ({ r }),
-        (e: unknown) => ({ e }),
-      );
+      const pruning = settle(s.jobPrune({ olderThanMs: ALL0, limit: 10 }));
       const [sleeper] = await waitFor(
         async () => {
           const found = await rows<{ id: number }>(raw, "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE = 'User sleep'", [db]);
@@ -318,33 +269,23 @@ describe('mysql: retention, adversarial', () => {
 
   it('a root with 20,000 descendants goes whole in one worker-sized batch (limit 100), with the other due roots', async (t) => {
     await withDatabase('mysql-radv-wide', async (s, raw) => {
-      const root = await runningJob(s);
-      // The children are written straight into the table: 20,000 claims and finishes would only slow the test.
-      // The generator below recurses 20,000 times: lift the server's cap (MySQL's name, else MariaDB's).
-      await raw.query('SET SESSION cte_max_recursion_depth = 100000').catch(() => raw.query('SET SESSION max_recursive_iterations = 100000'));
-      await raw.query(
-        'INSERT INTO sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at, parent_id) ' +
-          "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT CONCAT('kid-', i), 'kid', 'k', 'completed', 1, 1, 1, 1, 2, ? FROM n",
-        [root.fence.jobId],
-      );
-      await raw.query(
-        'INSERT INTO sdj_steps (job_id, step_index, step_name, status, created_at) ' +
-          "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT CONCAT('kid-', i), 0, 's', 'completed', 1 FROM n",
-      );
-      const stored = await s.jobFinishMany({ items: [{ ...root.fence, outcome: 'completed', resultJson: null }] });
-      const others = await finishedRoots(s, 150);
-      await waitForClockPast(s, Math.max(stored[0] ?? 0, others.completedAt));
-      const started = performance.now();
-      const r = await s.jobPrune({ olderThanMs: ALL0, limit: 100 });
-      t.diagnostic(`one batch: ${JSON.stringify(r)} in ${Math.round(performance.now() - started)} ms`);
+      const { first: r, ms, total } = await pruneWideRoot(s, 150, 100, async (rootId) => {
+        // The children are written straight into the table: 20,000 claims and finishes would only slow the test.
+        // The generator below recurses 20,000 times: lift the server's cap (MySQL's name, else MariaDB's).
+        await raw.query('SET SESSION cte_max_recursion_depth = 100000').catch(() => raw.query('SET SESSION max_recursive_iterations = 100000'));
+        await raw.query(
+          'INSERT INTO sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at, parent_id) ' +
+            "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT CONCAT('kid-', i), 'kid', 'k', 'completed', 1, 1, 1, 1, 2, ? FROM n",
+          [rootId],
+        );
+        await raw.query(
+          'INSERT INTO sdj_steps (job_id, step_index, step_name, status, created_at) ' +
+            "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT CONCAT('kid-', i), 0, 's', 'completed', 1 FROM n",
+        );
+      });
+      t.diagnostic(`one batch: ${JSON.stringify(r)} in ${ms} ms`);
       assert.equal(r.roots, 100);
       assert.equal(r.busy, false);
-      let total = r.deleted;
-      for (;;) {
-        const next = await s.jobPrune({ olderThanMs: ALL0, limit: 100 });
-        total += next.deleted;
-        if (next.roots < 100) break;
-      }
       assert.equal(total, 20_001 + 150);
       assert.equal(await countJobs(raw), 0);
       assert.equal(Number((await rows<{ n: number }>(raw, 'SELECT COUNT(*) AS n FROM sdj_steps'))[0]!.n), 0);

@@ -14,7 +14,6 @@
  * migration 2 again.
  */
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { Queue } from '../../src/queue/queue.js';
 import { splitStatements } from '../../src/storage/mysql/migrate.js';
@@ -23,28 +22,12 @@ import { MysqlStorage, type MysqlPoolLike, type MysqlQueryOptions } from '../../
 import { MIGRATIONS_APPLIED, MIGRATIONS_CREATE_LEDGER } from '../../src/storage/mysql/queries/admin.js';
 import { pruneDueSql } from '../../src/storage/mysql/queries/jobs.js';
 import { RECLAIM_CANDIDATES } from '../../src/storage/mysql/queries/run.js';
-import { applied, claimOne, fenceOf } from '../helpers/factories.js';
+import { mysql, type MysqlClient, type MysqlClientPool } from '../helpers/mysql-client.js';
 import { createTestDatabase, dropTestDatabase, mysqlDatabaseUrl } from '../helpers/mysql-storage.js';
 import {
-  AGE, BULK_DONE, DUE_ROLES, T_NOW, bulkRows, checkLeasesHold, checkWorkerRuns, checkWorkflowsCarryOn, pruneModel, readThroughApi, seedAtVersion1,
-  type BulkRow, type ManualClock, type PruneRow, type Seeded,
+  AGE, BULK_DONE, T_NOW, bulkRows, itCarriesOnAfterUpgrade, readThroughApi, seedAtVersion1, type BulkRow, type ManualClock, type PruneRow, type Seeded,
 } from '../helpers/upgrade-fixtures.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-interface Conn {
-  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
-  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
-  end(): Promise<void>;
-}
-interface Pool {
-  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
-  getConnection(): Promise<Conn & { release(): void; destroy(): void }>;
-  end(): Promise<void>;
-}
-const mysql = createRequire(import.meta.url)('mysql2/promise') as {
-  createConnection(c: Record<string, unknown>): Promise<Conn>;
-  createPool(c: Record<string, unknown>): Pool;
-};
 
 const V1 = MIGRATIONS.find((m) => m.version === 1)!;
 const V2 = MIGRATIONS.find((m) => m.version === 2)!;
@@ -54,24 +37,24 @@ const TABLES: Record<string, string> = {
 };
 
 /** A plain connection that returns big numbers and times as the server's text, so rows compare exactly. */
-function connect(url: string): Promise<Conn> {
+function connect(url: string): Promise<MysqlClient> {
   return mysql.createConnection({ uri: url, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true });
 }
 
 /** Rows of a statement. */
-async function rows<T = Record<string, unknown>>(c: Conn, sql: string, values: unknown[] = []): Promise<T[]> {
+async function rows<T = Record<string, unknown>>(c: MysqlClient, sql: string, values: unknown[] = []): Promise<T[]> {
   return (await c.query(sql, values))[0] as T[];
 }
 
 /** Makes the database at version 1 exactly as the migrator would: version 1's statements, the ledger, its row. */
-async function createAtVersion1(c: Conn): Promise<void> {
+async function createAtVersion1(c: MysqlClient): Promise<void> {
   for (const stmt of splitStatements(V1.sql)) await c.query(stmt);
   await c.query(MIGRATIONS_CREATE_LEDGER);
   await c.query('INSERT INTO sdj_migrations (version, name, applied_at) VALUES (1, ?, 1)', [V1.name]);
 }
 
 /** Inserts plain job rows with version 1's columns, 500 to a statement. */
-async function insertBulk(c: Conn, all: readonly BulkRow[]): Promise<void> {
+async function insertBulk(c: MysqlClient, all: readonly BulkRow[]): Promise<void> {
   const cols = Object.keys(all[0]!) as (keyof BulkRow)[];
   for (let i = 0; i < all.length; i += 500) {
     await c.query(`INSERT INTO sdj_jobs (${cols.join(', ')}) VALUES ?`, [all.slice(i, i + 500).map((r) => cols.map((k) => r[k]))]);
@@ -79,26 +62,26 @@ async function insertBulk(c: Conn, all: readonly BulkRow[]): Promise<void> {
 }
 
 /** Every row of every table but the ledger, in primary key order, every column (the generated one too). */
-async function dumpRows(c: Conn): Promise<Record<string, unknown[]>> {
+async function dumpRows(c: MysqlClient): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const [t, order] of Object.entries(TABLES)) out[t] = await rows(c, `SELECT * FROM ${t} ORDER BY ${order}`);
   return out;
 }
 
 /** Each table's definition. */
-async function dumpSchema(c: Conn): Promise<Record<string, string>> {
+async function dumpSchema(c: MysqlClient): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const t of Object.keys(TABLES)) out[t] = (await rows<{ 'Create Table': string }>(c, `SHOW CREATE TABLE ${t}`))[0]!['Create Table'];
   return out;
 }
 
 /** The ledger's rows. */
-async function ledger(c: Conn): Promise<unknown[]> {
+async function ledger(c: MysqlClient): Promise<unknown[]> {
   return (await rows<Record<string, unknown>>(c, 'SELECT version, name, applied_at FROM sdj_migrations ORDER BY version')).map((r) => [Number(r['version']), r['name'], Number(r['applied_at'])]);
 }
 
 /** Pools made by {@link recordingPool}, ended after the tests (a storage leaves a pool it was given open). */
-const pools: Pool[] = [];
+const pools: MysqlClientPool[] = [];
 
 /** A pool on `url` that records every statement run on it. */
 function recordingPool(url: string): { pool: MysqlPoolLike; sql: string[] } {
@@ -122,24 +105,24 @@ function recordingPool(url: string): { pool: MysqlPoolLike; sql: string[] } {
 const MIGRATION_2 = /information_schema\.statistics|sdj_ddl|ALTER TABLE/i;
 
 /** Threads of the test database in a state, with their statement. */
-async function threads(c: Conn, db: string): Promise<{ state: string; info: string }[]> {
+async function threads(c: MysqlClient, db: string): Promise<{ state: string; info: string }[]> {
   return rows(c, "SELECT COALESCE(state, '') AS state, COALESCE(info, '') AS info FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", [db]);
 }
 
 /** Every job as the prune model needs it. */
-async function pruneRows(c: Conn): Promise<PruneRow[]> {
+async function pruneRows(c: MysqlClient): Promise<PruneRow[]> {
   const r = await rows<{ id: string; parentId: string | null; status: string; completedAt: string | null }>(c, 'SELECT id, parent_id AS parentId, status, completed_at AS completedAt FROM sdj_jobs');
   return r.map((x) => ({ ...x, completedAt: x.completedAt === null ? null : Number(x.completedAt) }));
 }
 
 /** The owning job of every step, signal and fan-out row, sorted. */
-async function owners(c: Conn): Promise<Record<string, string[]>> {
+async function owners(c: MysqlClient): Promise<Record<string, string[]>> {
   const of = async (sql: string) => (await rows<{ o: string }>(c, sql)).map((r) => r.o).sort();
   return { steps: await of('SELECT job_id AS o FROM sdj_steps'), signals: await of('SELECT job_id AS o FROM sdj_signals'), fanOuts: await of('SELECT parent_id AS o FROM sdj_fan_outs') };
 }
 
 /** The access path of each table a statement reads. */
-async function plan(c: Conn, sql: string, values: unknown[]): Promise<{ key: string | null; Extra: string | null }[]> {
+async function plan(c: MysqlClient, sql: string, values: unknown[]): Promise<{ key: string | null; Extra: string | null }[]> {
   return rows(c, `EXPLAIN ${sql}`, values);
 }
 
@@ -149,7 +132,7 @@ describe('mysql: upgrade of a database at schema version 1', () => {
   const at: ManualClock = { now: 0 };
   let db: string;
   let url: string;
-  let raw: Conn;
+  let raw: MysqlClient;
   let s: MysqlStorage;
   const others: MysqlStorage[] = [];
   const othersSql: string[][] = [];
@@ -242,46 +225,7 @@ describe('mysql: upgrade of a database at schema version 1', () => {
     assert.equal(reclaim?.key, 'sdj_jobs_prune');
   });
 
-  it('answers every read through the queue and the storage as before', async () => {
-    assert.deepEqual(await readThroughApi(queue, s, seeded), before1.api);
-  });
-
-  it('keeps the leases of running jobs: stale fences change nothing, the fence finishes the run, an expired lease is reclaimed', async () => {
-    await checkLeasesHold(queue, s, at, seeded);
-  });
-
-  it('carries the workflows on: fan-out children, signals, resume, unique keys, claims', async () => {
-    await checkWorkflowsCarryOn(queue, s, seeded);
-  });
-
-  it('runs a pending job on a worker', async () => {
-    await checkWorkerRuns(s, seeded);
-  });
-
-  it('prunes exactly the due finished roots with their subtrees, steps, signals and fan-outs', async () => {
-    const all = await pruneRows(raw);
-    const had = await owners(raw);
-    const due = pruneModel(all, await s.clockNow(), AGE);
-    for (const role of DUE_ROLES) assert.ok(due.has(seeded.ids[role]), `${role} is due`);
-    assert.equal(due.size, DUE_ROLES.length + BULK_DONE / 2);
-    assert.equal(await queue.prune({ olderThan: AGE }), due.size);
-    assert.deepEqual((await pruneRows(raw)).map((r) => r.id).sort(), all.map((r) => r.id).filter((id) => !due.has(id)).sort());
-    const keep = (ids: string[]) => ids.filter((id) => !due.has(id));
-    assert.deepEqual(await owners(raw), { steps: keep(had['steps']!), signals: keep(had['signals']!), fanOuts: keep(had['fanOuts']!) });
-    assert.equal(await queue.getJob(seeded.ids.wfRoot), undefined);
-    assert.equal((await queue.getJob(seeded.ids.earlyRoot))?.status, 'completed', 'a root with a pending child is kept');
-
-    // Its last child finishes: the whole workflow is due.
-    const kid = await claimOne(s, (await queue.getJob(seeded.ids.earlyKid1))!.queue, seeded.ids.earlyKid1);
-    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(kid), outcome: 'completed', resultJson: null }] })), [true]);
-    assert.equal(await queue.prune({ olderThan: AGE }), 0, 'the workflow waits for its youngest job to pass the age');
-    at.now += AGE + 1;
-    const dueLater = pruneModel(await pruneRows(raw), await s.clockNow(), AGE);
-    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.ok(dueLater.has(seeded.ids[role]), `${role} is due once its last job is old enough`);
-    assert.equal(await queue.prune({ olderThan: AGE }), dueLater.size);
-    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.equal(await queue.getJob(seeded.ids[role]), undefined);
-    assert.equal(await queue.prune({ olderThan: AGE }), 0);
-  });
+  itCarriesOnAfterUpgrade(() => ({ queue, s, at, seeded, apiBefore: before1.api, pruneRows: () => pruneRows(raw), owners: () => owners(raw) }));
 
   it('opens an up-to-date database without running migration 2 again', async () => {
     const ledgerBefore = await ledger(raw);

@@ -34,31 +34,14 @@ import {
   uniqueName,
   waitForClockPast,
 } from '../helpers/factories.js';
-import { makePostgresStorage, PG_URL, pgAdmin, testSchemaName } from '../helpers/postgres-storage.js';
-import type { TestStorage } from '../helpers/storages.js';
+import { openClient, withSchema } from '../helpers/postgres-schema.js';
+import { PG_URL, pgAdmin, testSchemaName } from '../helpers/postgres-storage.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** Every finished status due as soon as it finished (strictly before now). */
 const NOW_AGES: JobPruneParams['olderThanMs'] = { completed: 0, failed: 0, cancelled: 0 };
 
 const HOUR = 3_600_000;
-
-/** Runs `fn` on a fresh schema, cleaned up afterwards. */
-async function withSchema(label: string, fn: (ts: TestStorage, schema: string) => Promise<void>): Promise<void> {
-  const ts = await makePostgresStorage(label);
-  try {
-    await fn(ts, (ts.storage as PostgresStorage).schema);
-  } finally {
-    await ts.cleanup();
-  }
-}
-
-/** A second connection, outside every storage (holds locks in tests). */
-async function openClient(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  return c;
-}
 
 /** Ids of the jobs left in a schema. */
 async function jobIds(schema: string): Promise<Set<string>> {

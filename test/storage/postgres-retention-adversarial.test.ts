@@ -13,57 +13,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import pg from 'pg';
 import { isDurableJobsError } from '../../src/errors.js';
 import { Queue } from '../../src/queue/queue.js';
 import { SCHEMA_PLACEHOLDER } from '../../src/storage/postgres/migrate.js';
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.generated.js';
 import { PostgresStorage, type PgQueryableLike } from '../../src/storage/postgres/postgres-storage.js';
 import { MIGRATIONS_CREATE_LEDGER, MIGRATIONS_CREATE_SCHEMA } from '../../src/storage/postgres/queries/admin.js';
-import type { JobPruneParams, Storage } from '../../src/storage/storage.js';
-import { applied, claim, claimOne, fenceOf, jobInsert, mustGet, runningJob, stepRow, uniqueName, waitForClockPast } from '../helpers/factories.js';
-import { makePostgresStorage, PG_URL, pgAdmin, testSchemaName } from '../helpers/postgres-storage.js';
-import type { TestStorage } from '../helpers/storages.js';
+import { applied, claimOne, fenceOf, mustGet, waitForClockPast } from '../helpers/factories.js';
+import { openClient, withSchema } from '../helpers/postgres-schema.js';
+import { PG_URL, pgAdmin, testSchemaName } from '../helpers/postgres-storage.js';
+import { ALL0, finishedRoots, finishedWorkflow, pruneWideRoot, settle } from '../helpers/retention-fixtures.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const ALL0: JobPruneParams['olderThanMs'] = { completed: 0, failed: 0, cancelled: 0 };
 const DAY = 24 * 3600_000;
-
-/** Runs `fn` on a fresh schema, cleaned up afterwards. */
-async function withSchema(label: string, fn: (ts: TestStorage, schema: string) => Promise<void>): Promise<void> {
-  const ts = await makePostgresStorage(label);
-  try {
-    await fn(ts, (ts.storage as PostgresStorage).schema);
-  } finally {
-    await ts.cleanup();
-  }
-}
-
-/** A connection outside every storage. */
-async function openClient(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  return c;
-}
-
-/** `n` completed roots, finished in one batch; returns their ids and the latest completion time. */
-async function finishedRoots(s: Storage, n: number): Promise<{ ids: string[]; completedAt: number }> {
-  const queue = uniqueName('q');
-  const ids: string[] = [];
-  for (let i = 0; i < n; i += 500) {
-    const jobs = Array.from({ length: Math.min(500, n - i) }, () => jobInsert({ queue }));
-    await s.jobInsertMany({ jobs });
-    ids.push(...jobs.map((j) => j.id));
-  }
-  let last = 0;
-  for (;;) {
-    const rows = await claim(s, queue, 500);
-    if (rows.length === 0) break;
-    const stored = await s.jobFinishMany({ items: rows.map((r) => ({ ...fenceOf(r), outcome: 'completed' as const, resultJson: null })) });
-    last = Math.max(last, ...stored.map((t) => t ?? 0));
-  }
-  return { ids, completedAt: last };
-}
 
 /** Jobs left in the schema. */
 async function countJobs(schema: string): Promise<number> {
@@ -114,19 +76,9 @@ describe('postgres: retention, adversarial', () => {
   it('the prune connection terminated by the server mid-statement: nothing half-deleted, the lock is free, the next prune deletes the workflow', async (t) => {
     await withSchema('pg-radv-kill', async (ts, schema) => {
       const s = ts.storage;
-      const { fence } = await runningJob(s);
-      const id = fence.jobId;
-      assert.equal(await s.stepRecord({ fence, step: stepRow(id, 0) }), true);
-      await s.signalSend({ jobId: id, name: 'poke', payloadJson: '1' });
-      const kid = await runningJob(s, { parentId: id });
-      const stored = await s.jobFinishMany({
-        items: [
-          { ...kid.fence, outcome: 'completed', resultJson: null },
-          { ...fence, outcome: 'completed', resultJson: null },
-        ],
-      });
+      const { id, recorded, stored } = await finishedWorkflow(s);
+      assert.equal(recorded, true);
       assert.deepEqual(applied(stored), [true, true]);
-      await waitForClockPast(s, Math.max(...stored.map((t) => t ?? 0)));
       // The prune's delete of signals sleeps in a statement trigger: the statement is caught mid-way.
       // Only the first run sleeps: a sequence is not rolled back with the transaction.
       await pgAdmin(`CREATE SEQUENCE "${schema}".radv_runs`);
@@ -134,10 +86,7 @@ describe('postgres: retention, adversarial', () => {
         `CREATE FUNCTION "${schema}".radv_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF nextval('"${schema}".radv_runs') = 1 THEN PERFORM pg_sleep(30); END IF; RETURN NULL; END $$`,
       );
       await pgAdmin(`CREATE TRIGGER radv_slow AFTER DELETE ON "${schema}".sdj_signals FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".radv_slow()`);
-      const pruning = s.jobPrune({ olderThanMs: ALL0, limit: 10 }).then(
-        (r) => ({ r }),
-        (e: unknown) => ({ e }),
-      );
+      const pruning = settle(s.jobPrune({ olderThanMs: ALL0, limit: 10 }));
       const [backend] = await waitFor(
         async () => {
           const rows = await pgAdmin<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE $1`, [`%${schema}%`]);
@@ -168,32 +117,21 @@ describe('postgres: retention, adversarial', () => {
 
   it('a root with 20,000 descendants goes whole in one worker-sized batch (limit 100), with the other due roots', async (t) => {
     await withSchema('pg-radv-wide', async (ts, schema) => {
-      const s = ts.storage;
-      const root = await runningJob(s);
       const q = `"${schema}"`;
-      // The children are written straight into history: 20,000 claims and finishes would only slow the test.
-      await pgAdmin(
-        `INSERT INTO ${q}.sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at, parent_id)
-         SELECT 'kid-' || n, 'kid', 'k', 'completed', 1, 1, 1, 1, 2, $1 FROM generate_series(1, 20000) n`,
-        [root.fence.jobId],
-      );
-      await pgAdmin(
-        `INSERT INTO ${q}.sdj_steps (job_id, step_index, step_name, status, created_at) SELECT 'kid-' || n, 0, 's', 'completed', 1 FROM generate_series(1, 20000) n`,
-      );
-      const stored = await s.jobFinishMany({ items: [{ ...root.fence, outcome: 'completed', resultJson: null }] });
-      const others = await finishedRoots(s, 150);
-      await waitForClockPast(s, Math.max(stored[0] ?? 0, others.completedAt));
-      const started = performance.now();
-      const r = await s.jobPrune({ olderThanMs: ALL0, limit: 100 });
-      t.diagnostic(`one batch: ${JSON.stringify(r)} in ${Math.round(performance.now() - started)} ms`);
+      const { first: r, ms, total } = await pruneWideRoot(ts.storage, 150, 100, async (rootId) => {
+        // The children are written straight into history: 20,000 claims and finishes would only slow the test.
+        await pgAdmin(
+          `INSERT INTO ${q}.sdj_jobs (id, type, queue, status, attempt, run_count, run_at, created_at, completed_at, parent_id)
+           SELECT 'kid-' || n, 'kid', 'k', 'completed', 1, 1, 1, 1, 2, $1 FROM generate_series(1, 20000) n`,
+          [rootId],
+        );
+        await pgAdmin(
+          `INSERT INTO ${q}.sdj_steps (job_id, step_index, step_name, status, created_at) SELECT 'kid-' || n, 0, 's', 'completed', 1 FROM generate_series(1, 20000) n`,
+        );
+      });
+      t.diagnostic(`one batch: ${JSON.stringify(r)} in ${ms} ms`);
       assert.equal(r.roots, 100);
       assert.equal(r.busy, false);
-      let total = r.deleted;
-      for (;;) {
-        const next = await s.jobPrune({ olderThanMs: ALL0, limit: 100 });
-        total += next.deleted;
-        if (next.roots < 100) break;
-      }
       assert.equal(total, 20_001 + 150);
       assert.equal(await countJobs(schema), 0);
       assert.equal(Number((await pgAdmin<{ n: string }>(`SELECT count(*) AS n FROM ${q}.sdj_steps`))[0]!.n), 0);

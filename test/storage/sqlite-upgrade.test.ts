@@ -25,11 +25,9 @@ import { MIGRATIONS_CREATE_LEDGER, MIGRATIONS_INSERT } from '../../src/storage/s
 import { JOB_PRUNE_ROOTS } from '../../src/storage/sqlite/queries/jobs.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import type { Logger } from '../../src/types.js';
-import { applied, claimOne, fenceOf } from '../helpers/factories.js';
 import { removeSqliteFiles, tempSqlitePath } from '../helpers/sqlite-storage.js';
 import {
-  AGE, BULK_DONE, DUE_ROLES, T_NOW, bulkRows, checkLeasesHold, checkWorkerRuns, checkWorkflowsCarryOn, pruneModel, readThroughApi, seedAtVersion1,
-  type BulkRow, type ManualClock, type PruneRow, type Seeded,
+  BULK_DONE, T_NOW, bulkRows, itCarriesOnAfterUpgrade, readThroughApi, seedAtVersion1, type BulkRow, type ManualClock, type PruneRow, type Seeded,
 } from '../helpers/upgrade-fixtures.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
@@ -216,46 +214,7 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     assert.match(plan.join(' | '), /SEARCH r USING INDEX sdj_jobs_prune \(status=\? AND completed_at<\?\)/);
   });
 
-  it('answers every read through the queue and the storage as before', async () => {
-    assert.deepEqual(await readThroughApi(queue, s, seeded), before1.api);
-  });
-
-  it('keeps the leases of running jobs: stale fences change nothing, the fence finishes the run, an expired lease is reclaimed', async () => {
-    await checkLeasesHold(queue, s, at, seeded);
-  });
-
-  it('carries the workflows on: fan-out children, signals, resume, unique keys, claims', async () => {
-    await checkWorkflowsCarryOn(queue, s, seeded);
-  });
-
-  it('runs a pending job on a worker', async () => {
-    await checkWorkerRuns(s, seeded);
-  });
-
-  it('prunes exactly the due finished roots with their subtrees, steps, signals and fan-outs', async () => {
-    const rows = pruneRows(raw);
-    const had = owners(raw);
-    const due = pruneModel(rows, await s.clockNow(), AGE);
-    for (const role of DUE_ROLES) assert.ok(due.has(seeded.ids[role]), `${role} is due`);
-    assert.equal(due.size, DUE_ROLES.length + BULK_DONE / 2);
-    assert.equal(await queue.prune({ olderThan: AGE }), due.size);
-    assert.deepEqual(pruneRows(raw).map((r) => r.id).sort(), rows.map((r) => r.id).filter((id) => !due.has(id)).sort());
-    const keep = (ids: string[]) => ids.filter((id) => !due.has(id));
-    assert.deepEqual(owners(raw), { steps: keep(had.steps!), signals: keep(had.signals!), fanOuts: keep(had.fanOuts!) });
-    assert.equal(await queue.getJob(seeded.ids.wfRoot), undefined);
-    assert.equal((await queue.getJob(seeded.ids.earlyRoot))?.status, 'completed', 'a root with a pending child is kept');
-
-    // Its last child finishes: the whole workflow is due.
-    const kid = await claimOne(s, (await queue.getJob(seeded.ids.earlyKid1))!.queue, seeded.ids.earlyKid1);
-    assert.deepEqual(applied(await s.jobFinishMany({ items: [{ ...fenceOf(kid), outcome: 'completed', resultJson: null }] })), [true]);
-    assert.equal(await queue.prune({ olderThan: AGE }), 0, 'the workflow waits for its youngest job to pass the age');
-    at.now += AGE + 1;
-    const dueLater = pruneModel(pruneRows(raw), await s.clockNow(), AGE);
-    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.ok(dueLater.has(seeded.ids[role]), `${role} is due once its last job is old enough`);
-    assert.equal(await queue.prune({ olderThan: AGE }), dueLater.size);
-    for (const role of ['earlyRoot', 'earlyKid0', 'earlyKid1'] as const) assert.equal(await queue.getJob(seeded.ids[role]), undefined);
-    assert.equal(await queue.prune({ olderThan: AGE }), 0);
-  });
+  itCarriesOnAfterUpgrade(() => ({ queue, s, at, seeded, apiBefore: before1.api, pruneRows: () => pruneRows(raw), owners: () => owners(raw) }));
 
   it('opens an up-to-date file without running migration 2 again', async () => {
     const ledgerBefore = ledger(raw);
