@@ -290,7 +290,11 @@ for (const [dialect, make] of storageMatrix()) {
               message: `round ${round}: the workflow settled`,
             });
             s.shift(1);
-            assert.equal(await queue.prune({ olderThan: 0 }), 5, `round ${round}: the workflow, whole`);
+            // A cancelled sub-job's late outcome write may hold its row for a moment: the prune
+            // then skips the workflow, whole, and a later prune takes it (docs/retention.md).
+            let deleted = 0;
+            await waitFor(async () => (deleted += await queue.prune({ olderThan: 0 })) >= 5, { message: `round ${round}: the workflow pruned` });
+            assert.equal(deleted, 5, `round ${round}: the workflow, whole`);
             for (const id of [parent, ...kids]) assert.equal(await queue.getJob(id), undefined, `round ${round}: ${id}`);
           }
         } finally {
