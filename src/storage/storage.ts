@@ -22,6 +22,14 @@
  * @module
  */
 import type { JobStatus } from '../types.js';
+import type { BulkResult, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
+
+export type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
+
+export type { BulkResult, BulkSkip, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+/** Reasons a bulk action gives for a job it left alone (stable texts). */
+export { SKIP_ALREADY_FINISHED, SKIP_NOT_FOUND, SKIP_UNIQUE_HELD } from './shared/contract-messages.js';
 
 /** Which SQL dialect a driver speaks. */
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -153,18 +161,6 @@ export interface ReclaimedJob {
   maxRetries: number;
 }
 
-/** `jobList` filters; newest first unless `order: 'asc'`. */
-export interface JobListParams {
-  status?: JobStatus;
-  queue?: string;
-  type?: string;
-  parentId?: string;
-  fanOutId?: string;
-  limit: number;
-  offset?: number;
-  order?: 'asc' | 'desc';
-}
-
 /** A checkpoint of a workflow step, keyed by `(jobId, stepIndex)`. */
 export interface StepRow {
   jobId: string;
@@ -174,6 +170,8 @@ export interface StepRow {
   status: 'completed' | 'failed' | 'waiting';
   outputJson: string | null;
   error: string | null;
+  /** When the checkpoint was recorded (ms, storage clock); set on reads with `withTimes`, ignored on writes. */
+  createdAt?: number;
 }
 
 /** `stepRecord` parameters. */
@@ -297,48 +295,6 @@ export type SignalConsumeResult =
   | { kind: 'suspended' }
   | { kind: 'lost' };
 
-/** A stored schedule. */
-export interface ScheduleRow {
-  name: string;
-  /** Encoded schedule spec (engine-defined JSON). */
-  specJson: string;
-  /** Encoded enqueue options (engine-defined JSON). */
-  optionsJson: string;
-  nextRunAt: number;
-  lastRunAt: number | null;
-  lastJobId: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** `scheduleUpsert` parameters: a schedule definition. */
-export interface ScheduleUpsertParams {
-  name: string;
-  /** Encoded schedule spec; compared as text with the stored one. */
-  specJson: string;
-  optionsJson: string;
-  /** The first slot of this spec after the caller's now: next_run_at of a new row or a changed spec. */
-  nextRunAt: number;
-}
-
-/**
- * `scheduleUpsert` result: stored, or refused because `nextRunAt` is not after `lastRunAt`,
- * the last slot the stored definition fired (compute the first slot after it and upsert again).
- */
-export type ScheduleUpsertResult = { stored: true } | { stored: false; lastRunAt: number };
-
-/** `scheduleFire` parameters: compare-and-set of `next_run_at`, plus the slot's job(s). */
-export interface ScheduleFireParams {
-  name: string;
-  /** The `next_run_at` the caller read; the fire applies only if it is unchanged. */
-  expectedNextRunAt: number;
-  nextRunAt: number;
-  /** The slot instant recorded as `last_run_at`. */
-  slotAt: number;
-  /** Jobs for this fire (zero when skipped); unique clashes are skipped, not errors. */
-  jobs: JobInsert[];
-}
-
 /** Stops a `listen()` subscription. */
 export type Unlisten = () => Promise<void>;
 
@@ -372,8 +328,13 @@ export interface Storage<Tx = unknown> {
    * ids; a repeated id yields its job once; an empty list reads nothing.
    */
   jobGetMany(p: { ids: string[] }): Promise<JobRow[]>;
-  /** Jobs matching filters, for operations and dashboards. */
+  /**
+   * Jobs matching the filter, ordered by id (newest first unless `order: 'asc'`), at most
+   * `limit`, after `afterId` in that order (keyset pagination). Reads rows in any status.
+   */
   jobList(p: JobListParams): Promise<JobRow[]>;
+  /** How many jobs match the filter. */
+  jobCount(p: JobFilter): Promise<number>;
   /** Job counts by status, all queues or one. */
   jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>>;
   /**
@@ -448,9 +409,39 @@ export interface Storage<Tx = unknown> {
    * status, `decided_at` and parent as they are — the decision is not reopened and the parent is
    * not woken again — while its counters keep equalling its children's terminal statuses; the
    * rule applied to those final counters may then differ from the recorded decision.
+   *
+   * With `fromFailedStep: true` the workflow resumes where it failed instead: the job goes back
+   * to `pending` (attempt 0, run_at now, last_error kept, fan-out accounting as above) and keeps
+   * its checkpoints, fan-outs and sub-jobs, except that, looking at its last checkpoint (highest
+   * step index):
+   * - a `failed` or `waiting` checkpoint is deleted (that step runs again);
+   * - a fan-out step (a `sdj_fan_outs` row of this parent at that step index) with any failed or
+   *   cancelled child is reopened: those children are retried from scratch (each as `jobRetry`
+   *   does, their own subtrees and checkpoints dropped), its completed children are kept, its
+   *   counters become succeeded = completed children, failed = cancelled = 0, status `running`,
+   *   decided_at null, and a deadline is moved to now + (deadline_at − created_at); the parent
+   *   then waits on it again when it replays. A fan-out whose children were deleted (fewer
+   *   children than `total`) is refused with InvalidStateError and nothing changes.
+   * Any other checkpoint is kept; a job without checkpoints simply runs again.
    * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)
    */
-  jobRetry(p: { id: string }): Promise<void>;
+  jobRetry(p: { id: string; fromFailedStep?: boolean }): Promise<void>;
+  /**
+   * Retries many jobs from scratch, as {@link jobRetry} does for each, in one short transaction
+   * (callers pass at most a few hundred ids). A job that cannot be retried is skipped with a
+   * reason, never an error: not found, not failed/cancelled, or its unique key held by a live
+   * job. An id given twice is acted on once. Fan-out accounting as in `jobRetry`.
+   */
+  jobRetryMany(p: { ids: string[] }): Promise<BulkResult>;
+  /**
+   * Deletes many finished jobs in one short transaction, each with its whole subtree and every
+   * checkpoint, signal and fan-out row of the jobs deleted (as retention does). Skipped with a
+   * reason: not found, not finished, a descendant not finished, or a parent not finished (a
+   * sub-job of a live workflow is not deleted alone). A given id deleted as part of another
+   * given id's subtree in the same call counts as done. Rows locked by other transactions are
+   * waited for (the transaction is short).
+   */
+  jobDeleteMany(p: { ids: string[] }): Promise<BulkResult>;
 
   /**
    * Deletes finished workflows whose retention age has passed, in one short transaction: up to
@@ -474,9 +465,30 @@ export interface Storage<Tx = unknown> {
 
   /** Marks a queue paused (claims skip it) or not. */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void>;
+  /**
+   * Every queue that has a live or failed job or a `sdj_queues` row, by name, with its counts
+   * and oldest due pending age. Reads finished rows only through an index of failed jobs (never
+   * counting completed ones).
+   */
+  queueSummary(): Promise<QueueSummaryRow[]>;
 
-  /** Every checkpoint of a job, by step index. */
-  stepList(p: { jobId: string }): Promise<StepRow[]>;
+  /**
+   * Upserts a worker's registry row: `started_at` kept from the first beat, `last_seen_at` =
+   * now, expiry = now + `ttlMs`; deletes rows of other workers whose expiry passed. One statement
+   * (or one short transaction).
+   */
+  workerBeat(p: WorkerBeatParams): Promise<void>;
+  /** Workers whose expiry has not passed, by name then id. */
+  workerList(): Promise<WorkerRow[]>;
+  /** Deletes a worker's registry row (a worker that stops). */
+  workerRemove(p: { id: string }): Promise<void>;
+
+  /**
+   * Every checkpoint of a job, by step index; with `withTimes`, each row carries `createdAt`
+   * (drivers return it always; the facade leaves it out otherwise, so rows compare equal to
+   * what was recorded).
+   */
+  stepList(p: { jobId: string; withTimes?: boolean }): Promise<StepRow[]>;
   /**
    * Fenced insert of a checkpoint; an existing `waiting` row at that index is replaced,
    * any other existing row is kept. Returns false when the fence failed or a finished row exists.

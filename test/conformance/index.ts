@@ -9,6 +9,7 @@
  */
 import { describe } from 'node:test';
 import type { StorageMaker } from '../helpers/storages.js';
+import { describeBulk } from './bulk.js';
 import { describeClaim } from './claim.js';
 import { describeDatabaseClock } from './database-clock.js';
 import { describeFanOutRaces } from './fan-out-races.js';
@@ -17,14 +18,17 @@ import { describeFanOuts } from './fan-outs.js';
 import { describeFinish } from './finish.js';
 import { describeJobs } from './jobs.js';
 import { describeLeases } from './leases.js';
+import { describeListing } from './listing.js';
 import { describeLockOrder } from './lock-order.js';
 import { describeMigrate } from './migrate.js';
 import { describeOps } from './ops.js';
 import { describeParentFailure } from './parent-failure.js';
 import { describeRetention } from './retention.js';
+import { describeRetryFromStep } from './retry-from-step.js';
 import { describeSchedules } from './schedules.js';
 import { describeSignals } from './signals.js';
 import { describeSteps } from './steps.js';
+import { describeQueuesAndWorkers } from './workers.js';
 
 /** Registers the whole conformance suite for one driver under `storage conformance: <name>`. */
 export function runStorageConformance(name: string, make: StorageMaker): void {
@@ -45,5 +49,9 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeSchedules(make);
     describeDatabaseClock(make);
     describeRetention(make);
+    describeListing(make);
+    describeBulk(make);
+    describeRetryFromStep(make);
+    describeQueuesAndWorkers(make);
   });
 }

@@ -249,14 +249,14 @@ export function describeJobs(make: StorageMaker): void {
       assert.deepEqual(byQueue.map((r) => r.id), [...ids].reverse(), 'newest first');
       const asc = await s.jobList({ queue: q, limit: 100, order: 'asc' });
       assert.deepEqual(asc.map((r) => r.id), ids);
-      const page = await s.jobList({ queue: q, limit: 2, offset: 1, order: 'asc' });
+      const page = await s.jobList({ queue: q, limit: 2, afterId: ids[0]!, order: 'asc' });
       assert.deepEqual(page.map((r) => r.id), ids.slice(1, 3));
       const ofA = await s.jobList({ type: typeA, limit: 100, order: 'asc' });
       assert.deepEqual(ofA.map((r) => r.id), [ids[0], ids[2], ids[4]]);
       await s.jobCancel({ id: ids[1]! });
-      const cancelled = await s.jobList({ queue: q, status: 'cancelled', limit: 100 });
+      const cancelled = await s.jobList({ queue: q, statuses: ['cancelled'], limit: 100 });
       assert.deepEqual(cancelled.map((r) => r.id), [ids[1]]);
-      const pendingB = await s.jobList({ queue: q, type: typeB, status: 'pending', limit: 100 });
+      const pendingB = await s.jobList({ queue: q, type: typeB, statuses: ['pending'], limit: 100 });
       assert.deepEqual(pendingB.map((r) => r.id), [ids[3]]);
       assert.deepEqual(await s.jobList({ queue: uniqueName('q'), limit: 10 }), []);
       for (const r of byQueue) assertRowTypes(r);

@@ -197,7 +197,7 @@ export async function readThroughApi(queue: Queue, s: Storage, seeded: Seeded): 
   const rows = (await s.jobGetMany({ ids })).sort((a, b) => a.id.localeCompare(b.id));
   const fanOuts = await Promise.all(Object.values(seeded.fanOuts).map((id) => s.fanOutGet({ id })));
   const children = await s.jobList({ parentId: seeded.ids.fanParent, limit: 10, order: 'asc' });
-  const failed = await s.jobList({ status: 'failed', queue: 'mq', limit: 10, order: 'asc' });
+  const failed = await s.jobList({ statuses: ['failed'], queue: 'mq', limit: 10, order: 'asc' });
   return { jobs, rows, steps, fanOuts, children, failed, stats: await queue.stats(), bulkStats: await queue.stats({ queue: 'bulk' }) };
 }
 

@@ -248,7 +248,7 @@ describe('mysql driver specifics', () => {
         )) as [{ t: string }[], unknown];
         assert.deepEqual(
           tables.map((r) => r.t),
-          ['sdj_fan_outs', 'sdj_jobs', 'sdj_migrations', 'sdj_queues', 'sdj_schedules', 'sdj_signals', 'sdj_steps'],
+          ['sdj_fan_outs', 'sdj_jobs', 'sdj_migrations', 'sdj_queues', 'sdj_schedules', 'sdj_signals', 'sdj_steps', 'sdj_workers'],
         );
       } finally {
         await conn.end();

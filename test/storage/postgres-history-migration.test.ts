@@ -201,7 +201,7 @@ describe('postgres: migration 2 (live and history partitions)', () => {
     for (const [status, n] of statusCounts) assert.equal(counts[status as keyof typeof counts], n, status);
     const kids = await s.jobList({ parentId: 'fp-parent', limit: 10, order: 'asc' });
     assert.deepEqual(kids.map((k) => k.id).sort(), ['fc-done', 'fc-running']);
-    assert.deepEqual((await s.jobList({ status: 'failed', queue: 'mq', limit: 10 })).map((j) => j.id), ['f-failed']);
+    assert.deepEqual((await s.jobList({ statuses: ['failed'], queue: 'mq', limit: 10 })).map((j) => j.id), ['f-failed']);
     assert.deepEqual((await s.stepList({ jobId: 'wf-root' })).map((x) => [x.stepName, x.outputJson]), [['fan-out', '"fo-done"'], ['sum', '3']]);
     const done = await s.fanOutCollect({ id: 'fo-done' });
     assert.equal(done?.fanOut.status, 'succeeded');

@@ -5,7 +5,7 @@
  * an application does (`migrate()`, `new Queue`) by this process while two other processes open
  * it too: the test holds the file's write lock until both have printed that they are about to
  * migrate, then releases it and this process migrates while they wait for the lock (their
- * `busy_timeout`). Then: version 2 was applied once, by one of the three, and the others ran
+ * `busy_timeout`). Then: versions 2 and 3 were applied once, by one of the three, and the others ran
  * without error; every row of every table is the same, column by column (`quote()` of each, with its
  * rowid), the only change to the schema is the new index, built over the finished roots already
  * there and read by the prune statement (EXPLAIN QUERY PLAN); every read answers as before; runs
@@ -33,6 +33,7 @@ import {
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 const V1 = MIGRATIONS.find((m) => m.version === 1)!;
 const V2 = MIGRATIONS.find((m) => m.version === 2)!;
+const V3 = MIGRATIONS.find((m) => m.version === 3)!;
 const SRC = new URL('../../src/', import.meta.url).pathname;
 
 /** Makes the file at version 1 exactly as the migrator would (WAL, ledger, version 1's SQL, its ledger row). */
@@ -184,21 +185,30 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     removeSqliteFiles(path);
   });
 
-  it('applies version 2 once, by one of the processes, while the others open the file meanwhile without error', () => {
+  it('applies versions 2 and 3 once, by one of the processes, while the others open the file meanwhile without error', () => {
     const all = [log.applied.flat(), ...others.map((o) => o.applied)];
-    assert.deepEqual(all.filter((a) => a.length > 0), [[2]], `versions applied by each: ${JSON.stringify(all)}`);
+    assert.deepEqual(all.filter((a) => a.length > 0), [[2, 3]], `versions applied by each: ${JSON.stringify(all)}`);
     const clocks = [T_NOW, T_NOW + 1, T_NOW + 2];
     const winner = clocks[all.findIndex((a) => a.length > 0)];
-    assert.deepEqual(ledger(raw), [[1, V1.name, 1], [2, V2.name, winner]]);
+    assert.deepEqual(ledger(raw), [[1, V1.name, 1], [2, V2.name, winner], [3, V3.name, winner]]);
   });
 
-  it('keeps every row of every table, column by column, and changes the schema only by the prune index', () => {
-    assert.deepEqual(dumpRows(raw), before1.rows);
+  it('keeps every row of every table, column by column, and changes the schema only by the prune index and the operations objects', () => {
+    const { sdj_workers: workers, ...rows } = dumpRows(raw);
+    assert.deepEqual(workers, [], 'the worker registry starts empty');
+    assert.deepEqual(rows, before1.rows);
     assert.equal(before1.rows!['sdj_jobs']!.length, bulkRows().length + Object.keys(seeded.ids).length);
     const now = dumpSchema(raw);
     const added = now.filter((x) => !before1.schema!.includes(x));
     assert.deepEqual(now.filter((x) => !added.includes(x)), before1.schema, 'nothing removed or changed');
-    assert.deepEqual(added.map((x) => JSON.parse(x) as Record<string, string>).map((x) => [x['type'], x['name'], x['tbl_name']]), [['index', 'sdj_jobs_prune', 'sdj_jobs']]);
+    const names = added.map((x) => JSON.parse(x) as Record<string, string>).map((x) => [x['type'], x['name'], x['tbl_name']]);
+    assert.deepEqual(names.sort(), [
+      ['index', 'sdj_jobs_failed', 'sdj_jobs'],
+      ['index', 'sdj_jobs_prune', 'sdj_jobs'],
+      ['index', 'sdj_workers_expires', 'sdj_workers'],
+      ['index', 'sqlite_autoindex_sdj_workers_1', 'sdj_workers'],
+      ['table', 'sdj_workers', 'sdj_workers'],
+    ]);
     assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
   });
 

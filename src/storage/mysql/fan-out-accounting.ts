@@ -3,8 +3,8 @@
  * transaction of the state change that caused them (see the header of `storage.ts`).
  *
  * Lock order, in every writer of the driver that touches both kinds of row (`jobFinishMany`,
- * `jobReclaimExpired`, `jobCancel`, `jobRetry`, `fanOutExpire`): fan-out rows before job rows,
- * and a fan-out child's row only after its fan-out's.
+ * `jobReclaimExpired`, `jobCancel`, `jobRetry`, `jobRetryMany`, `jobDeleteMany`, `fanOutExpire`):
+ * fan-out rows before job rows, and a fan-out child's row only after its fan-out's.
  * - Fan-outs, locked by {@link lockFanOutsFirst} before any job row, found by reads that take no
  *   lock: in id order, those of the jobs the transaction locks (counted on or not: a reclaim
  *   sending a child back to pending locks its fan-out too) and those of (and below) the jobs

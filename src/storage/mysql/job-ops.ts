@@ -1,13 +1,14 @@
 /**
  * Job operations of the MySQL/MariaDB driver: inserts (multi-row INSERTs in chunks, unique-key
  * handling for `onConflict: 'error' | 'skip'`, inserts inside the caller's own transaction), get,
- * list, counts, cancel (with subtrees), pause, resume, retry, queue pauses and the clock
- * (retention, `jobPrune`, is in `retention.ts`).
+ * counts, cancel (with subtrees), pause, resume, retry, queue pauses and the clock. Listings are
+ * in `listing.ts`, bulk actions in `bulk-ops.ts`, the retry from the failed step in
+ * `retry-from-step.ts`, retention (`jobPrune`) in `retention.ts`.
  * @internal
  */
 import { DuplicateJobError, InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, type JobStatus } from '../../types.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobRow } from '../storage.js';
 import { type Executor, type MysqlConnectionLike, promiseApi, run, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { addChildOutcome } from '../shared/fan-out-settle.js';
@@ -16,11 +17,9 @@ import { num, str, strOrNull, toJobRow } from './rows.js';
 import { splitBySize } from '../shared/batch-split.js';
 import { CLOCK_NOW, INSERT_SAVEPOINT, INSERT_SAVEPOINT_RELEASE, INSERT_SAVEPOINT_ROLLBACK, QUEUE_SET_PAUSED } from './queries/admin.js';
 import {
-  FAN_OUT_DELETE_FOR_PARENTS,
   JOB_ACTIVE_UNIQUE_KEY,
   JOB_COUNT_BY_STATUS,
   JOB_COUNT_BY_STATUS_IN_QUEUE,
-  JOB_DELETE_MANY,
   JOB_GET,
   JOB_GET_MANY,
   JOB_IDS_EXISTING,
@@ -28,15 +27,11 @@ import {
   JOB_PAUSE,
   JOB_PEEK,
   JOB_RESUME,
-  JOB_RETRY,
   JOB_STATUS,
-  JOB_SUBTREE_IDS,
-  SIGNAL_DELETE_FOR_JOBS,
-  STEP_DELETE_FOR_JOBS,
   jobInsertSql,
-  jobListSql,
 } from './queries/jobs.js';
-import { FAN_OUT_UNCOUNT } from './queries/workflow.js';
+import { dropWorkflowState, reopenJob } from './retry-core.js';
+import { retryFromFailedStep } from './retry-from-step.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
 
@@ -70,18 +65,6 @@ export async function jobGetMany(ctx: DriverContext, p: { ids: readonly string[]
     for (const r of await select(ctx.db.pool, JOB_GET_MANY, [chunk])) out.push(toJobRow(r));
   }
   return out;
-}
-
-/** `Storage.jobList`. */
-export async function jobList(ctx: DriverContext, p: JobListParams): Promise<JobRow[]> {
-  const values: unknown[] = [];
-  for (const v of [p.status, p.queue, p.type, p.parentId, p.fanOutId]) if (v !== undefined) values.push(v);
-  values.push(Math.max(0, Math.floor(p.limit)), Math.max(0, Math.floor(p.offset ?? 0)));
-  const sql = jobListSql(
-    { status: p.status !== undefined, queue: p.queue !== undefined, type: p.type !== undefined, parentId: p.parentId !== undefined, fanOutId: p.fanOutId !== undefined },
-    p.order ?? 'desc',
-  );
-  return (await select(ctx.db.pool, sql, values)).map(toJobRow);
 }
 
 /** `Storage.jobCountByStatus`. */
@@ -156,41 +139,33 @@ export async function jobResume(ctx: DriverContext, p: { id: string }): Promise<
   if (n === 0) await explainNoChange(ctx, id, 'resume');
 }
 
-/** `Storage.jobRetry`. @throws JobNotFoundError, InvalidStateError, DuplicateJobError */
-export async function jobRetry(ctx: DriverContext, p: { id: string }): Promise<void> {
+/**
+ * `Storage.jobRetry`: one transaction — the job's fan-out (if it is a child) and the fan-outs of
+ * its subtree are locked before the job row, the job goes failed/cancelled → pending and leaves
+ * its old outcome's count on that fan-out, then its checkpoints, fan-outs and descendants are
+ * dropped so a workflow starts clean; with `fromFailedStep`, they are kept and the workflow
+ * resumes where it failed instead (`retry-from-step.ts`).
+ * @throws JobNotFoundError, InvalidStateError, DuplicateJobError
+ */
+export async function jobRetry(ctx: DriverContext, p: { id: string; fromFailedStep?: boolean }): Promise<void> {
   const id = p.id;
   const seen = await peekJob(ctx.db.pool, id);
   await ctx.db.tx(async (ex) => {
-    // Fan-outs before the job row: its own fan-out (recounted below) and those of its subtree (deleted).
+    // Fan-outs before the job row: its own fan-out (recounted below) and those of its subtree.
     await lockFanOutsFirst(ex, ctx.now(), { fanOuts: seen.fanOutId === null ? [] : [seen.fanOutId], under: [id] });
     const job = await lockJob(ex, id);
     if (job.status !== 'failed' && job.status !== 'cancelled') {
       throw new InvalidStateError(cannotRetryMessage(id, job.status));
     }
+    const now = p.fromFailedStep === true ? await retryFromFailedStep(ex, ctx.now(), job) : ctx.now();
     try {
-      await write(ex, JOB_RETRY, [ctx.now(), id]);
+      await reopenJob(ex, now, job);
     } catch (e) {
       if (!isUniqueKeyViolation(e)) throw e;
       const [row] = await select(ex, JOB_GET, [id]);
       throw translateError(e, row ? strOrNull(row['unique_key']) : null);
     }
-    // A fan-out child is counted again when it ends: its old outcome leaves the counters (the
-    // fan-out locked above, before the job row, as in every accounting transaction).
-    if (job.fanOutId !== null) {
-      const failed = job.status === 'failed' ? 1 : 0;
-      await write(ex, FAN_OUT_UNCOUNT, [failed, 1 - failed, job.fanOutId]);
-    }
-    // Start the workflow clean: its checkpoints, fan-outs and whole subtree go.
-    const subtree = (await select(ex, JOB_SUBTREE_IDS, [[id]])).map((r) => str(r['id']));
-    await write(ex, STEP_DELETE_FOR_JOBS, [[id]]);
-    await write(ex, FAN_OUT_DELETE_FOR_PARENTS, [[id]]);
-    for (let i = 0; i < subtree.length; i += 1000) {
-      const part = subtree.slice(i, i + 1000);
-      await write(ex, STEP_DELETE_FOR_JOBS, [part]);
-      await write(ex, FAN_OUT_DELETE_FOR_PARENTS, [part]);
-      await write(ex, SIGNAL_DELETE_FOR_JOBS, [part]);
-      await write(ex, JOB_DELETE_MANY, [part]);
-    }
+    if (p.fromFailedStep !== true) await dropWorkflowState(ex, [id]);
   });
 }
 

@@ -24,13 +24,16 @@ import type { MaybePromise } from '../shared/maybe-async.js';
 import type { Dialect } from '../storage.js';
 import { MysqlDb, isConnectionReset, type MysqlConnectionLike, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes } from './connection.js';
 import type { DriverContext } from './driver-context.js';
+import * as bulk from './bulk-ops.js';
 import * as jobs from './job-ops.js';
+import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { packetLimitOf } from './statement-budget.js';
 import { translateError } from './translate-error.js';
+import * as workers from './worker-registry.js';
 import * as wf from './workflow-ops.js';
 
 /** The structural mysql2 types the driver accepts (see `connection.ts`). */
@@ -56,7 +59,17 @@ export interface MysqlStorageOptions {
 const SUSPECT_STATEMENT_BYTES = 1024 * 1024;
 
 /** Every `Storage` method: the function of the same name in the file the storage docs name. */
-const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({
+  migrate,
+  ...jobs,
+  ...listing,
+  ...bulk,
+  ...retention,
+  ...run,
+  ...wf,
+  ...sched,
+  ...workers,
+});
 
 /**
  * The MySQL 8 / MariaDB >= 10.6 storage driver.

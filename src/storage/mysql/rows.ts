@@ -39,9 +39,9 @@ export function toJobRow(r: DbRecord): JobRow {
   return mapJobRow(mysqlColumns, r);
 }
 
-/** A `sdj_steps` row as a `StepRow`. */
+/** A `sdj_steps` row as a `StepRow`, with the instant it was recorded (`created_at`). */
 export function toStepRow(r: DbRecord): StepRow {
-  return mapStepRow(mysqlColumns, r);
+  return { ...mapStepRow(mysqlColumns, r), createdAt: mysqlColumns.int(r['created_at']) };
 }
 
 /** A `sdj_fan_outs` row as a `FanOutRow`. */

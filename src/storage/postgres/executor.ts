@@ -96,7 +96,10 @@ export class PgExec {
     return (await this.rows<R>(template, values, c))[0];
   }
 
-  /** Runs a statement without prepared-statement caching (DDL, one-off statements). */
+  /**
+   * Runs a statement without prepared-statement caching, planned for the values given (DDL,
+   * one-off statements, and listings whose text follows each call's filter).
+   */
   async exec(template: string, values: unknown[] = [], c: PgQueryableLike = this.pool): Promise<unknown[]> {
     const res = await c.query({ text: template.replaceAll('{s}', this.schemaSql), values });
     return res.rows;

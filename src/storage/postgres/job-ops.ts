@@ -1,14 +1,15 @@
 /**
  * Job operations of the PostgreSQL driver: the clock, inserts (one statement per chunk of jobs),
- * reads, operator actions (cancel the whole subtree, pause, resume, retry) and paused queues
- * (retention, `jobPrune`, is in `retention.ts`). Multi-statement operations run in one
- * transaction.
+ * reads by id, operator actions (cancel the whole subtree, pause, resume, retry) and paused
+ * queues. Listings are in `listing.ts`, bulk actions in `bulk-ops.ts`, the retry from the failed
+ * step in `retry-from-step.ts`, retention (`jobPrune`) in `retention.ts`. Multi-statement
+ * operations run in one transaction.
  * @internal
  */
 import { InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, type JobStatus } from '../../types.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobRow } from '../storage.js';
 import { splitByText, textLength } from './batch-parts.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
@@ -21,12 +22,11 @@ import {
   JOB_GET_MANY,
   JOB_INSERT,
   JOB_INSERT_SKIP,
-  JOB_LIST_ASC,
-  JOB_LIST_DESC,
   JOB_LOCK_FOR_RETRY,
   JOB_RETRY,
   JOB_SET_STATUS,
 } from './queries/jobs.js';
+import { retryFromFailedStep } from './retry-from-step.js';
 import { toInt, toJobRow, type JobDbRow } from './rows.js';
 
 /** `Storage.clockNow`: the injected clock, else the database clock (one statement). */
@@ -123,13 +123,6 @@ export async function jobGet(x: PgExec, p: { id: string }): Promise<JobRow | und
   return r === undefined ? undefined : toJobRow(r);
 }
 
-/** `Storage.jobList`. */
-export async function jobList(x: PgExec, p: JobListParams): Promise<JobRow[]> {
-  const values = [p.status ?? null, p.queue ?? null, p.type ?? null, p.parentId ?? null, p.fanOutId ?? null, Math.max(0, Math.trunc(p.limit)), Math.max(0, Math.trunc(p.offset ?? 0))];
-  const rows = await x.rows<JobDbRow>(p.order === 'asc' ? JOB_LIST_ASC : JOB_LIST_DESC, values);
-  return rows.map(toJobRow);
-}
-
 /** `Storage.jobCountByStatus`. */
 export async function jobCountByStatus(x: PgExec, p: { queue?: string }): Promise<Record<JobStatus, number>> {
   const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
@@ -168,9 +161,11 @@ async function jobSetStatus(x: PgExec, id: string, from: 'pending' | 'paused', t
  * `Storage.jobRetry`: one transaction — the job's fan-out (if it is a child) and the fan-outs
  * of its subtree are locked before the job row, the job goes failed/cancelled → pending and
  * leaves its old outcome's count on that fan-out, then its checkpoints, fan-outs and
- * descendants are dropped so a workflow starts clean.
+ * descendants are dropped so a workflow starts clean; with `fromFailedStep`, they are kept and
+ * the workflow resumes where it failed instead (`retry-from-step.ts`).
+ * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)
  */
-export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
+export async function jobRetry(x: PgExec, p: { id: string; fromFailedStep?: boolean }): Promise<void> {
   await withTx(x.pool, async (c) => {
     const below = await descendants(x, c, [p.id]);
     await lockFanOutsOf(x, c, [p.id, ...below]);
@@ -178,6 +173,10 @@ export async function jobRetry(x: PgExec, p: { id: string }): Promise<void> {
     if (cur === undefined) throw new JobNotFoundError(p.id);
     if (cur.status !== 'failed' && cur.status !== 'cancelled') {
       throw new InvalidStateError(cannotRetryMessage(p.id, cur.status));
+    }
+    if (p.fromFailedStep === true) {
+      await retryFromFailedStep(x, c, p.id, cur.status);
+      return;
     }
     const failed = cur.status === 'failed' ? 1 : 0;
     await x.rows(JOB_RETRY, [x.now(), p.id, x.channel, failed, 1 - failed], c);

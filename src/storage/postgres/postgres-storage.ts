@@ -22,13 +22,16 @@ import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import type { Unlisten } from '../storage.js';
 import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
+import * as bulk from './bulk-ops.js';
 import * as jobs from './job-ops.js';
+import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { translateError } from './translate-error.js';
+import * as workers from './worker-registry.js';
 import * as wf from './workflow-ops.js';
 
 export type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from './connection.js';
@@ -46,7 +49,17 @@ export interface PostgresStorageOptions {
 }
 
 /** Every `Storage` method: the exported function of the same name in its operations module. */
-const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({
+  migrate,
+  ...jobs,
+  ...listing,
+  ...bulk,
+  ...retention,
+  ...run,
+  ...wf,
+  ...sched,
+  ...workers,
+});
 
 /** The pool a storage runs on, and whether it created (and so ends) it. */
 function openPool(urlOrPool: string | PgPoolLike, max: number, logger: Logger): { pool: PgPoolLike; owned: boolean } {

@@ -65,9 +65,9 @@ export function toFanOutRow(r: DbRecord): FanOutRow {
   return mapFanOutRow(pgColumns, r);
 }
 
-/** Maps a step row. */
+/** Maps a step row, with the instant it was recorded (`created_at`). */
 export function toStepRow(r: DbRecord): StepRow {
-  return mapStepRow(pgColumns, r);
+  return { ...mapStepRow(pgColumns, r), createdAt: pgColumns.int(r['created_at']) };
 }
 
 /** Maps a schedule row. */

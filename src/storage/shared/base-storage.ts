@@ -6,7 +6,8 @@
  * - the closed check (`StorageClosedError` once `close()` began);
  * - the empty-batch short-circuits, answered without touching the database: `jobInsertMany`
  *   with no jobs (and no caller transaction), `jobGetMany` with no ids, `jobFinishMany`,
- *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobClaim` with
+ *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobRetryMany`,
+ *   `jobDeleteMany` with no ids, `jobClaim` with
  *   no queues, and `jobReclaimExpired`, `jobWakeDue`, `jobPrune`,
  *   `scheduleListDue` with a limit below 1;
  * - error translation (driver errors become the library's typed errors) and a `debug` log entry
@@ -24,10 +25,12 @@ import { type DurableJobsError, StorageClosedError } from '../../errors.js';
 import { silentLogger } from '../../internal/logger.js';
 import type { JobStatus, Logger } from '../../types.js';
 import type {
+  BulkResult,
   Dialect,
   FanOutCollected,
   FanOutRow,
   JobClaimParams,
+  JobFilter,
   JobFinishManyParams,
   JobHeartbeatParams,
   JobInsertManyParams,
@@ -40,6 +43,7 @@ import type {
   JobSuspendParams,
   JobSuspendUntilParams,
   JobSuspendUntilResult,
+  QueueSummaryRow,
   ReclaimedJob,
   ScheduleFireParams,
   ScheduleRow,
@@ -50,6 +54,8 @@ import type {
   StepRecordParams,
   StepRow,
   Storage,
+  WorkerBeatParams,
+  WorkerRow,
 } from '../storage.js';
 import { STORAGE_OPERATION_FAILED } from './contract-messages.js';
 import { isPromiseLike, type MaybePromise } from './maybe-async.js';
@@ -92,8 +98,15 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   jobPause: true,
   jobResume: true,
   jobRetry: true,
+  jobRetryMany: true,
+  jobDeleteMany: true,
   jobPrune: true,
   queueSetPaused: true,
+  queueSummary: true,
+  workerBeat: true,
+  workerList: true,
+  workerRemove: true,
+  jobCount: true,
   stepList: true,
   stepRecord: true,
   stepRecordMany: true,
@@ -241,6 +254,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
+  jobCount(p: JobFilter): Promise<number> {
+    return this.run('jobCount', p);
+  }
+
+  /** @inheritdoc */
   jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
     return this.run('jobCountByStatus', p);
   }
@@ -297,8 +315,20 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
-  jobRetry(p: { id: string }): Promise<void> {
+  jobRetry(p: { id: string; fromFailedStep?: boolean }): Promise<void> {
     return this.run('jobRetry', p);
+  }
+
+  /** @inheritdoc */
+  jobRetryMany(p: { ids: string[] }): Promise<BulkResult> {
+    if (this.#skip(p.ids.length === 0)) return Promise.resolve<BulkResult>({ done: [], skipped: [] });
+    return this.run('jobRetryMany', p);
+  }
+
+  /** @inheritdoc */
+  jobDeleteMany(p: { ids: string[] }): Promise<BulkResult> {
+    if (this.#skip(p.ids.length === 0)) return Promise.resolve<BulkResult>({ done: [], skipped: [] });
+    return this.run('jobDeleteMany', p);
   }
 
   /** @inheritdoc */
@@ -313,8 +343,36 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
-  stepList(p: { jobId: string }): Promise<StepRow[]> {
-    return this.run('stepList', p);
+  queueSummary(): Promise<QueueSummaryRow[]> {
+    return this.run('queueSummary', undefined);
+  }
+
+  /** @inheritdoc */
+  workerBeat(p: WorkerBeatParams): Promise<void> {
+    return this.run('workerBeat', p);
+  }
+
+  /** @inheritdoc */
+  workerList(): Promise<WorkerRow[]> {
+    return this.run('workerList', undefined);
+  }
+
+  /** @inheritdoc */
+  workerRemove(p: { id: string }): Promise<void> {
+    return this.run('workerRemove', p);
+  }
+
+  /** @inheritdoc */
+  stepList(p: { jobId: string; withTimes?: boolean }): Promise<StepRow[]> {
+    const rows = this.run('stepList', p);
+    if (p.withTimes === true) return rows;
+    return rows.then((list) =>
+      list.map((r) => {
+        if (r.createdAt === undefined) return r;
+        const { createdAt: _, ...rest } = r;
+        return rest;
+      }),
+    );
   }
 
   /** @inheritdoc */

@@ -49,3 +49,33 @@ export function stepAlreadyFinishedMessage(jobId: string, stepIndex: number): st
 export function missingDriverPackageMessage(storageClass: string, packageName: string): string {
   return `${storageClass} needs the "${packageName}" package: npm install ${packageName}`;
 }
+
+/** Bulk skip reason: no job has this id (any more). */
+export const SKIP_NOT_FOUND = 'not found';
+
+/** Bulk skip reason for retry: the job is not failed or cancelled. */
+export function skipNotRetryable(status: string): string {
+  return `${status}: only failed or cancelled jobs can be retried`;
+}
+
+/** Bulk skip reason for retry: another live job holds the job's unique key. */
+export const SKIP_UNIQUE_HELD = 'its unique key is held by another live job';
+
+/** Bulk skip reason for delete: the job is not finished. */
+export function skipNotFinished(status: string): string {
+  return `${status}: only finished jobs can be deleted`;
+}
+
+/** Bulk skip reason for delete: a job below it is not finished. */
+export const SKIP_UNFINISHED_SUBJOBS = 'has unfinished sub-jobs';
+
+/** Bulk skip reason for delete: its parent is not finished (a sub-job goes with its workflow). */
+export const SKIP_PARENT_UNFINISHED = 'sub-job of an unfinished parent: delete or cancel the parent';
+
+/** Bulk skip reason for cancel: the job had already finished. */
+export const SKIP_ALREADY_FINISHED = 'already finished';
+
+/** `InvalidStateError` text of a retry from the failed step whose fan-out lost children. */
+export function childrenMissingMessage(jobId: string, fanOutId: string, have: number, total: number): string {
+  return `cannot retry job ${jobId} from its failed step: fan-out ${fanOutId} has ${have} of its ${total} children (some were deleted); retry it from scratch`;
+}

@@ -1,6 +1,7 @@
 /**
  * Job operations on SQLite: the clock, insert, reads, operator actions (cancel the whole
- * subtree, pause, resume, retry) and queue pause flags (retention, `jobPrune`, is in `retention.ts`). Each operation
+ * subtree, pause, resume, retry) and queue pause flags (listings are in `listing.ts`, bulk actions
+ * in `bulk-ops.ts`, retention, `jobPrune`, in `retention.ts`). Each operation
  * is one synchronous call: writes run as one `BEGIN IMMEDIATE` transaction (`ctx.write`), reads
  * as single statements.
  * @internal
@@ -8,26 +9,13 @@
 import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../types.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
-import type { JobInsert, JobInsertManyParams, JobListParams, JobRow } from '../storage.js';
+import type { JobInsert, JobInsertManyParams, JobRow } from '../storage.js';
 import type { SqliteDatabaseLike } from './connection.js';
 import { cancelSubtrees } from './fan-out-accounting.js';
 import { QUEUE_SET_PAUSED } from './queries/admin.js';
-import {
-  JOB_COUNT_BY_STATUS,
-  JOB_COUNT_BY_STATUS_IN_QUEUE,
-  JOB_DELETE_MANY,
-  JOB_DESCENDANTS,
-  JOB_GET,
-  JOB_GET_MANY,
-  JOB_INSERT,
-  JOB_LIST_FILTERS,
-  JOB_PAUSE,
-  JOB_RESUME,
-  JOB_RETRY,
-  JOB_STATUS,
-  jobListSql,
-} from './queries/jobs.js';
-import { FAN_OUT_DELETE_FOR_PARENTS, FAN_OUT_UNCOUNT, SIGNAL_DELETE_FOR_JOBS, STEP_DELETE_FOR_JOBS } from './queries/workflow.js';
+import { JOB_COUNT_BY_STATUS, JOB_COUNT_BY_STATUS_IN_QUEUE, JOB_GET, JOB_GET_MANY, JOB_INSERT, JOB_PAUSE, JOB_RESUME, JOB_STATUS } from './queries/jobs.js';
+import { reopenJob, retryFromScratch } from './retry-core.js';
+import { retryFromFailedStep } from './retry-from-step.js';
 import { int, toJobRow, type JobDbRow } from './rows.js';
 import type { SqliteContext, Statements } from './statements.js';
 import { isUniqueKeyViolation, translateError } from './translate-error.js';
@@ -75,39 +63,24 @@ export function jobResume(ctx: SqliteContext, p: { id: string }): void {
 }
 
 /**
- * failed/cancelled → pending (attempt 0, run_at now); drops the job's checkpoints and fan-outs
- * and deletes its descendants (with their checkpoints, fan-outs and signals). A retried fan-out
- * child leaves its fan-out's counters (a decision already made stands).
+ * failed/cancelled → pending (attempt 0, run_at now, last_error kept), in one transaction. By
+ * default the workflow starts clean: the job's checkpoints and fan-outs are dropped and its
+ * descendants deleted (with their checkpoints, fan-outs and signals). With `fromFailedStep` it
+ * resumes where it failed (see `retry-from-step.ts`). A retried fan-out child leaves its fan-out's
+ * counters (a decision already made stands).
  * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is taken again)
  */
-export function jobRetry(ctx: SqliteContext, p: { id: string }): void {
-  ctx.write((c, now) => retryJob(c, now, p.id));
-}
-
-function retryJob(c: Statements, now: number, id: string): void {
-  const row = c.st(JOB_GET).get(id) as JobDbRow | undefined;
-  if (row === undefined) throw new JobNotFoundError(id);
-  if (row.status !== 'failed' && row.status !== 'cancelled') {
-    throw new InvalidStateError(cannotRetryMessage(id, row.status));
-  }
-  const descendants = (c.st(JOB_DESCENDANTS).all(id) as { id: string }[]).map((r) => r.id);
-  const all = JSON.stringify([id, ...descendants]);
-  c.st(STEP_DELETE_FOR_JOBS).run(all);
-  c.st(FAN_OUT_DELETE_FOR_PARENTS).run(all);
-  if (descendants.length > 0) {
-    const only = JSON.stringify(descendants);
-    c.st(SIGNAL_DELETE_FOR_JOBS).run(only);
-    c.st(JOB_DELETE_MANY).run(only);
-  }
-  try {
-    c.st(JOB_RETRY).run({ id, now });
-  } catch (e) {
-    throw translateError(e, row.unique_key);
-  }
-  // A retried fan-out child is counted again when it ends: take its old outcome back out.
-  if (row.fan_out_id !== null) {
-    c.st(FAN_OUT_UNCOUNT).run({ id: row.fan_out_id, failed: row.status === 'failed' ? 1 : 0, cancelled: row.status === 'cancelled' ? 1 : 0 });
-  }
+export function jobRetry(ctx: SqliteContext, p: { id: string; fromFailedStep?: boolean }): void {
+  ctx.write((c, now) => {
+    const row = c.st(JOB_GET).get(p.id) as JobDbRow | undefined;
+    if (row === undefined) throw new JobNotFoundError(p.id);
+    if (row.status !== 'failed' && row.status !== 'cancelled') {
+      throw new InvalidStateError(cannotRetryMessage(p.id, row.status));
+    }
+    if (p.fromFailedStep !== true) return retryFromScratch(c, now, row);
+    retryFromFailedStep(c, now, row.id);
+    reopenJob(c, now, row);
+  });
 }
 
 /** run_at of a new job: max(now + delayMs, runAt ?? 0). */
@@ -176,15 +149,6 @@ export function jobGet(ctx: SqliteContext, p: { id: string }): JobRow | undefine
  */
 export function jobGetMany(ctx: SqliteContext, p: { ids: readonly string[] }): JobRow[] {
   return (ctx.read((c) => c.st(JOB_GET_MANY).all(JSON.stringify(p.ids))) as JobDbRow[]).map(toJobRow);
-}
-
-/** Jobs matching the filters, newest first unless `order: 'asc'`. */
-export function jobList(ctx: SqliteContext, p: JobListParams): JobRow[] {
-  const filters = (Object.keys(JOB_LIST_FILTERS) as (keyof typeof JOB_LIST_FILTERS)[]).filter((k) => p[k] !== undefined);
-  const params: Record<string, string | number> = { limit: Math.max(0, p.limit), offset: Math.max(0, p.offset ?? 0) };
-  for (const k of filters) params[k] = p[k] as string;
-  const rows = ctx.read((c) => c.st(jobListSql(filters, p.order ?? 'desc')).all(params)) as JobDbRow[];
-  return rows.map(toJobRow);
 }
 
 /** Counts by status (every status present, zero when none), over all queues or one. */

@@ -17,5 +17,10 @@ export const MIGRATIONS: readonly Migration[] = [
     "version": 2,
     "name": "prune_index",
     "sql": "-- simple-durable-jobs: retention. Finished root jobs (no parent) by status and completion time,\n-- the only rows `jobPrune` looks for. Partial: a row enters it when a root job finishes and\n-- leaves it when the job is pruned or retried; children and live jobs are never in it, so the\n-- claim, heartbeat and reclaim statements do no work on it (they only evaluate its condition).\nCREATE INDEX sdj_jobs_prune ON sdj_jobs (status, completed_at) WHERE parent_id IS NULL AND completed_at IS NOT NULL;\n"
+  },
+  {
+    "version": 3,
+    "name": "operations",
+    "sql": "-- simple-durable-jobs: the operator tools. A registry of running workers, and an index that\n-- lists failed and cancelled jobs newest first.\n\n-- One row per running worker, refreshed by its heartbeat; a row whose expiry has passed is no\n-- longer listed, and the next beat of any worker deletes it (through `sdj_workers_expires`).\n-- `queues` is a JSON array of names (text, like every payload).\nCREATE TABLE sdj_workers (\n  id           TEXT    NOT NULL PRIMARY KEY,\n  name         TEXT    NOT NULL,\n  host         TEXT    NOT NULL,\n  pid          INTEGER NOT NULL,\n  queues       TEXT    NOT NULL,\n  running      INTEGER NOT NULL,\n  started_at   INTEGER NOT NULL,\n  last_seen_at INTEGER NOT NULL,\n  expires_at   INTEGER NOT NULL\n);\nCREATE INDEX sdj_workers_expires ON sdj_workers (expires_at);\n\n-- Failed and cancelled jobs by status, then id (creation order): a listing of failed jobs walks\n-- it newest first instead of every finished row. Partial: a job enters it once, when it fails\n-- or is cancelled, and leaves it when retried or deleted; claims and completions never touch it\n-- (they only evaluate its condition).\nCREATE INDEX sdj_jobs_failed ON sdj_jobs (status, id) WHERE status IN ('failed', 'cancelled');\n"
   }
 ];

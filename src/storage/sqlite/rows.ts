@@ -72,9 +72,9 @@ export function tupleToJobRow(r: JobTuple): JobRow {
   return mapJobTuple(sqliteColumns, r);
 }
 
-/** Maps a step row. */
+/** Maps a step row, with the instant it was recorded (`created_at`). */
 export function toStepRow(r: DbRecord): StepRow {
-  return mapStepRow(sqliteColumns, r);
+  return { ...mapStepRow(sqliteColumns, r), createdAt: sqliteColumns.int(r['created_at']) };
 }
 
 /** Maps a fan-out row. */

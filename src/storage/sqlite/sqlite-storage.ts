@@ -3,7 +3,8 @@
  *
  * How it works: `better-sqlite3` is synchronous, so every method runs its whole state change as
  * one synchronous `BEGIN IMMEDIATE` transaction and never holds a transaction across an `await`
- * (the operations, in `job-ops.ts`, `run-ops.ts`, `workflow-ops.ts` and `schedule-ops.ts`,
+ * (the operations, in `job-ops.ts`, `listing.ts`, `bulk-ops.ts`, `run-ops.ts`, `workflow-ops.ts`,
+ * `schedule-ops.ts` and `worker-registry.ts`,
  * return their results synchronously; the shared `BaseStorage` facade settles the promises).
  * Several `SqliteStorage` instances — in one process or in many — can therefore share one
  * database file: writers serialize on the file lock (WAL mode, `busy_timeout`, default 5 s),
@@ -37,13 +38,16 @@ import type { DurableJobsError } from '../../errors.js';
 import type { Logger } from '../../types.js';
 import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import { openDatabase, type SqliteDatabaseLike } from './connection.js';
+import * as bulk from './bulk-ops.js';
 import * as jobs from './job-ops.js';
+import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { SqliteContext } from './statements.js';
 import { translateError } from './translate-error.js';
+import * as workers from './worker-registry.js';
 import * as wf from './workflow-ops.js';
 
 export type { SqliteDatabaseLike } from './connection.js';
@@ -63,7 +67,17 @@ export interface SqliteStorageOptions {
 }
 
 /** Every `Storage` method: the function of the same name in the file the storage docs name. */
-const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({ migrate, ...jobs, ...retention, ...run, ...wf, ...sched });
+const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({
+  migrate,
+  ...jobs,
+  ...listing,
+  ...bulk,
+  ...retention,
+  ...run,
+  ...wf,
+  ...sched,
+  ...workers,
+});
 
 /**
  * Storage on SQLite through `better-sqlite3` (loaded lazily, only when given a path).

@@ -208,8 +208,8 @@ export function fanOutExpire(ctx: SqliteContext, p: { id: string }): boolean {
   return ctx.write((c, now) => expireFanOut(c, now, p.id));
 }
 
-/** Every checkpoint of a job, by step index. */
-export function stepList(ctx: SqliteContext, p: { jobId: string }): StepRow[] {
+/** Every checkpoint of a job, by step index, each with `createdAt` (the facade drops it without `withTimes`). */
+export function stepList(ctx: SqliteContext, p: { jobId: string; withTimes?: boolean }): StepRow[] {
   return (ctx.read((c) => c.st(STEP_LIST).all(p.jobId)) as DbRecord[]).map(toStepRow);
 }
 

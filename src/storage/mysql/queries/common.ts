@@ -38,8 +38,8 @@ export const FAN_OUT_COLUMNS_FO = FAN_OUT_COLUMNS.split(', ')
 /** The columns of a `ScheduleRow`. */
 export const SCHEDULE_COLUMNS = 'name, spec, options, next_run_at, last_run_at, last_job_id, created_at, updated_at';
 
-/** The columns of a `StepRow`. */
-export const STEP_COLUMNS = 'job_id, step_index, step_name, status, output, error';
+/** The columns of a `StepRow`, with the instant it was recorded. */
+export const STEP_COLUMNS = 'job_id, step_index, step_name, status, output, error, created_at';
 
 /** `n` comma-separated copies of `group`. */
 export function repeat(group: string, n: number): string {

@@ -34,34 +34,6 @@ export const JOB_GET = `SELECT ${JOB_COLUMNS} FROM sdj_jobs WHERE id = ?`;
 /** Jobs by id (each once, ids not found left out). Params: ids[]. */
 export const JOB_GET_MANY = `SELECT ${JOB_COLUMNS} FROM sdj_jobs WHERE id IN (?)`;
 
-/** Filters of {@link jobListSql}, each present when given. */
-export interface JobListFilters {
-  status: boolean;
-  queue: boolean;
-  type: boolean;
-  parentId: boolean;
-  fanOutId: boolean;
-}
-
-/**
- * Jobs matching filters, newest (created_at, id) first or last.
- * Params: the present filters' values in the order status, queue, type, parentId, fanOutId; then limit, offset.
- */
-export function jobListSql(f: JobListFilters, order: 'asc' | 'desc'): string {
-  const where: string[] = [];
-  if (f.status) where.push('status = ?');
-  if (f.queue) where.push('queue = ?');
-  if (f.type) where.push('type = ?');
-  if (f.parentId) where.push('parent_id = ?');
-  if (f.fanOutId) where.push('fan_out_id = ?');
-  const dir = order === 'asc' ? 'ASC' : 'DESC';
-  return (
-    `SELECT ${JOB_COLUMNS} FROM sdj_jobs` +
-    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY created_at ${dir}, id ${dir} LIMIT ? OFFSET ?`
-  );
-}
-
 /** Job counts by status over every queue. Result: `{ status, n }[]`. */
 export const JOB_COUNT_BY_STATUS = 'SELECT status, COUNT(*) AS n FROM sdj_jobs GROUP BY status';
 
@@ -192,9 +164,9 @@ const PRUNE_IDS = "JSON_TABLE(?, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET u
  * statement reads, and locks, only the rows it deletes, whatever share of the table the ids are.
  * (`DELETE ... WHERE id IN (...)` does not promise that: MariaDB scans the whole table when the
  * ids are a large share of a small one, `FORCE INDEX` or not, and a locking scan waits for every
- * row another transaction holds.) Params: JSON array of ids.
+ * row another transaction holds.) Bulk deletes (`queries/bulk.ts`) use it too. Params: JSON array of ids.
  */
-function pruneDeleteSql(table: string, column: string, index: string): string {
+export function pruneDeleteSql(table: string, column: string, index: string): string {
   return `DELETE x FROM ${PRUNE_IDS} STRAIGHT_JOIN ${table} x FORCE INDEX (${index}) ON x.${column} = d.id`;
 }
 

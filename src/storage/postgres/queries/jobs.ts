@@ -1,5 +1,6 @@
 /**
- * PostgreSQL statements over `sdj_jobs`: insert, reads, counts, pause/resume, retry and pruning. Every value
+ * PostgreSQL statements over `sdj_jobs`: insert, reads, counts, pause/resume, retry and pruning
+ * (listings are in `listing.ts`). Every value
  * is a bound parameter; `$1` is always the optional "now" (see `NOW_CTE`). Statements that make
  * jobs ready call `pg_notify(channel, queue)`, delivered when their transaction commits.
  * New jobs are inserted straight into the live partition, pause and resume update it; reads
@@ -59,25 +60,6 @@ export const JOB_GET = 'SELECT * FROM {s}.sdj_jobs WHERE id = $1';
 /** Jobs by id (each once, ids not found left out). Params: $1 ids. Result: job rows. */
 export const JOB_GET_MANY = 'SELECT * FROM {s}.sdj_jobs WHERE id = ANY($1::text[])';
 
-function jobList(dir: 'ASC' | 'DESC'): string {
-  return `
-SELECT * FROM {s}.sdj_jobs
-WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR type = $3)
-  AND ($4::text IS NULL OR parent_id = $4) AND ($5::text IS NULL OR fan_out_id = $5)
-ORDER BY created_at ${dir}, id ${dir}
-LIMIT $6 OFFSET $7`;
-}
-
-/**
- * Jobs matching optional filters (null = any), newest first.
- * Params: $1 status, $2 queue, $3 type, $4 parent_id, $5 fan_out_id, $6 limit, $7 offset.
- * Result: job rows.
- */
-export const JOB_LIST_DESC = jobList('DESC');
-
-/** As {@link JOB_LIST_DESC}, oldest first. */
-export const JOB_LIST_ASC = jobList('ASC');
-
 /** Job counts by status, optionally in one queue. Params: $1 queue or null. Result: { status, n }. */
 export const JOB_COUNT_BY_STATUS = `
 SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue = $1) GROUP BY status`;
@@ -103,17 +85,25 @@ SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SEL
 export const JOB_LOCK_FOR_RETRY = 'SELECT status FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
 
 /**
- * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. The row is
- * deleted from history and inserted, pending, into the live partition (`moveInsert`): a unique
- * key another live job holds fails the statement (23505 on `sdj_jobs_unique_key`). A fan-out
- * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
- * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
- * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
- * Params: $1 now, $2 id, $3 channel, $4 failed, $5 cancelled. Result: one row { n: rows changed }.
+ * The retry statement; with `skipHeld`, a job whose unique key a live job holds (seen by this
+ * statement, including what this transaction wrote) is left as it is and reported `held`
+ * instead of failing the statement.
  */
-export const JOB_RETRY = `
+export function jobRetryStatement(skipHeld: boolean): string {
+  const held = skipHeld
+    ? `held AS MATERIALIZED (
+  SELECT 1 AS h FROM {s}.sdj_jobs j JOIN {s}.sdj_jobs_live l ON l.unique_key = j.unique_key
+  WHERE j.id = $2 AND j.status IN ('failed', 'cancelled') AND j.unique_key IS NOT NULL
+  LIMIT 1
+),
+`
+    : '';
+  return `
 WITH ${NOW_CTE},
-del AS (DELETE FROM {s}.sdj_jobs j WHERE j.id = $2 AND j.status IN ('failed', 'cancelled') RETURNING j.*),
+${held}del AS (
+  DELETE FROM {s}.sdj_jobs j WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')${skipHeld ? ' AND NOT EXISTS (SELECT 1 FROM held)' : ''}
+  RETURNING j.*
+),
 upd AS (
   ${moveInsert('del', {
     status: "'pending'",
@@ -135,7 +125,21 @@ unc AS (
   RETURNING f.id
 ),
 ntf AS (SELECT pg_notify($3, queue) FROM upd)
-SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted, (SELECT count(*) FROM ntf) AS notified`;
+SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted, (SELECT count(*) FROM ntf) AS notified${
+    skipHeld ? ', EXISTS (SELECT 1 FROM held) AS held' : ''
+  }`;
+}
+
+/**
+ * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. The row is
+ * deleted from history and inserted, pending, into the live partition (`moveInsert`): a unique
+ * key another live job holds fails the statement (23505 on `sdj_jobs_unique_key`). A fan-out
+ * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
+ * under lock) on its fan-out, which keeps its status: it is counted again when it ends. Run
+ * after {@link JOB_LOCK_FOR_RETRY} in the same transaction.
+ * Params: $1 now, $2 id, $3 channel, $4 failed, $5 cancelled. Result: one row { n: rows changed }.
+ */
+export const JOB_RETRY = jobRetryStatement(false);
 
 /**
  * Drops what a job's earlier runs left: its checkpoints and fan-outs, and its descendants

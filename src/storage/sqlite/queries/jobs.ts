@@ -79,30 +79,6 @@ UNION ALL SELECT 'waiting', COUNT(*) FROM sdj_jobs WHERE status = 'waiting'${and
 UNION ALL SELECT status, COUNT(*) FROM sdj_jobs WHERE status NOT IN ('pending', 'running', 'waiting')${and} GROUP BY status`;
 }
 
-/** The filter columns `jobList` accepts, and their SQL column. */
-export const JOB_LIST_FILTERS = {
-  status: 'status',
-  queue: 'queue',
-  type: 'type',
-  parentId: 'parent_id',
-  fanOutId: 'fan_out_id',
-} as const;
-
-/**
- * Builds the `jobList` statement for a set of filters (composed from the constant column names
- * above; values stay bound). Params: @status, @queue, @type, @parentId, @fanOutId (those used),
- * @limit, @offset. Result: job rows, newest first (or oldest first for `asc`).
- */
-export function jobListSql(filters: readonly (keyof typeof JOB_LIST_FILTERS)[], order: 'asc' | 'desc'): string {
-  const where = filters.map((f) => `${JOB_LIST_FILTERS[f]} = @${f}`);
-  const dir = order === 'asc' ? 'ASC' : 'DESC';
-  return (
-    'SELECT * FROM sdj_jobs' +
-    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY created_at ${dir}, id ${dir} LIMIT @limit OFFSET @offset`
-  );
-}
-
 /**
  * Finished roots of one status due for pruning, oldest first: no parent, `completed_at` before
  * @cutoff (now − the status's age), and every job anywhere below them due as well — finished,

@@ -1,0 +1,109 @@
+/**
+ * MySQL/MariaDB statements of the operator's view: job listings and counts by filter, and the
+ * per-queue summary. Every value is a bound parameter; a listing's WHERE clause holds only the
+ * conditions of the filter fields given.
+ * @internal
+ */
+import type { JobFilter, JobListParams } from '../../storage.js';
+import { JOB_COLUMNS, NOW } from './common.js';
+
+/** A statement built from a filter: its text and its parameter values. */
+export interface FilteredStatement {
+  sql: string;
+  values: unknown[];
+}
+
+/**
+ * The WHERE conditions of a filter: statuses `IN` (an empty list matches nothing), equality for
+ * queue, type, tenant, parent and fan-out, the search as a case-insensitive literal substring of
+ * `type` or `last_error` (`LOCATE` on `LOWER()`: no pattern characters), and strict bounds on
+ * `created_at`. Pushes the values onto `values`; returns the conditions (`TRUE` when none).
+ */
+function filterConditions(f: JobFilter, values: unknown[]): string {
+  const conds: string[] = [];
+  const eq = (column: string, v: unknown): void => {
+    values.push(v);
+    conds.push(`${column} = ?`);
+  };
+  if (f.statuses !== undefined) {
+    if (f.statuses.length === 0) conds.push('FALSE');
+    else {
+      values.push([...f.statuses]);
+      conds.push('status IN (?)');
+    }
+  }
+  if (f.queue !== undefined) eq('queue', f.queue);
+  if (f.type !== undefined) eq('type', f.type);
+  if (f.tenant !== undefined) eq('tenant', f.tenant);
+  if (f.parentId !== undefined) eq('parent_id', f.parentId);
+  if (f.fanOutId !== undefined) eq('fan_out_id', f.fanOutId);
+  if (f.search !== undefined) {
+    values.push(f.search, f.search);
+    conds.push('(LOCATE(LOWER(?), LOWER(type)) > 0 OR LOCATE(LOWER(?), LOWER(last_error)) > 0)');
+  }
+  if (f.createdAfter !== undefined) {
+    values.push(Math.trunc(f.createdAfter));
+    conds.push('created_at > ?');
+  }
+  if (f.createdBefore !== undefined) {
+    values.push(Math.trunc(f.createdBefore));
+    conds.push('created_at < ?');
+  }
+  return conds.length === 0 ? 'TRUE' : conds.join(' AND ');
+}
+
+/**
+ * Jobs matching a filter, after `afterId` in the order (keyset), ordered by id only, at most
+ * `limit`, rows filtered as they come and the walk stopped at the limit — never a sort of the
+ * matching rows. The primary key is forced: left to itself, the optimizer reads a status filter
+ * through `sdj_jobs_wake` and sorts every job of that status. A filter on a parent or a fan-out
+ * leaves the choice free: `sdj_jobs_parent` yields a parent's children in id order (InnoDB
+ * appends the id to it), and a fan-out's children are few.
+ * Result: job rows.
+ */
+export function jobListStatement(p: JobListParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  let where = filterConditions(p, values);
+  if (p.afterId !== undefined) {
+    values.push(p.afterId);
+    where += ` AND id ${desc ? '<' : '>'} ?`;
+  }
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  const hint = p.parentId === undefined && p.fanOutId === undefined ? ' FORCE INDEX (PRIMARY)' : '';
+  return { sql: `SELECT ${JOB_COLUMNS} FROM sdj_jobs${hint} WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`, values };
+}
+
+/** How many jobs match a filter. Result: one row `{ n }`. */
+export function jobCountStatement(f: JobFilter): FilteredStatement {
+  const values: unknown[] = [];
+  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${filterConditions(f, values)}`, values };
+}
+
+/** The statuses the queue summary counts: the live ones and `failed`. */
+const COUNTED = "('pending', 'running', 'waiting', 'paused', 'failed')";
+
+/** Rows of the grouped read in one status. */
+function countOf(status: string): string {
+  return `COUNT(CASE WHEN j.status = '${status}' THEN 1 END)`;
+}
+
+/**
+ * Per queue: the paused flag, job counts by live status and of failed jobs, and now − the oldest
+ * run_at of pending jobs already due (null when none), for every queue with a live or failed job
+ * or paused by `queueSetPaused`, by name (bytewise: the columns are utf8mb4_bin). The jobs are
+ * read through one range per counted status of `sdj_jobs_wake` (status, wake_at), so completed
+ * and cancelled rows are never read; the paused queues with none of those jobs come from
+ * `sdj_queues`, each checked with one (queue, status) range of `sdj_jobs_claim`.
+ * Params: now. Result: `{ name, paused, pending, running, waiting, paused_jobs, failed, oldest_age }[]`.
+ */
+export const QUEUE_SUMMARY =
+  'SELECT c.name, COALESCE(p.paused, 0) AS paused, c.pending, c.running, c.waiting, c.paused_jobs, c.failed, c.oldest_age FROM (' +
+  `SELECT j.queue AS name, ${countOf('pending')} AS pending, ${countOf('running')} AS running, ${countOf('waiting')} AS waiting, ` +
+  `${countOf('paused')} AS paused_jobs, ${countOf('failed')} AS failed, ` +
+  "n.t - MIN(CASE WHEN j.status = 'pending' AND j.run_at <= n.t THEN j.run_at END) AS oldest_age " +
+  `FROM (SELECT ${NOW} AS t) n STRAIGHT_JOIN sdj_jobs j FORCE INDEX (sdj_jobs_wake) WHERE j.status IN ${COUNTED} GROUP BY j.queue, n.t) c ` +
+  'LEFT JOIN sdj_queues p ON p.name = c.name ' +
+  'UNION ALL SELECT p.name, 1, 0, 0, 0, 0, 0, NULL FROM sdj_queues p WHERE p.paused = 1 AND NOT EXISTS (' +
+  `SELECT 1 FROM sdj_jobs j FORCE INDEX (sdj_jobs_claim) WHERE j.queue = p.name AND j.status IN ${COUNTED}) ` +
+  'ORDER BY name';

@@ -1,0 +1,106 @@
+/**
+ * PostgreSQL statements of the operator's view: job listings and counts by filter, and the
+ * per-queue summary. Every value is a bound parameter; a listing's WHERE clause holds only the
+ * conditions of the filter fields given, so each call is planned for its own filter (a status
+ * filter prunes the partition it cannot match, and a filter on failed or cancelled jobs can
+ * walk `sdj_jobs_history_failed`).
+ * @internal
+ */
+import type { JobFilter, JobListParams } from '../../storage.js';
+import { NOW, NOW_CTE } from './common.js';
+
+/** A statement built from a filter: its text (with `{s}`) and its parameter values. */
+export interface FilteredStatement {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * The WHERE conditions of a filter, numbering parameters from `$1`: statuses `= ANY`, equality
+ * for queue, type, tenant, parent and fan-out, the search as a case-insensitive literal
+ * substring of `last_error` or `type` (`strpos` on `lower()`: no pattern characters), and
+ * strict bounds on `created_at`. Pushes the values onto `values`; returns the conditions
+ * (`TRUE` when none).
+ */
+function filterConditions(f: JobFilter, values: unknown[]): string {
+  const conds: string[] = [];
+  const param = (v: unknown): string => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  if (f.statuses !== undefined) conds.push(`status = ANY(${param([...f.statuses])}::text[])`);
+  if (f.queue !== undefined) conds.push(`queue = ${param(f.queue)}`);
+  if (f.type !== undefined) conds.push(`type = ${param(f.type)}`);
+  if (f.tenant !== undefined) conds.push(`tenant = ${param(f.tenant)}`);
+  if (f.parentId !== undefined) conds.push(`parent_id = ${param(f.parentId)}`);
+  if (f.fanOutId !== undefined) conds.push(`fan_out_id = ${param(f.fanOutId)}`);
+  if (f.search !== undefined) {
+    const p = param(f.search);
+    conds.push(`(strpos(lower(type), lower(${p}::text)) > 0 OR strpos(lower(last_error), lower(${p}::text)) > 0)`);
+  }
+  if (f.createdAfter !== undefined) conds.push(`created_at > ${param(Math.trunc(f.createdAfter))}::bigint`);
+  if (f.createdBefore !== undefined) conds.push(`created_at < ${param(Math.trunc(f.createdBefore))}::bigint`);
+  return conds.length === 0 ? 'TRUE' : conds.join(' AND ');
+}
+
+/**
+ * Jobs matching a filter, after `afterId` in the order (keyset), ordered by id only, at most
+ * `limit`: the primary keys of both partitions walked in id order (a merge of the two), rows
+ * filtered as they come, stopping at the limit — never a sort of the matching rows.
+ * Result: job rows.
+ */
+export function jobListStatement(p: JobListParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  let where = filterConditions(p, values);
+  if (p.afterId !== undefined) {
+    values.push(p.afterId);
+    where += ` AND id ${desc ? '<' : '>'} $${values.length}`;
+  }
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  return {
+    text: `SELECT * FROM {s}.sdj_jobs WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT $${values.length}`,
+    values,
+  };
+}
+
+/** How many jobs match a filter. Result: one row { n }. */
+export function jobCountStatement(f: JobFilter): FilteredStatement {
+  const values: unknown[] = [];
+  return { text: `SELECT count(*) AS n FROM {s}.sdj_jobs WHERE ${filterConditions(f, values)}`, values };
+}
+
+/**
+ * Per queue: the paused flag, job counts by live status, failed jobs, and now − the oldest
+ * run_at of pending jobs already due (null when none), for every queue with a live or failed
+ * job or paused by `queueSetPaused`, by name (bytewise). Live counts read the live partition;
+ * failed counts come from `sdj_jobs_history_failed` alone, so completed jobs are never read.
+ * Params: $1 now. Result: { name, paused, pending, running, waiting, paused_jobs, failed,
+ * oldest_age }.
+ */
+export const QUEUE_SUMMARY = `
+WITH ${NOW_CTE},
+live AS (
+  SELECT queue,
+    count(*) FILTER (WHERE status = 'pending') AS pending,
+    count(*) FILTER (WHERE status = 'running') AS running,
+    count(*) FILTER (WHERE status = 'waiting') AS waiting,
+    count(*) FILTER (WHERE status = 'paused') AS paused_jobs,
+    min(run_at) FILTER (WHERE status = 'pending' AND run_at <= ${NOW}) AS oldest
+  FROM {s}.sdj_jobs_live GROUP BY queue
+),
+failed AS (SELECT queue, count(*) AS failed FROM {s}.sdj_jobs WHERE status = 'failed' GROUP BY queue),
+names AS (
+  SELECT queue AS name FROM live
+  UNION SELECT queue FROM failed
+  UNION SELECT name FROM {s}.sdj_queues WHERE paused
+)
+SELECT n.name, COALESCE(q.paused, false) AS paused,
+  COALESCE(l.pending, 0) AS pending, COALESCE(l.running, 0) AS running, COALESCE(l.waiting, 0) AS waiting,
+  COALESCE(l.paused_jobs, 0) AS paused_jobs, COALESCE(f.failed, 0) AS failed,
+  ${NOW} - l.oldest AS oldest_age
+FROM names n
+LEFT JOIN live l ON l.queue = n.name
+LEFT JOIN failed f ON f.queue = n.name
+LEFT JOIN {s}.sdj_queues q ON q.name = n.name
+ORDER BY n.name COLLATE "C"`;

@@ -1,0 +1,144 @@
+/**
+ * SQLite statements of the operator's view: job listings and counts by filter, and the
+ * per-queue summary. Every value is a bound parameter (`?`, in the order of the returned
+ * values); a listing's WHERE clause holds only the conditions of the filter fields given, and
+ * the fragments added to steer the planner are constant text.
+ * @internal
+ */
+import type { JobFilter, JobListParams } from '../../storage.js';
+
+/** A statement built from a filter: its text and its parameter values. */
+export interface FilteredStatement {
+  sql: string;
+  values: unknown[];
+}
+
+/** Statuses held by the partial index `sdj_jobs_failed` (status, id). */
+const FAILED_INDEXED: readonly string[] = ['failed', 'cancelled'];
+
+/**
+ * The condition of `sdj_jobs_failed`, written as its index definition is: the planner uses a
+ * partial index only when the query holds its condition as a term.
+ */
+const FAILED_INDEX_TERM = "status IN ('failed', 'cancelled')";
+
+/** The condition of `sdj_jobs_done` (status, queue), written as its index definition is. */
+const DONE_INDEX_TERM = "status NOT IN ('pending', 'running', 'waiting')";
+
+/** Statuses held by `sdj_jobs_done`. */
+const DONE_INDEXED: readonly string[] = ['completed', 'failed', 'cancelled', 'paused'];
+
+/** What a filter is for: a listing (read in id order) or a count. */
+type Purpose = 'list' | 'count';
+
+/**
+ * The WHERE conditions of a filter: statuses `IN` (an empty list matches nothing), equality for
+ * queue, type, tenant, parent and fan-out, the search as a case-insensitive literal substring of
+ * `type` or `last_error` (`instr` on `lower()`: no pattern characters), and strict bounds on
+ * `created_at`. Pushes the values onto `values`; returns the conditions (`1` when none).
+ *
+ * The status test steers the planner. For a listing: the condition of `sdj_jobs_failed` is added
+ * when every status asked for is in it (the listing then walks that index in id order), else the
+ * test is written `+status` so that no index on status is used (the listing walks the primary
+ * key in id order instead of sorting every row of the status). For a count: the condition of
+ * `sdj_jobs_done` is added when every status is in that index (the count reads it alone).
+ */
+function filterConditions(f: JobFilter, values: unknown[], purpose: Purpose): string {
+  const conds: string[] = [];
+  const eq = (column: string, v: unknown): void => {
+    values.push(v);
+    conds.push(`${column} = ?`);
+  };
+  if (f.statuses !== undefined) {
+    const statuses = [...new Set(f.statuses)];
+    if (statuses.length === 0) conds.push('0');
+    else {
+      values.push(...statuses);
+      const within = (set: readonly string[]): boolean => statuses.every((s) => set.includes(s));
+      const marks = statuses.map(() => '?').join(', ');
+      if (purpose === 'list') conds.push(...(within(FAILED_INDEXED) ? [`status IN (${marks})`, FAILED_INDEX_TERM] : [`+status IN (${marks})`]));
+      else conds.push(`status IN (${marks})`, ...(within(DONE_INDEXED) ? [DONE_INDEX_TERM] : []));
+    }
+  }
+  if (f.queue !== undefined) eq('queue', f.queue);
+  if (f.type !== undefined) eq('type', f.type);
+  if (f.tenant !== undefined) eq('tenant', f.tenant);
+  if (f.parentId !== undefined) eq('parent_id', f.parentId);
+  if (f.fanOutId !== undefined) eq('fan_out_id', f.fanOutId);
+  if (f.search !== undefined) {
+    values.push(f.search, f.search);
+    conds.push('(instr(lower(type), lower(?)) > 0 OR instr(lower(last_error), lower(?)) > 0)');
+  }
+  if (f.createdAfter !== undefined) {
+    values.push(Math.trunc(f.createdAfter));
+    conds.push('created_at > ?');
+  }
+  if (f.createdBefore !== undefined) {
+    values.push(Math.trunc(f.createdBefore));
+    conds.push('created_at < ?');
+  }
+  return conds.length === 0 ? '1' : conds.join(' AND ');
+}
+
+/**
+ * Jobs matching a filter, after `afterId` in the order (keyset), ordered by id only, at most
+ * `limit`. The rows are read in id order and the walk stops at the limit — never a sort of the
+ * matching rows: through the primary key (`sqlite_autoindex_sdj_jobs_1`), or, when only failed
+ * or cancelled jobs are asked for, through `sdj_jobs_failed` (status, id), which holds nothing
+ * else (asking for both statuses sorts the failed and cancelled rows). A filter on a parent or a
+ * fan-out reads its children through `sdj_jobs_parent` or `sdj_jobs_fan_out` and sorts those few.
+ * Result: job rows.
+ */
+export function jobListStatement(p: JobListParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  let where = filterConditions(p, values, 'list');
+  if (p.afterId !== undefined) {
+    values.push(p.afterId);
+    where += ` AND id ${desc ? '<' : '>'} ?`;
+  }
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  return { sql: `SELECT * FROM sdj_jobs WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`, values };
+}
+
+/**
+ * How many jobs match a filter. A filter on finished or paused statuses alone counts from the
+ * covering index `sdj_jobs_done` (status, queue); pending, running and waiting ones are found
+ * through their partial indexes by the planner. Result: one row `{ n }`.
+ */
+export function jobCountStatement(f: JobFilter): FilteredStatement {
+  const values: unknown[] = [];
+  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${filterConditions(f, values, 'count')}`, values };
+}
+
+/**
+ * Per queue: the paused flag, job counts by live status and of failed jobs, and the oldest
+ * run_at of pending jobs already due (null when none), for every queue with a live or failed
+ * job or a `sdj_queues` row, by name (binary order). Each status is read through the partial
+ * index that holds exactly its rows: pending jobs from `sdj_jobs_claim` (covering), running ones
+ * from `sdj_jobs_lease`, waiting ones from `sdj_jobs_wake`, paused and failed ones from
+ * `sdj_jobs_done` (covering, one range per status) — so completed and cancelled rows are never
+ * read. Params: @now. Result: `{ name, paused, pending, running, waiting, paused_jobs, failed,
+ * oldest_run_at }[]`.
+ */
+export const QUEUE_SUMMARY = `
+SELECT name, MAX(paused) AS paused, SUM(pending) AS pending, SUM(running) AS running, SUM(waiting) AS waiting,
+  SUM(paused_jobs) AS paused_jobs, SUM(failed) AS failed, MIN(oldest_run_at) AS oldest_run_at
+FROM (
+  SELECT queue AS name, 0 AS paused, COUNT(*) AS pending, 0 AS running, 0 AS waiting, 0 AS paused_jobs, 0 AS failed,
+    MIN(CASE WHEN run_at <= @now THEN run_at END) AS oldest_run_at
+  FROM sdj_jobs WHERE status = 'pending' GROUP BY queue
+  UNION ALL
+  SELECT queue, 0, 0, COUNT(*), 0, 0, 0, NULL FROM sdj_jobs WHERE status = 'running' GROUP BY queue
+  UNION ALL
+  SELECT queue, 0, 0, 0, COUNT(*), 0, 0, NULL FROM sdj_jobs WHERE status = 'waiting' GROUP BY queue
+  UNION ALL
+  SELECT queue, 0, 0, 0, 0, COUNT(*), 0, NULL FROM sdj_jobs
+  WHERE status = 'paused' AND ${DONE_INDEX_TERM} GROUP BY queue
+  UNION ALL
+  SELECT queue, 0, 0, 0, 0, 0, COUNT(*), NULL FROM sdj_jobs
+  WHERE status = 'failed' AND ${DONE_INDEX_TERM} GROUP BY queue
+  UNION ALL
+  SELECT name, paused, 0, 0, 0, 0, 0, NULL FROM sdj_queues)
+GROUP BY name
+ORDER BY name`;
