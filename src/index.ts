@@ -14,6 +14,18 @@ export type { Storage, Dialect } from './storage/storage.js';
 export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';
 export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './core/events.js';
 export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
+export type {
+  JobFilterOptions,
+  ListJobsOptions,
+  JobPage,
+  StepInfo,
+  BulkOptions,
+  BulkProgress,
+  BulkOutcome,
+  RetryJobOptions,
+  QueueInfo,
+  WorkerInfo,
+} from './queue/operator-types.js';
 
 /** @group Worker */
 export { Worker, type WorkerOptions } from './worker/worker.js';

@@ -173,3 +173,11 @@ export interface Logger {
   /** Something failed. */
   error(message: string, fields?: Record<string, unknown>): void;
 }
+
+/** Options of `waitForJob`. */
+export interface WaitForJobOptions {
+  /** Reject with `WaitTimeoutError` after this many ms (up to 100 years). @default no limit */
+  timeout?: number;
+  /** How often to re-read the job (for workers in other processes), at most 2147483647 ms. @default 100, backing off to 1000 */
+  pollInterval?: number;
+}

@@ -207,7 +207,7 @@ export class Operator {
   }
 
   async #scan(): Promise<void> {
-    const rows = await this.storage.jobList({ status: 'failed', type: 'chaos.gate', limit: 500 });
+    const rows = await this.storage.jobList({ statuses: ['failed'], type: 'chaos.gate', limit: 500 });
     const now = Date.now();
     for (const row of rows) {
       if (row.parentId === null || this.#seen.has(row.id)) continue;

@@ -4,7 +4,8 @@
  */
 import type { QueueCore } from '../core/queue-core.js';
 import { encodeJson } from '../storage/codec.js';
-import { checkName, checkQueueName } from '../core/validate.js';
+import { checkBoolean, checkName, checkOptions, checkQueueName } from '../core/validate.js';
+import type { RetryJobOptions } from './operator-types.js';
 
 /** Cancels a job and its subtree; emits `job.cancelled` per cancelled job. */
 export async function cancelJob(core: QueueCore, id: string): Promise<string[]> {
@@ -28,10 +29,12 @@ export async function resumeJob(core: QueueCore, id: string): Promise<void> {
   await wakeFor(core, id);
 }
 
-/** failed/cancelled → pending from scratch, waking local workers. */
-export async function retryJob(core: QueueCore, id: string): Promise<void> {
+/** failed/cancelled → pending, from scratch or from the failed step, waking local workers. */
+export async function retryJob(core: QueueCore, id: string, options: RetryJobOptions | undefined): Promise<void> {
   checkName(id, 'job id');
-  await core.storage.jobRetry({ id });
+  const o = checkOptions<RetryJobOptions>(options, 'retryJob options', ['fromFailedStep']);
+  const fromFailedStep = o.fromFailedStep === undefined ? false : checkBoolean(o.fromFailedStep, 'fromFailedStep');
+  await core.storage.jobRetry(fromFailedStep ? { id, fromFailedStep } : { id });
   await wakeFor(core, id);
 }
 

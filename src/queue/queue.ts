@@ -4,13 +4,13 @@
  * state changes in the storage driver.
  * @module
  */
-import { InvalidArgumentError, JobNotFoundError, WaitTimeoutError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { IdGenerator } from '../internal/ids.js';
 import { silentLogger } from '../internal/logger.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeJson } from '../storage/codec.js';
 import type { JobInsert, Storage } from '../storage/storage.js';
-import { JOB_STATUSES, TERMINAL_STATUSES } from '../types.js';
-import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger, PruneOptions, RetentionOptions } from '../types.js';
+import { JOB_STATUSES } from '../types.js';
+import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger, PruneOptions, RetentionOptions, WaitForJobOptions } from '../types.js';
 import type { Handler, JobDefinition } from '../workflow/job-context.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
@@ -18,8 +18,13 @@ import { buildJobInsert } from '../core/enqueue.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
 import { toJob } from '../core/job-mapper.js';
 import { checkRetention, pruneAges, pruneAll, retentionOf } from '../core/retention.js';
-import { checkDuration, checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, checkTimerDuration, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
+import { checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
 import * as ops from './operations.js';
+import { bulkAction, deleteJob } from './bulk.js';
+import { listQueues, listWorkers } from './fleet.js';
+import { getSteps, listJobs } from './listing.js';
+import type { BulkOptions, BulkOutcome, JobFilterOptions, JobPage, ListJobsOptions, QueueInfo, RetryJobOptions, StepInfo, WorkerInfo } from './operator-types.js';
+import { waitForJob } from './wait-for-job.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
 import type { Schedule } from '../scheduler/schedules.js';
 
@@ -46,13 +51,7 @@ export interface QueueOptions {
   retention?: RetentionOptions | false;
 }
 
-/** Options of `waitForJob`. */
-export interface WaitForJobOptions {
-  /** Reject with `WaitTimeoutError` after this many ms (up to 100 years). @default no limit */
-  timeout?: number;
-  /** How often to re-read the job (for workers in other processes), at most 2147483647 ms. @default 100, backing off to 1000 */
-  pollInterval?: number;
-}
+export type { WaitForJobOptions } from '../types.js';
 
 /**
  * The entry point: a queue bound to one storage.
@@ -161,49 +160,7 @@ export class Queue<Tx = unknown> {
    * @throws (rejects) JobNotFoundError, WaitTimeoutError
    */
   async waitForJob<Args = unknown, Result = unknown>(id: string, options: WaitForJobOptions = {}): Promise<Job<Args, Result>> {
-    checkName(id, 'job id');
-    const o = checkOptions<WaitForJobOptions>(options, 'waitForJob options', ['timeout', 'pollInterval']);
-    // The timeout is waited out in poll-sized steps, so it may be longer than a timer can wait.
-    const timeout = o.timeout === undefined ? undefined : checkDuration(o.timeout, 'timeout');
-    let interval = o.pollInterval === undefined ? 100 : checkTimerDuration(o.pollInterval, 'pollInterval', 1);
-    const maxInterval = Math.max(interval, 1000);
-    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
-    // A local outcome wakes the wait at once. It may land while the job is being read (the read
-    // then returns the state before it): `woken` keeps it for the next wait. The stream keeps
-    // every event of a burst (a flush of a thousand outcomes emits them all in one turn), so
-    // this job's own is never dropped.
-    let woken = false;
-    let wake: (() => void) | undefined;
-    const stream = this.#core.hub.stream({ bufferSize: Infinity });
-    const watch = (async () => {
-      for await (const e of stream) {
-        if (!isTerminalEventFor(e, id)) continue;
-        woken = true;
-        wake?.();
-      }
-    })();
-    try {
-      for (;;) {
-        woken = false;
-        const job = await this.getJob<Args, Result>(id);
-        if (!job) throw new JobNotFoundError(id);
-        if (TERMINAL_STATUSES.includes(job.status)) return job;
-        if (woken) continue;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new WaitTimeoutError(`job ${id} is still ${job.status} after ${timeout} ms`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(interval, left));
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        interval = Math.min(maxInterval, interval * 1.5);
-      }
-    } finally {
-      await stream.return?.();
-      await watch;
-    }
+    return waitForJob<Args, Result>(this.#core, id, options);
   }
 
   /** Job counts by status, for all queues or one. */
@@ -286,11 +243,69 @@ export class Queue<Tx = unknown> {
     await ops.setQueuePaused(this.#core, queue, false);
   }
   /**
-   * Re-runs a failed or cancelled job from scratch (attempts reset, checkpoints dropped).
-   * @throws (rejects) JobNotFoundError, InvalidStateError
+   * Re-runs a failed or cancelled job: from scratch (attempts reset, checkpoints dropped), or
+   * with `fromFailedStep: true` keeping its checkpoints and resuming at the step that failed (a
+   * failed fan-out re-runs only its failed and cancelled sub-jobs).
+   * @throws (rejects) JobNotFoundError, InvalidStateError, DuplicateJobError
    */
-  async retryJob(id: string): Promise<void> {
-    await ops.retryJob(this.#core, id);
+  async retryJob(id: string, options?: RetryJobOptions): Promise<void> {
+    await ops.retryJob(this.#core, id, options);
+  }
+
+  /**
+   * A page of jobs matching the filters, newest first (by creation) unless `order: 'asc'`;
+   * pass `nextCursor` back as `cursor` for the next page. Pages stay correct while jobs change
+   * state or new ones arrive: no job is shown twice or skipped for that.
+   * @example
+   * const { jobs, nextCursor } = await queue.listJobs({ status: 'failed', queue: 'emails', search: 'timeout' });
+   * @throws (rejects) InvalidArgumentError on a bad filter, limit or cursor
+   */
+  listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
+    return listJobs(this.#core, options);
+  }
+  /** A job's workflow checkpoints, by step index. @throws (rejects) JobNotFoundError */
+  getSteps(id: string): Promise<StepInfo[]> {
+    return getSteps(this.#core, id);
+  }
+  /**
+   * Retries, from scratch, every failed or cancelled job matching the filter, in batches (each
+   * one short transaction); resolves with how many were retried and which were left alone, and why.
+   * @example
+   * await queue.retryJobs({ status: 'failed', queue: 'emails' }, { onProgress: (p) => console.log(p.done, '/', p.total) });
+   * @throws (rejects) InvalidArgumentError on a bad filter or a status other than failed/cancelled
+   */
+  retryJobs(filter: JobFilterOptions, options?: BulkOptions): Promise<BulkOutcome> {
+    return bulkAction(this.#core, 'retry', filter, options);
+  }
+  /**
+   * Cancels every unfinished job matching the filter, each with its subtree, in batches.
+   * @throws (rejects) InvalidArgumentError on a bad filter or a finished status
+   */
+  cancelJobs(filter: JobFilterOptions, options?: BulkOptions): Promise<BulkOutcome> {
+    return bulkAction(this.#core, 'cancel', filter, options);
+  }
+  /**
+   * Deletes every finished job matching the filter, each with its subtree, checkpoints and
+   * signals, in batches; skips a job with unfinished sub-jobs and a sub-job of an unfinished parent.
+   * @throws (rejects) InvalidArgumentError on a bad filter or an unfinished status
+   */
+  deleteJobs(filter: JobFilterOptions, options?: BulkOptions): Promise<BulkOutcome> {
+    return bulkAction(this.#core, 'delete', filter, options);
+  }
+  /**
+   * Deletes one finished job with its subtree, checkpoints and signals.
+   * @throws (rejects) JobNotFoundError, InvalidStateError (not finished, unfinished sub-jobs or parent)
+   */
+  deleteJob(id: string): Promise<void> {
+    return deleteJob(this.#core, id);
+  }
+  /** Every queue with its depth per status, oldest due pending age and paused flag. */
+  queues(): Promise<QueueInfo[]> {
+    return listQueues(this.#core);
+  }
+  /** The live workers of the whole fleet (every process on this storage), from their heartbeats. */
+  workers(): Promise<WorkerInfo[]> {
+    return listWorkers(this.#core);
   }
   /**
    * Sends a durable signal to a job; buffered until `ctx.waitForSignal(name)` consumes it.
@@ -341,25 +356,5 @@ export class Queue<Tx = unknown> {
     }
     // Inside a caller's transaction the rows are not visible yet; the poll/notify path picks them up.
     if (tx === undefined) for (const q of ready) for (const w of this.#core.wakers) w.wake(q);
-  }
-}
-
-function isTerminalEventFor(e: JobEvent, id: string): boolean {
-  switch (e.type) {
-    case 'job.completed':
-    case 'job.failed':
-      return e.job.id === id;
-    case 'job.cancelled':
-      return e.jobId === id;
-    case 'job.reclaimed':
-      return e.jobId === id && e.status === 'failed';
-    case 'job.enqueued':
-    case 'job.started':
-    case 'job.retrying':
-    case 'job.suspended':
-    case 'job.released':
-    case 'worker.error':
-    case 'jobs.pruned':
-      return false;
   }
 }

@@ -26,11 +26,9 @@ export interface RequireEnqueuedOptions {
 export async function requireEnqueued<Args = unknown>(queue: Queue, type: string, options: RequireEnqueuedOptions = {}): Promise<Job<Args>> {
   const statuses = options.statuses ?? ['pending'];
   const found: Job[] = [];
-  for (const status of statuses) {
-    const p: Parameters<Queue['storage']['jobList']>[0] = { type, status, limit: 1000, order: 'desc' };
-    if (options.queue !== undefined) p.queue = options.queue;
-    for (const row of await queue.storage.jobList(p)) found.push(toJob(row));
-  }
+  const p: Parameters<Queue['storage']['jobList']>[0] = { type, statuses, limit: 1000, order: 'desc' };
+  if (options.queue !== undefined) p.queue = options.queue;
+  for (const row of await queue.storage.jobList(p)) found.push(toJob(row));
   const match = found.find((j) => !('args' in options) || isDeepStrictEqual(j.args, options.args));
   if (!match) {
     const seen = found.slice(0, 5).map((j) => JSON.stringify(j.args)).join(', ');

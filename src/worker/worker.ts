@@ -20,6 +20,7 @@ import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
 import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
 import { Heartbeat } from './heartbeat.js';
+import { WorkerRegistry } from './registry.js';
 import { MaintenancePruner, maintenancePass } from './maintenance.js';
 import { workerBackoff, type BackoffFn } from './retry-policy.js';
 import { installSignalHandlers } from './shutdown.js';
@@ -120,6 +121,7 @@ export class Worker {
   readonly #heartbeat: IntervalService;
   readonly #maintenance: IntervalService;
   readonly #pruner: MaintenancePruner;
+  readonly #registry: WorkerRegistry;
   /** Cross-process wake-ups for drivers without `listen()` (see `Storage.dataVersion`). */
   readonly #changes: IntervalService | undefined;
   readonly #schedules: ScheduleHost;
@@ -213,6 +215,12 @@ export class Worker {
       (err) => this.#reportError('heartbeat failed', err),
       Math.max(MIN_HEARTBEAT_RETRY_MS, Math.floor(hbMs / 4)),
     );
+    this.#registry = new WorkerRegistry(
+      core.storage,
+      { id: this.id, name: prefix, queues: [...queues.keys()], leaseMs: this.#leaseMs, running: () => this.#active.size },
+      hbMs,
+      (err) => this.#reportError('refreshing the worker registry failed', err),
+    );
     this.#pruner = new MaintenancePruner(core.storage, core.hub, retentionOf(core), pruneMs);
     this.#maintenance = new IntervalService(
       maintMs,
@@ -301,6 +309,7 @@ export class Worker {
       if (this.#state !== 'running') return;
     }
     this.#heartbeat.start();
+    this.#registry.start();
     this.#maintenance.start();
     this.#changes?.start();
     // A first maintenance pass right away; runNow() reports a failure itself and does not reject.
@@ -374,6 +383,7 @@ export class Worker {
     // retry follows. Wait for them, so no call of this worker outlives stop().
     if (this.#active.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     await this.#heartbeat.stop();
+    await this.#registry.stop((err) => this.#reportError('removing the worker from the registry failed', err));
     await this.#maintenance.stop();
     await this.#pruner.settled();
     await this.#changes?.stop();
