@@ -1,7 +1,8 @@
 /**
  * Acting on many jobs by filter: `retryJobs`, `cancelJobs`, `deleteJobs`, and `deleteJob`.
- * Matching jobs are walked newest first by id in batches (one short transaction each); a job
- * that changed in between is skipped with a reason, never an error.
+ * Matching jobs are walked oldest first by id (a workflow before its sub-jobs), up to the newest
+ * job when the action started, in batches (one short transaction each); a job that changed in
+ * between is skipped with a reason, never an error.
  * @internal
  */
 import { DuplicateJobError, InvalidArgumentError, InvalidStateError, JobNotFoundError } from '../errors.js';
@@ -36,18 +37,41 @@ export async function bulkAction(core: QueueCore, action: Action, filterOptions:
   const total = await core.storage.jobCount(scoped);
   const out: BulkOutcome = { count: 0, skipped: [] };
   const queues = new Set<string>();
+  // Ids are time-ordered: jobs created after this id came after the action started.
+  const upTo = core.ids.next();
+  /** Jobs acted on, and their sub-jobs met since (taken along with them). */
+  const touched = new Set<string>();
+  const act = (ids: string[]): Promise<BulkResult> =>
+    action === 'retry' ? retryBatch(core, ids) : action === 'delete' ? core.storage.jobDeleteMany({ ids }) : cancelBatch(core, ids);
   let afterId: string | undefined;
   for (;;) {
-    const rows = await core.storage.jobList({ ...scoped, limit: batchSize, order: 'desc', ...(afterId === undefined ? {} : { afterId }) });
+    // Oldest first: a workflow comes before its sub-jobs (a parent's id is older than its children's).
+    const listed = await core.storage.jobList({ ...scoped, limit: batchSize, order: 'asc', ...(afterId === undefined ? {} : { afterId }) });
+    const rows = listed.filter((r) => r.id <= upTo);
     if (rows.length === 0) break;
     afterId = rows[rows.length - 1]!.id;
-    const ids = rows.map((r) => r.id);
-    const r = action === 'retry' ? await retryBatch(core, ids) : action === 'delete' ? await core.storage.jobDeleteMany({ ids }) : await cancelBatch(core, ids);
-    out.count += r.done.length;
-    out.skipped.push(...r.skipped);
-    if (action === 'retry') for (const row of rows) if (r.done.includes(row.id)) queues.add(row.queue);
+    let left = rows;
+    while (left.length > 0) {
+      // A sub-job of a job acted on went with it (retried from scratch, cancelled or deleted
+      // with its subtree): not acted on again, not reported as skipped.
+      left = left.filter((row) => {
+        if (row.parentId === null || !touched.has(row.parentId)) return true;
+        touched.add(row.id);
+        return false;
+      });
+      // Parents in this batch go first; their sub-jobs wait for the parents' outcome.
+      const here = new Set(left.map((r) => r.id));
+      const now = left.filter((r) => r.parentId === null || !here.has(r.parentId));
+      left = left.filter((r) => r.parentId !== null && here.has(r.parentId));
+      if (now.length === 0) break;
+      const r = await act(now.map((row) => row.id));
+      for (const id of r.done) touched.add(id);
+      out.count += r.done.length;
+      out.skipped.push(...r.skipped);
+      if (action === 'retry') for (const row of now) if (touched.has(row.id)) queues.add(row.queue);
+    }
     o.onProgress?.({ done: out.count, skipped: out.skipped.length, total: Math.max(total, out.count + out.skipped.length) });
-    if (rows.length < batchSize) break;
+    if (listed.length < batchSize || rows.length < listed.length) break;
     // Let the process's own workers and timers run between batches (SQLite calls are synchronous).
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

@@ -414,13 +414,17 @@ export interface Storage<Tx = unknown> {
    * to `pending` (attempt 0, run_at now, last_error kept, fan-out accounting as above) and keeps
    * its checkpoints, fan-outs and sub-jobs, except that, looking at its last checkpoint (highest
    * step index):
-   * - a `failed` or `waiting` checkpoint is deleted (that step runs again);
-   * - a fan-out step (a `sdj_fan_outs` row of this parent at that step index) with any failed or
-   *   cancelled child is reopened: those children are retried from scratch (each as `jobRetry`
-   *   does, their own subtrees and checkpoints dropped), its completed children are kept, its
-   *   counters become succeeded = completed children, failed = cancelled = 0, status `running`,
-   *   decided_at null, and a deadline is moved to now + (deadline_at − created_at); the parent
-   *   then waits on it again when it replays. A fan-out whose children were deleted (fewer
+   * - a `waiting` checkpoint, or a `failed` one other than a timed-out signal wait (step name
+   *   `signal:…`, which the workflow went past), is deleted (that step runs again);
+   * - a fan-out step (a `sdj_fan_outs` row of this parent at that step index) that was not
+   *   decided `succeeded`, or has a failed or cancelled child, is reopened: those children are
+   *   retried from scratch (each as `jobRetry` does, their own subtrees and checkpoints dropped),
+   *   its completed and still-live children are kept (children retried by hand since the failure
+   *   count as what they are now), its counters become succeeded = completed children, failed =
+   *   cancelled = 0, status `running` (decided_at null) — or `succeeded` (decided_at now) when
+   *   the completed children already decide it —, a deadline is moved to now + (deadline_at −
+   *   created_at) and created_at to now; the parent then waits on it again when it replays.
+   *   (Rules in `shared/retry-rules.ts`.) A fan-out whose children were deleted (fewer
    *   children than `total`) is refused with InvalidStateError and nothing changes.
    * Any other checkpoint is kept; a job without checkpoints simply runs again.
    * @throws JobNotFoundError, InvalidStateError, DuplicateJobError (its unique key is held again)

@@ -8,6 +8,8 @@
  * @internal
  */
 import { childrenMissingMessage } from '../shared/contract-messages.js';
+import { fanOutReopens, lastStepRunsAgain, reopenedFanOutStatus } from '../shared/retry-rules.js';
+import type { FanOutRow } from '../storage.js';
 import { InvalidStateError } from '../../errors.js';
 import { type Executor, select, write } from './connection.js';
 import { CLOCK_NOW } from './queries/admin.js';
@@ -29,8 +31,7 @@ export async function retryFromFailedStep(ex: Executor, now: number | null, job:
   const [last] = await select(ex, STEP_LAST, [job.id]);
   if (last === undefined) return now;
   const stepIndex = num(last['step_index']);
-  const status = str(last['status']);
-  if (status === 'failed' || status === 'waiting') {
+  if (lastStepRunsAgain({ status: str(last['status']), stepName: str(last['step_name']) })) {
     await write(ex, STEP_DELETE, [job.id, stepIndex]);
     return now;
   }
@@ -44,8 +45,8 @@ export async function retryFromFailedStep(ex: Executor, now: number | null, job:
     uniqueKey: strOrNull(r['unique_key']),
   }));
   if (kids.length < total) throw new InvalidStateError(childrenMissingMessage(job.id, fanOutId, kids.length, total));
+  if (!fanOutReopens(str(fan['status']) as FanOutRow['status'], kids.map((k) => k.status))) return now;
   const again = kids.filter((k) => k.status === 'failed' || k.status === 'cancelled');
-  if (again.length === 0) return now;
   // One instant for the children, the fan-out's deadline and the job.
   const at = now ?? num((await select(ex, CLOCK_NOW, [null]))[0]?.['now_ms']);
   for (const k of again) {
@@ -58,6 +59,7 @@ export async function retryFromFailedStep(ex: Executor, now: number | null, job:
   }
   await dropWorkflowState(ex, again.map((k) => k.id));
   const succeeded = kids.filter((k) => k.status === 'completed').length;
-  await write(ex, FAN_OUT_REOPEN, [succeeded, at, at, fanOutId]);
+  const reopened = reopenedFanOutStatus({ strategy: str(fan['strategy']) as FanOutRow['strategy'], threshold: fan['threshold'] === null ? null : num(fan['threshold']), total }, succeeded);
+  await write(ex, FAN_OUT_REOPEN, [succeeded, reopened, at, at, at, fanOutId]);
   return at;
 }

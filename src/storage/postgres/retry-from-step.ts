@@ -8,6 +8,8 @@
  * @internal
  */
 import { childrenMissingMessage } from '../shared/contract-messages.js';
+import { fanOutReopens, lastStepRunsAgain, reopenedFanOutStatus } from '../shared/retry-rules.js';
+import type { FanOutRow } from '../storage.js';
 import { InvalidStateError } from '../../errors.js';
 import type { PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
@@ -24,17 +26,21 @@ import { toInt } from './rows.js';
  * @throws InvalidStateError when the fan-out at the last checkpoint has fewer children than its total
  */
 export async function retryFromFailedStep(x: PgExec, c: PgQueryableLike, id: string, status: 'failed' | 'cancelled'): Promise<void> {
-  const last = await x.one<{ step_index: number; status: string }>(STEP_LAST, [id], c);
+  const last = await x.one<{ step_index: number; step_name: string; status: string }>(STEP_LAST, [id], c);
   let now = x.now();
-  if (last !== undefined && (last.status === 'failed' || last.status === 'waiting')) {
+  if (last !== undefined && lastStepRunsAgain({ status: last.status, stepName: last.step_name })) {
     await x.rows(STEP_DELETE, [id, last.step_index], c);
   } else if (last !== undefined) {
-    const fan = await x.one<{ id: string; total: number }>(FAN_OUT_AT_STEP, [id, last.step_index], c);
+    const fan = await x.one<{ id: string; total: number; status: FanOutRow['status']; strategy: FanOutRow['strategy']; threshold: number | null }>(
+      FAN_OUT_AT_STEP,
+      [id, last.step_index],
+      c,
+    );
     if (fan !== undefined) {
       const kids = await x.rows<{ id: string; status: string }>(FAN_OUT_CHILD_STATUSES, [fan.id], c);
       if (kids.length < fan.total) throw new InvalidStateError(childrenMissingMessage(id, fan.id, kids.length, fan.total));
       const again = kids.filter((k) => k.status === 'failed' || k.status === 'cancelled');
-      if (again.length > 0) {
+      if (fanOutReopens(fan.status, kids.map((k) => k.status))) {
         // One instant for the children, the fan-out's deadline and the job.
         now ??= toInt((await x.one<{ now: string }>(CLOCK_NOW, [], c))?.now);
         for (const k of again) {
@@ -43,7 +49,8 @@ export async function retryFromFailedStep(x: PgExec, c: PgQueryableLike, id: str
           await x.rows(JOB_DROP_WORKFLOW_STATE, [k.id, await descendants(x, c, [k.id])], c);
         }
         const succeeded = kids.filter((k) => k.status === 'completed').length;
-        await x.rows(FAN_OUT_REOPEN, [now, fan.id, succeeded], c);
+        const reopened = reopenedFanOutStatus({ strategy: fan.strategy, threshold: fan.threshold === null ? null : Number(fan.threshold), total: fan.total }, succeeded);
+        await x.rows(FAN_OUT_REOPEN, [now, fan.id, succeeded, reopened], c);
       }
     }
   }

@@ -7,6 +7,8 @@
  * @internal
  */
 import { childrenMissingMessage } from '../shared/contract-messages.js';
+import { fanOutReopens, lastStepRunsAgain, reopenedFanOutStatus } from '../shared/retry-rules.js';
+import type { FanOutRow } from '../storage.js';
 import { InvalidStateError } from '../../errors.js';
 import { FAN_OUT_AT_STEP, FAN_OUT_CHILD_STATES, FAN_OUT_REOPEN, STEP_DELETE, STEP_LAST } from './queries/retry.js';
 import { dropWorkflowState, reopenJob } from './retry-core.js';
@@ -24,23 +26,26 @@ import type { Statements } from './statements.js';
  * @throws DuplicateJobError when a child's unique key is held by a live job
  */
 export function retryFromFailedStep(c: Statements, now: number, jobId: string): void {
-  const last = c.st(STEP_LAST).get(jobId) as { step_index: number | bigint; status: string } | undefined;
+  const last = c.st(STEP_LAST).get(jobId) as { step_index: number | bigint; step_name: string; status: string } | undefined;
   if (last === undefined) return;
   const stepIndex = int(last.step_index);
-  if (last.status === 'failed' || last.status === 'waiting') {
+  if (lastStepRunsAgain({ status: last.status, stepName: last.step_name })) {
     c.st(STEP_DELETE).run(jobId, stepIndex);
     return;
   }
-  const fan = c.st(FAN_OUT_AT_STEP).get(jobId, stepIndex) as { id: string; total: number | bigint } | undefined;
+  const fan = c.st(FAN_OUT_AT_STEP).get(jobId, stepIndex) as
+    | { id: string; total: number | bigint; status: FanOutRow['status']; strategy: FanOutRow['strategy']; threshold: number | null }
+    | undefined;
   if (fan === undefined) return;
   const total = int(fan.total);
   const kids = c.st(FAN_OUT_CHILD_STATES).all(fan.id) as { id: string; status: string; unique_key: string | null }[];
   if (kids.length < total) throw new InvalidStateError(childrenMissingMessage(jobId, fan.id, kids.length, total));
+  if (!fanOutReopens(fan.status, kids.map((k) => k.status))) return;
   const again = kids.filter((k) => k.status === 'failed' || k.status === 'cancelled');
-  if (again.length === 0) return;
   // Not taken off the counters one by one: the fan-out's counters are set whole below.
   for (const k of again) reopenJob(c, now, { id: k.id, status: k.status, unique_key: k.unique_key, fan_out_id: null }, false);
   dropWorkflowState(c, again.map((k) => k.id));
   const succeeded = kids.filter((k) => k.status === 'completed').length;
-  c.st(FAN_OUT_REOPEN).run({ id: fan.id, succeeded, now });
+  const status = reopenedFanOutStatus({ strategy: fan.strategy, threshold: fan.threshold, total }, succeeded);
+  c.st(FAN_OUT_REOPEN).run({ id: fan.id, succeeded, status, now });
 }
