@@ -2,6 +2,7 @@
  * The fleet as an operator sees it: `queue.queues()` and `queue.workers()`.
  * @internal
  */
+import { withMigrateHint } from '../core/migrate-hint.js';
 import type { QueueCore } from '../core/queue-core.js';
 import type { QueueInfo, WorkerInfo } from './operator-types.js';
 
@@ -17,6 +18,9 @@ export async function listQueues(core: QueueCore): Promise<QueueInfo[]> {
 
 /** `queue.workers()`: the live workers of the fleet. */
 export async function listWorkers(core: QueueCore): Promise<WorkerInfo[]> {
-  const rows = await core.storage.workerList();
+  const rows = await core.storage.workerList().catch((e: unknown) => {
+    throw withMigrateHint(e);
+  });
   return rows.map((r) => ({ ...r, queues: [...r.queues], startedAt: new Date(r.startedAt), lastSeenAt: new Date(r.lastSeenAt) }));
 }
+

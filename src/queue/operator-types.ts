@@ -124,6 +124,8 @@ export interface WorkerInfo {
   queues: string[];
   /** Jobs it was running at its last heartbeat. */
   running: number;
+  /** When the worker started (its own clock). */
   startedAt: Date;
+  /** Its latest heartbeat (the database clock). */
   lastSeenAt: Date;
 }

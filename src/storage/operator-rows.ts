@@ -82,6 +82,11 @@ export interface WorkerBeatParams {
   running: number;
   /** The row leaves `workerList` this long after this beat unless refreshed (ms, >= 1). */
   ttlMs: number;
+  /**
+   * `started_at` of a new row (ms); a row already there keeps its own. A worker passes the time
+   * it started, so a row that expired during a long pause comes back with it. @default now
+   */
+  startedAt?: number;
 }
 
 /** A live worker (`workerList`). Times are ms on the storage clock. */

@@ -9,6 +9,7 @@
 import { hostname } from 'node:os';
 import { IntervalService } from '../internal/service.js';
 import type { Storage } from '../storage/storage.js';
+import { withMigrateHint } from '../core/migrate-hint.js';
 
 /** Lease periods a worker may go unseen before it leaves the registry. */
 export const REGISTRY_TTL_LEASES = 3;
@@ -26,6 +27,8 @@ export interface RegistryEntry {
 /** Keeps one worker's registry row fresh. @internal */
 export class WorkerRegistry {
   readonly #service: IntervalService;
+  /** When this worker first registered (host clock): a row that expired comes back with it. */
+  #startedAt: number | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -33,7 +36,7 @@ export class WorkerRegistry {
     intervalMs: number,
     onError: (err: unknown) => void,
   ) {
-    this.#service = new IntervalService(intervalMs, () => this.#beat(), onError);
+    this.#service = new IntervalService(intervalMs, () => this.#beat(), (err) => onError(withMigrateHint(err)));
   }
 
   /** Registers now and refreshes every interval. */
@@ -50,6 +53,7 @@ export class WorkerRegistry {
 
   #beat(): Promise<void> {
     const e = this.entry;
+    this.#startedAt ??= Date.now();
     return this.storage.workerBeat({
       id: e.id,
       name: e.name,
@@ -58,6 +62,7 @@ export class WorkerRegistry {
       queues: e.queues,
       running: e.running(),
       ttlMs: e.leaseMs * REGISTRY_TTL_LEASES,
+      startedAt: this.#startedAt,
     });
   }
 }

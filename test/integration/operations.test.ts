@@ -331,14 +331,15 @@ for (const [name, make] of storageMatrix()) {
       await assert.rejects(queue.retryJobs({ queue: q }, { onProgress: 'yes' as never }), InvalidArgumentError);
     });
 
-    it('listJobs refuses a well-formed cursor whose id is not a job id', async () => {
+    it('listJobs takes a well-formed cursor made by hand as a keyset boundary: it pages from that key', async () => {
       const queue = new Queue(ts.storage);
       const q = uniqueName('forged');
-      await queue.enqueue('x', {}, { queue: q });
-      for (const id of ['not-a-job-id', 'zzzz', '0000']) {
-        const cursor = Buffer.from(`desc.${id}`, 'utf8').toString('base64url');
-        await assert.rejects(queue.listJobs({ queue: q, cursor }), InvalidArgumentError, `cursor of "desc.${id}"`);
-      }
+      const ids = [await queue.enqueue('x', {}, { queue: q }), await queue.enqueue('x', {}, { queue: q })];
+      // Every id sorts after '0000' and before 'zzzz'.
+      const from = (id: string, order: 'asc' | 'desc'): string => Buffer.from(`${order}.${id}`, 'utf8').toString('base64url');
+      assert.deepEqual((await queue.listJobs({ queue: q, cursor: from('zzzz', 'desc') })).jobs.map((j) => j.id), [...ids].reverse());
+      assert.deepEqual((await queue.listJobs({ queue: q, cursor: from('0000', 'desc') })).jobs, []);
+      assert.deepEqual((await queue.listJobs({ queue: q, order: 'asc', cursor: from(ids[0]!, 'asc') })).jobs.map((j) => j.id), [ids[1]]);
     });
 
     it('retryJobs retries 10,000 failed jobs in batches with progress; a worker on another queue is never stalled', async (t) => {

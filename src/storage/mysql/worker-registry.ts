@@ -19,7 +19,7 @@ export async function workerBeat(ctx: DriverContext, p: WorkerBeatParams): Promi
   const now = ctx.now();
   await ctx.db.autocommit(async (ex) => {
     await write(ex, WORKER_DELETE_EXPIRED, [now, p.id]);
-    await write(ex, WORKER_UPSERT, [p.id, p.name, p.host, Math.trunc(p.pid), JSON.stringify(p.queues), Math.trunc(p.running), ttl, now]);
+    await write(ex, WORKER_UPSERT, [p.id, p.name, p.host, Math.trunc(p.pid), JSON.stringify(p.queues), Math.trunc(p.running), p.startedAt ?? null, ttl, now]);
   });
 }
 

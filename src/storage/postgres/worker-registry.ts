@@ -23,7 +23,7 @@ interface WorkerDbRow {
 /** `Storage.workerBeat`: one statement (upsert, and the expired rows of others deleted). */
 export async function workerBeat(x: PgExec, p: WorkerBeatParams): Promise<void> {
   const ttl = Math.max(1, Math.trunc(p.ttlMs));
-  await x.rows(WORKER_BEAT, [x.now(), p.id, p.name, p.host, Math.trunc(p.pid), JSON.stringify(p.queues), Math.trunc(p.running), ttl]);
+  await x.rows(WORKER_BEAT, [x.now(), p.id, p.name, p.host, Math.trunc(p.pid), JSON.stringify(p.queues), Math.trunc(p.running), ttl, p.startedAt ?? null]);
 }
 
 /** Decodes the stored JSON array of queue names. */

@@ -22,6 +22,7 @@ export function workerBeat(ctx: SqliteContext, p: WorkerBeatParams): void {
       pid: Math.trunc(p.pid),
       queues: JSON.stringify(p.queues),
       running: Math.trunc(p.running),
+      startedAt: p.startedAt ?? null,
       now,
       expiresAt: now + ttl,
     });

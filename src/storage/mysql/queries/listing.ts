@@ -15,7 +15,7 @@ export interface FilteredStatement {
 
 /**
  * The WHERE conditions of a filter: statuses `IN` (an empty list matches nothing), equality for
- * queue, type, tenant, parent and fan-out, the search as a case-insensitive literal substring of
+ * queue, type, tenant, parent and fan-out (type and tenant exact, trailing spaces included), the search as a case-insensitive literal substring of
  * `type` or `last_error` (`LOCATE` on `LOWER()`: no pattern characters), and strict bounds on
  * `created_at`. Pushes the values onto `values`; returns the conditions (`TRUE` when none).
  */
@@ -25,6 +25,11 @@ function filterConditions(f: JobFilter, values: unknown[]): string {
     values.push(v);
     conds.push(`${column} = ?`);
   };
+  // utf8mb4_bin pads with spaces on MariaDB ('a' = 'a '): free-text columns also compare lengths.
+  const exact = (column: string, v: string): void => {
+    values.push(v, v);
+    conds.push(`(${column} = ? AND LENGTH(${column}) = LENGTH(?))`);
+  };
   if (f.statuses !== undefined) {
     if (f.statuses.length === 0) conds.push('FALSE');
     else {
@@ -33,8 +38,8 @@ function filterConditions(f: JobFilter, values: unknown[]): string {
     }
   }
   if (f.queue !== undefined) eq('queue', f.queue);
-  if (f.type !== undefined) eq('type', f.type);
-  if (f.tenant !== undefined) eq('tenant', f.tenant);
+  if (f.type !== undefined) exact('type', f.type);
+  if (f.tenant !== undefined) exact('tenant', f.tenant);
   if (f.parentId !== undefined) eq('parent_id', f.parentId);
   if (f.fanOutId !== undefined) eq('fan_out_id', f.fanOutId);
   if (f.search !== undefined) {

@@ -12,13 +12,13 @@ import { NOW } from './common.js';
 export const WORKER_DELETE_EXPIRED = `DELETE FROM sdj_workers WHERE expires_at < ${NOW} AND id <> ?`;
 
 /**
- * Upserts a worker's row: started_at kept from the first beat, last_seen_at = now,
+ * Upserts a worker's row: started_at kept from the first beat (a new row: the given one, else now), last_seen_at = now,
  * expires_at = now + ttl, the other fields replaced.
- * Params: id, name, host, pid, queues (JSON text), running, ttl ms, now.
+ * Params: id, name, host, pid, queues (JSON text), running, started at (null: now), ttl ms, now.
  */
 export const WORKER_UPSERT =
   'INSERT INTO sdj_workers (id, name, host, pid, queues, running, started_at, last_seen_at, expires_at) ' +
-  `SELECT ?, ?, ?, ?, ?, ?, n.t, n.t, n.t + ? FROM (SELECT ${NOW} AS t) n ` +
+  `SELECT ?, ?, ?, ?, ?, ?, COALESCE(?, n.t), n.t, n.t + ? FROM (SELECT ${NOW} AS t) n ` +
   'ON DUPLICATE KEY UPDATE name = VALUES(name), host = VALUES(host), pid = VALUES(pid), queues = VALUES(queues), ' +
   'running = VALUES(running), last_seen_at = VALUES(last_seen_at), expires_at = VALUES(expires_at)';
 

@@ -114,7 +114,7 @@ export function jobCountStatement(f: JobFilter): FilteredStatement {
 /**
  * Per queue: the paused flag, job counts by live status and of failed jobs, and the oldest
  * run_at of pending jobs already due (null when none), for every queue with a live or failed
- * job or a `sdj_queues` row, by name (binary order). Each status is read through the partial
+ * job, or paused by `queueSetPaused`, by name (binary order). Each status is read through the partial
  * index that holds exactly its rows: pending jobs from `sdj_jobs_claim` (covering), running ones
  * from `sdj_jobs_lease`, waiting ones from `sdj_jobs_wake`, paused and failed ones from
  * `sdj_jobs_done` (covering, one range per status) — so completed and cancelled rows are never
@@ -139,6 +139,6 @@ FROM (
   SELECT queue, 0, 0, 0, 0, 0, COUNT(*), NULL FROM sdj_jobs
   WHERE status = 'failed' AND ${DONE_INDEX_TERM} GROUP BY queue
   UNION ALL
-  SELECT name, paused, 0, 0, 0, 0, 0, NULL FROM sdj_queues)
+  SELECT name, paused, 0, 0, 0, 0, 0, NULL FROM sdj_queues WHERE paused = 1)
 GROUP BY name
 ORDER BY name`;

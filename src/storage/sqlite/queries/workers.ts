@@ -12,11 +12,12 @@ export const WORKER_DELETE_EXPIRED = 'DELETE FROM sdj_workers WHERE expires_at <
 /**
  * Upserts a worker's row: started_at kept from the first beat, last_seen_at = @now,
  * expires_at = @expiresAt, the other fields replaced.
- * Params: @id, @name, @host, @pid, @queues (JSON text), @running, @now, @expiresAt. Result: none.
+ * Params: @id, @name, @host, @pid, @queues (JSON text), @running, @startedAt (null: @now), @now,
+ * @expiresAt. Result: none.
  */
 export const WORKER_UPSERT = `
 INSERT INTO sdj_workers (id, name, host, pid, queues, running, started_at, last_seen_at, expires_at)
-VALUES (@id, @name, @host, @pid, @queues, @running, @now, @now, @expiresAt)
+VALUES (@id, @name, @host, @pid, @queues, @running, coalesce(@startedAt, @now), @now, @expiresAt)
 ON CONFLICT (id) DO UPDATE
 SET name = excluded.name, host = excluded.host, pid = excluded.pid, queues = excluded.queues, running = excluded.running,
     last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`;
