@@ -37,8 +37,9 @@ export async function bulkAction(core: QueueCore, action: Action, filterOptions:
   const total = await core.storage.jobCount(scoped);
   const out: BulkOutcome = { count: 0, skipped: [] };
   const queues = new Set<string>();
-  // Ids are time-ordered: jobs created after this id came after the action started.
-  const upTo = core.ids.next();
+  // Ids are time-ordered (UUIDv7: the first 12 hex digits are the millisecond): the largest id
+  // of this millisecond bounds every job created before the action started, by any generator.
+  const upTo = `${core.ids.next().slice(0, 13)}-7fff-bfff-ffffffffffff`;
   /** Jobs acted on, and their sub-jobs met since (taken along with them). */
   const touched = new Set<string>();
   const act = (ids: string[]): Promise<BulkResult> =>
