@@ -4,6 +4,7 @@
  * conditions of the filter fields given.
  * @internal
  */
+import { filterConditions } from '../../shared/filter-conditions.js';
 import type { JobFilter, JobListParams } from '../../storage.js';
 import { JOB_COLUMNS, NOW } from './common.js';
 
@@ -19,42 +20,35 @@ export interface FilteredStatement {
  * `type` or `last_error` (`LOCATE` on `LOWER()`: no pattern characters), and strict bounds on
  * `created_at`. Pushes the values onto `values`; returns the conditions (`TRUE` when none).
  */
-function filterConditions(f: JobFilter, values: unknown[]): string {
-  const conds: string[] = [];
-  const eq = (column: string, v: unknown): void => {
-    values.push(v);
-    conds.push(`${column} = ?`);
+function whereOf(f: JobFilter, values: unknown[]): string {
+  const bind = (...v: unknown[]): void => {
+    values.push(...v);
   };
-  // utf8mb4_bin pads with spaces on MariaDB ('a' = 'a '): free-text columns also compare lengths.
-  const exact = (column: string, v: string): void => {
-    values.push(v, v);
-    conds.push(`(${column} = ? AND LENGTH(${column}) = LENGTH(?))`);
-  };
-  if (f.statuses !== undefined) {
-    if (f.statuses.length === 0) conds.push('FALSE');
-    else {
-      values.push([...f.statuses]);
-      conds.push('status IN (?)');
-    }
-  }
-  if (f.queue !== undefined) eq('queue', f.queue);
-  if (f.type !== undefined) exact('type', f.type);
-  if (f.tenant !== undefined) exact('tenant', f.tenant);
-  if (f.parentId !== undefined) eq('parent_id', f.parentId);
-  if (f.fanOutId !== undefined) eq('fan_out_id', f.fanOutId);
-  if (f.search !== undefined) {
-    values.push(f.search, f.search);
-    conds.push('(LOCATE(LOWER(?), LOWER(type)) > 0 OR LOCATE(LOWER(?), LOWER(last_error)) > 0)');
-  }
-  if (f.createdAfter !== undefined) {
-    values.push(Math.trunc(f.createdAfter));
-    conds.push('created_at > ?');
-  }
-  if (f.createdBefore !== undefined) {
-    values.push(Math.trunc(f.createdBefore));
-    conds.push('created_at < ?');
-  }
-  return conds.length === 0 ? 'TRUE' : conds.join(' AND ');
+  return filterConditions(f, {
+    nothing: 'FALSE',
+    everything: 'TRUE',
+    statuses(statuses) {
+      bind(statuses);
+      return ['status IN (?)'];
+    },
+    equal(column, value, exact) {
+      // utf8mb4_bin pads with spaces on MariaDB ('a' = 'a '): free-text columns also compare lengths.
+      if (!exact) {
+        bind(value);
+        return `${column} = ?`;
+      }
+      bind(value, value);
+      return `(${column} = ? AND LENGTH(${column}) = LENGTH(?))`;
+    },
+    search(text) {
+      bind(text, text);
+      return '(LOCATE(LOWER(?), LOWER(type)) > 0 OR LOCATE(LOWER(?), LOWER(last_error)) > 0)';
+    },
+    created(op, ms) {
+      bind(ms);
+      return `created_at ${op} ?`;
+    },
+  });
 }
 
 /**
@@ -69,7 +63,7 @@ function filterConditions(f: JobFilter, values: unknown[]): string {
 export function jobListStatement(p: JobListParams): FilteredStatement {
   const values: unknown[] = [];
   const desc = p.order !== 'asc';
-  let where = filterConditions(p, values);
+  let where = whereOf(p, values);
   if (p.afterId !== undefined) {
     values.push(p.afterId);
     where += ` AND id ${desc ? '<' : '>'} ?`;
@@ -82,7 +76,7 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
 /** How many jobs match a filter. Result: one row `{ n }`. */
 export function jobCountStatement(f: JobFilter): FilteredStatement {
   const values: unknown[] = [];
-  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${filterConditions(f, values)}`, values };
+  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${whereOf(f, values)}`, values };
 }
 
 /** The statuses the queue summary counts: the live ones and `failed`. */

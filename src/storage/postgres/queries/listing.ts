@@ -6,6 +6,7 @@
  * walk `sdj_jobs_history_failed`).
  * @internal
  */
+import { filterConditions } from '../../shared/filter-conditions.js';
 import type { JobFilter, JobListParams } from '../../storage.js';
 import { NOW, NOW_CTE } from './common.js';
 
@@ -22,25 +23,22 @@ export interface FilteredStatement {
  * strict bounds on `created_at`. Pushes the values onto `values`; returns the conditions
  * (`TRUE` when none).
  */
-function filterConditions(f: JobFilter, values: unknown[]): string {
-  const conds: string[] = [];
+function whereOf(f: JobFilter, values: unknown[]): string {
   const param = (v: unknown): string => {
     values.push(v);
     return `$${values.length}`;
   };
-  if (f.statuses !== undefined) conds.push(`status = ANY(${param([...f.statuses])}::text[])`);
-  if (f.queue !== undefined) conds.push(`queue = ${param(f.queue)}`);
-  if (f.type !== undefined) conds.push(`type = ${param(f.type)}`);
-  if (f.tenant !== undefined) conds.push(`tenant = ${param(f.tenant)}`);
-  if (f.parentId !== undefined) conds.push(`parent_id = ${param(f.parentId)}`);
-  if (f.fanOutId !== undefined) conds.push(`fan_out_id = ${param(f.fanOutId)}`);
-  if (f.search !== undefined) {
-    const p = param(f.search);
-    conds.push(`(strpos(lower(type), lower(${p}::text)) > 0 OR strpos(lower(last_error), lower(${p}::text)) > 0)`);
-  }
-  if (f.createdAfter !== undefined) conds.push(`created_at > ${param(Math.trunc(f.createdAfter))}::bigint`);
-  if (f.createdBefore !== undefined) conds.push(`created_at < ${param(Math.trunc(f.createdBefore))}::bigint`);
-  return conds.length === 0 ? 'TRUE' : conds.join(' AND ');
+  return filterConditions(f, {
+    nothing: 'FALSE',
+    everything: 'TRUE',
+    statuses: (statuses) => [`status = ANY(${param(statuses)}::text[])`],
+    equal: (column, value) => `${column} = ${param(value)}`,
+    search(text) {
+      const p = param(text);
+      return `(strpos(lower(type), lower(${p}::text)) > 0 OR strpos(lower(last_error), lower(${p}::text)) > 0)`;
+    },
+    created: (op, ms) => `created_at ${op} ${param(ms)}::bigint`,
+  });
 }
 
 /**
@@ -52,7 +50,7 @@ function filterConditions(f: JobFilter, values: unknown[]): string {
 export function jobListStatement(p: JobListParams): FilteredStatement {
   const values: unknown[] = [];
   const desc = p.order !== 'asc';
-  let where = filterConditions(p, values);
+  let where = whereOf(p, values);
   if (p.afterId !== undefined) {
     values.push(p.afterId);
     where += ` AND id ${desc ? '<' : '>'} $${values.length}`;
@@ -67,7 +65,7 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
 /** How many jobs match a filter. Result: one row { n }. */
 export function jobCountStatement(f: JobFilter): FilteredStatement {
   const values: unknown[] = [];
-  return { text: `SELECT count(*) AS n FROM {s}.sdj_jobs WHERE ${filterConditions(f, values)}`, values };
+  return { text: `SELECT count(*) AS n FROM {s}.sdj_jobs WHERE ${whereOf(f, values)}`, values };
 }
 
 /**

@@ -5,6 +5,7 @@
  * the fragments added to steer the planner are constant text.
  * @internal
  */
+import { filterConditions } from '../../shared/filter-conditions.js';
 import type { JobFilter, JobListParams } from '../../storage.js';
 
 /** A statement built from a filter: its text and its parameter values. */
@@ -43,41 +44,33 @@ type Purpose = 'list' | 'count';
  * key in id order instead of sorting every row of the status). For a count: the condition of
  * `sdj_jobs_done` is added when every status is in that index (the count reads it alone).
  */
-function filterConditions(f: JobFilter, values: unknown[], purpose: Purpose): string {
-  const conds: string[] = [];
-  const eq = (column: string, v: unknown): void => {
-    values.push(v);
-    conds.push(`${column} = ?`);
+function whereOf(f: JobFilter, values: unknown[], purpose: Purpose): string {
+  const bind = (...v: unknown[]): void => {
+    values.push(...v);
   };
-  if (f.statuses !== undefined) {
-    const statuses = [...new Set(f.statuses)];
-    if (statuses.length === 0) conds.push('0');
-    else {
-      values.push(...statuses);
+  return filterConditions(f, {
+    nothing: '0',
+    everything: '1',
+    statuses(statuses) {
+      bind(...statuses);
       const within = (set: readonly string[]): boolean => statuses.every((s) => set.includes(s));
       const marks = statuses.map(() => '?').join(', ');
-      if (purpose === 'list') conds.push(...(within(FAILED_INDEXED) ? [`status IN (${marks})`, FAILED_INDEX_TERM] : [`+status IN (${marks})`]));
-      else conds.push(`status IN (${marks})`, ...(within(DONE_INDEXED) ? [DONE_INDEX_TERM] : []));
-    }
-  }
-  if (f.queue !== undefined) eq('queue', f.queue);
-  if (f.type !== undefined) eq('type', f.type);
-  if (f.tenant !== undefined) eq('tenant', f.tenant);
-  if (f.parentId !== undefined) eq('parent_id', f.parentId);
-  if (f.fanOutId !== undefined) eq('fan_out_id', f.fanOutId);
-  if (f.search !== undefined) {
-    values.push(f.search, f.search);
-    conds.push('(instr(lower(type), lower(?)) > 0 OR instr(lower(last_error), lower(?)) > 0)');
-  }
-  if (f.createdAfter !== undefined) {
-    values.push(Math.trunc(f.createdAfter));
-    conds.push('created_at > ?');
-  }
-  if (f.createdBefore !== undefined) {
-    values.push(Math.trunc(f.createdBefore));
-    conds.push('created_at < ?');
-  }
-  return conds.length === 0 ? '1' : conds.join(' AND ');
+      if (purpose === 'list') return within(FAILED_INDEXED) ? [`status IN (${marks})`, FAILED_INDEX_TERM] : [`+status IN (${marks})`];
+      return [`status IN (${marks})`, ...(within(DONE_INDEXED) ? [DONE_INDEX_TERM] : [])];
+    },
+    equal(column, value) {
+      bind(value);
+      return `${column} = ?`;
+    },
+    search(text) {
+      bind(text, text);
+      return '(instr(lower(type), lower(?)) > 0 OR instr(lower(last_error), lower(?)) > 0)';
+    },
+    created(op, ms) {
+      bind(ms);
+      return `created_at ${op} ?`;
+    },
+  });
 }
 
 /**
@@ -92,7 +85,7 @@ function filterConditions(f: JobFilter, values: unknown[], purpose: Purpose): st
 export function jobListStatement(p: JobListParams): FilteredStatement {
   const values: unknown[] = [];
   const desc = p.order !== 'asc';
-  let where = filterConditions(p, values, 'list');
+  let where = whereOf(p, values, 'list');
   if (p.afterId !== undefined) {
     values.push(p.afterId);
     where += ` AND id ${desc ? '<' : '>'} ?`;
@@ -108,7 +101,7 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
  */
 export function jobCountStatement(f: JobFilter): FilteredStatement {
   const values: unknown[] = [];
-  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${filterConditions(f, values, 'count')}`, values };
+  return { sql: `SELECT COUNT(*) AS n FROM sdj_jobs WHERE ${whereOf(f, values, 'count')}`, values };
 }
 
 /**
