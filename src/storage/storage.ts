@@ -22,10 +22,16 @@
  * @module
  */
 import type { JobStatus } from '../types.js';
+import type { Fence, JobInsert, JobInsertManyParams, JobRow } from './job-rows.js';
 import type { BulkResult, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+import type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
 
+export type { Fence, JobInsert, JobInsertManyParams, JobRow } from './job-rows.js';
+
 export type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
+
+export type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 
 export type { BulkResult, BulkSkip, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
 /** Reasons a bulk action gives for a job it left alone (stable texts). */
@@ -33,86 +39,6 @@ export { SKIP_ALREADY_FINISHED, SKIP_NOT_FOUND, SKIP_UNIQUE_HELD } from './share
 
 /** Which SQL dialect a driver speaks. */
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
-
-/** A job row as the storage sees it: the public fields plus lease and workflow bookkeeping. */
-export interface JobRow {
-  id: string;
-  type: string;
-  queue: string;
-  status: JobStatus;
-  priority: number;
-  /** Attempts started (incremented by each claim; given back by suspend and release). */
-  attempt: number;
-  maxRetries: number;
-  /** Claims ever made of this row; part of the fence. Never decremented. */
-  runCount: number;
-  argsJson: string | null;
-  resultJson: string | null;
-  metaJson: string | null;
-  lastError: string | null;
-  runAt: number;
-  createdAt: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  timeoutMs: number | null;
-  uniqueKey: string | null;
-  tenant: string | null;
-  parentId: string | null;
-  fanOutId: string | null;
-  fanOutIndex: number | null;
-  lockedBy: string | null;
-  leaseExpiresAt: number | null;
-  heartbeatAt: number | null;
-  /** When a `waiting` job wakes by itself (sleep end, signal or fan-out timeout). */
-  wakeAt: number | null;
-  /** The signal name a `waiting` job waits for. */
-  waitSignal: string | null;
-}
-
-/** A new job. The engine validates and encodes; the driver stores. */
-export interface JobInsert {
-  id: string;
-  type: string;
-  queue: string;
-  priority: number;
-  maxRetries: number;
-  argsJson: string | null;
-  metaJson: string | null;
-  /** Delay from the database's now. The row's run_at = max(now + delayMs, runAt ?? 0). */
-  delayMs: number;
-  /** Absolute earliest start, if given. */
-  runAt: number | null;
-  timeoutMs: number | null;
-  uniqueKey: string | null;
-  tenant: string | null;
-  parentId: string | null;
-  fanOutId: string | null;
-  fanOutIndex: number | null;
-}
-
-/** Identifies one run of a claimed job; every write after a claim carries it. */
-export interface Fence {
-  jobId: string;
-  workerId: string;
-  runCount: number;
-}
-
-/** `jobInsertMany` parameters. */
-export interface JobInsertManyParams<Tx = unknown> {
-  jobs: JobInsert[];
-  /**
-   * What to do when a job's `uniqueKey` clashes with a non-terminal job (or another job
-   * in the same batch): `'error'` rejects the whole batch with `DuplicateJobError` and
-   * inserts nothing; `'skip'` inserts the others and leaves that one out.
-   * @default 'error'
-   */
-  onConflict?: 'error' | 'skip';
-  /**
-   * The caller's open transaction, as the driver's own handle type (see `EnqueueOptions.transaction`):
-   * each driver names the type it accepts, so passing another driver's handle is a type error.
-   */
-  tx?: Tx;
-}
 
 /** `jobClaim` parameters: one round trip claims for every queue. */
 export interface JobClaimParams {
@@ -319,8 +245,14 @@ export interface Storage<Tx = unknown> {
   /** The clock the driver compares leases and run-at against (ms). */
   clockNow(): Promise<number>;
 
-  /** Inserts jobs atomically (one round trip where the dialect allows); wakes listeners. @throws DuplicateJobError */
-  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[] }>;
+  /**
+   * Inserts jobs atomically (one round trip where the dialect allows); wakes listeners. Each
+   * row's `limited` is 1 when its type has a type limit row (read in the same statement or
+   * transaction). `inserted`: ids of rows inserted; `ids`, per item in order: the id the item
+   * resolved to (its own when inserted, the replaced job's for a debounce, the holder's for
+   * `onConflict: 'existing'`, null when skipped). @throws DuplicateJobError
+   */
+  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[]; ids: (string | null)[] }>;
   /** One job by id. */
   jobGet(p: { id: string }): Promise<JobRow | undefined>;
   /**
@@ -341,9 +273,21 @@ export interface Storage<Tx = unknown> {
    * Claims ready jobs: `pending`, run_at <= now, queue not paused; ordered by priority desc,
    * run_at, id; at most `limit` per queue; never a row another claimer holds. Each claimed row
    * becomes `running` with attempt + 1, run_count + 1, locked_by, started_at = now,
-   * heartbeat_at = now, lease_expires_at = now + leaseMs. Returned in claim order.
+   * heartbeat_at = now, lease_expires_at = now + leaseMs. Returned in claim order. Never takes
+   * a `limited` job, nor any job of a queue that has a queue limit (those are for
+   * {@link jobClaimLimited}).
    */
   jobClaim(p: JobClaimParams): Promise<JobRow[]>;
+  /**
+   * Claims ready jobs that limits govern — `limited` jobs, and every job of a queue with a queue
+   * limit — in one transaction serialized with every other `jobClaimLimited` (see flow-rows.ts):
+   * at most `limit` per queue, each set `running` as `jobClaim` sets it, only while every
+   * concurrency group of the job stays within its limit and every rate group allows a start now
+   * (rate state updated in the same transaction). Among the jobs allowed, claim order (priority
+   * desc, run_at, id) within a queue; a group that is full or rate-blocked never hides another
+   * group's ready jobs, however long its own backlog. Paused queues and paused jobs are skipped.
+   */
+  jobClaimLimited(p: JobClaimLimitedParams): Promise<JobClaimLimitedResult>;
   /**
    * Applies run outcomes in one transaction. Each item is fenced; returns, per item in order,
    * the database time the outcome was stored at (the row's completed_at for `completed` and
@@ -462,10 +406,28 @@ export interface Storage<Tx = unknown> {
    * with nothing deleted). Returns the number of jobs deleted (roots and descendants) and of
    * roots deleted. A due root held by another transaction may take a place of the limit without
    * being deleted, so `roots < limit` does not prove that nothing else is due; a call that
-   * deletes no root does (for the rows not held at that moment).
+   * deletes no root does (for the rows not held at that moment). The same call deletes rate
+   * state rows whose tat has passed (an absent row behaves exactly like one whose tat <= now).
    * @throws InvalidArgumentError on an age or limit outside those bounds
    */
   jobPrune(p: JobPruneParams): Promise<JobPruneResult>;
+
+  /**
+   * Upserts a limit row (type limits in `sdj_type_limits`, queue limits on the `sdj_queues` row). A
+   * type row that did not exist marks the type's pending jobs `limited` in the same transaction.
+   * Changing a rate limit keeps the rate state.
+   */
+  limitSet(p: LimitSetParams): Promise<void>;
+  /**
+   * Removes a limit (a queue's limits are cleared on its `sdj_queues` row, the row kept) and its
+   * rate state; for a type, its pending jobs are marked not `limited` in the same transaction.
+   * Returns whether a limit existed.
+   */
+  limitDelete(p: { scope: LimitScope; name: string }): Promise<boolean>;
+  /** Every limit, type rows then queue rows, each by name. */
+  limitList(): Promise<LimitRow[]>;
+  /** How full each limit of `limitList` is, same order. Reads running rows and pending counts through indexes. */
+  limitUsage(): Promise<LimitUsageRow[]>;
 
   /** Marks a queue paused (claims skip it) or not. */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void>;

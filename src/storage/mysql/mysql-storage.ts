@@ -25,7 +25,10 @@ import type { Dialect } from '../storage.js';
 import { MysqlDb, isConnectionReset, type MysqlConnectionLike, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import * as bulk from './bulk-ops.js';
+import * as flow from './flow-ops.js';
+import * as inserts from './job-insert.js';
 import * as jobs from './job-ops.js';
+import * as limits from './limits.js';
 import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
@@ -62,6 +65,9 @@ const SUSPECT_STATEMENT_BYTES = 1024 * 1024;
 const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({
   migrate,
   ...jobs,
+  ...inserts,
+  ...flow,
+  ...limits,
   ...listing,
   ...bulk,
   ...retention,

@@ -23,6 +23,8 @@
  *    a row skipped) is left for a later call, whole.
  * 5. Delete the kept subtrees' checkpoints, signals, fan-outs and jobs, each statement joining a
  *    table of the ids to the rows by their key (`PRUNE_DELETE_*`).
+ * 6. Flow control's leftovers: rate state whose tat has passed and debounce locks older than a
+ *    day, each locked with `SKIP LOCKED` and then deleted by key (`pruneFlowState`).
  *
  * The transaction never waits for a lock: its locking reads skip held rows, and its deletes
  * reach only rows it holds, or checkpoints and signals, which every other writer reaches only
@@ -37,8 +39,9 @@
  *
  * Round trips of a call: the lock, the lock wait, 2 to open the transaction (its isolation level,
  * then the start), 1 plan window (more only when due roots are passed over), 1 lock of the
- * fan-outs (when there are any), 1 of the jobs, 1 check, 3 or 4 deletes, the commit and the
- * unlock: 12 for plain jobs, 14 with fan-outs, 7 when nothing is due, 1 when busy. Id lists go by
+ * fan-outs (when there are any), 1 of the jobs, 1 check, 3 or 4 deletes, 2 reads of flow
+ * leftovers (and a delete for each kind found), the commit and the unlock: 14 for plain jobs, 16
+ * with fan-outs, 9 when nothing is due, 1 when busy. Id lists go by
  * 1,000 per statement, so a batch of more jobs than that adds statements.
  * @internal
  */
@@ -59,6 +62,7 @@ import {
   PRUNE_TREES,
   pruneDueSql,
 } from './queries/jobs.js';
+import { DEBOUNCE_LOCK_TTL_MS, DEBOUNCE_LOCKS_DELETE, DEBOUNCE_LOCKS_OLD, FLOW_PRUNE_BATCH, RATE_STATE_DELETE_KEYS, RATE_STATE_PASSED } from './queries/flow.js';
 import { type DbRow, num, numOrNull, str, strOrNull } from './rows.js';
 import { isRetryableTxError } from './translate-error.js';
 
@@ -113,7 +117,11 @@ export async function jobPrune(ctx: DriverContext, p: JobPruneParams): Promise<J
     let out: { deleted: number; roots: number };
     try {
       await run(conn, PRUNE_SET_LOCK_WAIT, [PRUNE_LOCK_WAIT_S]);
-      out = await transaction(conn, (ex) => pruneDue(ex, ctx.now(), ages, limit));
+      out = await transaction(conn, async (ex) => {
+        const done = await pruneDue(ex, ctx.now(), ages, limit);
+        await pruneFlowState(ex, ctx.now());
+        return done;
+      });
     } catch (e) {
       // The failure of the prune is the error to report. When it broke the connection the unlock
       // fails too, and the session's end frees the lock (and forgets the lock wait) anyway.
@@ -147,6 +155,18 @@ function transaction<T>(conn: Executor, fn: (ex: Executor) => Promise<T>): Promi
     },
     { isRetryable: (e) => isRetryableTxError(e) && (e as { errno?: unknown }).errno !== LOCK_WAIT_TIMEOUT_ERRNO },
   );
+}
+
+/**
+ * Step 6: deletes rate state whose tat has passed and debounce locks older than a day, at most
+ * {@link FLOW_PRUNE_BATCH} each, locking them with `SKIP LOCKED` first (rows a claim or a
+ * debounce holds are left for a later call) and deleting only those.
+ */
+async function pruneFlowState(ex: Executor, now: number | null): Promise<void> {
+  const passed = await select(ex, RATE_STATE_PASSED, [now, FLOW_PRUNE_BATCH]);
+  if (passed.length > 0) await write(ex, RATE_STATE_DELETE_KEYS, [passed.map((r) => [r['scope'], r['name'], r['rkey']])]);
+  const old = await select(ex, DEBOUNCE_LOCKS_OLD, [now, DEBOUNCE_LOCK_TTL_MS, FLOW_PRUNE_BATCH]);
+  if (old.length > 0) await write(ex, DEBOUNCE_LOCKS_DELETE, [old.map((r) => r['lock_key'])]);
 }
 
 /** Steps 2 to 5 of the module header, inside the transaction. */

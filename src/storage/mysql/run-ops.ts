@@ -33,7 +33,7 @@ import {
 import { LEASE_EXPIRED_FAILED, LEASE_EXPIRED_RETRY } from '../shared/contract-messages.js';
 
 
-/** Share-locks the queue rows (creating missing ones) and returns the paused names. */
+/** Share-locks the queue rows (creating missing ones) and returns the names to skip: paused, or with a queue limit. */
 async function lockQueues(ex: Executor, now: number | null, names: string[]): Promise<Set<string>> {
   const sorted = [...new Set(names)].sort();
   let rows = await select(ex, CLAIM_LOCK_QUEUES, [sorted]);
@@ -43,7 +43,7 @@ async function lockQueues(ex: Executor, now: number | null, names: string[]): Pr
     await write(ex, claimEnsureQueuesSql(missing.length), missing.flatMap((n) => [n, now]));
     rows = await select(ex, CLAIM_LOCK_QUEUES, [sorted]);
   }
-  return new Set(rows.filter((r) => num(r['paused']) !== 0).map((r) => str(r['name'])));
+  return new Set(rows.filter((r) => num(r['skipped']) !== 0).map((r) => str(r['name'])));
 }
 
 /** `Storage.jobClaim`. */
@@ -53,11 +53,11 @@ export async function jobClaim(ctx: DriverContext, p: JobClaimParams): Promise<J
   if (queues.length === 0) return [];
   return ctx.db.tx(async (ex) => {
     const now = ctx.now();
-    const paused = await lockQueues(ex, now, queues.map((q) => q.name));
+    const skipped = await lockQueues(ex, now, queues.map((q) => q.name));
     const picked: JobRow[] = [];
     let at = 0;
     for (const q of queues) {
-      if (paused.has(q.name)) continue;
+      if (skipped.has(q.name)) continue;
       const rows = await select(ex, CLAIM_SELECT, [now, q.name, now, Math.floor(q.limit)]);
       for (const r of rows) {
         at = Math.max(at, num(r['now_ms']));

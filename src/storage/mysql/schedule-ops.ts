@@ -5,7 +5,7 @@
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from '../storage.js';
 import { select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
-import { insertJobs } from './job-ops.js';
+import { insertJobs } from './job-insert.js';
 import { num, str, toScheduleRow } from './rows.js';
 import {
   SCHEDULE_AFTER_UPSERT,
@@ -55,7 +55,7 @@ export async function scheduleFire(ctx: DriverContext, p: ScheduleFireParams): P
     const now = ctx.now();
     const won = await write(ex, SCHEDULE_FIRE_CAS, [p.nextRunAt, p.slotAt, now, p.name, p.expectedNextRunAt]);
     if (won === 0) return null;
-    const inserted = await insertJobs(ex, now, p.jobs, 'skip');
+    const { inserted } = await insertJobs(ex, now, p.jobs, 'skip');
     if (inserted[0] !== undefined) await write(ex, SCHEDULE_SET_LAST_JOB, [inserted[0], p.name]);
     return inserted;
   });

@@ -24,7 +24,7 @@ import type {
 import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { expireFanOut } from './fan-out-accounting.js';
-import { insertJobs } from './job-ops.js';
+import { insertJobs } from './job-insert.js';
 import { type DbRow, num, str, strOrNull, toFanOutRow, toJobRow, toPrefixedFanOutRow, toStepRow } from './rows.js';
 import { ROW_ALLOWANCE, chunkBySize, textBytes } from './statement-budget.js';
 import {

@@ -120,17 +120,20 @@ export function createPool(connectionString: string, max: number, onIdleError: (
 }
 
 /**
- * Runs `fn` in a transaction on a client of `pool`: BEGIN, fn, COMMIT; ROLLBACK on error.
+ * Runs `fn` in a transaction on a client of `pool`: BEGIN (or `begin`), fn, COMMIT; ROLLBACK on error.
  * A transaction that fails with a retryable error (deadlock, serialization failure; see
  * `isRetryableTxError`) runs again from the top under the shared retry policy
  * (shared/tx-retry.ts), so `fn` must be a pure function of the database state.
  */
-export function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>): Promise<T> {
-  return withTxRetry(() => txOnce(pool, fn), { isRetryable: isRetryableTxError });
+export function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  return withTxRetry(() => txOnce(pool, fn, begin), { isRetryable: isRetryableTxError });
 }
 
-/** One attempt of {@link withTx}. */
-async function txOnce<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>): Promise<T> {
+/**
+ * One attempt of {@link withTx}. `begin` opens the transaction: `BEGIN`, or a simple query
+ * starting with it that does more in the same round trip (`queries/flow.ts` `flowBegin`).
+ */
+async function txOnce<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>, begin: string): Promise<T> {
   const c = await pool.connect();
   let broken: Error | undefined;
   // A checked-out client has no 'error' listener (the pool removes its own): a connection the
@@ -141,7 +144,7 @@ async function txOnce<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<
   };
   c.on('error', onError);
   try {
-    await c.query({ text: 'BEGIN' });
+    await c.query({ text: begin });
     const value = await fn(c);
     await c.query({ text: 'COMMIT' });
     return value;

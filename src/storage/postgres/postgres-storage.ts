@@ -23,7 +23,9 @@ import type { Unlisten } from '../storage.js';
 import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
 import * as bulk from './bulk-ops.js';
+import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
+import * as limits from './limits.js';
 import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { PgListener } from './listener.js';
@@ -59,6 +61,8 @@ const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({
   ...wf,
   ...sched,
   ...workers,
+  ...flow,
+  ...limits,
 });
 
 /** The pool a storage runs on, and whether it created (and so ends) it. */

@@ -38,7 +38,7 @@ export function scheduleFire(x: PgExec, p: ScheduleFireParams): Promise<string[]
   return withTx(x.pool, async (c) => {
     const r = await x.one<{ now: string }>(SCHEDULE_FIRE, [x.now(), p.name, Math.trunc(p.expectedNextRunAt), Math.trunc(p.nextRunAt), Math.trunc(p.slotAt)], c);
     if (r === undefined) return null;
-    const ids = p.jobs.length === 0 ? [] : await insertJobs(x, c, p.jobs, 'skip', toInt(r.now));
+    const ids = p.jobs.length === 0 ? [] : (await insertJobs(x, c, p.jobs, 'skip', toInt(r.now))).inserted;
     if (ids.length > 0) await x.rows(SCHEDULE_SET_LAST_JOB, [p.name, ids[0]], c);
     return ids;
   });

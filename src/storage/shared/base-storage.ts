@@ -29,6 +29,8 @@ import type {
   Dialect,
   FanOutCollected,
   FanOutRow,
+  JobClaimLimitedParams,
+  JobClaimLimitedResult,
   JobClaimParams,
   JobFilter,
   JobFinishManyParams,
@@ -43,6 +45,10 @@ import type {
   JobSuspendParams,
   JobSuspendUntilParams,
   JobSuspendUntilResult,
+  LimitRow,
+  LimitScope,
+  LimitSetParams,
+  LimitUsageRow,
   QueueSummaryRow,
   ReclaimedJob,
   ScheduleFireParams,
@@ -89,6 +95,11 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   jobList: true,
   jobCountByStatus: true,
   jobClaim: true,
+  jobClaimLimited: true,
+  limitSet: true,
+  limitDelete: true,
+  limitList: true,
+  limitUsage: true,
   jobFinishMany: true,
   jobHeartbeat: true,
   jobRelease: true,
@@ -231,9 +242,9 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
-  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[] }> {
+  jobInsertMany(p: JobInsertManyParams<Tx>): Promise<{ inserted: string[]; ids: (string | null)[] }> {
     // A caller transaction still goes to the driver, which validates it.
-    if (this.#skip(p.jobs.length === 0 && (p.tx === undefined || p.tx === null))) return Promise.resolve({ inserted: [] });
+    if (this.#skip(p.jobs.length === 0 && (p.tx === undefined || p.tx === null))) return Promise.resolve({ inserted: [], ids: [] });
     return this.run('jobInsertMany', p);
   }
 
@@ -267,6 +278,12 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   jobClaim(p: JobClaimParams): Promise<JobRow[]> {
     if (this.#skip(p.queues.length === 0)) return Promise.resolve<JobRow[]>([]);
     return this.run('jobClaim', p);
+  }
+
+  /** @inheritdoc */
+  jobClaimLimited(p: JobClaimLimitedParams): Promise<JobClaimLimitedResult> {
+    if (this.#skip(p.queues.length === 0)) return Promise.resolve({ rows: [], retryInMs: null, saturated: false });
+    return this.run('jobClaimLimited', p);
   }
 
   /** @inheritdoc */
@@ -340,6 +357,26 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** @inheritdoc */
   queueSetPaused(p: { queue: string; paused: boolean }): Promise<void> {
     return this.run('queueSetPaused', p);
+  }
+
+  /** @inheritdoc */
+  limitSet(p: LimitSetParams): Promise<void> {
+    return this.run('limitSet', p);
+  }
+
+  /** @inheritdoc */
+  limitDelete(p: { scope: LimitScope; name: string }): Promise<boolean> {
+    return this.run('limitDelete', p);
+  }
+
+  /** @inheritdoc */
+  limitList(): Promise<LimitRow[]> {
+    return this.run('limitList', undefined);
+  }
+
+  /** @inheritdoc */
+  limitUsage(): Promise<LimitUsageRow[]> {
+    return this.run('limitUsage', undefined);
   }
 
   /** @inheritdoc */

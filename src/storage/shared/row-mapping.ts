@@ -99,6 +99,10 @@ export const JOB_COLUMN_NAMES = [
   'heartbeat_at',
   'wake_at',
   'wait_signal',
+  'concurrency_key',
+  'rate_key',
+  'limited',
+  'debounce_key',
 ] as const;
 
 /** A `sdj_jobs` row keyed by column name as a `JobRow`. @internal */
@@ -131,6 +135,10 @@ export function mapJobRow(c: ColumnCoercer, r: DbRecord): JobRow {
     heartbeatAt: c.optInt(r['heartbeat_at']),
     wakeAt: c.optInt(r['wake_at']),
     waitSignal: c.optStr(r['wait_signal']),
+    concurrencyKey: c.optStr(r['concurrency_key']),
+    rateKey: c.optStr(r['rate_key']),
+    limited: c.int(r['limited']) !== 0,
+    debounceKey: c.optStr(r['debounce_key']),
   };
 }
 
@@ -164,6 +172,10 @@ export function mapJobTuple(c: ColumnCoercer, t: readonly unknown[]): JobRow {
     heartbeatAt: c.optInt(t[24]),
     wakeAt: c.optInt(t[25]),
     waitSignal: c.optStr(t[26]),
+    concurrencyKey: c.optStr(t[27]),
+    rateKey: c.optStr(t[28]),
+    limited: c.int(t[29]) !== 0,
+    debounceKey: c.optStr(t[30]),
   };
 }
 

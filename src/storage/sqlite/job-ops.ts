@@ -1,19 +1,38 @@
 /**
  * Job operations on SQLite: the clock, insert, reads, operator actions (cancel the whole
  * subtree, pause, resume, retry) and queue pause flags (listings are in `listing.ts`, bulk actions
- * in `bulk-ops.ts`, retention, `jobPrune`, in `retention.ts`). Each operation
- * is one synchronous call: writes run as one `BEGIN IMMEDIATE` transaction (`ctx.write`), reads
- * as single statements.
+ * in `bulk-ops.ts`, retention, `jobPrune`, in `retention.ts`, limits in `limits.ts` and
+ * `flow-ops.ts`). Each operation is one synchronous call: writes run as one `BEGIN IMMEDIATE`
+ * transaction (`ctx.write`), reads as single statements.
+ *
+ * Inserts (`jobInsertMany`, and the inserts of fan-outs and schedule fires) handle unique keys (a
+ * live holder, or a finished one within `uniqueForMs`), `onConflict`, debounce and the `limited`
+ * mark. They run inside one write transaction (`BEGIN IMMEDIATE`, or a savepoint of the
+ * caller's), which holds the file's write lock: a holder looked up is still the holder when the
+ * statement that follows runs, so debounces and unique windows need no lock of their own.
  * @internal
  */
-import { InvalidStateError, JobNotFoundError } from '../../errors.js';
+import { DuplicateJobError, InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus } from '../../types.js';
 import { cannotPauseMessage, cannotResumeMessage, cannotRetryMessage } from '../shared/contract-messages.js';
 import type { JobInsert, JobInsertManyParams, JobRow } from '../storage.js';
 import type { SqliteDatabaseLike } from './connection.js';
 import { cancelSubtrees } from './fan-out-accounting.js';
 import { QUEUE_SET_PAUSED } from './queries/admin.js';
-import { JOB_COUNT_BY_STATUS, JOB_COUNT_BY_STATUS_IN_QUEUE, JOB_GET, JOB_GET_MANY, JOB_INSERT, JOB_PAUSE, JOB_RESUME, JOB_STATUS } from './queries/jobs.js';
+import {
+  JOB_COUNT_BY_STATUS,
+  JOB_COUNT_BY_STATUS_IN_QUEUE,
+  JOB_DEBOUNCE_HOLDER,
+  JOB_DEBOUNCE_REPLACE,
+  JOB_GET,
+  JOB_GET_MANY,
+  JOB_INSERT,
+  JOB_PAUSE,
+  JOB_RESUME,
+  JOB_STATUS,
+  JOB_UNIQUE_FINISHED_HOLDER,
+  JOB_UNIQUE_LIVE_HOLDER,
+} from './queries/jobs.js';
 import { reopenJob, retryFromScratch } from './retry-core.js';
 import { retryFromFailedStep } from './retry-from-step.js';
 import { int, toJobRow, type JobDbRow } from './rows.js';
@@ -83,19 +102,83 @@ export function jobRetry(ctx: SqliteContext, p: { id: string; fromFailedStep?: b
   });
 }
 
+/** What to do on a unique-key clash (see `JobInsertManyParams.onConflict`). */
+export type OnConflict = 'error' | 'skip' | 'existing';
+
+/** The result of an insert: ids inserted, and per item the id it resolved to. */
+export interface InsertResult {
+  inserted: string[];
+  ids: (string | null)[];
+}
+
 /** run_at of a new job: max(now + delayMs, runAt ?? 0). */
 function runAtOf(job: JobInsert, now: number): number {
   return Math.max(now + job.delayMs, job.runAt ?? 0);
 }
 
+/** The id of a holder row, or null. */
+function idOf(r: unknown): string | null {
+  return r === undefined ? null : (r as { id: string }).id;
+}
+
+/** Replaces the pending job holding the item's debounce key; returns its id, or null when none holds it. */
+function debounce(c: Statements, now: number, j: JobInsert, key: string): string | null {
+  const holder = idOf(c.st(JOB_DEBOUNCE_HOLDER).get(j.type, key));
+  if (holder === null) return null;
+  c.st(JOB_DEBOUNCE_REPLACE).run({
+    id: holder,
+    queue: j.queue,
+    priority: j.priority,
+    maxRetries: j.maxRetries,
+    args: j.argsJson,
+    meta: j.metaJson,
+    runAt: runAtOf(j, now),
+    timeoutMs: j.timeoutMs,
+    tenant: j.tenant,
+    concurrencyKey: j.concurrencyKey ?? null,
+    rateKey: j.rateKey ?? null,
+  });
+  return holder;
+}
+
 /**
- * Inserts jobs in order. On a unique-key clash: `'error'` throws `DuplicateJobError` (the caller's
- * transaction rolls the batch back); `'skip'` leaves that job out. Returns the ids inserted.
+ * The job an item's unique key clashes with before it is inserted: the live holder, else (with
+ * `uniqueForMs`) the latest finished holder within the window; null when the key is free.
  */
-export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[], onConflict: 'error' | 'skip'): string[] {
+function holderOf(c: Statements, now: number, key: string, windowMs: number): string | null {
+  return idOf(c.st(JOB_UNIQUE_LIVE_HOLDER).get(key)) ?? idOf(c.st(JOB_UNIQUE_FINISHED_HOLDER).get({ key, since: now - windowMs }));
+}
+
+/**
+ * Inserts jobs in order. A debounced item replaces the pending job holding its key when there is
+ * one. On a unique-key clash: `'error'` throws `DuplicateJobError` (the caller's transaction
+ * rolls the batch back); `'skip'` leaves that job out (its id null); `'existing'` also leaves it
+ * out and names the holder.
+ */
+export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[], onConflict: OnConflict): InsertResult {
   const stmt = c.st(JOB_INSERT);
   const inserted: string[] = [];
+  const ids: (string | null)[] = [];
+  const clash = (key: string, holder: string | null, cause?: unknown): void => {
+    if (onConflict === 'error') throw cause === undefined ? new DuplicateJobError(key) : translateError(cause, key);
+    ids.push(onConflict === 'existing' ? holder : null);
+  };
   for (const j of jobs) {
+    if (j.debounceKey != null) {
+      const replaced = debounce(c, now, j, j.debounceKey);
+      if (replaced !== null) {
+        ids.push(replaced);
+        continue;
+      }
+    }
+    const key = j.uniqueKey;
+    if (key !== null && j.uniqueForMs != null) {
+      const holder = holderOf(c, now, key, j.uniqueForMs);
+      if (holder !== null) {
+        clash(key, holder);
+        continue;
+      }
+    }
     try {
       stmt.run(
         j.id,
@@ -108,20 +191,25 @@ export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[
         runAtOf(j, now),
         now,
         j.timeoutMs,
-        j.uniqueKey,
+        key,
         j.tenant,
         j.parentId,
         j.fanOutId,
         j.fanOutIndex,
+        j.concurrencyKey ?? null,
+        j.rateKey ?? null,
+        j.debounceKey ?? null,
+        j.type,
       );
       inserted.push(j.id);
+      ids.push(j.id);
     } catch (e) {
       // A failed statement is undone by itself (ABORT); the transaction stays usable.
-      if (onConflict === 'skip' && isUniqueKeyViolation(e)) continue;
-      throw translateError(e, j.uniqueKey);
+      if (key === null || !isUniqueKeyViolation(e)) throw translateError(e, key);
+      clash(key, onConflict === 'existing' ? idOf(c.st(JOB_UNIQUE_LIVE_HOLDER).get(key)) : null, e);
     }
   }
-  return inserted;
+  return { inserted, ids };
 }
 
 /**
@@ -129,12 +217,12 @@ export function insertJobs(c: Statements, now: number, jobs: readonly JobInsert[
  * connection passed as `tx` (inside the caller's open transaction, as a savepoint).
  * @throws DuplicateJobError, InvalidArgumentError (a `tx` that is not a `Database` on this file)
  */
-export function jobInsertMany(ctx: SqliteContext, p: JobInsertManyParams<SqliteDatabaseLike>): { inserted: string[] } {
+export function jobInsertMany(ctx: SqliteContext, p: JobInsertManyParams<SqliteDatabaseLike>): InsertResult {
   const onConflict = p.onConflict ?? 'error';
-  const insert = (c: Statements, now: number): string[] => insertJobs(c, now, p.jobs, onConflict);
-  if (p.tx !== undefined && p.tx !== null && p.tx !== ctx.db) return { inserted: ctx.writeOn(p.tx, insert) };
-  if (p.jobs.length === 0) return { inserted: [] };
-  return { inserted: ctx.write(insert) };
+  const insert = (c: Statements, now: number): InsertResult => insertJobs(c, now, p.jobs, onConflict);
+  if (p.tx !== undefined && p.tx !== null && p.tx !== ctx.db) return ctx.writeOn(p.tx, insert);
+  if (p.jobs.length === 0) return { inserted: [], ids: [] };
+  return ctx.write(insert);
 }
 
 /** One job by id. */
@@ -156,7 +244,7 @@ export function jobCountByStatus(ctx: SqliteContext, p: { queue?: string }): Rec
   const out = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
   const { queue } = p;
   const rows = ctx.read((c) =>
-    queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all(queue, queue, queue, queue),
+    queue === undefined ? c.st(JOB_COUNT_BY_STATUS).all() : c.st(JOB_COUNT_BY_STATUS_IN_QUEUE).all({ queue }),
   ) as {
     status: JobStatus;
     n: number | bigint;

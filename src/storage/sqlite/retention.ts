@@ -5,6 +5,7 @@
 import { checkPruneParams, PRUNED_STATUSES, type CheckedPrune } from '../shared/prune-params.js';
 import type { JobPruneParams, JobPruneResult } from '../storage.js';
 import { JOB_DELETE_MANY, JOB_PRUNE_ROOTS, JOB_SUBTREES } from './queries/jobs.js';
+import { RATE_STATE_PRUNE } from './queries/limits.js';
 import { FAN_OUT_DELETE_FOR_PARENTS, SIGNAL_DELETE_FOR_JOBS, STEP_DELETE_FOR_JOBS } from './queries/workflow.js';
 import type { SqliteContext, Statements } from './statements.js';
 import { isTransientError } from './translate-error.js';
@@ -14,7 +15,8 @@ import { isTransientError } from './translate-error.js';
  * has passed its own status's age (`now - completed_at > age`) — with the checkpoints, signals
  * and fan-outs of every job deleted, in one `BEGIN IMMEDIATE` transaction on the transaction's
  * now. Roots of each status are taken oldest first, `completed` before `failed` before
- * `cancelled`.
+ * `cancelled`. The same transaction deletes the rate state whose tat has passed (also when no age
+ * is given: that state is dropped on every call).
  *
  * SQLite has no row locks to skip: the transaction holds the file's write lock, so it is the
  * only writer (and the only prune) while it runs, and it runs no longer than `limit` roots take.
@@ -25,9 +27,11 @@ import { isTransientError } from './translate-error.js';
  */
 export function jobPrune(ctx: SqliteContext, p: JobPruneParams): JobPruneResult {
   const checked = checkPruneParams(p);
-  if (checked.nothing) return { deleted: 0, roots: 0, busy: false };
   try {
-    return ctx.write((c, now) => pruneRoots(c, now, checked));
+    return ctx.write((c, now) => {
+      c.st(RATE_STATE_PRUNE).run(now);
+      return checked.nothing ? { deleted: 0, roots: 0, busy: false } : pruneRoots(c, now, checked);
+    });
   } catch (e) {
     if (isTransientError(e)) return { deleted: 0, roots: 0, busy: true };
     throw e;

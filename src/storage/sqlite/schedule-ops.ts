@@ -52,7 +52,7 @@ export function scheduleFire(ctx: SqliteContext, p: ScheduleFireParams): string[
   return ctx.write((c, now) => {
     const r = c.st(SCHEDULE_FIRE).run({ name: p.name, expected: p.expectedNextRunAt, nextRunAt: p.nextRunAt, slotAt: p.slotAt, now });
     if (r.changes !== 1) return null;
-    const inserted = insertJobs(c, now, p.jobs, 'skip');
+    const { inserted } = insertJobs(c, now, p.jobs, 'skip');
     const first = inserted[0];
     if (first !== undefined) c.st(SCHEDULE_SET_LAST_JOB).run({ name: p.name, jobId: first });
     return inserted;

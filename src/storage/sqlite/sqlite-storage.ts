@@ -3,8 +3,8 @@
  *
  * How it works: `better-sqlite3` is synchronous, so every method runs its whole state change as
  * one synchronous `BEGIN IMMEDIATE` transaction and never holds a transaction across an `await`
- * (the operations, in `job-ops.ts`, `listing.ts`, `bulk-ops.ts`, `run-ops.ts`, `workflow-ops.ts`,
- * `schedule-ops.ts` and `worker-registry.ts`,
+ * (the operations, in `job-ops.ts`, `listing.ts`, `bulk-ops.ts`, `run-ops.ts`,
+ * `flow-ops.ts`, `limits.ts`, `workflow-ops.ts`, `schedule-ops.ts` and `worker-registry.ts`,
  * return their results synchronously; the shared `BaseStorage` facade settles the promises).
  * Several `SqliteStorage` instances — in one process or in many — can therefore share one
  * database file: writers serialize on the file lock (WAL mode, `busy_timeout`, default 5 s),
@@ -39,7 +39,9 @@ import type { Logger } from '../../types.js';
 import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import { openDatabase, type SqliteDatabaseLike } from './connection.js';
 import * as bulk from './bulk-ops.js';
+import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
+import * as limits from './limits.js';
 import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
@@ -74,6 +76,8 @@ const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({
   ...bulk,
   ...retention,
   ...run,
+  ...flow,
+  ...limits,
   ...wf,
   ...sched,
   ...workers,

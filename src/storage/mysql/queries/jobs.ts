@@ -3,24 +3,66 @@
  * @internal
  */
 import { JOB_COLUMNS, NOW, repeat } from './common.js';
+import { FLOW_GROUP, typeLimitedSql } from './flow.js';
 
-/** One row of {@link jobInsertSql}: 17 params, see `insertRowValues` in `jobs-write.ts`. */
-const INSERT_ROW = `(?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, GREATEST(${NOW} + ?, ?), ${NOW}, ?, ?, ?, ?, ?, ?)`;
+/**
+ * One row of {@link jobInsertSql}: 21 params, see `rowValues` in `job-insert.ts`. `limited` is
+ * read from `sdj_type_limits` in the statement ({@link typeLimitedSql}); `flow_group` is
+ * computed from the columns set before it in the row.
+ */
+const INSERT_ROW =
+  `(?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, GREATEST(${NOW} + ?, ?), ${NOW}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ` +
+  `${typeLimitedSql('?')}, IF(limited = 1, ${FLOW_GROUP}, NULL))`;
 
 /**
  * Inserts `n` pending jobs. run_at = max(now + delayMs, runAt ?? 0), created_at = now.
  * Params per row: id, type, queue, priority, maxRetries, args, meta, now, delayMs, runAt ?? 0,
- * now, timeoutMs, uniqueKey, tenant, parentId, fanOutId, fanOutIndex.
+ * now, timeoutMs, uniqueKey, tenant, parentId, fanOutId, fanOutIndex, concurrencyKey, rateKey,
+ * debounceKey, type.
  * With `skipDuplicates`, a row clashing on a unique index is left out (no error).
  */
 export function jobInsertSql(n: number, skipDuplicates: boolean): string {
   return (
     'INSERT INTO sdj_jobs (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta, run_at, created_at, ' +
-    'timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index) VALUES ' +
+    'timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index, concurrency_key, rate_key, debounce_key, limited, flow_group) VALUES ' +
     repeat(INSERT_ROW, n) +
     (skipDuplicates ? ' ON DUPLICATE KEY UPDATE id = id' : '')
   );
 }
+
+/**
+ * Every job holding one of the unique keys, live or finished (`sdj_jobs_unique_key`), with the
+ * database now. Params: now, keys[]. Result: `{ id, unique_key, status, completed_at, now_ms }[]`.
+ */
+export const JOB_UNIQUE_HOLDERS = `SELECT id, unique_key, status, completed_at, ${NOW} AS now_ms FROM sdj_jobs FORCE INDEX (sdj_jobs_unique_key) WHERE unique_key IN (?)`;
+
+/**
+ * Locks debounce keys (their `sdj_debounce_locks` rows, inserted on first use) until the
+ * transaction ends. Params per row: lock key (32 bytes), now. Rows in key order, so that two
+ * batches lock in one order.
+ */
+export function debounceLockSql(n: number): string {
+  return `INSERT INTO sdj_debounce_locks (lock_key, created_at) VALUES ${repeat(`(?, ${NOW})`, n)} ON DUPLICATE KEY UPDATE lock_key = lock_key`;
+}
+
+/**
+ * The pending holders of debounce keys (`debounce_active` values), locked, oldest first.
+ * Params: keys[] (bytes). Result: `{ id, k }[]`.
+ */
+export const DEBOUNCE_HOLDERS =
+  'SELECT id, debounce_active AS k FROM sdj_jobs FORCE INDEX (sdj_jobs_debounce) WHERE debounce_active IN (?) ORDER BY created_at, id FOR UPDATE';
+
+/**
+ * Replaces a pending debounce holder's fields with a debounce's (id, created_at, attempt and
+ * last_error kept); `limited` and `flow_group` follow the new keys.
+ * Params: queue, priority, maxRetries, args, meta, now, delayMs, runAt ?? 0, timeoutMs, tenant,
+ * concurrencyKey, rateKey, id.
+ */
+export const DEBOUNCE_REPLACE =
+  'UPDATE sdj_jobs SET queue = ?, priority = ?, max_retries = ?, args = ?, meta = ?, ' +
+  `run_at = GREATEST(${NOW} + ?, ?), timeout_ms = ?, tenant = ?, concurrency_key = ?, rate_key = ?, ` +
+  `limited = ${typeLimitedSql('sdj_jobs.type')}, flow_group = IF(limited = 1, ${FLOW_GROUP}, NULL) ` +
+  "WHERE id = ? AND status = 'pending'";
 
 /** Which of the given ids exist. Params: ids[]. Result: `{ id }[]`. */
 export const JOB_IDS_EXISTING = 'SELECT id FROM sdj_jobs WHERE id IN (?)';
@@ -56,12 +98,14 @@ export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused' WHERE id = ? AND
 export const JOB_RESUME = "UPDATE sdj_jobs SET status = 'pending' WHERE id = ? AND status = 'paused'";
 
 /**
- * failed/cancelled → pending, attempt 0, run_at now; last_error kept; lease and wait cleared.
- * Params: now, id.
+ * failed/cancelled → pending, attempt 0, run_at now; last_error kept; lease and wait cleared;
+ * `limited` decided again from `sdj_type_limits` (a type limit may have appeared or gone since
+ * the job was live). Params: now, id.
  */
 export const JOB_RETRY =
   `UPDATE sdj_jobs SET status = 'pending', attempt = 0, run_at = ${NOW}, result = NULL, completed_at = NULL, ` +
-  'locked_by = NULL, lease_expires_at = NULL, wake_at = NULL, wait_signal = NULL ' +
+  'locked_by = NULL, lease_expires_at = NULL, wake_at = NULL, wait_signal = NULL, ' +
+  `limited = ${typeLimitedSql('sdj_jobs.type')}, flow_group = IF(limited = 1, ${FLOW_GROUP}, NULL) ` +
   "WHERE id = ? AND status IN ('failed', 'cancelled')";
 
 /** The ids of the subtree under the given jobs (no locks). Params: rootIds[]. Result: `{ id }[]`. */

@@ -5,11 +5,13 @@
 import { JOB_COLUMNS, NOW, repeat } from './common.js';
 
 /**
- * Share-locks the queue rows of a claim, so a pause (which writes the row) waits for claims
- * in flight and no claim that started before a pause commits after it.
- * Params: names[]. Result: `{ name, paused }[]`.
+ * Share-locks the queue rows of a claim, so a pause or a queue limit change (which writes the
+ * row) waits for claims in flight and no claim that started before it commits after it.
+ * `skipped` is 1 for a paused queue and for a queue with a queue limit (its jobs are for
+ * `jobClaimLimited`). Params: names[]. Result: `{ name, skipped }[]`.
  */
-export const CLAIM_LOCK_QUEUES = 'SELECT name, paused FROM sdj_queues WHERE name IN (?) LOCK IN SHARE MODE';
+export const CLAIM_LOCK_QUEUES =
+  'SELECT name, paused <> 0 OR concurrency IS NOT NULL OR rate_limit IS NOT NULL AS skipped FROM sdj_queues WHERE name IN (?) LOCK IN SHARE MODE';
 
 /** Creates missing queue rows (not paused). Params per row: name, now. */
 export function claimEnsureQueuesSql(n: number): string {
@@ -17,12 +19,13 @@ export function claimEnsureQueuesSql(n: number): string {
 }
 
 /**
- * Ready jobs of one queue in claim order, locked; rows other claimers hold are skipped.
+ * Ready jobs of one queue in claim order, locked; rows other claimers hold are skipped. Limited
+ * jobs are left out: the range (queue, 'pending', 0) of `sdj_jobs_claim` holds none.
  * Params: now, queue, now, limit. Result: job columns + `now_ms`.
  */
 export const CLAIM_SELECT =
   `SELECT ${JOB_COLUMNS}, ${NOW} AS now_ms FROM sdj_jobs ` +
-  `WHERE queue = ? AND status = 'pending' AND run_at <= ${NOW} ` +
+  `WHERE queue = ? AND status = 'pending' AND limited = 0 AND run_at <= ${NOW} ` +
   'ORDER BY priority DESC, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED';
 
 /**
@@ -135,9 +138,12 @@ export const RECLAIM_TO_FAILED =
   "UPDATE sdj_jobs SET status = 'failed', last_error = ?, completed_at = ?, locked_by = NULL, lease_expires_at = NULL " +
   "WHERE id IN (?) AND status = 'running'";
 
-/** Waiting jobs whose wake_at passed, locked. Params: now, limit. Result: `{ id }[]`. */
+/**
+ * Waiting jobs whose wake_at passed, locked, earliest first, in `sdj_jobs_wake` order (ties by
+ * queue, then id), so the range is read only as far as the limit. Params: now, limit. Result: `{ id }[]`.
+ */
 export const WAKE_DUE_SELECT =
-  `SELECT id FROM sdj_jobs WHERE status = 'waiting' AND wake_at <= ${NOW} ORDER BY wake_at, id LIMIT ? FOR UPDATE SKIP LOCKED`;
+  `SELECT id FROM sdj_jobs WHERE status = 'waiting' AND wake_at <= ${NOW} ORDER BY wake_at LIMIT ? FOR UPDATE SKIP LOCKED`;
 
 /**
  * Recovery sweep: parents still waiting (not on a signal) whose latest step is a fan-out

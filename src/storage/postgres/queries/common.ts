@@ -27,6 +27,7 @@ export const JOB_COLUMN_NAMES = [
   'id', 'type', 'queue', 'status', 'priority', 'attempt', 'max_retries', 'run_count', 'args', 'result', 'meta',
   'last_error', 'run_at', 'created_at', 'started_at', 'completed_at', 'timeout_ms', 'unique_key', 'tenant',
   'parent_id', 'fan_out_id', 'fan_out_index', 'locked_by', 'lease_expires_at', 'heartbeat_at', 'wake_at', 'wait_signal',
+  'concurrency_key', 'rate_key', 'limited', 'debounce_key',
 ] as const;
 
 /** A job column name. */
@@ -48,6 +49,23 @@ export function moveInsert(src: string, set: Partial<Record<JobColumn, string>>)
   return `INSERT INTO {s}.sdj_jobs (${JOB_COLUMN_NAMES.join(', ')})
   SELECT ${values.join(', ')} FROM ${src}`;
 }
+
+/**
+ * The `limited` mark of a job of type `type` (an SQL expression) as an insert decides it: 1 when
+ * `sdj_type_limits` has a row for the type (migrations/0004).
+ */
+export function limitedOf(type: string): string {
+  return `(CASE WHEN EXISTS (SELECT 1 FROM {s}.sdj_type_limits tl WHERE tl.type = ${type}) THEN 1 ELSE 0 END)::smallint`;
+}
+
+/**
+ * A CTE that takes `ROW EXCLUSIVE` on `sdj_type_limits` without touching a row (named `lk`).
+ * Every statement that marks new jobs `limited` from that table carries it: the lock is taken
+ * when the statement starts, before its snapshot, so `limitSet` / `limitDelete` (which lock the
+ * table in `SHARE ROW EXCLUSIVE` mode before re-marking the type's jobs) wait for the inserts in
+ * flight, and the inserts that start later see the new row.
+ */
+export const TYPE_LIMITS_LOCK_CTE = 'lk AS (DELETE FROM {s}.sdj_type_limits WHERE false)';
 
 /** The `set` of {@link moveInsert} that drops a run's lease. */
 export const MOVE_CLEAR_LEASE = { locked_by: 'NULL', lease_expires_at: 'NULL', heartbeat_at: 'NULL' } as const;

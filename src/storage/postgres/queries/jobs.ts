@@ -7,39 +7,69 @@
  * go through `sdj_jobs` (both partitions), and a retry moves its row from history back to live.
  * @internal
  */
-import { MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE } from './common.js';
+import { limitedOf, MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE, TYPE_LIMITS_LOCK_CTE } from './common.js';
 
 /**
  * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
  * priority, max_retries, args, meta, delay_ms, run_at, timeout_ms, unique_key, tenant,
- * parent_id, fan_out_id, fan_out_index (one array each).
+ * parent_id, fan_out_id, fan_out_index; $18, $19: concurrency_key, rate_key; with `flow`, $20,
+ * $21: unique_for_ms, debounce_key (one array each).
  */
-const JOB_ARRAYS = `unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[],
-    $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[])
+function jobArrays(flow: boolean): string {
+  return `unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[],
+    $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[],
+    $18::text[], $19::text[]${flow ? ', $20::bigint[], $21::text[]' : ''})
   WITH ORDINALITY AS u(id, type, queue, priority, max_retries, args, meta, delay_ms, run_at, timeout_ms,
-    unique_key, tenant, parent_id, fan_out_id, fan_out_index, ord)`;
+    unique_key, tenant, parent_id, fan_out_id, fan_out_index, concurrency_key, rate_key${flow ? ', unique_for_ms, debounce_key' : ''}, ord)`;
+}
 
-function jobInsert(conflict: string): string {
-  return `
-WITH ${NOW_CTE},
-ins AS (
-  INSERT INTO {s}.sdj_jobs_live (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
-    run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index)
+/**
+ * The INSERT of the new pending rows of `u` (an unnested batch) that match `where` into the live
+ * partition, with their debounce keys when `debounce`.
+ */
+function insertRows(where: string, conflict: string, returning: string, debounce = false): string {
+  return `INSERT INTO {s}.sdj_jobs_live (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
+    run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index, concurrency_key, rate_key,
+    limited, debounce_key)
   SELECT u.id, u.type, u.queue, 'pending', u.priority, 0, u.max_retries, 0, u.args, u.meta,
     GREATEST(n.t + u.delay_ms, COALESCE(u.run_at, 0)), n.t, u.timeout_ms, u.unique_key, u.tenant,
-    u.parent_id, u.fan_out_id, u.fan_out_index
-  FROM ${JOB_ARRAYS}
+    u.parent_id, u.fan_out_id, u.fan_out_index, u.concurrency_key, u.rate_key, ${limitedOf('u.type')}, ${debounce ? 'u.debounce_key' : 'NULL'}
+  FROM u
   CROSS JOIN now n
+  WHERE ${where}
   ORDER BY u.ord
   ${conflict}
-  RETURNING id, queue
-),
-qs AS (
+  RETURNING ${returning}`;
+}
+
+/** Records the queues of `src` (a CTE with a `queue` column) in `sdj_queues` and notifies each. */
+function queuesAndNotify(src: string): string {
+  return `qs AS (
   INSERT INTO {s}.sdj_queues (name, paused, updated_at)
-  SELECT DISTINCT i.queue, false, ${NOW} FROM ins i ORDER BY 1
+  SELECT DISTINCT d.queue, false, ${NOW} FROM (${src}) d ORDER BY 1
   ON CONFLICT (name) DO NOTHING
 ),
-ntf AS (SELECT pg_notify($17, d.queue) FROM (SELECT DISTINCT queue FROM ins) d)
+ntf AS (SELECT pg_notify($17, d.queue) FROM (SELECT DISTINCT queue FROM (${src}) x) d)`;
+}
+
+/** How an insert treats a unique-key clash (`JobInsertManyParams.onConflict`). */
+export type InsertConflict = 'error' | 'skip' | 'existing';
+
+/**
+ * The insert of a batch without dedup windows or debounce: pending rows, `limited` read from
+ * `sdj_type_limits` (under the lock of `TYPE_LIMITS_LOCK_CTE`), queues recorded and notified.
+ * Params: $1 now, $2..$16 the job arrays, $17 channel, $18 concurrency keys, $19 rate keys.
+ * Result: { id } of each job inserted.
+ */
+function plainInsert(skip: boolean): string {
+  return `
+WITH ${NOW_CTE},
+${TYPE_LIMITS_LOCK_CTE},
+u AS (SELECT * FROM ${jobArrays(false)}),
+ins AS (
+  ${insertRows('true', skip ? 'ON CONFLICT DO NOTHING' : '', 'id, queue')}
+),
+${queuesAndNotify('SELECT queue FROM ins')}
 SELECT i.id, (SELECT count(*) FROM ntf) AS notified FROM ins i`;
 }
 
@@ -47,12 +77,137 @@ SELECT i.id, (SELECT count(*) FROM ntf) AS notified FROM ins i`;
  * Inserts a batch of pending jobs in one statement (run_at = max(now + delay_ms, run_at)),
  * records their queues in `sdj_queues` (so a pause can lock them) and notifies each queue.
  * A unique-key clash fails the whole statement (23505 on `sdj_jobs_unique_key`).
- * Params: $1 now, $2..$16 the job arrays, $17 channel. Result: { id } of each job inserted.
+ * Params: $1 now, $2..$16 the job arrays, $17 channel, $18, $19 the key arrays.
+ * Result: { id } of each job inserted.
  */
-export const JOB_INSERT = jobInsert('');
+export const JOB_INSERT = plainInsert(false);
 
 /** As {@link JOB_INSERT}, but jobs clashing on a key (or the id of a live job) are left out. */
-export const JOB_INSERT_SKIP = jobInsert('ON CONFLICT DO NOTHING');
+export const JOB_INSERT_SKIP = plainInsert(true);
+
+/**
+ * The insert of a batch with dedup windows (`unique_for_ms`), debounce keys or `onConflict:
+ * 'existing'`, in one statement:
+ * - `fin`: the items whose unique key a finished job holds with completed_at > now − window (the
+ *   newest such job, through `sdj_jobs_history_unique_key`). With `error`, one such item makes the
+ *   statement insert nothing and report it (`clash`); otherwise the item is skipped.
+ * - `ins`: the items without a debounce key, as {@link JOB_INSERT} / {@link JOB_INSERT_SKIP}.
+ * - debounce (one item per type and key: the caller merges a batch's repeats, and holds the
+ *   keys' locks, `DEBOUNCE_LOCK`, so this statement sees every earlier debounce of its keys):
+ *   `dh` finds the pending holder of each key (the newest, through `sdj_jobs_debounce`), `drep`
+ *   gives it the item's queue, priority, max_retries, args, meta, timeout, tenant, keys, limited
+ *   mark and run_at (its id, created_at, attempt and last_error kept), and `dins` inserts the
+ *   items left without one. A holder claimed or paused since `dh` read it is re-checked by the
+ *   UPDATE (status no longer pending) and left alone: the item is inserted instead.
+ * - per item, the id it resolved to: its own (inserted), the holder's (debounce), and with
+ *   `existing` the holder of its unique key: a job of the batch inserted before it, else the
+ *   live job this statement sees, else the finished one `fin` matched (null when the live
+ *   holder committed after this statement's snapshot: the caller looks again).
+ * Params: as {@link JOB_INSERT}, plus $20 unique_for_ms, $21 debounce keys.
+ * Result per item, in order: { ord, id, inserted, clash (error only: the key a finished job holds) }.
+ */
+function flowInsert(mode: InsertConflict): string {
+  const error = mode === 'error';
+  const notFinished = error ? 'NOT EXISTS (SELECT 1 FROM fin)' : 'u.ord NOT IN (SELECT ord FROM fin)';
+  const holder =
+    mode === 'existing'
+      ? `, (SELECT i2.id FROM ins i2 WHERE i2.unique_key = u.unique_key LIMIT 1),
+    (SELECT l.id FROM {s}.sdj_jobs_live l WHERE l.unique_key = u.unique_key), f.id`
+      : '';
+  return `
+WITH ${NOW_CTE},
+${TYPE_LIMITS_LOCK_CTE},
+u AS MATERIALIZED (SELECT * FROM ${jobArrays(true)}),
+fin AS MATERIALIZED (
+  SELECT u.ord, h.id FROM u
+  CROSS JOIN LATERAL (
+    SELECT f.id FROM {s}.sdj_jobs f
+    WHERE f.status IN ('completed', 'failed', 'cancelled') AND f.unique_key = u.unique_key
+      AND f.completed_at > ${NOW} - u.unique_for_ms
+    ORDER BY f.completed_at DESC, f.id DESC
+    LIMIT 1
+  ) h
+  WHERE u.unique_key IS NOT NULL AND u.unique_for_ms IS NOT NULL
+),
+ins AS (
+  ${insertRows(`u.debounce_key IS NULL AND ${notFinished}`, error ? '' : 'ON CONFLICT DO NOTHING', 'id, queue, unique_key')}
+),
+dh AS MATERIALIZED (
+  SELECT u.ord, h.id FROM u
+  CROSS JOIN LATERAL (
+    SELECT p.id FROM {s}.sdj_jobs_live p
+    WHERE p.status = 'pending' AND p.type = u.type AND p.debounce_key = u.debounce_key
+    ORDER BY p.id DESC
+    LIMIT 1
+  ) h
+  WHERE u.debounce_key IS NOT NULL AND ${notFinished}
+),
+drep AS (
+  UPDATE {s}.sdj_jobs_live j
+  SET queue = u.queue, priority = u.priority, max_retries = u.max_retries, args = u.args, meta = u.meta,
+    timeout_ms = u.timeout_ms, tenant = u.tenant, concurrency_key = u.concurrency_key, rate_key = u.rate_key,
+    limited = ${limitedOf('u.type')}, run_at = GREATEST(n.t + u.delay_ms, COALESCE(u.run_at, 0))
+  FROM dh JOIN u ON u.ord = dh.ord CROSS JOIN now n
+  WHERE j.id = dh.id AND j.status = 'pending'
+  RETURNING j.id, j.queue, j.type, j.debounce_key
+),
+dins AS (
+  ${insertRows(
+    `u.debounce_key IS NOT NULL AND ${notFinished} AND NOT EXISTS (SELECT 1 FROM drep d WHERE d.type = u.type AND d.debounce_key = u.debounce_key)`,
+    '',
+    'id, queue, type, debounce_key',
+    true,
+  )}
+),
+deb AS (SELECT * FROM drep UNION ALL SELECT * FROM dins),
+${queuesAndNotify('SELECT queue FROM ins UNION ALL SELECT queue FROM deb')}
+SELECT u.ord, COALESCE(i.id, d.id${holder}) AS id, (i.id IS NOT NULL OR d.id = u.id) AS inserted,
+  ${error ? 'CASE WHEN f.ord IS NOT NULL THEN u.unique_key END' : 'NULL::text'} AS clash, (SELECT count(*) FROM ntf) AS notified
+FROM u
+LEFT JOIN ins i ON i.id = u.id
+LEFT JOIN deb d ON d.type = u.type AND d.debounce_key = u.debounce_key
+LEFT JOIN fin f ON f.ord = u.ord
+ORDER BY u.ord`;
+}
+
+/** {@link flowInsert} per conflict mode. */
+export const JOB_INSERT_FLOW: Readonly<Record<InsertConflict, string>> = {
+  error: flowInsert('error'),
+  skip: flowInsert('skip'),
+  existing: flowInsert('existing'),
+};
+
+/**
+ * Serializes the debounces of the same (type, key) until the transaction ends: transaction-level
+ * advisory locks on the keys' hashes (`debounceLockKey` in `job-ops.ts`), taken in key order.
+ * Params: $1 lock keys (bigint, sorted). Result: { locked }.
+ */
+export const DEBOUNCE_LOCK = `
+SELECT count(pg_advisory_xact_lock(k.key)) AS locked FROM (SELECT key FROM unnest($1::bigint[]) AS u(key) ORDER BY key) k`;
+
+/**
+ * The holders of unique keys as a new statement sees them: the live job holding each key, else
+ * the newest finished one (for `onConflict: 'existing'` when the insert's own snapshot missed a
+ * holder that committed during it). Params: $1 keys. Result: { unique_key, id }.
+ */
+export const JOB_UNIQUE_HOLDERS = `
+SELECT DISTINCT ON (k.key) k.key AS unique_key, j.id
+FROM unnest($1::text[]) AS k(key)
+JOIN {s}.sdj_jobs j ON j.unique_key = k.key
+ORDER BY k.key, (j.status IN ('completed', 'failed', 'cancelled')), j.completed_at DESC NULLS LAST, j.id DESC`;
+
+/**
+ * The finished holders of unique keys within their windows (the check of a batch split over
+ * several statements with `onConflict: 'error'`, made before the first one). Params: $1 now,
+ * $2 keys, $3 windows (ms). Result: { unique_key } of each key held.
+ */
+export const JOB_FINISHED_HOLDERS = `
+WITH ${NOW_CTE}
+SELECT k.key AS unique_key FROM unnest($2::text[], $3::bigint[]) AS k(key, win)
+WHERE EXISTS (
+  SELECT 1 FROM {s}.sdj_jobs f WHERE f.status IN ('completed', 'failed', 'cancelled') AND f.unique_key = k.key
+    AND f.completed_at > ${NOW} - k.win
+)`;
 
 /** One job by id. Params: $1 id. Result: the job row or none. */
 export const JOB_GET = 'SELECT * FROM {s}.sdj_jobs WHERE id = $1';
@@ -100,6 +255,7 @@ export function jobRetryStatement(skipHeld: boolean): string {
     : '';
   return `
 WITH ${NOW_CTE},
+${TYPE_LIMITS_LOCK_CTE},
 ${held}del AS (
   DELETE FROM {s}.sdj_jobs j WHERE j.id = $2 AND j.status IN ('failed', 'cancelled')${skipHeld ? ' AND NOT EXISTS (SELECT 1 FROM held)' : ''}
   RETURNING j.*
@@ -114,6 +270,7 @@ upd AS (
     completed_at: 'NULL',
     wake_at: 'NULL',
     wait_signal: 'NULL',
+    limited: limitedOf('del.type'),
     ...MOVE_CLEAR_LEASE,
   })}
   RETURNING queue, fan_out_id
@@ -131,7 +288,9 @@ SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM unc) AS uncounted,
 }
 
 /**
- * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies. The row is
+ * failed/cancelled → pending with attempt 0 and run_at now; last_error kept; notifies; marked
+ * `limited` anew from `sdj_type_limits` (a limit may have appeared or gone since it was
+ * inserted). The row is
  * deleted from history and inserted, pending, into the live partition (`moveInsert`): a unique
  * key another live job holds fails the statement (23505 on `sdj_jobs_unique_key`). A fan-out
  * child leaves its old outcome's count ($4 failed, $5 cancelled: 0 or 1, from the status read
@@ -214,6 +373,9 @@ function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string
  * - `ok`: the roots whose every row and fan-out is held; only those are deleted, with their
  *   subtrees' checkpoints, signals and fan-outs.
  *
+ * - `dr`: rate state whose tat has passed (a row that blocks nothing; one row per rate group
+ *   that started a job since, so the table stays small).
+ *
  * Due roots are read in order from `sdj_jobs_prune` (status, completed_at) WHERE parent_id IS
  * NULL, one range per status; without that index each status costs a scan and a sort of its
  * due rows. Nothing here waits for a job or fan-out lock. Params: $1 now, $2 completed age,
@@ -263,5 +425,6 @@ gone AS MATERIALIZED (SELECT ARRAY(SELECT t.id FROM tree t JOIN ok ON ok.root = 
 dj AS (DELETE FROM {s}.sdj_jobs j WHERE j.id = ANY((SELECT a FROM gone)::text[]) RETURNING j.parent_id),
 ds AS (DELETE FROM {s}.sdj_steps s WHERE s.job_id = ANY((SELECT a FROM gone)::text[])),
 dg AS (DELETE FROM {s}.sdj_signals g WHERE g.job_id = ANY((SELECT a FROM gone)::text[])),
-df AS (DELETE FROM {s}.sdj_fan_outs f WHERE f.parent_id = ANY((SELECT a FROM gone)::text[]))
+df AS (DELETE FROM {s}.sdj_fan_outs f WHERE f.parent_id = ANY((SELECT a FROM gone)::text[])),
+dr AS (DELETE FROM {s}.sdj_rate_state r WHERE r.tat < ${NOW})
 SELECT count(*) AS deleted, count(*) FILTER (WHERE parent_id IS NULL) AS roots FROM dj`;

@@ -15,9 +15,10 @@
  * five executions: the statement is then no longer planned on each claim. Its generic plan is
  * an index scan on the claim index and a TID scan, whatever the parameters.
  *
- * Queue rows are read `FOR SHARE` before any job is locked, so a concurrent pause either waits
- * for this claim or is seen by it (a claim in flight cannot take jobs of a queue paused before
- * it returns).
+ * Queue rows are read `FOR SHARE` before any job is locked, so a concurrent pause (or queue
+ * limit) either waits for this claim or is seen by it (a claim in flight cannot take jobs of a
+ * queue paused before it returns). Limited jobs are not in the claim index (its predicate has
+ * `limited = 0`, as the claim's condition does): they are `jobClaimLimited`'s.
  *
  * Partitions (migrations/0002): every statement here names the live partition `sdj_jobs_live`
  * (a ctid is only unique within one partition). An outcome that ends the job — completed,
@@ -30,27 +31,42 @@
  */
 import { CLEAR_LEASE, MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE } from './common.js';
 
-/** The `SET` of a claim: running, attempt + 1, run_count + 1, owner, lease (`$4` worker, `$5` lease ms). */
-const CLAIM_SET = `status = 'running', attempt = j.attempt + 1, run_count = j.run_count + 1, locked_by = $4,
-    started_at = ${NOW}, heartbeat_at = ${NOW}, lease_expires_at = ${NOW} + $5::bigint`;
+/**
+ * The `SET` of a claim (table alias `j`, requires `NOW_CTE`): running, attempt + 1,
+ * run_count + 1, owner, lease. Shared by `jobClaim` and `jobClaimLimited` (`queries/flow.ts`).
+ */
+export function claimSet(worker: string, leaseMs: string): string {
+  return `status = 'running', attempt = j.attempt + 1, run_count = j.run_count + 1, locked_by = ${worker},
+    started_at = ${NOW}, heartbeat_at = ${NOW}, lease_expires_at = ${NOW} + ${leaseMs}::bigint`;
+}
+
+/** {@link claimSet} with `$4` worker and `$5` lease ms. */
+const CLAIM_SET = claimSet('$4', '$5');
+
+/**
+ * The queue-row read of a claim: a queue is skipped when paused or when it has a queue limit
+ * (its jobs are for `jobClaimLimited`), read `FOR SHARE` so that a pause or a limit set while
+ * the claim is in flight waits for it.
+ */
+const QUEUE_SKIPPED = '(paused OR concurrency IS NOT NULL OR rate_limit IS NOT NULL)';
 
 /** The candidate rows of queue `name` (an expression), at most `lim`, in claim order, locked. */
 function candidates(name: string, lim: string): string {
   return `SELECT jj.ctid AS tid FROM {s}.sdj_jobs_live jj
-    WHERE jj.status = 'pending' AND jj.queue = ${name} AND jj.run_at <= ${NOW}
+    WHERE jj.status = 'pending' AND jj.limited = 0 AND jj.queue = ${name} AND jj.run_at <= ${NOW}
     ORDER BY jj.priority DESC, jj.run_at, jj.id
     LIMIT ${lim}
     FOR UPDATE OF jj SKIP LOCKED`;
 }
 
 /**
- * Claims up to `$3` ready jobs of one queue in claim order, skipping rows other claimers hold,
- * unless the queue is paused. Params: $1 now, $2 queue, $3 limit, $4 worker id, $5 lease ms.
+ * Claims up to `$3` ready jobs of one queue in claim order, skipping rows other claimers hold
+ * and limited jobs, unless the queue is paused or has a queue limit. Params: $1 now, $2 queue, $3 limit, $4 worker id, $5 lease ms.
  * Result: the claimed rows (any order).
  */
 export const JOB_CLAIM_ONE = `
 WITH ${NOW_CTE},
-ql AS MATERIALIZED (SELECT paused FROM {s}.sdj_queues WHERE name = $2 FOR SHARE)
+ql AS MATERIALIZED (SELECT ${QUEUE_SKIPPED} AS paused FROM {s}.sdj_queues WHERE name = $2 FOR SHARE)
 UPDATE {s}.sdj_jobs_live j
 SET ${CLAIM_SET}
 WHERE j.ctid = ANY(ARRAY(
@@ -62,14 +78,14 @@ RETURNING j.*`;
 
 /**
  * Claims ready jobs of several queues in one statement: per queue (LATERAL) the first `lim`
- * pending jobs with run_at <= now in claim order, skipping rows other claimers hold; paused
- * queues are left out. Params: $1 now, $2 queue names, $3 limits, $4 worker id, $5 lease ms.
+ * pending jobs with run_at <= now in claim order, skipping rows other claimers hold and limited
+ * jobs; paused queues and queues with a queue limit are left out. Params: $1 now, $2 queue names, $3 limits, $4 worker id, $5 lease ms.
  * Result: the claimed rows (any order).
  */
 export const JOB_CLAIM_MANY = `
 WITH ${NOW_CTE},
 ql AS MATERIALIZED (
-  SELECT name, paused FROM {s}.sdj_queues WHERE name = ANY($2::text[]) ORDER BY name FOR SHARE
+  SELECT name, ${QUEUE_SKIPPED} AS paused FROM {s}.sdj_queues WHERE name = ANY($2::text[]) ORDER BY name FOR SHARE
 )
 UPDATE {s}.sdj_jobs_live j
 SET ${CLAIM_SET}

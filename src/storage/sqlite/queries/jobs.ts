@@ -4,17 +4,58 @@
  * per storage instance and run inside `BEGIN IMMEDIATE` transactions when they write.
  * @internal
  */
-import { CLEAR_LEASE } from './common.js';
+import { CLEAR_LEASE, FINISHED, NON_TERMINAL } from './common.js';
 
 /**
- * Inserts one pending job.
+ * Inserts one pending job, `limited` when its type has a type limit row (read in the same
+ * statement, under the transaction's write lock: a limit row appearing or disappearing
+ * re-marks the type's live jobs under the same lock, so no job misses it).
  * Params (positional): id, type, queue, priority, max_retries, args, meta, run_at, created_at,
- * timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index. Result: none.
+ * timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index, concurrency_key,
+ * rate_key, debounce_key, type (again). Result: none.
  */
 export const JOB_INSERT = `
 INSERT INTO sdj_jobs (id, type, queue, status, priority, attempt, max_retries, run_count, args, meta,
-  run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index)
-VALUES (?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  run_at, created_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id, fan_out_index,
+  concurrency_key, rate_key, debounce_key, limited)
+VALUES (?, ?, ?, 'pending', ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+  EXISTS (SELECT 1 FROM sdj_type_limits WHERE type = ?))`;
+
+/**
+ * The live job holding a unique key (through the unique index `sdj_jobs_unique_key`).
+ * Params: unique_key. Result: { id } or none.
+ */
+export const JOB_UNIQUE_LIVE_HOLDER = `SELECT id FROM sdj_jobs WHERE unique_key = ? AND status IN ${NON_TERMINAL}`;
+
+/**
+ * The latest finished job holding a unique key that finished after @since (a dedup window),
+ * one seek of `sdj_jobs_unique_done`. Params: @key, @since. Result: { id } or none.
+ */
+export const JOB_UNIQUE_FINISHED_HOLDER = `
+SELECT id FROM sdj_jobs
+WHERE unique_key = @key AND status IN ${FINISHED} AND completed_at > @since
+ORDER BY completed_at DESC
+LIMIT 1`;
+
+/**
+ * The pending job of a type holding a debounce key (`sdj_jobs_debounce`); the oldest when a
+ * retried holder and a newer job both hold it. Params: type, debounce_key. Result: { id } or none.
+ */
+export const JOB_DEBOUNCE_HOLDER = `
+SELECT id FROM sdj_jobs WHERE type = ? AND debounce_key = ? AND status = 'pending' ORDER BY id LIMIT 1`;
+
+/**
+ * Replaces a pending debounced job's fields by a new insert's (id, created_at, attempt and
+ * last_error kept); `limited` is decided again, as for an insert. Params: @id, @queue,
+ * @priority, @maxRetries, @args, @meta, @runAt, @timeoutMs, @tenant, @concurrencyKey, @rateKey.
+ * Result: changes.
+ */
+export const JOB_DEBOUNCE_REPLACE = `
+UPDATE sdj_jobs
+SET queue = @queue, priority = @priority, max_retries = @maxRetries, args = @args, meta = @meta, run_at = @runAt,
+    timeout_ms = @timeoutMs, tenant = @tenant, concurrency_key = @concurrencyKey, rate_key = @rateKey,
+    limited = EXISTS (SELECT 1 FROM sdj_type_limits l WHERE l.type = sdj_jobs.type)
+WHERE id = @id AND status = 'pending'`;
 
 /** One job by id. Params: id. Result: the job row or none. */
 export const JOB_GET = 'SELECT * FROM sdj_jobs WHERE id = ?';
@@ -64,16 +105,18 @@ export const JOB_DELETE_MANY = 'DELETE FROM sdj_jobs WHERE id IN (SELECT value F
 /** Job counts by status over every queue. Params: none. Result: { status, n } rows. */
 export const JOB_COUNT_BY_STATUS = countByStatus('');
 
-/** Job counts by status in one queue. Params: queue (4 times). Result: { status, n } rows. */
-export const JOB_COUNT_BY_STATUS_IN_QUEUE = countByStatus(' AND queue = ?');
+/** Job counts by status in one queue. Params: @queue. Result: { status, n } rows. */
+export const JOB_COUNT_BY_STATUS_IN_QUEUE = countByStatus(' AND queue = @queue');
 
 /**
- * Counts per status, each part over the partial index that holds exactly those rows (claim,
- * lease, wake, done), so counting never scans the whole table.
+ * Counts per status, each part over the partial index that holds exactly those rows (claim and
+ * limited for pending jobs, lease, wake, done), so counting never scans the whole table.
  */
 function countByStatus(and: string): string {
   return `
-SELECT 'pending' AS status, COUNT(*) AS n FROM sdj_jobs WHERE status = 'pending'${and}
+SELECT 'pending' AS status,
+  (SELECT COUNT(*) FROM sdj_jobs WHERE status = 'pending' AND limited = 0${and})
+  + (SELECT COUNT(*) FROM sdj_jobs WHERE status = 'pending' AND limited = 1${and}) AS n
 UNION ALL SELECT 'running', COUNT(*) FROM sdj_jobs WHERE status = 'running'${and}
 UNION ALL SELECT 'waiting', COUNT(*) FROM sdj_jobs WHERE status = 'waiting'${and}
 UNION ALL SELECT status, COUNT(*) FROM sdj_jobs WHERE status NOT IN ('pending', 'running', 'waiting')${and} GROUP BY status`;

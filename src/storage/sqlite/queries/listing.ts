@@ -108,7 +108,8 @@ export function jobCountStatement(f: JobFilter): FilteredStatement {
  * Per queue: the paused flag, job counts by live status and of failed jobs, and the oldest
  * run_at of pending jobs already due (null when none), for every queue with a live or failed
  * job, or paused by `queueSetPaused`, by name (binary order). Each status is read through the partial
- * index that holds exactly its rows: pending jobs from `sdj_jobs_claim` (covering), running ones
+ * index that holds exactly its rows: pending jobs from `sdj_jobs_claim` and `sdj_jobs_limited`
+ * (covering; a pending job is in one of them, as it is limited or not), running ones
  * from `sdj_jobs_lease`, waiting ones from `sdj_jobs_wake`, paused and failed ones from
  * `sdj_jobs_done` (covering, one range per status) — so completed and cancelled rows are never
  * read. Params: @now. Result: `{ name, paused, pending, running, waiting, paused_jobs, failed,
@@ -120,7 +121,10 @@ SELECT name, MAX(paused) AS paused, SUM(pending) AS pending, SUM(running) AS run
 FROM (
   SELECT queue AS name, 0 AS paused, COUNT(*) AS pending, 0 AS running, 0 AS waiting, 0 AS paused_jobs, 0 AS failed,
     MIN(CASE WHEN run_at <= @now THEN run_at END) AS oldest_run_at
-  FROM sdj_jobs WHERE status = 'pending' GROUP BY queue
+  FROM sdj_jobs WHERE status = 'pending' AND limited = 0 GROUP BY queue
+  UNION ALL
+  SELECT queue, 0, COUNT(*), 0, 0, 0, 0, MIN(CASE WHEN run_at <= @now THEN run_at END)
+  FROM sdj_jobs WHERE status = 'pending' AND limited = 1 GROUP BY queue
   UNION ALL
   SELECT queue, 0, 0, COUNT(*), 0, 0, 0, NULL FROM sdj_jobs WHERE status = 'running' GROUP BY queue
   UNION ALL

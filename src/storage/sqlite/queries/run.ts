@@ -6,20 +6,30 @@
 import { CLEAR_LEASE, FENCE, JOB_COLUMNS } from './common.js';
 
 /**
- * Claims up to @limit ready jobs of one queue (pending, run_at <= @now, queue not paused) in
- * claim order. The candidates come from the claim index with their rowids, so each update is a
- * direct table lookup. Params: @workerId, @now, @leaseExpiresAt, @queue, @limit. Result: the
- * claimed rows as `JOB_COLUMNS` tuples (run in raw mode; RETURNING order unspecified: sort
- * them).
+ * What a claim sets on each row it takes (the ordinary and the limited claim alike): running,
+ * attempt + 1, run_count + 1, locked by @workerId, started and beating at @now, the lease until
+ * @leaseExpiresAt.
+ */
+export const CLAIM_SET = `status = 'running', attempt = attempt + 1, run_count = run_count + 1, locked_by = @workerId,
+    started_at = @now, heartbeat_at = @now, lease_expires_at = @leaseExpiresAt`;
+
+/**
+ * Claims up to @limit ready jobs of one queue (pending, not limited, run_at <= @now) in claim
+ * order, unless the queue is paused or has a queue limit (its jobs are the limited claim's). The
+ * candidates come from the claim index (which holds no limited job) with their rowids, so each
+ * update is a direct table lookup. Params: @workerId, @now, @leaseExpiresAt, @queue, @limit.
+ * Result: the claimed rows as `JOB_COLUMNS` tuples (run in raw mode; RETURNING order
+ * unspecified: sort them).
  */
 export const JOB_CLAIM = `
 UPDATE sdj_jobs
-SET status = 'running', attempt = attempt + 1, run_count = run_count + 1, locked_by = @workerId,
-    started_at = @now, heartbeat_at = @now, lease_expires_at = @leaseExpiresAt
+SET ${CLAIM_SET}
 WHERE rowid IN (
   SELECT rowid FROM sdj_jobs
-  WHERE status = 'pending' AND queue = @queue AND run_at <= @now
-    AND NOT EXISTS (SELECT 1 FROM sdj_queues q WHERE q.name = @queue AND q.paused = 1)
+  WHERE status = 'pending' AND limited = 0 AND queue = @queue AND run_at <= @now
+    AND NOT EXISTS (
+      SELECT 1 FROM sdj_queues q
+      WHERE q.name = @queue AND (q.paused = 1 OR q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL))
   ORDER BY priority DESC, run_at, id
   LIMIT @limit)
 RETURNING ${JOB_COLUMNS}`;
