@@ -27,6 +27,17 @@ export type {
   WorkerInfo,
 } from './queue/operator-types.js';
 
+/** @group Flow control */
+export type {
+  RegisterOptions,
+  ConcurrencyLimitOptions,
+  RateLimitOptions,
+  RateLimit,
+  QueueLimits,
+  QueueLimitInfo,
+  LimitInfo,
+} from './flow-types.js';
+
 /** @group Worker */
 export { Worker, type WorkerOptions } from './worker/worker.js';
 export type { BackoffFn } from './worker/retry-policy.js';
@@ -85,6 +96,7 @@ export type {
   JobEvent,
   JobEventType,
   EnqueueOptions,
+  DebounceOptions,
   BatchItem,
   QueueWorkerOptions,
   RetentionOptions,

@@ -82,6 +82,35 @@ export interface EnqueueOptions<Tx = unknown> {
   queue?: string;
   /** Deduplication key among non-terminal jobs; a duplicate rejects with `DuplicateJobError`. */
   unique?: string;
+  /**
+   * With `unique`: the key also clashes with a job holding it that finished (completed, failed
+   * or cancelled) less than this many ms ago, by the database clock (up to 100 years).
+   */
+  uniqueFor?: number;
+  /**
+   * With `unique`: what a duplicate does. `'error'` rejects with `DuplicateJobError`;
+   * `'existing'` resolves with the id of the job holding the key (the live one, or the finished
+   * one `uniqueFor` matched) and enqueues nothing. In a batch, every item with `unique` must
+   * give the same value.
+   * @default 'error'
+   */
+  onDuplicate?: 'error' | 'existing';
+  /**
+   * Debounce: when a `pending` job of the same type holds `key`, that job is replaced (args,
+   * options and run time; it keeps its id, which the enqueue resolves with) instead of adding
+   * one; it runs `delay` ms after this enqueue (database clock). When the job holding the key is
+   * already running, a new pending job is added. Not with `unique`, `delay` or `runAt`.
+   * @example
+   * await queue.enqueue('reindex', { doc: 42 }, { debounce: { key: 'doc-42', delay: 5_000 } });
+   */
+  debounce?: DebounceOptions;
+  /**
+   * Group of the type's fleet-wide concurrency limit (`register(type, h, { concurrency })`),
+   * instead of what the registered `concurrency.key` function computes. Same rules as `unique`.
+   */
+  concurrencyKey?: string;
+  /** Group of the type's fleet-wide rate limit, instead of what `rateLimit.key` computes. Same rules as `unique`. */
+  rateLimitKey?: string;
   /** Tenant tag. */
   tenant?: string;
   /** Free-form JSON metadata. */
@@ -93,6 +122,14 @@ export interface EnqueueOptions<Tx = unknown> {
    * `Queue` over a `SqliteStorage` accepts only a `better-sqlite3` database here, and so on.
    */
   transaction?: Tx;
+}
+
+/** `EnqueueOptions.debounce`. */
+export interface DebounceOptions {
+  /** The debounce key, scoped to the job type: 1 to 255 characters (no NUL, well-formed Unicode). */
+  key: string;
+  /** Run this many ms after the enqueue (database clock), up to 100 years. */
+  delay: number;
 }
 
 /** One entry of `enqueueBatch`. */

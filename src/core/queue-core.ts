@@ -8,17 +8,25 @@ import type { Logger } from '../types.js';
 import type { Handler } from '../workflow/job-context.js';
 import type { EnqueueDefaults } from './enqueue.js';
 import type { EventHub } from './events.js';
+import type { TypeFlow } from './flow.js';
 import type { RetentionAges } from './retention.js';
 
 /** A local listener woken when jobs become ready in a queue (in-process enqueue). */
 export interface LocalWaker {
   wake(queue: string): void;
+  /** The stored limits changed (this process's `setQueueLimits`): read them again now. */
+  limitsChanged?(): void;
 }
 
 /** Shared state of one `Queue`. @internal */
 export interface QueueCore {
   readonly storage: Storage;
   readonly handlers: Map<string, Handler<never, unknown>>;
+  /**
+   * Flow options of the registered types that have limits (`register(type, h, options)`); the
+   * same map as `defaults.flows`. Absent: none (cores built without a `Queue`).
+   */
+  readonly flows?: Map<string, TypeFlow>;
   readonly hub: EventHub;
   readonly logger: Logger;
   readonly ids: IdGenerator;

@@ -3,6 +3,7 @@
  * workers (see docs/operations.md).
  * @module
  */
+import type { QueueLimitInfo } from '../flow-types.js';
 import type { Job, JobStatus } from '../types.js';
 
 /** Which jobs a listing or a bulk action is about; every given field must match. */
@@ -110,6 +111,8 @@ export interface QueueInfo {
   pausedJobs: number;
   /** How long the oldest due pending job has waited since its run time. */
   oldestPendingAgeMs?: number;
+  /** The queue's fleet-wide limits (`setQueueLimits`) with how full they are; absent when it has none. */
+  limits?: QueueLimitInfo;
 }
 
 /** A live worker of the fleet, as `queue.workers()` reports it. */

@@ -14,7 +14,10 @@ import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Lo
 import type { Handler, JobDefinition } from '../workflow/job-context.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
-import { buildJobInsert } from '../core/enqueue.js';
+import { buildJobInsert, conflictMode } from '../core/enqueue.js';
+import { checkRegisterOptions, type TypeFlow } from '../core/flow.js';
+import type { LimitInfo, QueueLimits, RegisterOptions } from '../flow-types.js';
+import { listLimits, setQueueLimits } from './limits.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
 import { toJob } from '../core/job-mapper.js';
 import { checkRetention, pruneAges, pruneAll, retentionOf } from '../core/retention.js';
@@ -80,9 +83,11 @@ export class Queue<Tx = unknown> {
     const retries = o.defaultRetries === undefined ? 3 : checkInt(o.defaultRetries, 'defaultRetries', 0, MAX_RETRIES);
     const maxPayloadBytes = o.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInt(o.maxPayloadBytes, 'maxPayloadBytes', 1, MAX_PAYLOAD_LIMIT);
     const retention = checkRetention(o.retention);
+    const flows = new Map<string, TypeFlow>();
     const core: QueueCore = {
       storage,
       handlers: new Map(),
+      flows,
       hub: new EventHub(logger),
       logger,
       ids: new IdGenerator(),
@@ -90,6 +95,7 @@ export class Queue<Tx = unknown> {
         retries,
         queue: 'default',
         maxPayloadBytes,
+        flows,
       },
       wakers: new Set(),
       retention,
@@ -105,13 +111,24 @@ export class Queue<Tx = unknown> {
   }
 
   /**
-   * Registers the handler of a job type (replacing any previous one) and returns a typed definition.
-   * @throws InvalidArgumentError on an invalid name or a non-function handler
+   * Registers the handler of a job type (replacing any previous registration) and returns a
+   * typed definition. `options` gives the type fleet-wide limits: a worker of this queue stores
+   * them when it starts (and removes stored limits of a type registered without any), and the
+   * key functions compute the keys of jobs enqueued through this queue (see docs/flow-control.md).
+   * @example
+   * queue.register('sync-account', syncAccount, {
+   *   concurrency: { limit: 2, key: (args) => args.accountId }, // at most 2 running per account, fleet-wide
+   *   rateLimit: { limit: 100, period: 60_000 },               // at most 100 starts a minute
+   * });
+   * @throws InvalidArgumentError on an invalid name, a non-function handler or invalid options (nothing is registered)
    */
-  register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>): JobDefinition<Args, Result, Tx> {
+  register<Args = unknown, Result = unknown>(type: string, handler: Handler<Args, Result>, options?: RegisterOptions<Args>): JobDefinition<Args, Result, Tx> {
     checkJobType(type);
     if (typeof handler !== 'function') throw new InvalidArgumentError(`handler of "${type}" must be a function`);
+    const flow = checkRegisterOptions(type, options);
     this.#core.handlers.set(type, handler as unknown as Handler<never, unknown>);
+    if (flow) this.#core.flows?.set(type, flow);
+    else this.#core.flows?.delete(type);
     return Object.freeze({
       type,
       enqueue: (args: Args, options?: EnqueueOptions<Tx>) => this.enqueue(type, args, options),
@@ -119,19 +136,22 @@ export class Queue<Tx = unknown> {
   }
 
   /**
-   * Enqueues one job; resolves with its id once it is durably stored.
+   * Enqueues one job; resolves with its id once it is durably stored (with `debounce`, the id of
+   * the pending job it replaced, if any; with `onDuplicate: 'existing'`, the id of the job
+   * holding the `unique` key, if any).
    * @throws (rejects) InvalidArgumentError, SerializationError, PayloadTooLargeError, DuplicateJobError
    */
   async enqueue<Args>(type: string | JobDefinition<Args, unknown>, args?: Args, options?: EnqueueOptions<Tx>): Promise<string> {
     const name = typeof type === 'object' && type !== null ? type.type : type;
     const job = buildJobInsert(this.#core.ids, this.#core.defaults, name, args, options);
-    await this.#insert([job], options?.transaction);
-    return job.id;
+    const [id] = await this.#insert([job], conflictMode([options]), options?.transaction);
+    return id ?? job.id;
   }
 
   /**
-   * Enqueues many jobs atomically in one round trip; resolves with their ids in order.
-   * Equal priorities run in array order.
+   * Enqueues many jobs atomically in one round trip; resolves with their ids in order (each
+   * resolved as by `enqueue`: a debounced or `onDuplicate: 'existing'` item gives the id of the
+   * job it resolved to). Equal priorities run in array order.
    * @throws (rejects) like `enqueue`; on any invalid item nothing is written
    */
   async enqueueBatch(items: readonly BatchItem[], options: Pick<EnqueueOptions<Tx>, 'transaction'> = {}): Promise<string[]> {
@@ -144,8 +164,9 @@ export class Queue<Tx = unknown> {
     });
     // An empty batch still goes to the storage: it answers at once without a round trip, but a
     // closed storage rejects and a caller transaction is validated, as for any batch.
-    await this.#insert(jobs, opts.transaction);
-    return jobs.map((j) => j.id);
+    const mode = conflictMode(items.map((item) => item.options));
+    const ids = await this.#insert(jobs, mode, opts.transaction);
+    return jobs.map((j, i) => ids[i] ?? j.id);
   }
 
   /** The job with this id, or `undefined`. */
@@ -299,7 +320,28 @@ export class Queue<Tx = unknown> {
   deleteJob(id: string): Promise<void> {
     return deleteJob(this.#core, id);
   }
-  /** Every queue with its depth per status, oldest due pending age and paused flag. */
+  /**
+   * Sets (replacing what was set) or, with `null`, removes the fleet-wide limits of a queue:
+   * they count every job of the queue, whatever its type, across every worker process. This
+   * process's workers apply them at once, others within a few seconds; jobs already running
+   * finish as they are.
+   * @example
+   * await queue.setQueueLimits('emails', { concurrency: 50, rateLimit: { limit: 10, period: 1_000 } });
+   * await queue.setQueueLimits('emails', null);
+   * @throws (rejects) InvalidArgumentError on an invalid queue name or limits (none given, out of range)
+   */
+  setQueueLimits(queue: string, limits: QueueLimits | null): Promise<void> {
+    return setQueueLimits(this.#core, queue, limits);
+  }
+  /**
+   * Every stored limit — of job types (stored by workers from their registrations) and of
+   * queues — with how full it is: jobs running, groups running and full, jobs waiting, and how
+   * long until a rate-blocked group may start again.
+   */
+  limits(): Promise<LimitInfo[]> {
+    return listLimits(this.#core);
+  }
+  /** Every queue with its depth per status, oldest due pending age, paused flag and limits. */
   queues(): Promise<QueueInfo[]> {
     return listQueues(this.#core);
   }
@@ -343,18 +385,25 @@ export class Queue<Tx = unknown> {
     return encodeJson(value, what, this.#core.defaults.maxPayloadBytes);
   }
 
-  async #insert(jobs: JobInsert[], tx: Tx | undefined): Promise<void> {
+  /** Inserts; resolves with the id each job resolved to (see `jobInsertMany`). */
+  async #insert(jobs: JobInsert[], onConflict: 'error' | 'existing', tx: Tx | undefined): Promise<(string | null)[]> {
     const p: Parameters<Storage<Tx>['jobInsertMany']>[0] = { jobs };
+    if (onConflict !== 'error') p.onConflict = onConflict;
     if (tx !== undefined) p.tx = tx;
-    await this.#storage.jobInsertMany(p);
+    const r = await this.#storage.jobInsertMany(p);
+    const ids = r.ids ?? jobs.map((j) => j.id);
     const at = new Date();
     const hub = this.#core.hub;
     const ready = new Set<string>();
-    for (const j of jobs) {
-      if (hub.hasSubscribers) hub.emit({ type: 'job.enqueued', jobId: j.id, jobType: j.type, queue: j.queue, at });
+    jobs.forEach((j, i) => {
+      const id = ids[i] ?? null;
+      // An item that resolved to a job holding its unique key enqueued nothing.
+      if (id !== j.id && j.debounceKey == null) return;
+      if (hub.hasSubscribers) hub.emit({ type: 'job.enqueued', jobId: id ?? j.id, jobType: j.type, queue: j.queue, at });
       if (j.delayMs === 0 && (j.runAt === null || j.runAt <= Date.now())) ready.add(j.queue);
-    }
+    });
     // Inside a caller's transaction the rows are not visible yet; the poll/notify path picks them up.
     if (tx === undefined) for (const q of ready) for (const w of this.#core.wakers) w.wake(q);
+    return ids;
   }
 }

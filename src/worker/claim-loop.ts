@@ -9,10 +9,16 @@
  * outcome is not written yet still count against a second bound of N, so a slow database
  * throttles claiming instead of letting unwritten outcomes pile up: a worker holds at most 2N
  * leases per queue, and never claims more jobs than it has free handler slots.
+ *
+ * Flow control: each cycle makes the ordinary claim (`jobClaim`, which never takes a job that
+ * limits govern) and then, when {@link LimitedClaims} says so, the limited claim
+ * (`jobClaimLimited`) with the slots still free. Without any limit the second claim is skipped,
+ * so the cost of a cycle is what it was.
  * @internal
  */
 import type { JobRow, Storage } from '../storage/storage.js';
 import type { Logger } from '../types.js';
+import type { ClaimWant, LimitedClaims } from './limited-claims.js';
 
 /** Dependencies of the claim loop. @internal */
 export interface ClaimLoopDeps {
@@ -27,6 +33,8 @@ export interface ClaimLoopDeps {
   /** Jobs a claim returned after the worker was paused: give them back unrun. */
   onUnwanted(rows: JobRow[]): void;
   onError(err: unknown): void;
+  /** The limited claim (flow control); absent: ordinary claims only. */
+  limited?: LimitedClaims;
 }
 
 /** Per-queue slot accounting. */
@@ -54,6 +62,11 @@ export class ClaimLoop {
   #timer: NodeJS.Timeout | undefined;
   #errors = 0;
   #refillSoon = false;
+  /**
+   * The next cycle makes the ordinary claim. Cleared by a cycle that makes it; a cycle asked for
+   * only by the limited claim (its timer, a limited job finished) skips it.
+   */
+  #ordinaryDue = true;
 
   constructor(deps: ClaimLoopDeps) {
     this.#d = deps;
@@ -90,11 +103,21 @@ export class ClaimLoop {
     this.#kick();
   }
 
-  /** Jobs may be ready in `queue`. */
-  wake(queue: string): void {
+  /**
+   * Jobs may be ready in `queue`: `news` when jobs were announced (NOTIFY, a local enqueue, jobs
+   * woken or reclaimed), false for a mere change of the database (`dataVersion`), which the
+   * limited claim heeds only sparingly (see `LimitedClaims.woken`).
+   */
+  wake(queue: string, news = true): void {
     if (!this.#slots.has(queue)) return;
     this.#more.add(queue);
+    this.#d.limited?.woken(queue, news);
     this.#kick();
+  }
+
+  /** Runs a cycle for the limited claim only, now (or right after the one in flight). */
+  kickLimited(): void {
+    this.#run();
   }
 
   /** A handler of `queue` is done on this worker (its outcome may still be being written). */
@@ -105,29 +128,48 @@ export class ClaimLoop {
     this.#maybeRefill(queue, s);
   }
 
-  /** A job of `queue` is finished on this worker (outcome written, or given up). */
-  released(queue: string): void {
+  /**
+   * A job of `queue` is finished on this worker (outcome written, or given up). A job the
+   * limited claim took frees a slot of its limits in the storage: the limited claim runs again
+   * at once, so the worker that freed the slot takes it within milliseconds.
+   */
+  released(queue: string, jobId?: string): void {
     const s = this.#slots.get(queue);
     if (s === undefined) return;
     s.held = Math.max(0, s.held - 1);
+    if (jobId !== undefined && this.#d.limited?.finished(jobId) === true && freeSlots(s) > 0) this.#kickSoon(false);
     this.#maybeRefill(queue, s);
   }
 
   #maybeRefill(queue: string, s: Slots): void {
-    if (!this.#more.has(queue) || this.#refillSoon) return;
+    if (!this.#more.has(queue)) return;
     const free = freeSlots(s);
     // Refill in batches: wait until a third of the slots are free (or the queue is idle), and
     // let every handler that settles in this turn of the event loop free its slot first.
-    if (free > 0 && (free >= s.refill || s.running === 0)) {
-      this.#refillSoon = true;
-      setImmediate(() => {
-        this.#refillSoon = false;
-        this.#kick();
-      });
-    }
+    if (free > 0 && (free >= s.refill || s.running === 0)) this.#kickSoon(true);
   }
 
+  /**
+   * Runs a cycle after every handler settling in this turn of the event loop has freed its slot;
+   * `ordinary`: with the ordinary claim.
+   */
+  #kickSoon(ordinary: boolean): void {
+    if (ordinary) this.#ordinaryDue = true;
+    if (this.#refillSoon) return;
+    this.#refillSoon = true;
+    setImmediate(() => {
+      this.#refillSoon = false;
+      this.#run();
+    });
+  }
+
+  /** Runs a cycle with the ordinary claim. */
   #kick(): void {
+    this.#ordinaryDue = true;
+    this.#run();
+  }
+
+  #run(): void {
     if (!this.#started || this.#paused) return;
     if (this.#inFlight) {
       this.#again = true;
@@ -137,55 +179,96 @@ export class ClaimLoop {
       this.#inFlight = undefined;
       if (this.#again) {
         this.#again = false;
-        this.#kick();
+        this.#run();
       }
     });
   }
 
   async #cycle(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    let delay = this.#d.pollMs;
+    // The poll timer restarts after each ordinary claim (or failure); a cycle of the limited
+    // claim alone leaves it running, so the ordinary poll keeps its pace.
+    let delay: number | undefined;
     try {
       do {
         this.#again = false;
         if (!this.#started || this.#paused) return;
-        const want: { name: string; limit: number }[] = [];
-        for (const [name, s] of this.#slots) {
-          const free = freeSlots(s);
-          if (free > 0) want.push({ name, limit: free });
-        }
+        const want = this.#freeSlots();
         if (want.length === 0) return;
-        const rows = await this.#d.storage.jobClaim({ workerId: this.#d.workerId, queues: want, leaseMs: this.#d.leaseMs });
+        if (this.#ordinaryDue) {
+          this.#ordinaryDue = false;
+          delay = this.#d.pollMs;
+          if (this.#timer) clearTimeout(this.#timer);
+          this.#timer = undefined;
+          const rows = await this.#d.storage.jobClaim({ workerId: this.#d.workerId, queues: want, leaseMs: this.#d.leaseMs });
+          this.#errors = 0;
+          if (!this.#take(want, rows, false)) return;
+        }
+        if (!(await this.#claimLimited())) return;
         this.#errors = 0;
-        if (this.#paused && rows.length > 0) {
-          // pause() landed while this claim was in flight: a paused worker starts nothing.
-          this.#d.onUnwanted(rows);
-          return;
-        }
-        const got = new Map<string, number>();
-        for (const row of rows) {
-          got.set(row.queue, (got.get(row.queue) ?? 0) + 1);
-          const s = this.#slots.get(row.queue);
-          if (s) {
-            s.running++;
-            s.held++;
-          }
-        }
-        for (const w of want) {
-          if ((got.get(w.name) ?? 0) >= w.limit) this.#more.add(w.name);
-          else this.#more.delete(w.name);
-        }
-        for (const row of rows) this.#d.onClaimed(row);
-        if (!this.#started) return;
       } while (this.#again);
     } catch (err) {
       this.#errors++;
       delay = Math.min(10_000, 100 * 2 ** Math.min(this.#errors, 7));
       this.#d.onError(err);
     } finally {
-      this.#arm(delay);
+      if (delay !== undefined || this.#timer === undefined) this.#arm(delay ?? this.#d.pollMs);
     }
+  }
+
+  /** The limited claim of this cycle, if one is due; false when the cycle must end (paused or stopped). */
+  async #claimLimited(): Promise<boolean> {
+    const limited = this.#d.limited;
+    const want = limited?.plan(this.#freeSlots());
+    if (!limited || !want) return true;
+    let r;
+    const t0 = performance.now();
+    try {
+      r = await this.#d.storage.jobClaimLimited({ workerId: this.#d.workerId, queues: want, leaseMs: this.#d.leaseMs });
+    } catch (err) {
+      limited.failed();
+      throw err;
+    }
+    limited.claimed(want, r, performance.now() - t0);
+    return this.#take(want, r.rows, true);
+  }
+
+  /**
+   * Starts the claimed rows (slots, the queues that may have more, the runs); false when the
+   * cycle must end: the worker was paused while the claim was in flight (the rows are given
+   * back unrun) or stopped.
+   */
+  #take(want: readonly ClaimWant[], rows: JobRow[], limited: boolean): boolean {
+    if (this.#paused && rows.length > 0) {
+      // pause() landed while this claim was in flight: a paused worker starts nothing.
+      this.#d.onUnwanted(rows);
+      return false;
+    }
+    const got = new Map<string, number>();
+    for (const row of rows) {
+      got.set(row.queue, (got.get(row.queue) ?? 0) + 1);
+      const s = this.#slots.get(row.queue);
+      if (s) {
+        s.running++;
+        s.held++;
+      }
+    }
+    for (const w of want) {
+      if ((got.get(w.name) ?? 0) >= w.limit) this.#more.add(w.name);
+      // The limited claim coming up after an ordinary one that came back short decides alone.
+      else if (!limited) this.#more.delete(w.name);
+    }
+    for (const row of rows) this.#d.onClaimed(row);
+    return this.#started;
+  }
+
+  /** Every queue with free slots, with how many. */
+  #freeSlots(): ClaimWant[] {
+    const want: ClaimWant[] = [];
+    for (const [name, s] of this.#slots) {
+      const free = freeSlots(s);
+      if (free > 0) want.push({ name, limit: free });
+    }
+    return want;
   }
 
   #arm(delay: number): void {

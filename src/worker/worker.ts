@@ -20,6 +20,7 @@ import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
 import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
 import { Heartbeat } from './heartbeat.js';
+import { LimitedClaims } from './limited-claims.js';
 import { WorkerRegistry } from './registry.js';
 import { MaintenancePruner, maintenancePass } from './maintenance.js';
 import { workerBackoff, type BackoffFn } from './retry-policy.js';
@@ -118,6 +119,8 @@ export class Worker {
   readonly #byJob = new Map<string, JobRun>();
   readonly #completer: Completer;
   readonly #claims: ClaimLoop;
+  /** Flow control: the stored limits and when the limited claim runs. */
+  readonly #limits: LimitedClaims;
   readonly #heartbeat: IntervalService;
   readonly #maintenance: IntervalService;
   readonly #pruner: MaintenancePruner;
@@ -175,10 +178,18 @@ export class Worker {
       deps.onSettled?.(run);
       this.#active.delete(run);
       if (this.#byJob.get(run.row.id) === run) this.#byJob.delete(run.row.id);
-      this.#claims.released(run.row.queue);
+      this.#claims.released(run.row.queue, run.row.id);
       if (this.#state === 'stopping' && this.#active.size === 0) this.#drained?.();
     };
+    this.#limits = new LimitedClaims({
+      storage: core.storage,
+      queues: [...queues.keys()],
+      pollMs,
+      kick: () => this.#claims.kickLimited(),
+      onError: (message, err) => this.#reportError(message, err),
+    });
     this.#claims = new ClaimLoop({
+      limited: this.#limits,
       storage: core.storage,
       workerId: this.id,
       leaseMs: this.#leaseMs,
@@ -225,6 +236,8 @@ export class Worker {
     this.#maintenance = new IntervalService(
       maintMs,
       async () => {
+        // The stored limits are read again every few seconds, beside the pass.
+        this.#limits.maybeRefresh();
         const r = await maintenancePass(core.storage, core.hub);
         if (r.woken > 0) for (const q of this.#queues.keys()) this.#claims.wake(q);
         else for (const q of r.queues) this.#claims.wake(q);
@@ -240,7 +253,8 @@ export class Worker {
         CHANGE_PROBE_MS,
         async () => {
           const v = await probe();
-          if (seen !== undefined && v !== seen) for (const q of this.#queues.keys()) this.#claims.wake(q);
+          // Any write changes it (claims, outcomes, heartbeats of other processes): a hint, not news of jobs.
+          if (seen !== undefined && v !== seen) for (const q of this.#queues.keys()) this.#claims.wake(q, false);
           seen = v;
         },
         (err) => this.#reportError('checking for new jobs failed', err),
@@ -308,6 +322,9 @@ export class Worker {
       await this.#scheduler.start();
       if (this.#state !== 'running') return;
     }
+    // The registered types' limits are stored before the first claim (see limited-claims.ts).
+    await this.#limits.sync(this.#core.handlers.keys(), this.#core.flows);
+    if (this.#state !== 'running') return;
     this.#heartbeat.start();
     this.#registry.start();
     this.#maintenance.start();
@@ -348,6 +365,11 @@ export class Worker {
     if (this.#queues.has(queue)) this.#claims.wake(queue);
   }
 
+  /** @internal this process changed the stored limits (`setQueueLimits`): read them again now */
+  limitsChanged(): void {
+    if (this.#state === 'running') this.#limits.refresh();
+  }
+
   async #shutdown(): Promise<void> {
     this.#state = 'stopping';
     this.#logger.info('worker stopping', { workerId: this.id, running: this.#active.size });
@@ -355,6 +377,7 @@ export class Worker {
     // A stop during start: wait until the start has seen it, so what it acquired is given back.
     await this.#booting?.catch(() => {});
     await this.#claims.stop();
+    await this.#limits.stop();
     await this.#scheduler?.stop().catch((err: unknown) => this.#reportError('stopping the scheduler failed', err));
     if (this.#active.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));

@@ -16,6 +16,9 @@ import { describeFanOutRaces } from './fan-out-races.js';
 import { describeFanOutRetry } from './fan-out-retry.js';
 import { describeFanOuts } from './fan-outs.js';
 import { describeFinish } from './finish.js';
+import { describeFlowClaim } from './flow-claim.js';
+import { describeFlowInsert } from './flow-insert.js';
+import { describeFlowLimits } from './flow-limits.js';
 import { describeJobs } from './jobs.js';
 import { describeLeases } from './leases.js';
 import { describeListing } from './listing.js';
@@ -53,5 +56,8 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeBulk(make);
     describeRetryFromStep(make);
     describeQueuesAndWorkers(make);
+    describeFlowLimits(make);
+    describeFlowClaim(make);
+    describeFlowInsert(make);
   });
 }

@@ -124,9 +124,12 @@ async function seed(c: pg.Client, schema: string): Promise<void> {
   );
 }
 
-/** Every row of a table as JSON text, in a stable order (compared before and after). */
-async function dump(c: pg.Client, schema: string, table: string, order: string): Promise<string[]> {
-  const r = await c.query(`SELECT row_to_json(t)::text AS j FROM "${schema}".${table} t ORDER BY ${order}`);
+/**
+ * Every row of a table as JSON text, in a stable order (compared before and after); `columns`
+ * (default: all) keeps the comparison to the columns of version 1 once later migrations add some.
+ */
+async function dump(c: pg.Client, schema: string, table: string, order: string, columns = '*'): Promise<string[]> {
+  const r = await c.query(`SELECT row_to_json(t)::text AS j FROM (SELECT ${columns} FROM "${schema}".${table}) t ORDER BY ${order}`);
   return r.rows.map((x: { j: string }) => x.j);
 }
 
@@ -167,7 +170,8 @@ describe('postgres: migration 2 (live and history partitions)', () => {
     );
     assert.ok(MIGRATIONS.length >= 2);
     assert.equal(before1['jobs']!.length, JOBS.length + BULK_DONE + BULK_LIVE);
-    assert.deepEqual(await dump(admin, schema, 'sdj_jobs', 'id'), before1['jobs']);
+    const v1Columns = Object.keys(JSON.parse(before1['jobs']![0]!) as Record<string, unknown>).join(', ');
+    assert.deepEqual(await dump(admin, schema, 'sdj_jobs', 'id', v1Columns), before1['jobs']);
     assert.deepEqual(await dump(admin, schema, 'sdj_steps', 'job_id, step_index'), before1['steps']);
     assert.deepEqual(await dump(admin, schema, 'sdj_signals', 'seq'), before1['signals']);
     assert.deepEqual(await dump(admin, schema, 'sdj_fan_outs', 'id'), before1['fan_outs']);

@@ -113,7 +113,7 @@ describe('postgres: LISTEN/NOTIFY wake-ups', () => {
       const q = uniqueName('q');
       const rolledBack = jobInsert({ queue: q });
       await client.query('BEGIN');
-      assert.deepEqual(await s.jobInsertMany({ jobs: [rolledBack], tx: client }), { inserted: [rolledBack.id] });
+      assert.deepEqual(await s.jobInsertMany({ jobs: [rolledBack], tx: client }), { inserted: [rolledBack.id], ids: [rolledBack.id] });
       await client.query('ROLLBACK');
       assert.equal(await s.jobGet({ id: rolledBack.id }), undefined);
 

@@ -367,7 +367,7 @@ describe('sqlite: enqueue inside the user transaction (tx)', () => {
       db.prepare('INSERT INTO orders (id) VALUES (?)').run('o1');
       pending = s.jobInsertMany({ jobs: [kept], tx: db });
     })();
-    assert.deepEqual(await pending, { inserted: [kept.id] });
+    assert.deepEqual(await pending, { inserted: [kept.id], ids: [kept.id] });
     assert.equal((await mustGet(s, kept.id)).status, 'pending', 'visible to other connections after commit');
 
     const dropped = jobInsert({ queue: q });
@@ -408,7 +408,7 @@ describe('sqlite: enqueue inside the user transaction (tx)', () => {
     await s.migrate();
     const own = new SqliteStorage(db);
     const j = jobInsert();
-    assert.deepEqual(await own.jobInsertMany({ jobs: [j], tx: db }), { inserted: [j.id] });
+    assert.deepEqual(await own.jobInsertMany({ jobs: [j], tx: db }), { inserted: [j.id], ids: [j.id] });
     const elsewhere = new Database(tempPath('tx-elsewhere'));
     await assert.rejects(s.jobInsertMany({ jobs: [jobInsert()], tx: elsewhere }), InvalidArgumentError);
     await assert.rejects(s.jobInsertMany({ jobs: [jobInsert()], tx: { not: 'a db' } as never }), InvalidArgumentError);

@@ -76,9 +76,10 @@ const fence: Fence = { jobId: 'j', workerId: 'w', runCount: 1 };
 
 /** Every call whose params leave nothing to do, with its empty answer. */
 const EMPTY_CALLS: [string, (s: FakeStorage) => Promise<unknown>, unknown][] = [
-  ['jobInsertMany', (s) => s.jobInsertMany({ jobs: [] }), { inserted: [] }],
+  ['jobInsertMany', (s) => s.jobInsertMany({ jobs: [] }), { inserted: [], ids: [] }],
   ['jobGetMany', (s) => s.jobGetMany({ ids: [] }), []],
   ['jobClaim', (s) => s.jobClaim({ workerId: 'w', queues: [], leaseMs: 1000 }), []],
+  ['jobClaimLimited', (s) => s.jobClaimLimited({ workerId: 'w', queues: [], leaseMs: 1000 }), { rows: [], retryInMs: null, saturated: false }],
   ['jobFinishMany', (s) => s.jobFinishMany({ items: [] }), []],
   ['jobHeartbeat', (s) => s.jobHeartbeat({ workerId: 'w', runs: [], leaseMs: 1000 }), []],
   ['jobRelease', (s) => s.jobRelease({ runs: [] }), []],

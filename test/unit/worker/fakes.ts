@@ -76,6 +76,10 @@ export function jobRow(overrides: Partial<JobRow> = {}): JobRow {
     heartbeatAt: 2_000,
     wakeAt: null,
     waitSignal: null,
+    concurrencyKey: null,
+    rateKey: null,
+    limited: false,
+    debounceKey: null,
     ...overrides,
   };
 }
