@@ -18,7 +18,7 @@ if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
 
 const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES, OURS_ONLY_SHAPES } = await import('./lib/args.mjs');
 const { medianMetrics } = await import('./lib/stats.mjs');
-const { buildTable, buildDoc, errorList } = await import('./lib/report.mjs');
+const { buildTable, buildDoc, errorList, FLOW_PEERS_NOTE, FLOW_SHAPES } = await import('./lib/report.mjs');
 const { retentionSection } = await import('./lib/retention-report.mjs');
 const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
 const { dropDatabasesLike } = await import('./lib/pg.mjs');
@@ -159,7 +159,7 @@ for (const name of opts.targets) {
   }
   // Sustained drains against the same target's 20,000-job drain of this run.
   const drainRate = perShape.get('drain')?.metrics?.jobsPerSec;
-  for (const s of ['drain-1m', 'drain-after-history']) {
+  for (const s of ['drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed']) {
     const m = perShape.get(s)?.metrics;
     if (m?.jobsPerSec && drainRate) m.vsDrain = m.jobsPerSec / drainRate;
   }
@@ -172,9 +172,12 @@ const baseline = [opts.baseline, 'sdj-postgres', 'sdj-sqlite'].find((t) => t && 
 const ranShapes = opts.shapes.filter((s) => [...results.values()].some((m) => m.has(s)));
 const counts = Object.fromEntries(ranShapes.map((s) => [s, opts.countFor(s)]));
 const history = ranShapes.includes('drain-after-history') ? opts.history : undefined;
-const table = buildTable(shown, results, baseline, counts, history);
+const keys = ranShapes.includes('drain-keyed') ? opts.keys : undefined;
+const table = buildTable(shown, results, baseline, counts, history, keys);
 const errors = errorList(results);
 console.log(`\n${table}\n`);
+const flowRan = ranShapes.some((s) => FLOW_SHAPES.includes(s));
+if (flowRan) console.log(`${FLOW_PEERS_NOTE}\n`);
 const runsNote = ranShapes.map((sh) => opts.runsFor(sh)).some((n) => n !== opts.runs)
   ? `; ${HEAVY_SHAPES.filter((sh) => ranShapes.includes(sh)).join(', ')}: ${opts.runsFor(HEAVY_SHAPES[0])} run(s)`
   : '';
@@ -201,6 +204,7 @@ if (opts.write) {
   if (ranShapes.includes('drain-1m') && shown.includes('pg-boss') && !results.get('pg-boss')?.has('drain-1m')) {
     notes.push('drain-1m leaves pg-boss out unless --shapes names it: with a backlog of 1,000,000 its fetch slows to about 500 jobs/s (437,000 jobs in 15 min on this machine), past the time limit of a run.');
   }
+  if (flowRan) notes.push(FLOW_PEERS_NOTE);
   if (ranShapes.includes('fleet')) notes.push('fleet runs on PostgreSQL targets that start several worker processes on one database: ours and graphile-worker (pg-boss is bound by its 0.5 s polling, BullMQ is not on PostgreSQL).');
   for (const [, m] of meta) if (m.note) notes.push(m.note);
   const doc = buildDoc({
@@ -209,7 +213,7 @@ if (opts.write) {
     machine: { ...machineInfo(), "highest 1-min load average at a run's start": `${busiest.load.toFixed(2)} (before ${busiest.where}; ${os.cpus().length} CPUs)` },
     versions,
     settings,
-    params: { runs: opts.runs, batchSize: opts.batchSize, steps: opts.steps, concurrency: opts.concurrency, workflow: counts.workflow, counts, history },
+    params: { runs: opts.runs, batchSize: opts.batchSize, steps: opts.steps, concurrency: opts.concurrency, workflow: counts.workflow, counts, history, keys },
     table,
     errors,
     baseline,

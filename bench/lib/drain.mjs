@@ -3,7 +3,7 @@
 // storage (or, for ours, reported by the worker once each outcome is stored). Used by drain,
 // drain-1m, drain-after-history, fleet and memory (lib/shapes.mjs).
 import { WorkerChild } from './child.mjs';
-import { installPgCounter } from './roundtrips.mjs';
+import { CLAIM_OPS, installPgCounter } from './roundtrips.mjs';
 import { serverCounters, waitNoBackends } from './pg.mjs';
 import { addServerCpu, startServerCpu } from './server-cpu.mjs';
 import { nowMs, until } from './stats.mjs';
@@ -88,16 +88,50 @@ export async function startWorker(ctx, cfg, { concurrency } = {}) {
 }
 
 /**
- * `p.count` jobs pre-enqueued, then one worker process started: jobs/s from its start command to
- * the last completion visible in storage, its peak RSS, and on PostgreSQL round trips,
- * transactions (and statements) per job and the server CPU per job (lib/server-cpu.mjs).
+ * Storage-call figures of a worker whose storage calls are counted (ours, countingStorage), per
+ * job: every storage call; claim calls (`jobClaim`, `jobClaimLimited`) and those that returned no
+ * job; `jobClaimLimited` calls, the jobs each returned and the ms each took on average (and the
+ * ms of a `jobClaim` call); on PostgreSQL the round trips of the claim calls. Nothing for a target
+ * that does not count them.
  */
+export function callFigures(c, count) {
+  const calls = c.calls ?? {};
+  const total = Object.values(calls).reduce((n, k) => n + k, 0);
+  if (total === 0) return {};
+  const claimCalls = CLAIM_OPS.reduce((n, op) => n + (calls[op] ?? 0), 0);
+  const out = { callsPerJob: total / count, claimsPerJob: claimCalls / count };
+  if (c.claims) out.emptyClaimsPerJob = CLAIM_OPS.reduce((n, op) => n + (c.claims[op]?.empty ?? 0), 0) / count;
+  if (c.claims?.jobClaim && calls.jobClaim) out.msPerClaim = c.claims.jobClaim.ms / calls.jobClaim;
+  if (calls.jobClaimLimited) {
+    out.limitedClaimsPerJob = calls.jobClaimLimited / count;
+    if (c.claims?.jobClaimLimited) {
+      out.jobsPerLimitedClaim = c.claims.jobClaimLimited.rows / calls.jobClaimLimited;
+      out.msPerLimitedClaim = c.claims.jobClaimLimited.ms / calls.jobClaimLimited;
+    }
+  }
+  if (c.roundTripsByOp) out.claimRtPerJob = CLAIM_OPS.reduce((n, op) => n + (c.roundTripsByOp[op] ?? 0), 0) / count;
+  return out;
+}
+
 /** Drains of at least this many jobs last minutes: long enough for autovacuum to matter. */
 const LONG_DRAIN = 100_000;
 
-export async function measureDrain(target, cfg, p, ctx) {
+/**
+ * `p.count` jobs pre-enqueued, then one worker process started: jobs/s from its start command to
+ * the last completion visible in storage, its peak RSS, and on PostgreSQL round trips,
+ * transactions (and statements) per job and the server CPU per job (lib/server-cpu.mjs); for
+ * targets that count their storage calls (ours), storage calls per job.
+ *
+ * Options (the flow-control shapes, lib/flow.mjs): `enqueue(producer)` replaces the pre-enqueue
+ * of `{ i }` jobs; `ready(producer)` runs after it, untimed, before the worker starts (a check of
+ * what was stored); `extra(counters)` returns more figures from the worker's counters.
+ */
+export async function measureDrain(target, cfg, p, ctx, opts = {}) {
   const pgTarget = target.backend === 'postgres';
-  await withProducer(target, cfg, (producer) => enqueueAll(producer, p.count, p.batchSize));
+  await withProducer(target, cfg, async (producer) => {
+    await (opts.enqueue ? opts.enqueue(producer) : enqueueAll(producer, p.count, p.batchSize));
+    await opts.ready?.(producer);
+  });
   let before;
   if (pgTarget) {
     await waitNoBackends(cfg.db);
@@ -126,6 +160,8 @@ export async function measureDrain(target, cfg, p, ctx) {
     metrics = { jobsPerSec: p.count / seconds, peakRssMb: c.peakRssMb, cpuUs: c.cpuUs / p.count };
     if (vacuums !== undefined) metrics.vacuums = vacuums;
     if (c.roundTrips !== undefined) metrics.rtPerJob = c.roundTrips / p.count;
+    Object.assign(metrics, callFigures(c, p.count));
+    if (opts.extra) Object.assign(metrics, opts.extra(c));
     await child.stop();
   } finally {
     await vacuum?.stop();

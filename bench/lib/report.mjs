@@ -1,4 +1,12 @@
 // The result table (markdown, also printed) and docs/benchmarks.md.
+import { KEY_LIMIT, TYPE_LIMIT } from './flow.mjs';
+
+/** The flow-control shapes (ours only, lib/flow.mjs). */
+export const FLOW_SHAPES = ['drain-limited', 'drain-keyed'];
+
+/** What the peers offer instead of the flow-control shapes' limits (one line, under the table and in the notes). */
+export const FLOW_PEERS_NOTE =
+  'drain-limited and drain-keyed run on our targets only; what the peers offer instead: graphile-worker named queues (`queueName`: one job at a time per name, a per-key limit of 1 only, not kept with localQueue as configured here, graphile/worker#621), pg-boss 10 the `singleton` queue policy (one active job per queue or per `singletonKey`), BullMQ 6 queue-wide `setGlobalConcurrency` / `setGlobalRateLimit` (per-group limits are BullMQ Pro only), DBOS queues with global, per-partition and rate limits (dispatched by polling, 1 s by default).';
 
 export const ROWS = [
   { shape: 'enqueue-single', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
@@ -10,6 +18,10 @@ export const ROWS = [
   { shape: 'drain', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
   { shape: 'drain', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
   { shape: 'drain', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain', key: 'callsPerJob', metric: 'storage calls/job (ours)', better: 'lower', optional: true },
+  { shape: 'drain', key: 'claimsPerJob', metric: 'claim calls/job (ours)', better: 'lower', optional: true },
+  { shape: 'drain', key: 'claimRtPerJob', metric: 'round trips of claim calls/job (ours)', better: 'lower', optional: true },
+  { shape: 'drain', key: 'msPerClaim', metric: 'ms per jobClaim call, worker wall clock (ours)', better: 'lower', optional: true },
   { shape: 'drain-1m', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
   { shape: 'drain-1m', key: 'vsDrain', metric: "÷ the same target's drain", better: 'higher', noRatio: true },
   { shape: 'drain-1m', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
@@ -24,6 +36,39 @@ export const ROWS = [
   { shape: 'drain-after-history', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
   { shape: 'drain-after-history', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
   { shape: 'drain-after-history', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-limited', key: 'vsDrain', metric: "÷ the same target's drain (goal: ≥ 0.9)", better: 'higher', noRatio: true },
+  { shape: 'drain-limited', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'xactsPerJob', metric: 'transactions/job (pg_stat_database)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'stmtsPerJob', metric: 'statements/job (pg_stat_statements)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'callsPerJob', metric: 'storage calls/job', better: 'lower' },
+  { shape: 'drain-limited', key: 'claimsPerJob', metric: 'claim calls/job (jobClaim + jobClaimLimited)', better: 'lower' },
+  { shape: 'drain-limited', key: 'emptyClaimsPerJob', metric: 'claim calls that returned no job, per job', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'limitedClaimsPerJob', metric: 'jobClaimLimited calls/job', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'claimRtPerJob', metric: 'round trips of claim calls/job', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-limited', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'jobsPerLimitedClaim', metric: 'jobs per jobClaimLimited call', better: 'higher', optional: true, noRatio: true },
+  { shape: 'drain-limited', key: 'msPerLimitedClaim', metric: 'ms per jobClaimLimited call (worker wall clock)', better: 'lower', optional: true },
+  { shape: 'drain-limited', key: 'msPerClaim', metric: 'ms per jobClaim call (worker wall clock)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-keyed', key: 'vsDrain', metric: "÷ the same target's drain", better: 'higher', noRatio: true },
+  { shape: 'drain-keyed', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'xactsPerJob', metric: 'transactions/job (pg_stat_database)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'stmtsPerJob', metric: 'statements/job (pg_stat_statements)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'callsPerJob', metric: 'storage calls/job', better: 'lower' },
+  { shape: 'drain-keyed', key: 'claimsPerJob', metric: 'claim calls/job (jobClaim + jobClaimLimited)', better: 'lower' },
+  { shape: 'drain-keyed', key: 'emptyClaimsPerJob', metric: 'claim calls that returned no job, per job', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'limitedClaimsPerJob', metric: 'jobClaimLimited calls/job', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'claimRtPerJob', metric: 'round trips of claim calls/job', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-keyed', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'jobsPerLimitedClaim', metric: 'jobs per jobClaimLimited call', better: 'higher', optional: true, noRatio: true },
+  { shape: 'drain-keyed', key: 'msPerLimitedClaim', metric: 'ms per jobClaimLimited call (worker wall clock)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'msPerClaim', metric: 'ms per jobClaim call (worker wall clock)', better: 'lower', optional: true },
+  { shape: 'drain-keyed', key: 'peakRunning', metric: 'most jobs held at once by the worker (claimed, outcome not yet stored; up to 2 × its concurrency)', better: 'higher', noRatio: true },
   { shape: 'fleet', key: 'fleet1', metric: 'jobs/s, 1 worker process', better: 'higher' },
   { shape: 'fleet', key: 'fleet2', metric: 'jobs/s, 2 worker processes', better: 'higher' },
   { shape: 'fleet', key: 'fleet4', metric: 'jobs/s, 4 worker processes', better: 'higher' },
@@ -81,7 +126,7 @@ export function fmt(v) {
  * results: Map target -> Map shape -> { metrics?, error?, runs }.
  * Ratio = the target's figure / the baseline's figure (so > 1 means "more" of the metric).
  */
-export function buildTable(targets, results, baseline, counts, history) {
+export function buildTable(targets, results, baseline, counts, history, keys) {
   const header = ['shape', 'metric', 'better', ...targets];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((h, i) => (i < 3 ? '---' : '---:')).join('|')}|`];
   for (const row of ROWS) {
@@ -100,7 +145,9 @@ export function buildTable(targets, results, baseline, counts, history) {
       return `${fmt(c)}${ratio}`;
     });
     const n = counts[row.shape]?.toLocaleString('en-US');
-    const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished` : '';
+    const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished`
+      : row.shape === 'drain-keyed' && keys ? ` over ${Math.min(keys, counts[row.shape]).toLocaleString('en-US')} keys, limit ${KEY_LIMIT} per key`
+      : row.shape === 'drain-limited' ? `, limit ${TYPE_LIMIT.toLocaleString('en-US')}` : '';
     const unit = row.shape === 'retention-steady' ? ' root jobs/s' : '';
     const label = `${row.shape}${n ? ` (${n}${unit}${after})` : ''}`;
     lines.push(`| ${[label, row.metric, row.better, ...shown].join(' | ')} |`);
@@ -153,6 +200,16 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   into our storage by SQL (a benchmark fixture, see bench/README.md); ours only: graphile-worker
   deletes a job when it completes and BullMQ removes completed jobs (removeOnComplete), so neither
   has a history to drain after; pg-boss's fixture would be SQL written into another project's schema.
+- drain-limited (ours): the drain of ${fmtN(params.counts['drain-limited'])} jobs of a type registered with a concurrency limit of
+  ${TYPE_LIMIT.toLocaleString('en-US')} (\`register(type, handler, { concurrency: { limit } })\`), which never binds with the worker's
+  ${Number(process.env.BENCH_SDJ_CONCURRENCY || 50)} slots: what the limit itself costs. "÷ the same target's drain" is its jobs/s divided by the
+  same target's drain of this run (the goal is at least 0.9). The limit is stored before the jobs are
+  enqueued (as a deployed worker would have), so they are inserted limited and taken by the limited
+  claim (\`jobClaimLimited\`). Claim figures come from the worker's counting wrapper of the storage.
+- drain-keyed (ours): the drain of ${fmtN(params.counts['drain-keyed'])} jobs over ${fmtN(params.keys)} concurrency keys with a limit of ${KEY_LIMIT} per key (the
+  key is a job argument, read by the registered key function at enqueue); each key's jobs are
+  enqueued one after the other, so the claim must look past the backlog of the keys already
+  running. The run fails if the worker sees two jobs of one key running at once.
 - fleet: the drain with 1, 2 and 4 worker processes on one PostgreSQL database (a fresh database
   for each size), timed from their start commands to the last completion in storage.
 - worker process CPU µs/job (or /step): user + system CPU time of the worker process (DBOS: of the

@@ -61,20 +61,46 @@ export function installPgCounter() {
 /** Storage methods that are not per-job work (connection life, wake-up probes): passed through, not counted. */
 const UNCOUNTED = new Set(['migrate', 'close', 'listen', 'dataVersion']);
 
+/** Claim methods whose results are tallied (jobs returned, calls that returned none). */
+export const CLAIM_OPS = ['jobClaim', 'jobClaimLimited'];
+
+/** Rows a claim call returned: `jobClaim` returns rows, `jobClaimLimited` `{ rows, ... }`. */
+function claimedRows(result) {
+  if (Array.isArray(result)) return result.length;
+  if (Array.isArray(result?.rows)) return result.rows.length;
+  return undefined;
+}
+
 /**
  * Wraps a storage (any object implementing the library's public `Storage` interface) so that
  * each method call is counted in `calls[name]` and runs inside `opContext`, which attributes
  * its PostgreSQL round trips to it. Properties and absent optional methods read through.
+ * With `claims`, each claim call (CLAIM_OPS) also adds the jobs it returned to
+ * `claims[name].rows`, 1 to `claims[name].empty` when it returned none, and its duration (call
+ * to result, ms) to `claims[name].ms`.
  */
-export function countingStorage(storage, calls) {
+export function countingStorage(storage, calls, claims) {
   return new Proxy(storage, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== 'function' || typeof prop !== 'string') return value;
       if (UNCOUNTED.has(prop)) return value.bind(target);
+      const tally = claims && CLAIM_OPS.includes(prop);
       return (...args) => {
         calls[prop] = (calls[prop] ?? 0) + 1;
-        return opContext.run(prop, () => value.apply(target, args));
+        const t0 = performance.now(); // before the call: a synchronous driver (SQLite) does its work in it
+        const out = opContext.run(prop, () => value.apply(target, args));
+        if (!tally || typeof out?.then !== 'function') return out;
+        return out.then((result) => {
+          const n = claimedRows(result);
+          if (n !== undefined) {
+            const c = (claims[prop] ??= { rows: 0, empty: 0, ms: 0 });
+            c.rows += n;
+            c.ms += performance.now() - t0;
+            if (n === 0) c.empty++;
+          }
+          return result;
+        });
       };
     },
   });

@@ -3,12 +3,14 @@
 //   { enqueue, enqueueBatch, incomplete, close, [enqueueWorkflows, enqueueFanOut, waitFor] };
 //   target.worker(cfg, hooks) -> { start, stop } (inside a worker child process);
 //   target.runWorkflows(cfg, params) (in-process workflow engines such as DBOS);
-//   target.seedHistory(cfg, count, log) (drain-after-history's fixture, ours only).
+//   target.seedHistory(cfg, count, log) (drain-after-history's fixture, ours only);
+//   target.armLimits(cfg) and producer.limits() (the flow-control shapes, ours only).
 import { installPgCounter } from './roundtrips.mjs';
 import { enqueueAll, fleetDrain, measureDrain, startWorker, waitDurable, withProducer } from './drain.mjs';
 import { addServerCpu, startServerCpu } from './server-cpu.mjs';
 import { nowMs, percentile, sleep } from './stats.mjs';
 import { retentionSteady } from './retention.mjs';
+import { drainKeyed, drainLimited } from './flow.mjs';
 
 /** Worker processes of the fleet shape, each drain on a fresh database. */
 export const FLEET_SIZES = [1, 2, 4];
@@ -168,6 +170,12 @@ export const SHAPES = {
     const fixtureS = (Date.now() - t0) / 1000;
     return { ...(await measureDrain(target, cfg, p, ctx)), fixtureS };
   },
+
+  /** The drain of jobs whose type has a concurrency limit that never binds (lib/flow.mjs; ours). */
+  'drain-limited': drainLimited,
+
+  /** The drain of jobs over `p.keys` keys with a limit of 1 per key (lib/flow.mjs; ours). */
+  'drain-keyed': drainKeyed,
 
   /** The drain with 1, 2 and 4 worker processes on one database (a fresh database for each size). */
   async fleet(target, cfg, p, ctx) {

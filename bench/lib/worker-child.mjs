@@ -1,7 +1,8 @@
 // The worker process of a shape: loads one target, builds its worker, and answers
 // the driver over IPC. Messages in: init, go, expect, counters, stop. Out: ready, started, expecting, completed,
 // latency, handled, counters, stopped, error. Counters: PostgreSQL round trips (in all and
-// per storage operation) and storage calls per method, for targets that count them.
+// per storage operation) and storage calls per method, for targets that count them; `flow`:
+// the worker's own figures of the flow-control shapes (ours, `flowStats()`), if any.
 import { installPgCounter } from './roundtrips.mjs';
 import { startRssSampler } from './rss.mjs';
 import { nowMs } from './stats.mjs';
@@ -32,12 +33,15 @@ function resetCounters() {
   cpuFrom = process.cpuUsage();
   counter?.reset();
   for (const k of Object.keys(hooks.calls)) delete hooks.calls[k];
+  for (const k of Object.keys(hooks.claims)) delete hooks.claims[k];
 }
 
 const hooks = {
   concurrency: undefined,
   /** Storage calls by method name, for targets that count them (see countingStorage). */
   calls: {},
+  /** Jobs returned by claim calls, and claim calls that returned none, by method name (see countingStorage). */
+  claims: {},
   onJob(args) {
     handled++;
     if (args && args.t0 !== undefined) send({ ev: 'latency', ms: nowMs() - Number(args.t0) });
@@ -74,7 +78,7 @@ process.on('message', async (msg) => {
       send({ ev: 'expecting' });
     } else if (msg.cmd === 'counters') {
       const cpu = process.cpuUsage(cpuFrom);
-      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, handled, done, stepMs, peakRssMb: rss.peakMb() });
+      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, claims: structuredClone(hooks.claims), handled, done, stepMs, peakRssMb: rss.peakMb(), flow: worker.flowStats?.() });
     } else if (msg.cmd === 'stop') {
       await worker.stop();
       send({ ev: 'stopped' });

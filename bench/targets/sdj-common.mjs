@@ -32,11 +32,25 @@ function openStorage(lib, cfg, { producer = false } = {}) {
   return new lib.PostgresStorage(producer ? withAppName(cfg.url) : cfg.url);
 }
 
+/**
+ * Register options of the `noop` type for the flow-control shapes (lib/flow.mjs), from `cfg.flow`:
+ * `{ limit }` a type-wide concurrency limit; `{ limit, key: true }` a limit per concurrency key,
+ * the key taken from the job's `account` argument. Undefined for every other shape.
+ */
+export function flowOptions(flow) {
+  if (!flow) return undefined;
+  return { concurrency: flow.key ? { limit: flow.limit, key: (args) => args.account } : { limit: flow.limit } };
+}
+
 /** Registers every handler the shapes use; hooks.onJob marks a counted completion point. */
-function registerHandlers(lib, queue, hooks) {
-  queue.register('noop', async (args) => {
-    hooks.onJob(args);
-  });
+function registerHandlers(lib, queue, hooks, flow) {
+  queue.register(
+    'noop',
+    async (args) => {
+      hooks.onJob(args);
+    },
+    ...(flow ? [flowOptions(flow)] : []),
+  );
   queue.register('step', async (x) => x + 1);
   queue.register('wf', async (args, ctx) => {
     let v = args.x;
@@ -70,6 +84,37 @@ function registerHandlers(lib, queue, hooks) {
   });
 }
 
+/**
+ * Counts this worker's running jobs per concurrency key (`args.account`) from its own hooks: a job
+ * counts from `onJobStart` (after its claim is stored) until its outcome is stored (`onJobComplete`,
+ * `onJobFail`, `onRetry`), so it counts at least as long as the storage counts it running. A
+ * per-key maximum above the limit is a limit the claim did not keep.
+ */
+function trackKeys(queue) {
+  const byKey = new Map();
+  let now = 0;
+  let maxPerKey = 0;
+  let peak = 0;
+  const start = (job) => {
+    const n = (byKey.get(job.args?.account) ?? 0) + 1;
+    byKey.set(job.args?.account, n);
+    now++;
+    if (n > maxPerKey) maxPerKey = n;
+    if (now > peak) peak = now;
+  };
+  const end = (job) => {
+    const n = (byKey.get(job.args?.account) ?? 0) - 1;
+    if (n > 0) byKey.set(job.args?.account, n);
+    else byKey.delete(job.args?.account);
+    now--;
+  };
+  queue.onJobStart(start);
+  queue.onJobComplete(end);
+  queue.onJobFail(end);
+  queue.onRetry(end);
+  return { stats: () => ({ maxPerKey, peakRunning: peak }) };
+}
+
 export function makeSdjTarget(kind) {
   const name = kind === 'sqlite' ? 'sdj-sqlite' : 'sdj-postgres';
   return {
@@ -86,7 +131,7 @@ export function makeSdjTarget(kind) {
         return 'unknown';
       }
     },
-    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape, 1 for workflow-serial); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL, default pool of 10); fleet: the same worker in each process'}`,
+    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape, 1 for workflow-serial); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL, default pool of 10); fleet: the same worker in each process'}; drain-limited: \`noop\` registered with \`concurrency: { limit: 10000 }\`; drain-keyed: with \`concurrency: { limit: 1, key: (args) => args.account }\``,
 
     async prepare(env) {
       const lib = await loadLibrary();
@@ -118,11 +163,51 @@ export function makeSdjTarget(kind) {
       else await seedHistoryPostgres(cfg.url, { count, log });
     },
 
+    /**
+     * Flow-control shapes: stores the type limit of `cfg.flow` before any job is enqueued, as a
+     * deployed worker would have (a worker writes its registrations' limits when it starts), so
+     * that the jobs are inserted already limited. Starts a worker of one slot on this process's
+     * Queue (no job exists yet) until `queue.limits()` lists the limit, then stops it. Untimed.
+     */
+    async armLimits(cfg, timeoutMs = 30_000) {
+      const lib = await loadLibrary();
+      const storage = openStorage(lib, cfg, { producer: true });
+      const queue = new lib.Queue(storage);
+      if (typeof queue.limits !== 'function') {
+        await storage.close();
+        throw new Error('this build has no flow control (Queue#limits is missing): the flow-control shapes need it');
+      }
+      registerHandlers(lib, queue, { onJob() {} }, cfg.flow);
+      const worker = queue.newWorker({ queues: { default: { concurrency: 1 } }, handleSignals: false });
+      const running = worker.start();
+      try {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const row = (await queue.limits()).find((l) => l.scope === 'type' && l.name === 'noop');
+          if (row) {
+            const limit = typeof row.concurrency === 'object' ? row.concurrency?.limit : row.concurrency;
+            if (limit !== cfg.flow.limit) throw new Error(`limits() lists noop with concurrency ${JSON.stringify(row.concurrency)}, expected ${cfg.flow.limit}`);
+            return row;
+          }
+          if (Date.now() > deadline) throw new Error(`the worker stored no limit for noop within ${timeoutMs} ms (queue.limits() does not list it)`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        await worker.stop();
+        await running;
+        await storage.close();
+      }
+    },
+
     async producer(cfg) {
       const lib = await loadLibrary();
       const storage = openStorage(lib, cfg, { producer: true });
       const queue = new lib.Queue(storage);
+      // The flow shapes' keys are computed at enqueue from the registration (as in an application).
+      if (cfg.flow) queue.register('noop', async () => {}, flowOptions(cfg.flow));
       return {
+        /** Every limit with its usage (ours: flow-control shapes). */
+        limits: () => queue.limits(),
         enqueue: (args) => queue.enqueue('noop', args),
         enqueueBatch: (list) => queue.enqueueBatch(list.map((args) => ({ type: 'noop', args }))),
         async incomplete() {
@@ -173,16 +258,19 @@ export function makeSdjTarget(kind) {
     async worker(cfg, hooks) {
       const lib = await loadLibrary();
       // Every storage call of the worker is counted (and its round trips attributed to it).
-      const storage = hooks.calls ? countingStorage(openStorage(lib, cfg), hooks.calls) : openStorage(lib, cfg);
+      const storage = hooks.calls ? countingStorage(openStorage(lib, cfg), hooks.calls, hooks.claims) : openStorage(lib, cfg);
       const queue = new lib.Queue(storage);
-      registerHandlers(lib, queue, hooks);
+      registerHandlers(lib, queue, hooks, cfg.flow);
       queue.onJobFail((job, err) => console.error(`[${name}] job ${job.id} (${job.type}) failed: ${err?.message}`));
       // Fired once the outcome is stored: the drains wait for it instead of polling stats(),
       // which counts every finished job (slow with millions of them) and would be timed too.
       queue.onJobComplete(() => hooks.onDone?.());
+      const keys = cfg.flow?.key ? trackKeys(queue) : undefined;
       let worker;
       let running;
       return {
+        /** drain-keyed: the most jobs of one key, and of all keys, seen running at once. */
+        flowStats: () => keys?.stats(),
         async start() {
           worker = queue.newWorker({ queues: { default: { concurrency: hooks.concurrency ?? CONCURRENCY } } });
           running = worker.start();

@@ -61,6 +61,12 @@ export function checkOutcomes(a: AuditInput): Verdict {
       case 'fatal':
         if (!(j.lastError ?? '').includes('fatal by design')) v.push(`fatal job ${id} failed with "${j.lastError}"`);
         break;
+      case 'flow': {
+        const r = parse(j.result) as { n?: number; attempt?: number } | undefined;
+        if (r?.n !== plan.args.n) v.push(`${plan.type} job ${id}: result ${j.result ?? 'null'} does not echo n ${plan.args.n}`);
+        else if (plan.args.failFirst && (r.attempt ?? 0) < 2) v.push(`${plan.type} job ${id} completed on attempt ${String(r.attempt)} though its first attempt fails`);
+        break;
+      }
       default:
         break;
     }

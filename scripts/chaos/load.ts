@@ -1,8 +1,9 @@
 /**
  * The load of a chaos run, drawn from the seeded RNG: batches of plain, flaky, fatal
  * (noRetry), workflow, sleep, signal and fan-out jobs every tick (and the extra kinds of
- * load-extra.ts, from a stream of their own), plus the timed actions the orchestrator takes on
- * them (sending signals, cancelling fan-out parents; operator actions are in operator.ts).
+ * load-extra.ts, and the flow-controlled kinds of load-flow.ts, each from a stream of its own),
+ * plus the timed actions the orchestrator takes on them (sending signals, cancelling fan-out
+ * parents; operator actions are in operator.ts).
  * Remembers what it planned for every root job so the audit can compare outcomes with
  * intentions.
  */
@@ -10,7 +11,9 @@ import type { Queue } from '../../src/queue/queue.js';
 import type { BatchItem } from '../../src/types.js';
 import type { BigArgs, GateArgs, GateFanArgs, OddArgs } from './handlers-extra.js';
 import { ROOT_QUEUE, type ChildArgs, type FanOutArgs, type PlainArgs } from './handlers.js';
+import type { FlowArgs } from './flow.js';
 import { addGates, extraLoad } from './load-extra.js';
+import { flowLoad } from './load-flow.js';
 import type { Rng } from './options.js';
 
 /** What the orchestrator intended for one root job. */
@@ -24,6 +27,8 @@ export type Plan =
   | { kind: 'gatefan'; args: GateFanArgs }
   | { kind: 'odd'; args: OddArgs }
   | { kind: 'big'; args: BigArgs }
+  /** A job of a flow type (flow.ts): completes (`{ n, attempt }`) however long its limits hold it back. */
+  | { kind: 'flow'; type: string; args: FlowArgs }
   | { kind: 'wf'; steps: number }
   | { kind: 'sleep'; ms: number }
   | { kind: 'signal'; count: number; sent: { sig: string; seq: number }[] }
@@ -56,12 +61,13 @@ export class Load {
   onEnqueued: (id: string, plan: Plan, at: number) => void = () => {};
   #actions: Action[] = [];
 
-  /** @param extraRng the stream of the extra kinds (load-extra.ts) */
+  /** @param extraRng the stream of the extra kinds (load-extra.ts) @param flowRng the stream of the flow kinds (load-flow.ts) */
   constructor(
     private readonly queue: Queue,
     private readonly rng: Rng,
     private readonly scale: number,
     private readonly extraRng: Rng,
+    private readonly flowRng: Rng,
   ) {}
 
   /** Signals not sent yet. */
@@ -104,7 +110,7 @@ export class Load {
       if (cancelAt === null) addGates(args, this.extraRng);
       add('chaos.fanout', args, { kind: 'fanout', args, cancel: { plannedAfterMs: cancelAt, requestedAt: null, appliedAt: null } });
     }
-    for (const x of extraLoad(this.extraRng, s)) items.push({ item: { type: x.type, args: x.args, options: x.options }, plan: x.plan });
+    for (const x of [...extraLoad(this.extraRng, s), ...flowLoad(this.flowRng, s)]) items.push({ item: { type: x.type, args: x.args, options: x.options }, plan: x.plan });
     if (items.length === 0) return;
     const ids = await this.queue.enqueueBatch(items.map((x) => x.item));
     this.stats.batches++;

@@ -5,7 +5,8 @@
  *   (found by listing failed `chaos.gate` jobs), and of `noRetry` roots (which fail again). The
  *   `opretry` mark is committed before the call, so a gated job passes only after a retry.
  * - `pauseJob` of plain jobs while they wait for their delay, `resumeJob` some time later.
- * - `pauseQueue` of a queue in use for a while, then `resumeQueue` (always before the drain).
+ * - `pauseQueue` of a queue in use for a while (the metered queue, with its queue limit, among
+ *   them), then `resumeQueue` (always before the drain).
  * - Re-definitions of the schedules: `chaos.tick` with its one spec, `chaos.alt` with the
  *   same or the other period: one to three definitions at once, each timed a few ms before a
  *   slot both specs share falls due, through a storage whose `scheduleUpsert` is delayed by up
@@ -19,6 +20,7 @@ import { InvalidStateError, JobNotFoundError } from '../../src/errors.js';
 import { Queue } from '../../src/queue/queue.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Effects } from './effects.js';
+import { METERED_QUEUE } from './flow.js';
 import type { GateArgs } from './handlers-extra.js';
 import { BIG_QUEUE, KIDS_QUEUE, ROOT_QUEUE } from './handlers.js';
 import type { Plan } from './load.js';
@@ -249,7 +251,7 @@ export class Operator {
       if (this.#pausedQueue === null && this.#timelines) this.#nextQueuePause = now + this.rngs.queues.int(4000, 12_000);
       return;
     }
-    const queue = this.rngs.queues.pick([ROOT_QUEUE, KIDS_QUEUE, BIG_QUEUE]);
+    const queue = this.rngs.queues.pick([ROOT_QUEUE, KIDS_QUEUE, BIG_QUEUE, METERED_QUEUE]);
     const holdMs = this.rngs.queues.int(500, 4000);
     try {
       await this.queue.pauseQueue(queue);

@@ -28,8 +28,10 @@ export interface ChaosOptions {
    * interval, so live owners lose their jobs to other workers; the audit must report it.
    * `prune` deletes an unfinished job, a root younger than its age and a finished child of an
    * unfinished workflow as if it were a prune (holding the prune lock); the audit must report each.
+   * `flow` runs the workers with the flow types registered without limits (the queue limit stays):
+   * the flow audits must report the type limits exceeded and missing.
    */
-  fault: 'none' | 'lease' | 'prune';
+  fault: 'none' | 'lease' | 'prune' | 'flow';
   /** How many violations of each invariant to print. */
   examples: number;
   /**
@@ -55,7 +57,7 @@ export function retentionAges(seconds: number): RetentionAges {
 const USAGE = `usage: npm run chaos -- [--backend postgres|mysql|sqlite] [--minutes 2] [--seed 42]
                      [--workers 4] [--scale 1] [--kill-every 3.5] [--drain-seconds 180] [--keep]
                      [--retention 20 | off]   (completed jobs kept N s, failed/cancelled 2N s)
-                     [--fault lease|prune]    (audit self-check: must end with violations)
+                     [--fault lease|prune|flow]    (audit self-check: must end with violations)
                      [--examples 5]    (violations printed per invariant)`;
 
 /** Parses argv (after the script name). Throws with a usage text on bad input. */
@@ -101,7 +103,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
         break;
       case '--fault': {
         const f = value();
-        if (f !== 'none' && f !== 'lease' && f !== 'prune') throw new Error(`unknown fault "${f}"\n${USAGE}`);
+        if (f !== 'none' && f !== 'lease' && f !== 'prune' && f !== 'flow') throw new Error(`unknown fault "${f}"\n${USAGE}`);
         o.fault = f;
         break;
       }

@@ -36,6 +36,8 @@ export interface Figures {
   cancels: number;
   cancelsTooLate: number;
   effects: number;
+  /** Flow-controlled root jobs enqueued, and their recorded runs. */
+  flow: { jobs: number; runs: number };
   /** Operator actions: retries applied, job pauses, queue pauses, schedule re-definitions. */
   operator: { retries: number; jobPauses: number; queuePauses: number; scheduleDefs: number; errors: number };
   /** Worker processes that stopped a worker during its start, and those that then exited by plan. */
@@ -80,6 +82,7 @@ export function printFigures(f: Figures): void {
   console.log(`${ages} · jobs audited in the tables ${f.auditedFully} · audited as pruned, from their archived rows ${f.pruned} · job rows deleted ${f.deletions} · queue.prune() calls ${f.pruneCalls}`);
   console.log(`kills ${f.kills} · reclaims ${f.reclaims} · runs interrupted by a kill ${f.interruptedRuns} (${f.rerunsAfterKill} re-run elsewhere) · handler runs ${f.runs}`);
   console.log(`signals ${f.signals} · cancelled fan-out parents ${f.cancels} (${f.cancelsTooLate} cancels came too late) · effect rows ${f.effects}`);
+  console.log(`flow control: limited jobs ${f.flow.jobs} · their runs ${f.flow.runs}`);
   const o = f.operator;
   console.log(`operator: retries ${o.retries} · job pauses ${o.jobPauses} · queue pauses ${o.queuePauses} · schedule re-definitions ${o.scheduleDefs} · failed calls ${o.errors}`);
   console.log(`workers stopped during their start ${f.bootStops} (${f.plannedExits} processes then exited by plan)`);

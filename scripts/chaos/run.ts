@@ -9,7 +9,9 @@
  * the payload cap — cancels some fan-out parents while their children run, acts as an operator
  * (retryJob, pauseJob/resumeJob, pauseQueue/resumeQueue, schedule re-definitions; see
  * operator.ts), and SIGKILLs a random worker every few seconds (restarting it at once); some
- * processes stop a worker during its start first (boot.ts). Finished jobs are pruned as they
+ * processes stop a worker during its start first (boot.ts). Job types with fleet-wide
+ * concurrency and rate limits (some keyed) and a queue with a queue limit run among the rest,
+ * each run recording the interval it held its slot (flow.ts). Finished jobs are pruned as they
  * age (`--retention`, 20 s for completed jobs by default): by the workers' maintenance, and by
  * `queue.prune()` from this process and two pruner processes at once (pruning.ts); a database
  * trigger records every deleted job row (prune-archive.ts). Then it stops the load, lets the
@@ -31,10 +33,12 @@ import { checkBigResults, checkErrorTexts, checkOperatorRetries, checkPauses, ch
 import { checkCancelled, checkKilledRunsRecovered, checkOutcomes, checkOutcomesKept, checkSingleOwner, checkSleeps, checkTerminal, checkWorkers, type Verdict } from './audit.js';
 import { checkDeletionsExplained, checkFinalPrune, checkPruneCalls, checkPrunedDue, checkPrunedOnce, checkPrunedWhole } from './audit-prune.js';
 import { checkFanOuts, checkSchedule, checkSignals, checkSteps } from './audit-workflows.js';
+import { checkConcurrency, checkFlowSetup, checkRate } from './audit-flow.js';
 import { createBackend, createEffectsTable, openChaosDb, openStorage, type ChaosDb } from './backend.js';
 import { Effects } from './effects.js';
 import { RoguePruner } from './fault-prune.js';
 import { Fleet } from './fleet.js';
+import { createFlowTable, FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, readFlow, registerOptions } from './flow.js';
 import { Load } from './load.js';
 import { Operator } from './operator.js';
 import { parseOptions, Rng, type ChaosOptions } from './options.js';
@@ -78,9 +82,14 @@ async function main(): Promise<number> {
     await storage.migrate();
     db = openChaosDb(backend.env, 2);
     await createEffectsTable(db);
+    await createFlowTable(db);
     await createPruneArchive(db, backend.env);
     const retention = opts.retention ?? false;
     const queue = new Queue(storage, { retention });
+    await queue.setQueueLimits(METERED_QUEUE, METERED_LIMITS);
+    // The flow types as the workers register them, for their key functions at enqueue (this
+    // process runs no worker: the handler never runs).
+    for (const t of FLOW_TYPES) queue.register(t.type, () => Promise.reject(new Error('the orchestrator runs no jobs')), registerOptions(t));
 
     // The schedules are defined by the worker processes as they start (several at once).
     const lease = opts.fault === 'lease' ? 300 : LEASE_MS;
@@ -89,7 +98,7 @@ async function main(): Promise<number> {
     await fleet.start();
     crew = new PruneCrew(queue, env, new Rng(opts.seed, 7), logDir);
     crew.start();
-    const load = new Load(queue, new Rng(opts.seed, 1), opts.scale, new Rng(opts.seed, 5));
+    const load = new Load(queue, new Rng(opts.seed, 1), opts.scale, new Rng(opts.seed, 5), new Rng(opts.seed, 8));
     const operator = new Operator(queue, storage, new Effects(db, 'operator', process.pid), { queues: new Rng(opts.seed, 3), schedules: new Rng(opts.seed, 4), latency: new Rng(opts.seed, 6) });
     load.onEnqueued = (id, plan, at) => operator.track(id, plan, at);
     const rogue = opts.fault === 'prune' ? new RoguePruner(db, backend.env, load.plans) : undefined;
@@ -112,6 +121,7 @@ async function main(): Promise<number> {
     const finalPrune = await lastPrune(queue, db, opts.retention !== null);
 
     const input = await loadAudit(db, fleet.lives, load.plans, operator.log, { backend: opts.backend, retention: opts.retention, finalPrune });
+    const flowRuns = await readFlow(db);
     const verdicts: Verdict[] = [
       checkTerminal(input),
       checkOutcomes(input),
@@ -130,6 +140,9 @@ async function main(): Promise<number> {
       checkErrorTexts(input),
       await checkBigResults(input, db),
       checkWorkers(input),
+      checkConcurrency(flowRuns, input.lives),
+      checkRate(flowRuns, input),
+      await checkFlowSetup(db, storage),
       checkPrunedDue(input),
       checkPrunedWhole(input),
       checkPrunedOnce(input),
@@ -169,6 +182,7 @@ async function main(): Promise<number> {
       cancels: load.stats.cancels,
       cancelsTooLate: load.stats.cancelsTooLate,
       effects: input.effects.length,
+      flow: { jobs: [...load.plans.values()].filter((p) => p.kind === 'flow').length, runs: flowRuns.length },
       operator: {
         retries: [...operator.log.retries.values()].filter((r) => r.appliedAt !== null).length,
         jobPauses: [...operator.log.jobPauses.values()].filter((p) => p.pausedAt !== null).length,

@@ -7,7 +7,8 @@
  * As it starts it (re-)defines the run's schedules, and — drawn from the seed and its name —
  * may first start a worker and stop it during its start (boot.ts), after which it either goes
  * on or exits cleanly by plan (printing `exit-by-plan`; the orchestrator starts a replacement).
- * Then it runs every chaos job type with the scheduler on, records reclaims it performs, prints
+ * Then it runs every chaos job type with the scheduler on (the flow types with their limits,
+ * which its worker stores as it starts), records reclaims it performs, prints
  * `ready`, and stops gracefully on SIGTERM (the orchestrator SIGKILLs it at random too),
  * recording the instant its worker's stop resolved. Warnings and errors go to stderr, one JSON
  * line each.
@@ -20,7 +21,9 @@ import type { WorkerOptions } from '../../src/worker/worker.js';
 import { openChaosDb, openStorage } from './backend.js';
 import { StopWatch, stopDuringStart } from './boot.js';
 import { Effects } from './effects.js';
+import { FlowRecorder, METERED_QUEUE } from './flow.js';
 import { registerExtraHandlers } from './handlers-extra.js';
+import { registerFlowHandlers } from './handlers-flow.js';
 import { BIG_QUEUE, KIDS_QUEUE, ROOT_QUEUE, registerHandlers, type HandlerHost } from './handlers.js';
 import { Rng, streamOf } from './options.js';
 import { ALT, defineAlt, defineTick } from './schedules.js';
@@ -57,6 +60,7 @@ const db = openChaosDb(env, 4);
 const effects = new Effects(db, name, process.pid);
 const mine = new Set<string>();
 const host: HandlerHost = { storage, effects, isMine: (id) => id !== null && mine.has(id) };
+const flow = new FlowRecorder(db, storage, name, process.pid);
 
 const workerOptions = (workerName: string, workerLogger: Logger): WorkerOptions => ({
   name: workerName,
@@ -66,7 +70,7 @@ const workerOptions = (workerName: string, workerLogger: Logger): WorkerOptions 
   maintenanceInterval: 500,
   pruneInterval: pruneMs,
   drainTimeout: 5000,
-  queues: { [ROOT_QUEUE]: { concurrency: 8 }, [KIDS_QUEUE]: { concurrency: 8 }, [BIG_QUEUE]: { concurrency: 32 } },
+  queues: { [ROOT_QUEUE]: { concurrency: 8 }, [KIDS_QUEUE]: { concurrency: 8 }, [BIG_QUEUE]: { concurrency: 32 }, [METERED_QUEUE]: { concurrency: 8 } },
   // Quick retries keep the run short; kills count as attempts too (a reclaim consumes one).
   backoff: (attempt) => Math.min(2000, 100 * 2 ** Math.max(0, attempt - 1)),
   logger: workerLogger,
@@ -77,6 +81,7 @@ function watchedQueue(watch: StopWatch, who: string): Queue {
   const queue = new Queue(watch.wrap(storage), { logger: watch.logger(loggerFor(who)), retention });
   registerHandlers(queue, host);
   registerExtraHandlers(queue, host);
+  registerFlowHandlers(queue, host, flow, env['CHAOS_FAULT'] !== 'flow');
   return queue;
 }
 
