@@ -58,7 +58,7 @@ export function describeJobs(make: StorageMaker): void {
       const t0 = await s.clockNow();
       const res = await s.jobInsertMany({ jobs: [job] });
       const t1 = await s.clockNow();
-      assert.deepEqual(res, { inserted: [job.id] });
+      assert.deepEqual(res, { inserted: [job.id], ids: [job.id] });
       const row = await mustGet(s, job.id);
       assertRowTypes(row);
       assertBetween(row.createdAt, t0, t1, 'createdAt');
@@ -91,13 +91,17 @@ export function describeJobs(make: StorageMaker): void {
         heartbeatAt: null,
         wakeAt: null,
         waitSignal: null,
+        concurrencyKey: null,
+        rateKey: null,
+        limited: false,
+        debounceKey: null,
       });
     });
 
     it('returns undefined for an unknown id and inserts nothing for an empty batch', async () => {
       const s = ctx.s;
       assert.equal(await s.jobGet({ id: '00000000-0000-7000-8000-000000000000' }), undefined);
-      assert.deepEqual(await s.jobInsertMany({ jobs: [] }), { inserted: [] });
+      assert.deepEqual(await s.jobInsertMany({ jobs: [] }), { inserted: [], ids: [] });
     });
 
     it('reads jobs by id in one call: rows as jobGet returns them, missing ids left out', async () => {

@@ -81,7 +81,7 @@ function commandList(): fc.Arbitrary<Cmd>[] {
           await expectCode(r.s.jobInsertMany({ jobs: [ins] }), 'DUPLICATE_JOB');
           return;
         }
-        assert.deepEqual(await r.s.jobInsertMany({ jobs: [ins] }), { inserted: [ins.id] });
+        assert.deepEqual(await r.s.jobInsertMany({ jobs: [ins] }), { inserted: [ins.id], ids: [ins.id] });
         m.jobs.push(pendingJob(m, { id: ins.id, queue: ins.queue, priority: prio, maxRetries: retries, uniqueKey }));
       }),
     ),
