@@ -180,10 +180,13 @@ describe('mysql operations: bulk actions and retries', () => {
       await s.jobInsertMany({ jobs: [holder], tx: holderConn });
       const batch = s.jobRetryMany({ ids: [other.id, clash.id] });
       // The batch's check cannot see the uncommitted key; its write of the clashing job waits on
-      // the unique index until that transaction ends (an UPDATE staying in the processlist).
+      // the unique index until that transaction ends (an UPDATE staying in the processlist; its
+      // state is 'Sending data' when its SET list reads another table, as the retry's does).
       await waitFor(
         async () => {
-          const [r] = await db.c.query("SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = DATABASE() AND state = 'Updating' AND info LIKE 'UPDATE sdj_jobs SET status%'");
+          const [r] = await db.c.query(
+            "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = DATABASE() AND state IN ('Updating', 'Sending data') AND info LIKE 'UPDATE sdj_jobs SET status%'",
+          );
           return Number((r as { n: number }[])[0]?.n ?? 0) > 0;
         },
         { timeout: 5_000, message: 'the batch waits for the other transaction' },

@@ -1,7 +1,9 @@
 /**
  * MySQL/MariaDB: upgrading a database made at schema version 1. The database is made with
- * version 1's statements and ledger row only, filled through the storage contract with jobs in
- * every status and workflows (test/helpers/upgrade-fixtures.ts) plus plain rows inserted with SQL,
+ * version 1's statements and ledger row only, filled with jobs in every status and workflows
+ * written through the storage contract (test/helpers/upgrade-fixtures.ts) plus plain rows inserted
+ * with SQL — written on a database at the latest version (today's code writes columns version 1
+ * does not have), read there through the API, then copied into version 1's columns —
  * then opened as an application does (`migrate()`, `new Queue`). Another session holds a read of
  * `sdj_jobs` open, so the migration's ALTER TABLE waits for the table's metadata lock; two other
  * storages (other processes) start migrating while it waits, wait for the migration lock, and find
@@ -32,6 +34,7 @@ import { waitFor } from '../helpers/wait-for.js';
 const V1 = MIGRATIONS.find((m) => m.version === 1)!;
 const V2 = MIGRATIONS.find((m) => m.version === 2)!;
 const V3 = MIGRATIONS.find((m) => m.version === 3)!;
+const V4 = MIGRATIONS.find((m) => m.version === 4)!;
 /** Every table but the ledger, with the order of its primary key. */
 const TABLES: Record<string, string> = {
   sdj_jobs: 'id', sdj_steps: 'job_id, step_index', sdj_fan_outs: 'id', sdj_signals: 'seq', sdj_schedules: 'name', sdj_queues: 'name',
@@ -62,11 +65,41 @@ async function insertBulk(c: MysqlClient, all: readonly BulkRow[]): Promise<void
   }
 }
 
-/** Every row of every table but the ledger, in primary key order, every column (the generated one too). */
-async function dumpRows(c: MysqlClient): Promise<Record<string, unknown[]>> {
-  const out: Record<string, unknown[]> = {};
-  for (const [t, order] of Object.entries(TABLES)) out[t] = await rows(c, `SELECT * FROM ${t} ORDER BY ${order}`);
+/** The stored columns of every table but the ledger (generated ones left out). */
+async function columnsOf(c: MysqlClient): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const t of Object.keys(TABLES)) {
+    const r = await rows<{ c: string }>(
+      c,
+      "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND extra NOT LIKE '%GENERATED%' ORDER BY ordinal_position",
+      [t],
+    );
+    out[t] = r.map((x) => x.c);
+  }
   return out;
+}
+
+/** Every row of every table but the ledger, in primary key order, every column (the generated one too), or only `columns`. */
+async function dumpRows(c: MysqlClient, columns?: Record<string, string[]>): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [t, order] of Object.entries(TABLES)) out[t] = await rows(c, `SELECT ${columns?.[t]?.join(', ') ?? '*'} FROM ${t} ORDER BY ${order}`);
+  return out;
+}
+
+/** Rows dumped with every column, kept to `columns` per table. */
+function dumpRowsAt(all: Record<string, unknown[]>, columns: Record<string, string[]>): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const [t, list] of Object.entries(all)) {
+    out[t] = list.map((r) => Object.fromEntries((columns[t] ?? []).map((k) => [k, (r as Record<string, unknown>)[k]])));
+  }
+  return out;
+}
+
+/** Copies the rows of every table but the ledger from database `from` into the same columns of the current one. */
+async function copyRows(c: MysqlClient, from: string): Promise<void> {
+  for (const [t, cols] of Object.entries(await columnsOf(c))) {
+    await c.query(`INSERT INTO ${t} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM \`${from}\`.${t}`);
+  }
 }
 
 /** Each table's definition. */
@@ -140,7 +173,8 @@ describe('mysql: upgrade of a database at schema version 1', () => {
   let queue: Queue;
   let seeded: Seeded;
   let pruneBeforeUpgrade: unknown;
-  const before1: { api?: unknown; rows?: Record<string, unknown[]>; schema?: Record<string, string> } = {};
+  let shadowDb: string | undefined;
+  const before1: { api?: unknown; rows?: Record<string, unknown[]>; schema?: Record<string, string>; columns?: Record<string, string[]> } = {};
 
   before(async () => {
     db = await createTestDatabase('mysql-upgrade');
@@ -148,10 +182,22 @@ describe('mysql: upgrade of a database at schema version 1', () => {
     raw = await connect(url);
     await createAtVersion1(raw);
     s = new MysqlStorage(url, { clock: () => at.now, connectionLimit: 3 });
-    seeded = await seedAtVersion1(s, at);
-    await insertBulk(raw, bulkRows());
     queue = new Queue(s);
-    before1.api = await readThroughApi(queue, s, seeded);
+    // Written and read on a database at the latest version, then copied into version 1's columns.
+    shadowDb = await createTestDatabase('mysql-upgrade-shadow');
+    const shadow = new MysqlStorage(mysqlDatabaseUrl(shadowDb), { clock: () => at.now, connectionLimit: 3 });
+    const shadowRaw = await connect(mysqlDatabaseUrl(shadowDb));
+    try {
+      await shadow.migrate();
+      seeded = await seedAtVersion1(shadow, at);
+      await insertBulk(shadowRaw, bulkRows());
+      before1.api = await readThroughApi(new Queue(shadow), shadow, seeded);
+    } finally {
+      await shadow.close();
+      await shadowRaw.end();
+    }
+    await copyRows(raw, shadowDb);
+    before1.columns = await columnsOf(raw);
     before1.rows = await dumpRows(raw);
     before1.schema = await dumpSchema(raw);
     pruneBeforeUpgrade = await plan(raw, pruneDueSql(3, false), DUE_VALUES).catch((e: Error) => e.message);
@@ -187,25 +233,47 @@ describe('mysql: upgrade of a database at schema version 1', () => {
     for (const p of pools) await p.end();
     await raw.end();
     await dropTestDatabase(db);
+    if (shadowDb !== undefined) await dropTestDatabase(shadowDb);
   });
 
   it('applies version 2 once, by the first storage; the others, started during the migration, only read the ledger', async () => {
-    assert.deepEqual(await ledger(raw), [[1, V1.name, 1], [2, V2.name, T_NOW], [3, V3.name, T_NOW]]);
+    assert.deepEqual(await ledger(raw), [[1, V1.name, 1], [2, V2.name, T_NOW], [3, V3.name, T_NOW], [4, V4.name, T_NOW]]);
     for (const sql of othersSql) {
       assert.ok(sql.includes(MIGRATIONS_APPLIED), 'it read the ledger');
       assert.deepEqual(sql.filter((x) => MIGRATION_2.test(x)), [], 'it ran nothing of migration 2');
     }
   });
 
-  it('keeps every row of every table, column by column, and changes the definitions only by the index replaced', async () => {
-    assert.deepEqual(await dumpRows(raw), before1.rows);
+  it('keeps every row of every table, column by column, and changes the definitions only by the index replaced and the flow-control objects', async () => {
+    assert.deepEqual(await dumpRows(raw, before1.columns), await dumpRowsAt(before1.rows!, before1.columns!));
     assert.equal(before1.rows!['sdj_jobs']!.length, bulkRows().length + Object.keys(seeded.ids).length);
     const now = await dumpSchema(raw);
     const was = before1.schema!;
-    for (const t of Object.keys(TABLES)) if (t !== 'sdj_jobs') assert.equal(now[t], was[t], t);
+    for (const t of Object.keys(TABLES)) if (t !== 'sdj_jobs' && t !== 'sdj_queues') assert.equal(now[t], was[t], t);
     const lines = (x: string) => x.split('\n').map((l) => l.trim().replace(/,$/, ''));
-    assert.deepEqual(lines(now['sdj_jobs']!).filter((l) => !lines(was['sdj_jobs']!).includes(l)), ['KEY `sdj_jobs_prune` (`status`,`lease_expires_at`,`parent_id`,`completed_at`)']);
-    assert.deepEqual(lines(was['sdj_jobs']!).filter((l) => !lines(now['sdj_jobs']!).includes(l)), ['KEY `sdj_jobs_lease` (`status`,`lease_expires_at`)']);
+    const added = (t: string) => lines(now[t]!).filter((l) => !lines(was[t]!).includes(l));
+    const removed = (t: string) => lines(was[t]!).filter((l) => !lines(now[t]!).includes(l));
+    assert.deepEqual(added('sdj_queues').map((l) => l.split(' ')[0]), ['`concurrency`', '`rate_limit`', '`rate_period_ms`'], 'migration 4: queue limits');
+    assert.deepEqual(removed('sdj_queues'), []);
+    const keys = added('sdj_jobs').filter((l) => l.startsWith('KEY'));
+    assert.deepEqual(keys.sort(), [
+      'KEY `sdj_jobs_claim` (`queue`,`status`,`limited`,`priority` DESC,`run_at`,`id`)',
+      'KEY `sdj_jobs_debounce` (`debounce_active`)',
+      'KEY `sdj_jobs_flow` (`flow_queue`,`flow_group`,`priority` DESC,`run_at`,`id`)',
+      'KEY `sdj_jobs_prune` (`status`,`lease_expires_at`,`parent_id`,`completed_at`)',
+      'KEY `sdj_jobs_unique_key` (`unique_key`)',
+      'KEY `sdj_jobs_wake` (`status`,`wake_at`,`queue`,`limited`,`flow_group`)',
+    ]);
+    assert.deepEqual(
+      added('sdj_jobs').filter((l) => !l.startsWith('KEY')).map((l) => l.split(' ')[0]),
+      ['`concurrency_key`', '`rate_key`', '`limited`', '`debounce_key`', '`flow_group`', '`flow_queue`', '`debounce_active`'],
+      'migration 4: job columns',
+    );
+    assert.deepEqual(removed('sdj_jobs').sort(), [
+      'KEY `sdj_jobs_claim` (`queue`,`status`,`priority` DESC,`run_at`,`id`)',
+      'KEY `sdj_jobs_lease` (`status`,`lease_expires_at`)',
+      'KEY `sdj_jobs_wake` (`status`,`wake_at`)',
+    ]);
     const check = await rows<{ Msg_type: string; Msg_text: string }>(raw, 'CHECK TABLE sdj_jobs EXTENDED');
     assert.deepEqual(check.map((r) => [r.Msg_type, r.Msg_text]), [['status', 'OK']]);
   });

@@ -248,7 +248,20 @@ describe('mysql driver specifics', () => {
         )) as [{ t: string }[], unknown];
         assert.deepEqual(
           tables.map((r) => r.t),
-          ['sdj_fan_outs', 'sdj_jobs', 'sdj_migrations', 'sdj_queues', 'sdj_schedules', 'sdj_signals', 'sdj_steps', 'sdj_workers'],
+          [
+            'sdj_debounce_locks',
+            'sdj_fan_outs',
+            'sdj_flow_locks',
+            'sdj_jobs',
+            'sdj_migrations',
+            'sdj_queues',
+            'sdj_rate_state',
+            'sdj_schedules',
+            'sdj_signals',
+            'sdj_steps',
+            'sdj_type_limits',
+            'sdj_workers',
+          ],
         );
       } finally {
         await conn.end();
@@ -331,7 +344,7 @@ describe('mysql driver specifics', () => {
       const kept = jobInsert({ queue: q });
       const dropped = jobInsert({ queue: q });
       await conn.beginTransaction();
-      assert.deepEqual(await s.jobInsertMany({ jobs: [kept], tx: conn }), { inserted: [kept.id] });
+      assert.deepEqual(await s.jobInsertMany({ jobs: [kept], tx: conn }), { inserted: [kept.id], ids: [kept.id] });
       assert.equal(await s.jobGet({ id: kept.id }), undefined, 'not visible before commit');
       await conn.commit();
       assert.equal((await mustGet(s, kept.id)).status, 'pending');

@@ -6,11 +6,12 @@
  *    READ COMMITTED read taken after the lock, which sees every claim committed before.
  * 2. One read (`claimLimitedRead`): the database now, the requested queues' rows, the type
  *    limits, running counts per group, rate state, and the candidates: per flow group of each
- *    requested queue its first ready job (one probe per group, never a group's backlog), plus the
+ *    requested queue its first two ready jobs (a few probes per group, never a group's backlog;
+ *    the second tells whether the group still has a job waiting once the first starts), plus the
  *    first `limit` ready jobs without type limits of a queue-limited queue.
- * 3. The shared plan (`planLimitedClaim`) picks. When a group's first job was picked and the
- *    group and its queue still have room, one more read (`claimLimitedMore`) takes that many next
- *    jobs of those groups, and the plan runs again.
+ * 3. The shared plan (`planLimitedClaim`) picks. When both jobs read of a group were picked and
+ *    its queue wants more, one more read (`claimLimitedMore`) takes as many next jobs of those
+ *    groups as they have room for, plus one, and the plan runs again.
  * 4. The picked rows are locked with `SKIP LOCKED` (a row another transaction holds, or that
  *    changed since it was read, is left out and the plan runs again without it), then set
  *    running as `jobClaim` sets them, and the rate state of the groups that started is upserted.
@@ -62,6 +63,29 @@ function toCandidate(r: DbRow): ReadCandidate {
   };
 }
 
+/**
+ * The candidates of an `h` row of the read: its group's type, keys and queue, with each job of
+ * its `id` column (`priority:run_at:bytes:id`, one after the other).
+ */
+function groupCandidates(r: DbRow): ReadCandidate[] {
+  const out: ReadCandidate[] = [];
+  const group = r['grp'] as Buffer;
+  let rest = Buffer.from(str(r['id']), 'utf8');
+  while (rest.length > 0) {
+    const fields: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const colon = rest.indexOf(0x3a);
+      fields.push(Number(rest.subarray(0, colon).toString('latin1')));
+      rest = rest.subarray(colon + 1);
+    }
+    const [priority, runAt, bytes] = fields as [number, number, number];
+    const id = rest.subarray(0, bytes).toString('utf8');
+    rest = rest.subarray(bytes);
+    out.push({ id, queue: str(r['queue']), type: str(r['name']), priority, runAt, concurrencyKey: strOrNull(r['k1']), rateKey: strOrNull(r['k2']), group });
+  }
+  return out;
+}
+
 /** A limit row of the read (`q` or `t`). */
 function toLimit(scope: LimitRow['scope'], r: DbRow): LimitRow {
   return {
@@ -103,6 +127,9 @@ function parseRead(rows: readonly DbRow[]): ClaimState {
         st.tat.set(scope === 'queue' ? queueGroup(str(r['name'])) : typeGroup(str(r['name']), str(r['k1'])), Number(r['tat']));
         break;
       }
+      case 'h':
+        st.candidates.push(...groupCandidates(r));
+        break;
       default:
         st.candidates.push(toCandidate(r));
     }

@@ -1,11 +1,12 @@
 /**
  * Limit rows of the MySQL/MariaDB driver: `limitSet`, `limitDelete`, `limitList`, `limitUsage`.
- * Every change runs in one transaction that first takes flow lock row 1 (`FLOW_LOCK`), so it is
- * ordered with the limited claims around it. A type limit that appears or disappears also takes
- * flow lock row 2 exclusively — it waits for the inserts in flight, which share-lock that row
- * while reading `sdj_type_limits`, and holds off the next ones until it commits — then re-marks
- * the type's live jobs; replacing the limits of an existing type row, and every queue-limit
- * change, writes one row.
+ * Every change runs in one transaction that takes flow lock row 1 (`FLOW_LOCK`), so it is ordered
+ * with the limited claims around it. A type limit that appears or disappears first takes flow
+ * lock row 2 exclusively — it waits for the inserts in flight, which share-lock that row while
+ * reading `sdj_type_limits`, and holds off the next ones until it commits — then row 1, then
+ * re-marks the type's live jobs (always row 2 before row 1: limited claims never wait behind an
+ * insert). Replacing the limits of an existing type row, and every queue-limit change, writes
+ * one row.
  * @internal
  */
 import type { LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from '../flow-rows.js';
@@ -22,8 +23,8 @@ import {
   TYPE_JOBS_UNMARK,
   TYPE_LIMIT_DELETE,
   TYPE_LIMIT_GET,
-  TYPE_LIMIT_INSERT,
   TYPE_LIMIT_UPDATE,
+  TYPE_LIMIT_UPSERT,
 } from './queries/limits.js';
 import { type DbRow, num, numOrNull, str } from './rows.js';
 
@@ -47,17 +48,19 @@ export async function limitSet(ctx: DriverContext, p: LimitSetParams): Promise<v
   const [concurrency, rate, period] = storedLimits(p);
   const now = ctx.now();
   await ctx.db.tx(async (ex) => {
-    await flowLock(ex);
     if (p.scope === 'queue') {
+      await flowLock(ex);
       await write(ex, QUEUE_LIMIT_SET, [p.name, concurrency, rate, period, now, now]);
       return;
     }
     if ((await select(ex, TYPE_LIMIT_GET, [p.name])).length > 0) {
-      await write(ex, TYPE_LIMIT_UPDATE, [concurrency, rate, period, now, p.name]);
-      return;
+      await flowLock(ex);
+      if ((await write(ex, TYPE_LIMIT_UPDATE, [concurrency, rate, period, now, p.name])) > 0) return;
     }
-    await write(ex, TYPE_LIMIT_INSERT, [p.name, concurrency, rate, period, now]);
+    // A new row (or one deleted meanwhile): row 2, row 1, the row, the marks.
     await select(ex, FLOW_LOCK_TYPE_LIMITS);
+    await flowLock(ex);
+    await write(ex, TYPE_LIMIT_UPSERT, [p.name, concurrency, rate, period, now]);
     await write(ex, TYPE_JOBS_MARK, [p.name, p.name]);
   });
 }
@@ -69,14 +72,12 @@ export async function limitSet(ctx: DriverContext, p: LimitSetParams): Promise<v
 export async function limitDelete(ctx: DriverContext, p: { scope: LimitScope; name: string }): Promise<boolean> {
   const now = ctx.now();
   return ctx.db.tx(async (ex) => {
+    if (p.scope === 'type') await select(ex, FLOW_LOCK_TYPE_LIMITS);
     await flowLock(ex);
     const existed = p.scope === 'queue' ? (await write(ex, QUEUE_LIMIT_CLEAR, [now, p.name])) > 0 : (await write(ex, TYPE_LIMIT_DELETE, [p.name])) > 0;
     if (!existed) return false;
     await write(ex, RATE_STATE_DELETE, [p.scope, p.name]);
-    if (p.scope === 'type') {
-      await select(ex, FLOW_LOCK_TYPE_LIMITS);
-      await write(ex, TYPE_JOBS_UNMARK, [p.name, p.name]);
-    }
+    if (p.scope === 'type') await write(ex, TYPE_JOBS_UNMARK, [p.name, p.name]);
     return true;
   });
 }

@@ -39,9 +39,9 @@
  *
  * Round trips of a call: the lock, the lock wait, 2 to open the transaction (its isolation level,
  * then the start), 1 plan window (more only when due roots are passed over), 1 lock of the
- * fan-outs (when there are any), 1 of the jobs, 1 check, 3 or 4 deletes, 2 reads of flow
- * leftovers (and a delete for each kind found), the commit and the unlock: 14 for plain jobs, 16
- * with fan-outs, 9 when nothing is due, 1 when busy. Id lists go by
+ * fan-outs (when there are any), 1 of the jobs, 1 check, 3 or 4 deletes, 1 read of flow
+ * leftovers (and a delete for each kind found), the commit and the unlock: 13 for plain jobs, 15
+ * with fan-outs, 8 when nothing is due (and no leftover), 1 when busy. Id lists go by
  * 1,000 per statement, so a batch of more jobs than that adds statements.
  * @internal
  */
@@ -62,7 +62,7 @@ import {
   PRUNE_TREES,
   pruneDueSql,
 } from './queries/jobs.js';
-import { DEBOUNCE_LOCK_TTL_MS, DEBOUNCE_LOCKS_DELETE, DEBOUNCE_LOCKS_OLD, FLOW_PRUNE_BATCH, RATE_STATE_DELETE_KEYS, RATE_STATE_PASSED } from './queries/flow.js';
+import { DEBOUNCE_LOCK_TTL_MS, DEBOUNCE_LOCKS_DELETE, FLOW_LEFTOVERS, FLOW_PRUNE_BATCH, RATE_STATE_DELETE_KEYS } from './queries/flow.js';
 import { type DbRow, num, numOrNull, str, strOrNull } from './rows.js';
 import { isRetryableTxError } from './translate-error.js';
 
@@ -163,10 +163,11 @@ function transaction<T>(conn: Executor, fn: (ex: Executor) => Promise<T>): Promi
  * debounce holds are left for a later call) and deleting only those.
  */
 async function pruneFlowState(ex: Executor, now: number | null): Promise<void> {
-  const passed = await select(ex, RATE_STATE_PASSED, [now, FLOW_PRUNE_BATCH]);
-  if (passed.length > 0) await write(ex, RATE_STATE_DELETE_KEYS, [passed.map((r) => [r['scope'], r['name'], r['rkey']])]);
-  const old = await select(ex, DEBOUNCE_LOCKS_OLD, [now, DEBOUNCE_LOCK_TTL_MS, FLOW_PRUNE_BATCH]);
-  if (old.length > 0) await write(ex, DEBOUNCE_LOCKS_DELETE, [old.map((r) => r['lock_key'])]);
+  const rows = await select(ex, FLOW_LEFTOVERS, [now, FLOW_PRUNE_BATCH, now, DEBOUNCE_LOCK_TTL_MS, FLOW_PRUNE_BATCH]);
+  const passed = rows.filter((r) => str(r['kind']) === 'r').map((r) => [r['scope'], r['name'], r['rkey']]);
+  const old = rows.filter((r) => str(r['kind']) === 'd').map((r) => r['name']);
+  if (passed.length > 0) await write(ex, RATE_STATE_DELETE_KEYS, [passed]);
+  if (old.length > 0) await write(ex, DEBOUNCE_LOCKS_DELETE, [old]);
 }
 
 /** Steps 2 to 5 of the module header, inside the transaction. */

@@ -40,13 +40,14 @@ const NO_GROUP = 'NULL AS grp';
 const STATE_REST = `NULL AS id, NULL AS queue, NULL AS priority, NULL AS run_at, ${NO_GROUP}`;
 
 /**
- * The id of a ready job of the flow group `g` (a row of the group scan), in claim order:
- * `limit` says which (one ordered probe of `sdj_jobs_flow`). Params: now.
+ * A ready job of the flow group `g` (a row of the group scan) in claim order, `limit` saying
+ * which, as `priority:run_at:bytes:id` (`bytes` the id's length in bytes): one ordered probe of
+ * `sdj_jobs_flow`, which holds all four (no row lookup). Params: now.
  */
-function groupRow(limit: string): string {
+function groupProbe(limit: string): string {
   return (
-    '(SELECT f.id FROM sdj_jobs f FORCE INDEX (sdj_jobs_flow) WHERE f.flow_queue = g.queue AND f.flow_group = g.flow_group ' +
-    `AND f.run_at <= ${NOW} ORDER BY f.priority DESC, f.run_at, f.id ${limit})`
+    "(SELECT CONCAT(f.priority, ':', f.run_at, ':', OCTET_LENGTH(f.id), ':', f.id) FROM sdj_jobs f FORCE INDEX (sdj_jobs_flow) " +
+    `WHERE f.flow_queue = g.queue AND f.flow_group = g.flow_group AND f.run_at <= ${NOW} ORDER BY f.priority DESC, f.run_at, f.id ${limit})`
   );
 }
 
@@ -68,11 +69,13 @@ export interface FlowStatement {
  *   running rows through `sdj_jobs_prune` (status first), bounded by the fleet's concurrency;
  * - `s`: rate state still ahead of now (`tat`) of the rate-limited types (`name`, `k1` the key)
  *   and of the requested queues (`k2` = 'queue');
- * - `h`: per requested queue not paused, the first two ready jobs in claim order of each of its
- *   flow groups (the second tells whether the group still has a job waiting once the first
- *   starts): the distinct groups of the queue's pending limited jobs by a loose scan of
- *   `sdj_jobs_wake` (one probe per group, never the jobs of a group), then two ordered probes of
- *   `sdj_jobs_flow` per group. So a group with a backlog costs the same as a group of two jobs;
+ * - `h`: per requested queue not paused, one row per flow group with a ready job: the group's
+ *   type and keys (`name`, `k1`, `k2`, read from its first job's row), `queue`, `grp`, and in `id`
+ *   its first two ready jobs in claim order, each as `priority:run_at:bytes:id` (the second tells
+ *   whether the group still has a job waiting once the first starts). The distinct groups of the
+ *   queue's pending limited jobs come from a loose scan of `sdj_jobs_wake` (one probe per group,
+ *   never the jobs of a group), then two ordered probes of `sdj_jobs_flow` per group, and one row
+ *   lookup. So a group with a backlog costs the same as a group of two jobs;
  * - `z`: per requested queue with a queue limit and not paused, its first `limit` ready jobs
  *   without type limits in claim order (`sdj_jobs_claim`, range (queue, 'pending', 0)).
  * Candidate rows carry `id, queue, name` (type), `k1` / `k2` (the keys, as stored), `priority`,
@@ -103,12 +106,12 @@ export function claimLimitedRead(now: number | null, queues: readonly { name: st
   );
   values.push(now, names);
   parts.push(
-    `SELECT 'h', ${CANDIDATE}, x.flow_group FROM (` +
-      `SELECT g.queue, g.flow_group, ${groupRow('LIMIT 1')} AS first_id, ${groupRow('LIMIT 1 OFFSET 1')} AS second_id FROM (` +
+    "SELECT 'h', j.type, j.concurrency_key, j.rate_key, NULL, NULL, NULL, NULL, NULL, CONCAT(x.head, IFNULL(x.next, '')), j.queue, NULL, NULL, x.flow_group FROM (" +
+      `SELECT g.queue, g.flow_group, ${groupProbe('LIMIT 1')} AS head, ${groupProbe('LIMIT 1 OFFSET 1')} AS next FROM (` +
       "SELECT w.queue, w.flow_group FROM sdj_jobs w FORCE INDEX (sdj_jobs_wake) WHERE w.status = 'pending' AND w.wake_at IS NULL " +
       'AND w.queue IN (?) AND w.limited = 1 GROUP BY w.status, w.wake_at, w.queue, w.limited, w.flow_group) g ' +
       'WHERE NOT EXISTS (SELECT 1 FROM sdj_queues p WHERE p.name = g.queue AND p.paused = 1)) x ' +
-      "JOIN (SELECT 1 AS n UNION ALL SELECT 2) k JOIN sdj_jobs j ON j.id = IF(k.n = 1, x.first_id, x.second_id)",
+      "JOIN sdj_jobs j ON j.id = SUBSTRING(x.head, CHAR_LENGTH(SUBSTRING_INDEX(x.head, ':', 3)) + 2)",
   );
   values.push(now, now, names);
   for (const q of queues) {
@@ -166,26 +169,23 @@ export function rateStateUpsertSql(n: number): string {
 /** Rows retention deletes per statement at most. */
 export const FLOW_PRUNE_BATCH = 1_000;
 
-/**
- * Rate state whose tat has passed, locked, skipping rows a claim holds (their tat is moving
- * ahead). A scan of the table: one row per rate group that started lately.
- * Params: now, limit. Result: `{ scope, name, rkey }[]`.
- */
-export const RATE_STATE_PASSED = `SELECT scope, name, rkey FROM sdj_rate_state WHERE tat < ${NOW} LIMIT ? FOR UPDATE SKIP LOCKED`;
-
-/** Deletes rate state rows (locked by {@link RATE_STATE_PASSED}). Params: [scope, name, rkey][]. */
-export const RATE_STATE_DELETE_KEYS = 'DELETE FROM sdj_rate_state WHERE (scope, name, rkey) IN (?)';
-
 /** Debounce locks older than a day (ms). */
 export const DEBOUNCE_LOCK_TTL_MS = 86_400_000;
 
 /**
- * Debounce lock rows created before a cutoff, oldest first, locked, skipping rows a debounce
- * holds. Params: now, ttl ms, limit. Result: `{ lock_key }[]`.
+ * Flow control's leftovers, locked, skipping rows in use: rate state whose tat has passed (kind
+ * `r`: `scope, name, rkey`; a scan of the table, one row per rate group that started lately;
+ * a claim holds the rows whose tat it moves ahead) and debounce locks created before now − ttl
+ * (kind `d`: `name` the key; oldest first through `sdj_debounce_locks_created`), at most
+ * `limit` each. Params: now, limit, now, ttl ms, limit. Result: `{ kind, scope, name, rkey }[]`.
  */
-export const DEBOUNCE_LOCKS_OLD =
-  'SELECT lock_key FROM sdj_debounce_locks FORCE INDEX (sdj_debounce_locks_created) ' +
-  `WHERE created_at < ${NOW} - ? ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED`;
+export const FLOW_LEFTOVERS =
+  `(SELECT 'r' AS kind, scope, name, rkey FROM sdj_rate_state WHERE tat < ${NOW} LIMIT ? FOR UPDATE SKIP LOCKED) UNION ALL ` +
+  "(SELECT 'd', NULL, lock_key, NULL FROM sdj_debounce_locks FORCE INDEX (sdj_debounce_locks_created) " +
+  `WHERE created_at < ${NOW} - ? ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED)`;
 
-/** Deletes debounce lock rows (locked by {@link DEBOUNCE_LOCKS_OLD}). Params: keys[]. */
+/** Deletes rate state rows (locked by {@link FLOW_LEFTOVERS}). Params: [scope, name, rkey][]. */
+export const RATE_STATE_DELETE_KEYS = 'DELETE FROM sdj_rate_state WHERE (scope, name, rkey) IN (?)';
+
+/** Deletes debounce lock rows (locked by {@link FLOW_LEFTOVERS}). Params: keys[]. */
 export const DEBOUNCE_LOCKS_DELETE = 'DELETE FROM sdj_debounce_locks WHERE lock_key IN (?)';

@@ -13,8 +13,10 @@ const LIVE = "('pending', 'running', 'waiting', 'paused')";
 /** Whether a type limit row exists. Params: type. Result: `{ type }` when it does. */
 export const TYPE_LIMIT_GET = 'SELECT type FROM sdj_type_limits WHERE type = ?';
 
-/** Inserts a type limit row. Params: type, concurrency, rate limit, period, now. */
-export const TYPE_LIMIT_INSERT = `INSERT INTO sdj_type_limits (type, concurrency, rate_limit, rate_period_ms, updated_at) VALUES (?, ?, ?, ?, ${NOW})`;
+/** Upserts a type limit row. Params: type, concurrency, rate limit, period, now. */
+export const TYPE_LIMIT_UPSERT =
+  `INSERT INTO sdj_type_limits (type, concurrency, rate_limit, rate_period_ms, updated_at) VALUES (?, ?, ?, ?, ${NOW}) ` +
+  'ON DUPLICATE KEY UPDATE concurrency = VALUES(concurrency), rate_limit = VALUES(rate_limit), rate_period_ms = VALUES(rate_period_ms), updated_at = VALUES(updated_at)';
 
 /** Replaces the limits of a type row. Params: concurrency, rate limit, period, now, type. */
 export const TYPE_LIMIT_UPDATE = `UPDATE sdj_type_limits SET concurrency = ?, rate_limit = ?, rate_period_ms = ?, updated_at = ${NOW} WHERE type = ?`;
