@@ -66,14 +66,17 @@ export class PayloadTooLargeError extends DurableJobsError {
   }
 }
 
-/** A job with the same `unique` key is already pending, running, waiting or paused. */
+/**
+ * A job with the same `unique` key is already pending, running, waiting or paused — or, with
+ * `uniqueFor`, finished within that window.
+ */
 export class DuplicateJobError extends DurableJobsError {
   /** @param uniqueKey the clashing key */
   constructor(
     readonly uniqueKey: string,
     options?: { cause?: unknown },
   ) {
-    super('DUPLICATE_JOB', `a non-terminal job with unique key "${uniqueKey}" already exists`, options);
+    super('DUPLICATE_JOB', `a job with unique key "${uniqueKey}" already exists (not finished, or finished within uniqueFor)`, options);
   }
 }
 

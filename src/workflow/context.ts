@@ -97,7 +97,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
           core.defaults,
           s.type,
           s.args,
-          { queue: so.queue ?? queue, retries: so.retries ?? o.retries ?? core.defaults.retries, ...pick(so, ['priority', 'timeout', 'meta']), ...(this.job.tenant ? { tenant: this.job.tenant } : {}) },
+          { queue: so.queue ?? queue, retries: so.retries ?? o.retries ?? core.defaults.retries, ...pick(so, ['priority', 'timeout', 'meta', 'concurrencyKey', 'rateLimitKey']), ...(this.job.tenant ? { tenant: this.job.tenant } : {}) },
           { parentId: this.job.id, fanOutId, fanOutIndex: i },
         );
       });

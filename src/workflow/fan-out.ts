@@ -16,7 +16,7 @@ import type { FanOutOptions, FanOutResult, JobDefinition, SubJob, SubJobOptions 
 export function sub<Args>(type: string | JobDefinition<Args, unknown>, args: Args, options: SubJobOptions = {}): SubJob<Args> {
   const name = typeof type === 'object' && type !== null ? type.type : type;
   if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('sub(): job type must be a non-empty string or a definition');
-  checkOptions<SubJobOptions>(options, 'sub options', ['priority', 'queue', 'retries', 'timeout', 'meta']);
+  checkOptions<SubJobOptions>(options, 'sub options', ['priority', 'queue', 'retries', 'timeout', 'meta', 'concurrencyKey', 'rateLimitKey']);
   return Object.freeze({ type: name, args, options: { ...options } });
 }
 

@@ -32,6 +32,10 @@ export interface SubJobOptions {
   timeout?: number;
   /** Metadata of the sub-job. */
   meta?: EnqueueOptions['meta'];
+  /** Group of the sub-job type's fleet-wide concurrency limit, instead of what its registered key function computes. */
+  concurrencyKey?: EnqueueOptions['concurrencyKey'];
+  /** Group of the sub-job type's fleet-wide rate limit, instead of what its registered key function computes. */
+  rateLimitKey?: EnqueueOptions['rateLimitKey'];
 }
 
 /** One sub-job of a fan-out, built with {@link sub}. */
