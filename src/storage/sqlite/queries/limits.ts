@@ -50,10 +50,12 @@ export const TYPE_JOBS_UNMARK = `UPDATE sdj_jobs SET limited = 0 WHERE rowid IN 
 export const RATE_STATE_DELETE = 'DELETE FROM sdj_rate_state WHERE scope = ? AND name = ?';
 
 /**
- * Deletes the rate state whose tat has passed (it means what no row means). The table holds
- * one row per rate group, read whole. Params: now. Result: changes.
+ * Deletes the rate state whose tat passed more than a minute ago (it means what no row means:
+ * the planner forgives at most a second of lateness). The minute keeps a row that another
+ * connection's claim, whose now was read a little earlier, may still need. The table holds one
+ * row per rate group, read whole. Params: now. Result: changes.
  */
-export const RATE_STATE_PRUNE = 'DELETE FROM sdj_rate_state WHERE tat < ?';
+export const RATE_STATE_PRUNE = 'DELETE FROM sdj_rate_state WHERE tat < ? - 60000';
 
 /**
  * Upserts a queue's limits on its `sdj_queues` row (the pause flag kept; a new row is not
