@@ -407,20 +407,23 @@ export interface Storage<Tx = unknown> {
    * roots deleted. A due root held by another transaction may take a place of the limit without
    * being deleted, so `roots < limit` does not prove that nothing else is due; a call that
    * deletes no root does (for the rows not held at that moment). The same call deletes rate
-   * state rows whose tat has passed (an absent row behaves exactly like one whose tat <= now).
+   * state rows whose tat passed more than a minute ago (an absent row behaves exactly like one
+   * whose tat is that old; the minute covers a limited claim whose now was read a little earlier).
    * @throws InvalidArgumentError on an age or limit outside those bounds
    */
   jobPrune(p: JobPruneParams): Promise<JobPruneResult>;
 
   /**
    * Upserts a limit row (type limits in `sdj_type_limits`, queue limits on the `sdj_queues` row). A
-   * type row that did not exist marks the type's pending jobs `limited` in the same transaction.
-   * Changing a rate limit keeps the rate state.
+   * type row that did not exist marks the type's non-terminal jobs `limited` in the same
+   * transaction. Rate state: without a rate limit it is deleted; with one, a tat later than
+   * now + the new interval (period / limit) is set to that, so a faster rate applies at once
+   * and a slower one keeps the spacing already there.
    */
   limitSet(p: LimitSetParams): Promise<void>;
   /**
    * Removes a limit (a queue's limits are cleared on its `sdj_queues` row, the row kept) and its
-   * rate state; for a type, its pending jobs are marked not `limited` in the same transaction.
+   * rate state; for a type, its non-terminal jobs are marked not `limited` in the same transaction.
    * Returns whether a limit existed.
    */
   limitDelete(p: { scope: LimitScope; name: string }): Promise<boolean>;

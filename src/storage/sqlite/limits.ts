@@ -11,6 +11,7 @@ import {
   LIMIT_USAGE,
   QUEUE_LIMIT_CLEAR,
   QUEUE_LIMIT_SET,
+  RATE_STATE_CAP,
   RATE_STATE_DELETE,
   TYPE_JOBS_MARK,
   TYPE_JOBS_UNMARK,
@@ -28,11 +29,15 @@ function opt(v: number | null): number | null {
 
 /**
  * `Storage.limitSet`: a queue limit is one upsert of its queue row; a type limit an upsert of
- * its row, and when the row is new, the marking of the type's live jobs `limited`.
+ * its row, and when the row is new, the marking of the type's live jobs `limited`. The limit's
+ * rate state is brought within the new interval (or deleted with the rate), so a faster rate
+ * applies at once.
  */
 export function limitSet(ctx: SqliteContext, p: LimitSetParams): void {
   const values = { concurrency: opt(p.concurrency), rateLimit: opt(p.rateLimit), ratePeriodMs: p.rateLimit === null ? null : opt(p.ratePeriodMs) };
   ctx.write((c, now) => {
+    if (values.rateLimit === null || values.ratePeriodMs === null) c.st(RATE_STATE_DELETE).run(p.scope, p.name);
+    else c.st(RATE_STATE_CAP).run({ scope: p.scope, name: p.name, now, interval: values.ratePeriodMs / values.rateLimit });
     if (p.scope === 'queue') {
       c.st(QUEUE_LIMIT_SET).run({ name: p.name, now, ...values });
       return;

@@ -92,7 +92,7 @@ export const JOB_PEEK = 'SELECT status, fan_out_id FROM sdj_jobs WHERE id = ?';
 export const JOB_LOCK = 'SELECT id, status, fan_out_id FROM sdj_jobs WHERE id = ? FOR UPDATE';
 
 /** pending → paused. Params: id. */
-export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused' WHERE id = ? AND status = 'pending'";
+export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused', debounce_key = NULL WHERE id = ? AND status = 'pending'";
 
 /** paused → pending. Params: id. */
 export const JOB_RESUME = "UPDATE sdj_jobs SET status = 'pending' WHERE id = ? AND status = 'paused'";

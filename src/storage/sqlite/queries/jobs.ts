@@ -75,20 +75,25 @@ export const JOB_STATUS = 'SELECT status FROM sdj_jobs WHERE id = ?';
  */
 export const JOB_HAS_CHILDREN = 'SELECT 1 AS one FROM sdj_jobs WHERE parent_id = ? LIMIT 1';
 
-/** pending → paused. Params: id. Result: changes. */
-export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused' WHERE id = ? AND status = 'pending'";
+/**
+ * pending → paused. A paused job leaves the debounce: it gives up its debounce key (a later
+ * debounce of the key makes a new job; resumed, it runs as it is). Params: id. Result: changes.
+ */
+export const JOB_PAUSE = "UPDATE sdj_jobs SET status = 'paused', debounce_key = NULL WHERE id = ? AND status = 'pending'";
 
 /** paused → pending. Params: id. Result: changes. */
 export const JOB_RESUME = "UPDATE sdj_jobs SET status = 'pending' WHERE id = ? AND status = 'paused'";
 
 /**
- * failed/cancelled → pending with attempt 0 and run_at @now; last_error kept.
- * Params: @id, @now. Result: changes.
+ * failed/cancelled → pending with attempt 0 and run_at @now; last_error kept. `limited` is
+ * decided again from `sdj_type_limits` (a finished job is not re-marked when a type limit
+ * appears or goes). Params: @id, @now. Result: changes.
  */
 export const JOB_RETRY = `
 UPDATE sdj_jobs
 SET status = 'pending', attempt = 0, run_at = @now, result = NULL, started_at = NULL, completed_at = NULL,
-    wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE}
+    wake_at = NULL, wait_signal = NULL, ${CLEAR_LEASE},
+    limited = EXISTS (SELECT 1 FROM sdj_type_limits l WHERE l.type = sdj_jobs.type)
 WHERE id = @id AND status IN ('failed', 'cancelled')`;
 
 /** Every descendant of a job (over parent_id), the job excluded. Params: id. Result: { id }. */

@@ -50,6 +50,14 @@ export const TYPE_JOBS_UNMARK = `UPDATE sdj_jobs SET limited = 0 WHERE rowid IN 
 export const RATE_STATE_DELETE = 'DELETE FROM sdj_rate_state WHERE scope = ? AND name = ?';
 
 /**
+ * Brings a limit's rate state within its new emission interval: a next start further away than
+ * `@interval` ms (left by a slower rate) moves to now + `@interval`, so a faster rate applies
+ * at once; a nearer one stays (a slower rate keeps the starts already spaced). Params: @scope,
+ * @name, @now, @interval. Result: changes.
+ */
+export const RATE_STATE_CAP = 'UPDATE sdj_rate_state SET tat = @now + @interval WHERE scope = @scope AND name = @name AND tat > @now + @interval';
+
+/**
  * Deletes the rate state whose tat passed more than a minute ago (it means what no row means:
  * the planner forgives at most a second of lateness). The minute keeps a row that another
  * connection's claim, whose now was read a little earlier, may still need. The table holds one
