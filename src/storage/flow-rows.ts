@@ -22,12 +22,24 @@
  *   concurrency groups are `running` (counted from the rows, so a crashed worker's jobs stop
  *   counting when `jobReclaimExpired` takes them back, and a job that suspends — sleep, signal
  *   wait, fan-out — gives its slot back until it is claimed again).
- * - Rate (GCRA without burst, on the database clock): a group with `rateLimit` starts per
- *   `ratePeriodMs` has an emission interval T = ratePeriodMs / rateLimit (fractional ms) and a
- *   theoretical arrival time `tat` (stored in `sdj_rate_state`, absent = −∞). A job of the group
- *   may start at `now` iff tat <= now; its start sets tat = max(tat, now) + T. So starts of a
- *   group are at least T apart, and no window of `ratePeriodMs` holds more than `rateLimit`
- *   starts; at most one start per group per millisecond.
+ * - Rate (GCRA that forgives a little lateness, on the database clock): a group with `rateLimit`
+ *   starts per `ratePeriodMs` = P has an emission interval T = P / rateLimit (fractional ms), a
+ *   catch-up allowance c = min(T, 1000 ms), and a theoretical arrival time `tat` (stored in
+ *   `sdj_rate_state`; no row, or a tat older than now − c, means the same: no constraint). A job
+ *   of the group may start at `now` iff tat <= now; its start sets tat = max(tat, now − c) + T.
+ *   So a start that comes up to c late (the claim that could take it ran late) keeps its turn
+ *   instead of losing the lateness for good, and a group that idled may start two jobs at once.
+ *   A group starts at most one job per claim (a group still allowed after its start reports
+ *   `retryInMs` 1); drivers prune rate rows only when older than now − 60 s (older than now − c).
+ *   **Bound (the documented tolerance): at most `rateLimit` + 1 starts in any window of length P.**
+ *   Proof: let s_1 <= … <= s_m be starts of one group within [a, a + P), and τ_i the tat after
+ *   the i-th. Each start sets τ_i >= s_i − c + T, and τ_{i+1} >= τ_i + T (the max keeps τ_i), so
+ *   τ_{m−1} >= s_1 − c + (m − 1)·T. The m-th start needs τ_{m−1} <= s_m < s_1 + P, hence
+ *   (m − 1)·T − c < P = rateLimit·T, m < rateLimit + 1 + c/T <= rateLimit + 2: m <= rateLimit + 1.
+ *   Over a long run of length D the same argument gives at most 1 + (D + c)/T starts.
+ *   `limitSet` with a rate limit caps the stored tat of the limit's groups at now + the new T
+ *   (a faster rate applies at once; a slower one keeps the spacing there): the bound holds for
+ *   windows within one setting of the limit.
  * - Where limits live: type limits in `sdj_type_limits`; queue limits on the queue's `sdj_queues` row
  *   (read by every claim with the pause flag, so a claim in flight is ordered with a limit change
  *   exactly as with a pause). `limitList` returns both as rows.

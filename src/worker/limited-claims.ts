@@ -14,8 +14,17 @@
  *   worker still runs one limited claim (it picks up jobs left limited by a limit removed
  *   elsewhere), and so does a refresh that finds the limits changed; without any limit, that is
  *   the only limited claim a worker makes.
+ * - **Sharing the free slots.** A cycle that makes both claims asks each with all the free slots
+ *   of each queue, then keeps, per queue, the first jobs in claim order (priority desc, run_at,
+ *   id: the order of both claims) up to the free slots, as one claim over both kinds of jobs
+ *   would; the others are given back unrun (`jobRelease`: pending again, no attempt spent; see
+ *   {@link shareSlots}). So a backlog of ordinary jobs never starves limited jobs of a higher
+ *   priority, or of the same priority that waited longer, and the reverse. Never more jobs run
+ *   than slots were free. A limited job given back has spent its rate start (its group's tat
+ *   moved): a limited claim outranked so is not repeated until its next trigger or `pollMs`.
  * - **No spinning.** A limited claim that returned as many jobs as it asked for may run again at
- *   the next cycle. One that returned fewer is not repeated until one of:
+ *   the next cycle (and freed slots of its queues refill in batches, as for the ordinary claim).
+ *   One that returned fewer is not repeated until one of:
  *   - a job it claimed that holds a concurrency slot finishes here (the slot is free in the
  *     storage: this worker claims again at once, so the worker that frees a slot takes it);
  *   - a wake-up announcing jobs in one of the worker's queues (NOTIFY, a local enqueue, jobs
@@ -23,15 +32,22 @@
  *     `dataVersion` (any write of any process) counts only when the last limited claim found
  *     nothing ready, and at most once per `pollMs`: a full or rate-blocked limit stays so
  *     whatever other processes write;
- *   - the rate timer: `retryInMs` less the time a limited claim takes (the database read its
- *     clock about that long before the answer came, and the next claim reads it about that long
- *     after it is sent), plus up to 10 % random jitter so workers do not all ask at once;
+ *   - the rate timer: `retryInMs` (the next claim reads the database clock a little after the
+ *     start is due, which costs no start: up to one interval of lateness is caught up), plus up
+ *     to 10 % random jitter so workers do not all ask at once (the jitter only adds: no worker
+ *     asks before the start is due). A worker whose rate-timed claims took nothing k times in a
+ *     row (other workers took the starts) waits 2^k − 1 emission intervals more (period /
+ *     limit, the shortest of its limits; k at most 4): the workers of a busy group ask for a
+ *     few of its starts each, and a worker that asks wins about half the time, so every worker
+ *     still gets starts (its jobs may be of other queues than the others'). A job
+ *     under rate limits only frees no slot when it finishes, so its finish claims nothing;
  *   - a back-off timer, from `pollMs` doubling up to 8 × `pollMs` and reset when a limited claim
- *     fills, armed when a concurrency limit was full and when nothing was ready at all (delayed
- *     and retried limited jobs come due without a wake-up).
+ *     fills, armed when a concurrency limit was full;
+ *   - the poll, when nothing was ready at all: `pollMs` later, as the ordinary claim (delayed and
+ *     retried limited jobs come due without a wake-up).
  * @internal
  */
-import type { JobClaimLimitedResult, LimitRow, Storage } from '../storage/storage.js';
+import type { JobClaimLimitedResult, JobRow, LimitRow, Storage } from '../storage/storage.js';
 import { sameLimits, typeLimitParams, typeLimitValues, type TypeFlow } from '../core/flow.js';
 import { withMigrateHint } from '../core/migrate-hint.js';
 
@@ -43,6 +59,12 @@ const MAX_BACKOFF_POLLS = 8;
 
 /** Share of random jitter added to the rate timer. */
 const RATE_JITTER = 0.1;
+
+/** Rate-timed claims that took nothing, in a row, that lengthen the wait (to 2^4 − 1 starts skipped). */
+const MAX_RATE_LOSSES = 4;
+
+/** Longest delay a timer takes (ms); a longer one fires at once, so a longer wait is cut to it. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Dependencies of the limited claim. @internal */
 export interface LimitedClaimsDeps {
@@ -92,8 +114,8 @@ export class LimitedClaims {
    * a concurrency slot (a job under rate limits only frees none when it finishes).
    */
   readonly #ids = new Map<string, boolean>();
-  /** How long a limited claim takes, smoothed (ms): the rate timer fires this much early. */
-  #claimMs = 0;
+  /** Rate-timed limited claims in a row that took nothing (another worker took the start). */
+  #rateLosses = 0;
   #lastRefresh = -Infinity;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
@@ -201,18 +223,17 @@ export class LimitedClaims {
   }
 
   /**
-   * Records what a limited claim asked for and returned, and how long it took (ms), and decides
-   * when the next one runs.
+   * Records what a limited claim asked for and returned, and decides when the next one runs.
    */
-  claimed(asked: readonly ClaimWant[], r: JobClaimLimitedResult, tookMs = 0): void {
+  claimed(asked: readonly ClaimWant[], r: JobClaimLimitedResult): void {
     this.#force = false;
-    this.#claimMs = this.#claimMs === 0 ? tookMs : 0.8 * this.#claimMs + 0.2 * tookMs;
     this.#lastClaimAt = this.#now();
     this.#idle = false;
     for (const row of r.rows) this.#ids.set(row.id, this.#holdsSlot(row.type, row.queue));
     const wanted = asked.reduce((n, w) => n + w.limit, 0);
     if (r.rows.length >= wanted) {
       // Filled: more may be ready; the next cycle may claim again.
+      this.#rateLosses = 0;
       this.#backoffMs = this.#d.pollMs;
       this.#armed = true;
       this.#clearTimer();
@@ -221,16 +242,36 @@ export class LimitedClaims {
     this.#armed = false;
     this.#idle = !r.saturated && r.retryInMs === null;
     if (r.retryInMs !== null) {
-      // The next start is due retryInMs after the database read its clock, about a claim's time
-      // ago; the claim that takes it reads the clock about a claim's time after it is sent.
+      // The next start is due retryInMs after the database read its clock; the claim that takes
+      // it reads the clock a little later still, which costs nothing: a start up to one interval
+      // late keeps its turn (flow-rows.ts), while one a moment early would find nothing.
+      // A claim that took nothing lost the start to another worker: k losses in a row make this
+      // one skip 2^k − 1 starts, so the workers of a busy group do not all ask for every start;
+      // one that asks wins about half the time, so the starts still go to every worker.
+      this.#rateLosses = r.rows.length > 0 ? 0 : Math.min(this.#rateLosses + 1, MAX_RATE_LOSSES);
+      const lost = (2 ** this.#rateLosses - 1) * this.#interval(r.retryInMs);
       const jitter = r.retryInMs * RATE_JITTER * (this.#d.random ?? Math.random)();
-      this.#armIn(Math.max(1, r.retryInMs - this.#claimMs) + jitter);
+      this.#armIn(r.retryInMs + lost + jitter);
     }
-    // A full concurrency limit, or nothing ready at all: back off (a rate-blocked group alone waits for its timer).
-    if (r.saturated || r.retryInMs === null) {
+    // A full concurrency limit: back off. Nothing ready at all: the poll's pace (delayed and
+    // retried limited jobs come due without a wake-up). A rate-blocked group alone waits for its timer.
+    if (r.saturated) {
       this.#armIn(this.#backoffMs);
       this.#backoffMs = Math.min(this.#backoffMs * 2, this.#d.pollMs * MAX_BACKOFF_POLLS);
-    }
+    } else if (r.retryInMs === null) this.#armIn(this.#d.pollMs);
+  }
+
+  /**
+   * Jobs this worker claimed and gave back unrun: no longer counted as running here. `outranked`:
+   * given back because jobs that come first in claim order took the free slots; then the limited
+   * claim waits for its next trigger, or `pollMs` at most, instead of the next cycle.
+   */
+  gaveBack(rows: readonly JobRow[], outranked: boolean): void {
+    let limited = false;
+    for (const row of rows) limited = this.#ids.delete(row.id) || limited;
+    if (!limited || !outranked) return;
+    this.#armed = false;
+    this.#armIn(this.#d.pollMs);
   }
 
   /** A limited claim failed: try again at the next cycle. */
@@ -242,11 +283,13 @@ export class LimitedClaims {
    * Jobs may be ready in `queue` (a wake-up): the next cycle may run a limited claim. A wake-up
    * that is only a change of the database (`news` false) arms it when the last limited claim
    * found nothing ready and `pollMs` has passed since: a full or rate-blocked limit stays so
-   * whatever other processes write, and those writes come at the fleet's pace.
+   * whatever other processes write, and those writes come at the fleet's pace. Returns whether a
+   * limited claim is due at the next cycle.
    */
-  woken(queue: string, news = true): void {
-    if (!this.#d.queues.includes(queue)) return;
+  woken(queue: string, news = true): boolean {
+    if (!this.#d.queues.includes(queue)) return false;
     if (news || (this.#idle && this.#now() - this.#lastClaimAt >= this.#d.pollMs)) this.#armed = true;
+    return this.#armed && (this.#force || this.#anyType || this.#limitedQueues.has(queue));
   }
 
   /**
@@ -280,6 +323,20 @@ export class LimitedClaims {
     return (t?.concurrency ?? null) !== null || (q?.concurrency ?? null) !== null;
   }
 
+  /**
+   * The shortest emission interval (period / limit, ms) of the rate limits that may apply to
+   * this worker's queues, by the cache; `fallback` when the cache knows none.
+   */
+  #interval(fallback: number): number {
+    let t = Infinity;
+    for (const l of this.#byName.values()) {
+      if (l.rateLimit === null || l.ratePeriodMs === null) continue;
+      if (l.scope === 'queue' && !this.#limitedQueues.has(l.name)) continue;
+      t = Math.min(t, l.ratePeriodMs / l.rateLimit);
+    }
+    return t === Infinity ? fallback : t;
+  }
+
   /** Arms the timer to fire in `ms`, unless it fires sooner already. */
   #armIn(ms: number): void {
     if (this.#stopped) return;
@@ -292,7 +349,7 @@ export class LimitedClaims {
       this.#timerAt = Infinity;
       this.#armed = true;
       this.#d.kick();
-    }, Math.max(1, Math.ceil(ms)));
+    }, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(ms))));
   }
 
   #clearTimer(): void {
@@ -300,4 +357,30 @@ export class LimitedClaims {
     this.#timer = undefined;
     this.#timerAt = Infinity;
   }
+}
+
+/** Claim order: priority desc, run_at, id (the order of both claims). */
+function claimOrder(a: JobRow, b: JobRow): number {
+  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/**
+ * Shares a cycle's free slots between the jobs of its two claims, each asked with all of them:
+ * per queue, the first jobs in claim order up to the queue's free slots run (`run`, in claim
+ * order); the rest go back (`back`). Without limited jobs the ordinary claim's rows run as they
+ * came (it never returns more than it was asked for). @internal
+ */
+export function shareSlots(free: readonly ClaimWant[], ordinary: readonly JobRow[], limited: readonly JobRow[]): { run: JobRow[]; back: JobRow[] } {
+  if (limited.length === 0) return { run: [...ordinary], back: [] };
+  const left = new Map(free.map((w) => [w.name, w.limit]));
+  const run: JobRow[] = [];
+  const back: JobRow[] = [];
+  for (const row of [...ordinary, ...limited].sort(claimOrder)) {
+    const n = left.get(row.queue) ?? 0;
+    if (n > 0) {
+      left.set(row.queue, n - 1);
+      run.push(row);
+    } else back.push(row);
+  }
+  return { run, back };
 }

@@ -89,6 +89,9 @@ const STEP_BATCH = 500;
 /** Shortest wait before a failed heartbeat is tried again (ms). */
 const MIN_HEARTBEAT_RETRY_MS = 10;
 
+/** Tries of a release of jobs claimed and not run (paused meanwhile, or outranked in claim order). */
+const GIVE_BACK_TRIES = 5;
+
 /** How often a worker over a storage without `listen()` checks the storage's change counter, `dataVersion()` (ms). */
 const CHANGE_PROBE_MS = 5;
 
@@ -199,7 +202,14 @@ export class Worker {
       onError: (err) => this.#reportError('claiming jobs failed', err),
       onUnwanted: (rows) => {
         const runs = rows.map((r) => ({ jobId: r.id, workerId: this.id, runCount: r.runCount }));
-        core.storage.jobRelease({ runs }).catch((err: unknown) => this.#reportError('releasing jobs claimed during pause failed; their leases will expire', err));
+        // A job left claimed would hold its limits' slots until its lease expires: a failed
+        // release is tried again a few times, 50 ms, 100 ms, … apart.
+        const release = (attempt: number): void =>
+          void core.storage.jobRelease({ runs }).catch((err: unknown) => {
+            if (attempt >= GIVE_BACK_TRIES) this.#reportError('giving back claimed jobs not run failed; their leases will expire', err);
+            else setTimeout(() => release(attempt + 1), 50 * 2 ** (attempt - 1)).unref();
+          });
+        release(1);
       },
       onClaimed: (row) => {
         // Claimed again (its lease ran out and it was reclaimed): the older run lost the job and
@@ -254,7 +264,7 @@ export class Worker {
         async () => {
           const v = await probe();
           // Any write changes it (claims, outcomes, heartbeats of other processes): a hint, not news of jobs.
-          if (seen !== undefined && v !== seen) for (const q of this.#queues.keys()) this.#claims.wake(q, false);
+          if (seen !== undefined && v !== seen) this.#claims.changed();
           seen = v;
         },
         (err) => this.#reportError('checking for new jobs failed', err),

@@ -3,7 +3,8 @@
  * concurrency per type (with and without keys, a null key counting as ''), per queue and both at
  * once, counted from the rows (so a finish, release, cancel, lease reclaim or suspend frees the
  * slot); GCRA rate limits on the storage clock (starts at least period / limit apart, the exact
- * `retryInMs`, state kept across claims, at most one start per group per ms); fairness (a full or
+ * `retryInMs`, state kept across claims, catch-up of up to min(T, 1 s) of lateness, one start per
+ * group per claim, at most limit + 1 starts in a window of one period); fairness (a full or
  * rate-blocked group's backlog never hides another group's job); claim order among the jobs
  * allowed; paused queues and jobs; the `saturated` flag; and claimers on separate instances.
  *
@@ -35,6 +36,31 @@ async function insertEach(s: Storage, fields: Parameters<typeof jobInsert>[0][])
 /** The ids among `rows` of one queue, in order. */
 function idsIn(rows: readonly JobRow[], queue: string): string[] {
   return idsOf(rows.filter((r) => r.queue === queue));
+}
+
+/**
+ * The rate rule for one group with a backlog, written out apart from the drivers: a claim at
+ * `now` starts one job iff tat <= now, setting tat = max(tat, now − c) + T with c = min(T, 1 s)
+ * (computed as now + (T − c) when now − c wins, so c = T gives exactly now); it reports the
+ * wait for the next start, at least 1 ms.
+ */
+class RateModel {
+  #tat = -Infinity;
+  constructor(readonly interval: number) {}
+
+  claim(now: number): { started: boolean; retryInMs: number } {
+    const started = this.#tat <= now;
+    if (started) {
+      const c = Math.min(this.interval, 1_000);
+      this.#tat = this.#tat > now - c ? this.#tat + this.interval : now + (this.interval - c);
+    }
+    return { started, retryInMs: Math.max(1, Math.ceil(this.#tat - now)) };
+  }
+}
+
+/** The most instants of `at` within one window [x, x + ms) starting at one of them. */
+function mostInWindow(at: readonly number[], ms: number): number {
+  return Math.max(0, ...at.map((x) => at.filter((y) => y >= x && y < x + ms).length));
 }
 
 /** Ways a running job gives its slot back, each applied to a job claimed by the limited claim. */
@@ -266,74 +292,135 @@ export function describeFlowClaim(make: StorageMaker): void {
     const ctx = useStorage(make, 'conformance-flow-rate');
     const clock = useManualClock(ctx, 'conformance-flow-rate-manual');
 
-    it('starts are at least period / limit apart, retryInMs is the exact wait, and the state is kept across claims (no burst after idling)', async () => {
-      const m = clock();
-      const type = uniqueName('t');
-      const q = uniqueName('q');
-      await setTypeLimit(m.s, type, { rateLimit: 2, ratePeriodMs: 1_000 });
-      const ids = await insertN(m.s, 6, { queue: q, type });
-      const t = m.now;
-      const steps: [at: number, claimed: string[], retryInMs: number | null][] = [
-        [t, [ids[0]!], 500],
-        [t, [], 500],
-        [t + 200, [], 300],
-        [t + 499, [], 1],
-        [t + 500, [ids[1]!], 500],
-        [t + 10_000, [ids[2]!], 500],
-        [t + 10_000, [], 500],
-        [t + 10_499, [], 1],
-        [t + 10_500, [ids[3]!], 500],
-      ];
-      for (const [at, claimed, retryInMs] of steps) {
+    /** Claims at each step (the clock set to `at`) and checks the ids claimed and `retryInMs`. */
+    async function steps(m: { s: Storage; now: number }, q: string, t: number, expect: [at: number, claimed: string[], retryInMs: number | null][]): Promise<void> {
+      for (const [at, claimed, retryInMs] of expect) {
         m.now = at;
         const r = await claimLimited(m.s, q, 10);
         assert.deepEqual([idsOf(r.rows), r.retryInMs, r.saturated], [claimed, retryInMs, false], `claim at t + ${at - t}`);
       }
+    }
+
+    it('starts are period / limit apart when on time, retryInMs is the exact wait, the state is kept across claims, and an idle group starts two at most', async () => {
+      const m = clock();
+      const type = uniqueName('t');
+      const q = uniqueName('q');
+      await setTypeLimit(m.s, type, { rateLimit: 2, ratePeriodMs: 1_000 });
+      const ids = await insertN(m.s, 8, { queue: q, type });
+      const t = m.now;
+      // T = 500 ms, c = 500 ms: a group without state starts at t with tat = t, so once more at t.
+      await steps(m, q, t, [
+        [t, [ids[0]!], 1],
+        [t, [ids[1]!], 500],
+        [t, [], 500],
+        [t + 200, [], 300],
+        [t + 499, [], 1],
+        [t + 500, [ids[2]!], 500],
+        [t + 10_000, [ids[3]!], 1],
+        [t + 10_000, [ids[4]!], 500],
+        [t + 10_000, [], 500],
+        [t + 10_499, [], 1],
+        [t + 10_500, [ids[5]!], 500],
+      ]);
     });
 
-    it('a fractional interval: 3 per second blocks until the exact tat, and no 1 s window holds more than 3 starts', async () => {
+    it('catch-up: a start up to c = min(period / limit, 1 s) late keeps its turn; lateness beyond c is lost', async () => {
+      const m = clock();
+      const fast = uniqueName('t');
+      const q = uniqueName('q');
+      await setTypeLimit(m.s, fast, { rateLimit: 10, ratePeriodMs: 1_000 });
+      const ids = await insertN(m.s, 12, { queue: q, type: fast });
+      const t = m.now;
+      // T = c = 100 ms.
+      await steps(m, q, t, [
+        [t, [ids[0]!], 1],
+        [t, [ids[1]!], 100],
+        [t + 150, [ids[2]!], 50], // 50 late: tat = t + 100 + 100, not t + 150 + 100
+        [t + 199, [], 1],
+        [t + 200, [ids[3]!], 100],
+        [t + 450, [ids[4]!], 1], // 150 late: 100 forgiven, tat = t + 450 - 100 + 100
+        [t + 450, [ids[5]!], 100],
+        [t + 549, [], 1],
+        [t + 550, [ids[6]!], 100],
+      ]);
+
+      const slow = uniqueName('t');
+      const q2 = uniqueName('q');
+      await setTypeLimit(m.s, slow, { rateLimit: 1, ratePeriodMs: 5_000 });
+      const s = await insertN(m.s, 4, { queue: q2, type: slow });
+      const t2 = m.now;
+      // T = 5 s, c = 1 s.
+      await steps(m, q2, t2, [
+        [t2, [s[0]!], 4_000], // no state: tat = t2 - 1000 + 5000
+        [t2 + 6_500, [s[1]!], 4_000], // 2.5 s late, 1 s forgiven: tat = t2 + 5500 + 5000
+        [t2 + 11_300, [s[2]!], 4_200], // 0.8 s late, all forgiven: tat = t2 + 10500 + 5000
+        [t2 + 15_499, [], 1],
+      ]);
+    });
+
+    it('a fractional interval: 3 per second follows the rule at every claim of a 13 ms sweep', async () => {
       const m = clock();
       const type = uniqueName('t');
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 3, ratePeriodMs: 1_000 });
-      await insertN(m.s, 20, { queue: q, type });
+      await insertN(m.s, 40, { queue: q, type });
       const t = m.now;
-      assert.equal((await claimLimited(m.s, q)).rows.length, 1);
-      m.now = t + 333;
-      const early = await claimLimited(m.s, q);
-      assert.deepEqual([early.rows.length, early.retryInMs], [0, 1], 'tat = t + 333.33: blocked at t + 333');
-      m.now = t + 334;
-      assert.equal((await claimLimited(m.s, q)).rows.length, 1);
-      // Sweep: claim every 13 ms for 3 s; each start must come at the first step the model allows.
-      const interval = 1_000 / 3;
-      const starts: number[] = [t + 334];
-      for (let at = t + 347; at <= t + 3_334; at += 13) {
+      const model = new RateModel(1_000 / 3);
+      const starts: number[] = [];
+      for (let at = t; at <= t + 3_000; at += 13) {
         m.now = at;
         const r = await claimLimited(m.s, q);
-        const tat = starts[starts.length - 1]! + interval;
-        if (at >= tat) {
-          assert.equal(r.rows.length, 1, `a start is due at t + ${at - t}`);
-          starts.push(at);
-        } else {
-          assert.deepEqual([r.rows.length, r.retryInMs], [0, Math.ceil(tat - at)], `blocked at t + ${at - t}`);
-        }
+        const want = model.claim(at);
+        assert.deepEqual([r.rows.length, r.retryInMs], [want.started ? 1 : 0, want.retryInMs], `claim at t + ${at - t}`);
+        if (want.started) starts.push(at);
       }
-      const all = [t, ...starts];
-      assert.ok(all.length >= 10, `${all.length} starts`);
-      for (let i = 3; i < all.length; i++) assert.ok(all[i]! - all[i - 3]! >= 1_000, `four starts within 1 s: ${all.slice(i - 3, i + 1).map((x) => x - t).join(', ')}`);
+      assert.deepEqual(
+        starts.map((x) => x - t),
+        [0, 13, 338, 676, 1_001, 1_339, 1_677, 2_002, 2_340, 2_678],
+        'each start at the first step at or after its tat (t + 1001: 9.33 ms of lateness at t + 676 forgiven)',
+      );
+      assert.equal(mostInWindow(starts, 1_000), 4, 'limit + 1 in the first second (the idle group started twice), never more');
     });
 
-    it('at most one start per group per millisecond (1000 per second)', async () => {
+    it('the bound: claims at any times never start more than limit + 1 jobs of a group in a window of one period, and do reach it', async () => {
+      const m = clock();
+      const type = uniqueName('t');
+      const q = uniqueName('q');
+      await setTypeLimit(m.s, type, { rateLimit: 3, ratePeriodMs: 1_000 });
+      await insertN(m.s, 60, { queue: q, type });
+      const t = m.now;
+      const model = new RateModel(1_000 / 3);
+      const starts: number[] = [];
+      let seed = 7;
+      let at = t;
+      while (at <= t + 8_000) {
+        m.now = at;
+        const r = await claimLimited(m.s, q);
+        const want = model.claim(at);
+        assert.deepEqual([r.rows.length, r.retryInMs], [want.started ? 1 : 0, want.retryInMs], `claim at t + ${at - t}`);
+        starts.push(...r.rows.map(() => at));
+        // Gaps of 0 to 700 ms (a fixed pseudo-random sequence): on time, late, and bursts.
+        seed = (seed * 48_271) % 2_147_483_647;
+        at += seed % 8 === 0 ? 0 : seed % 701;
+      }
+      assert.equal(starts.length, 19);
+      assert.equal(mostInWindow(starts, 1_000), 4, 'the most starts in any 1 s window: limit + 1');
+    });
+
+    it('1000 per second: T = c = 1 ms, so an idle group starts two in one millisecond, then one per millisecond', async () => {
       const m = clock();
       const type = uniqueName('t');
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 1_000, ratePeriodMs: 1_000 });
-      await insertN(m.s, 5, { queue: q, type });
-      const first = await claimLimited(m.s, q, 10);
-      assert.deepEqual([first.rows.length, first.retryInMs], [1, 1]);
-      assert.deepEqual([(await claimLimited(m.s, q, 10)).rows.length], [0], 'the same millisecond');
-      m.now += 1;
-      assert.equal((await claimLimited(m.s, q, 10)).rows.length, 1);
+      const ids = await insertN(m.s, 5, { queue: q, type });
+      const t = m.now;
+      await steps(m, q, t, [
+        [t, [ids[0]!], 1],
+        [t, [ids[1]!], 1],
+        [t, [], 1],
+        [t + 1, [ids[2]!], 1],
+        [t + 1, [], 1],
+      ]);
     });
 
     it('rate keys: each key is its own group; a null key and "" are one group', async () => {
@@ -341,14 +428,16 @@ export function describeFlowClaim(make: StorageMaker): void {
       const type = uniqueName('t');
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 1_000 });
-      const [x1, , y, nul] = await insertEach(m.s, ['x', 'x', 'y', null, ''].map((k) => ({ queue: q, type, rateKey: k })));
+      const [x1, x2, y, nul, empty] = await insertEach(m.s, ['x', 'x', 'y', null, ''].map((k) => ({ queue: q, type, rateKey: k })));
       const r = await claimLimited(m.s, q, 10);
-      assert.deepEqual([idsOf(r.rows), r.retryInMs, r.saturated], [[x1, y, nul], 1_000, false]);
+      assert.deepEqual([idsOf(r.rows), r.retryInMs, r.saturated], [[x1, y, nul], 1, false], 'one start per group per claim');
+      const again = await claimLimited(m.s, q, 10);
+      assert.deepEqual([idsOf(again.rows), again.retryInMs], [[x2, empty], null], 'the groups x and null/"" had no state: a second start each');
       const t = m.now;
       m.now = t + 300;
-      await insertJob(m.s, { queue: q, type, rateKey: 'z' });
+      await insertEach(m.s, [{ queue: q, type, rateKey: 'z' }, { queue: q, type, rateKey: 'x' }]);
       const z = await claimLimited(m.s, q, 10);
-      assert.deepEqual([z.rows.length, z.retryInMs], [1, 700], 'a new key starts at once; the others wait for t + 1000');
+      assert.deepEqual([z.rows.map((row) => row.rateKey), z.retryInMs], [['z'], 700], 'a new key starts at once; x waits for t + 1000');
     });
 
     it('a queue rate and a type rate at once: a job waits for both, and a job held back consumes no start', async () => {
@@ -358,16 +447,18 @@ export function describeFlowClaim(make: StorageMaker): void {
       const q2 = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 400 });
       await setQueueLimit(m.s, q, { rateLimit: 1, ratePeriodMs: 1_000 });
-      const [qa1, qa2, qb1, qp] = await insertEach(m.s, [{ queue: q, type }, { queue: q, type }, { queue: q2, type }, { queue: q }]);
+      const [qa1, qa2, qa3, qb1, qp] = await insertEach(m.s, [{ queue: q, type }, { queue: q, type }, { queue: q, type }, { queue: q2, type }, { queue: q }]);
       const both = [
         { name: q, limit: 10 },
         { name: q2, limit: 10 },
       ];
       const t = m.now;
       const expect: [at: number, claimed: string[], retryInMs: number | null][] = [
-        [t, [qa1!], 400],
+        [t, [qa1!], 1],
+        [t, [qa2!], 400],
+        // qa3: the type allows a start, the queue does not; qb1 takes the type's start.
         [t + 400, [qb1!], 600],
-        [t + 1_000, [qa2!], 1_000],
+        [t + 1_000, [qa3!], 1_000],
         [t + 2_000, [qp!], null],
       ];
       for (const [at, claimed, retryInMs] of expect) {
@@ -381,7 +472,8 @@ export function describeFlowClaim(make: StorageMaker): void {
       const m = clock();
       const type = uniqueName('t');
       const q = uniqueName('q');
-      await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 1_000 });
+      // T = 2 s, c = 1 s: a start leaves the group blocked for at least a second.
+      await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 2_000 });
       await insertJob(m.s, { queue: q, type, rateKey: 'x' });
       const t = m.now;
       assert.deepEqual((await claimLimited(m.s, q)).retryInMs, null, 'the only job started');
@@ -389,7 +481,7 @@ export function describeFlowClaim(make: StorageMaker): void {
       assert.deepEqual(await claimLimited(m.s, q), { rows: [], retryInMs: null, saturated: false }, 'only a future job');
       m.now = t + 300;
       await insertEach(m.s, [{ queue: q, type, rateKey: 'y' }, { queue: q, type, rateKey: 'y' }, { queue: q, type, rateKey: 'x' }]);
-      assert.deepEqual((await claimLimited(m.s, q)).retryInMs, 700, 'y started at t + 300; x waits 700, y 1000');
+      assert.deepEqual((await claimLimited(m.s, q)).retryInMs, 700, 'y started at t + 300; x waits for t + 1000, y for t + 1300');
       m.now = t + 400;
       assert.deepEqual((await claimLimited(m.s, q)).retryInMs, 600);
 
@@ -429,7 +521,8 @@ export function describeFlowClaim(make: StorageMaker): void {
       assert.equal((await claimLimited(m.s, q, 1)).rows.length, 1);
       const cold = await insertJob(m.s, { queue: q, type, rateKey: 'cold', priority: -10 });
       const r = await claimLimited(m.s, q, 1);
-      assert.deepEqual([idsOf(r.rows), r.retryInMs], [[cold], 60_000]);
+      // T = 60 s, c = 1 s: hot's start left its tat 59 s ahead.
+      assert.deepEqual([idsOf(r.rows), r.retryInMs], [[cold], 59_000]);
     });
 
     it('in a queue-limited queue, a full type with a backlog does not hide the queue\'s other jobs', async () => {
@@ -451,7 +544,7 @@ export function describeFlowClaim(make: StorageMaker): void {
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { concurrency: 1, rateLimit: 1, ratePeriodMs: 60_000 });
       await insertJob(m.s, { queue: q, type, concurrencyKey: 'b', rateKey: 'x' });
-      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'rate key x is now blocked for a minute');
+      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'rate key x is now blocked for 59 s (T = 60 s, c = 1 s)');
       await insertN(m.s, 200, { queue: q, type, concurrencyKey: 'a', rateKey: 'x', priority: 5 });
       const target = await insertJob(m.s, { queue: q, type, concurrencyKey: 'a', rateKey: 'y' });
       assert.deepEqual(idsOf((await claimLimited(m.s, q, 1)).rows), [target]);
@@ -524,7 +617,7 @@ export function describeFlowClaim(make: StorageMaker): void {
       assert.equal((await s.jobList({ type, statuses: ['completed'], limit: 1_000 })).length, total);
     });
 
-    it('claimers on separate instances at one instant start one job per rate group, and fill one concurrency slot once', async () => {
+    it('claimers on separate instances at one instant start one job per rate group (two after idling), and fill one concurrency slot once', async () => {
       const c = shared();
       const [first] = c.all;
       /** One concurrent limited claim per instance, each of its own queue; the rows of all. */
@@ -534,10 +627,12 @@ export function describeFlowClaim(make: StorageMaker): void {
       const rq = [0, 1, 2, 3].map(() => uniqueName('q'));
       await setTypeLimit(first!, rated, { rateLimit: 1, ratePeriodMs: 1_000 });
       await first!.jobInsertMany({ jobs: Array.from({ length: 24 }, (_, i) => jobInsert({ queue: rq[i % 4]!, type: rated, rateKey: `r${i % 3}` })) });
-      for (let n = 0; n < 3; n++) {
+      // T = c = 1 s: a key without state starts twice at the first instant (limit + 1), then once a second.
+      assert.deepEqual((await round(rq)).map((r) => r.rateKey).sort(), ['r0', 'r0', 'r1', 'r1', 'r2', 'r2'], 'two starts per idle key');
+      for (let n = 1; n < 3; n++) {
+        c.now += 1_000;
         const rows = await round(rq);
         assert.deepEqual(rows.map((r) => r.rateKey).sort(), ['r0', 'r1', 'r2'], `round ${n}: one start per key`);
-        c.now += 1_000;
       }
       const counted = uniqueName('t');
       const cq = [0, 1, 2, 3].map(() => uniqueName('q'));

@@ -5,7 +5,7 @@
  * debounce (the pending job of the same type and key is replaced, keeping its id, created_at,
  * attempt and last_error; a holder that is not pending leaves a new pending job; the later of two
  * items of one batch wins), the `ids` array aligned with the items, and `jobPrune` dropping
- * passed rate state without changing how a limit behaves.
+ * rate state older than a minute (and keeping younger state, which a late start still counts).
  *
  * Exact instants run on a second isolated database whose storage takes a clock the test sets;
  * concurrent debounces run on the driver's own clock with several instances.
@@ -329,25 +329,32 @@ export function describeFlowInsert(make: StorageMaker): void {
     const ctx = useStorage(make, 'conformance-flow-prune');
     const clock = useManualClock(ctx, 'conformance-flow-prune-manual');
 
-    it('drops rate state whose tat passed; a limit behaves the same, and a group still blocked stays blocked', async () => {
+    it('keeps rate state younger than 60 s (a late start still counts it); a group behaves the same once older state is dropped', async () => {
       const m = clock();
       const type = uniqueName('t');
       const q = uniqueName('q');
+      // T = c = 1 s.
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 1_000 });
-      await m.s.jobInsertMany({ jobs: ['x', 'y', 'x', 'y'].map((k) => jobInsert({ queue: q, type, rateKey: k })) });
+      await m.s.jobInsertMany({ jobs: [0, 1, 2, 3, 4, 5].map(() => jobInsert({ queue: q, type })) });
+      const prune = async (): Promise<void> => {
+        // Ages no job reaches: the prune runs (and drops old rate state) without deleting a job.
+        const year = 365 * 86_400_000;
+        const pruned = await m.s.jobPrune({ olderThanMs: { completed: year, failed: year, cancelled: year }, limit: 10 });
+        assert.equal(pruned.busy, false);
+      };
       const t = m.now;
-      assert.deepEqual((await claimLimited(m.s, [{ name: q, limit: 1 }])).rows.map((r) => r.rateKey), ['x']);
-      m.now = t + 600;
-      assert.deepEqual((await claimLimited(m.s, q)).rows.map((r) => r.rateKey), ['y']);
-      m.now = t + 1_200;
-      const pruned = await m.s.jobPrune({ olderThanMs: { completed: null, failed: null, cancelled: null }, limit: 10 });
-      assert.equal(pruned.busy, false);
-      const r = await claimLimited(m.s, q);
-      assert.deepEqual([r.rows.map((row) => row.rateKey), r.retryInMs], [['x'], 400], 'x starts (state passed), y still waits for t + 1600');
-      m.now = t + 1_599;
-      assert.deepEqual((await claimLimited(m.s, q)).rows, []);
-      m.now = t + 1_600;
-      assert.deepEqual((await claimLimited(m.s, q)).rows.map((row) => row.rateKey), ['y']);
+      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'no state: tat = t');
+      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'tat = t + 1000');
+      m.now = t + 1_500;
+      await prune();
+      const late = await claimLimited(m.s, q);
+      assert.deepEqual([late.rows.length, late.retryInMs], [1, 500], 'the tat t + 1000 was kept: the start 500 ms late sets t + 2000, not t + 1500');
+      m.now = t + 62_001;
+      await prune();
+      const fresh = await claimLimited(m.s, q);
+      assert.deepEqual([fresh.rows.length, fresh.retryInMs], [1, 1], 'state older than a minute: as none (tat = now)');
+      const second = await claimLimited(m.s, q);
+      assert.deepEqual([second.rows.length, second.retryInMs], [1, 1_000]);
     });
   });
 }

@@ -126,30 +126,39 @@ export function describeFlowLimits(make: StorageMaker): void {
       assert.deepEqual(idsOf(await claim(s, queue, 5)), [id], 'resumed, without a limit: the ordinary claim takes its job');
     });
 
-    it('changing a rate limit keeps the rate state; deleting the limit drops it', async () => {
+    it('a faster rate applies at once (a next start at most one new interval away), a slower one keeps the spacing; deleting the limit drops the state', async () => {
       const m = clock();
       const type = plainName('t');
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 1_000 });
-      await m.s.jobInsertMany({ jobs: [0, 1, 2, 3].map(() => jobInsert({ queue: q, type })) });
+      await m.s.jobInsertMany({ jobs: [0, 1, 2, 3, 4, 5, 6].map(() => jobInsert({ queue: q, type })) });
       const t = m.now;
-      assert.equal((await claimLimited(m.s, q)).rows.length, 1);
+      const step = async (at: number, started: number, retryInMs: number | null, what: string): Promise<void> => {
+        m.now = at;
+        const r = await claimLimited(m.s, q);
+        assert.deepEqual([r.rows.length, r.retryInMs], [started, retryInMs], what);
+      };
+      await step(t, 1, 1, 'no state: tat = t');
+      await step(t, 1, 1_000, 'tat = t + 1000');
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 500 });
-      m.now = t + 500;
-      const held = await claimLimited(m.s, q);
-      assert.deepEqual([held.rows.length, held.retryInMs], [0, 500], 'the start at t still blocks until t + 1000 under the new limit');
-      m.now = t + 1_000;
-      const next = await claimLimited(m.s, q);
-      assert.deepEqual([next.rows.length, next.retryInMs], [1, 500], 'then starts are 500 ms apart');
+      await step(t + 499, 0, 1, 'faster: the next start moved from t + 1000 to t + 500');
+      await step(t + 500, 1, 500, 'then starts are 500 ms apart');
+      await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 2_000 });
+      await step(t + 999, 0, 1, 'slower: the next start stays at t + 1000');
+      await step(t + 1_000, 1, 2_000, 'then starts are 2 s apart');
       assert.equal(await m.s.limitDelete({ scope: 'type', name: type }), true);
       await setTypeLimit(m.s, type, { rateLimit: 1, ratePeriodMs: 500 });
-      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'a limit set again starts with no rate state');
+      await step(t + 1_000, 1, 1, 'a limit set again starts with no rate state');
 
       const queue = uniqueName('q');
       await setQueueLimit(m.s, queue, { rateLimit: 1, ratePeriodMs: 1_000 });
-      await m.s.jobInsertMany({ jobs: [0, 1, 2].map(() => jobInsert({ queue })) });
+      await m.s.jobInsertMany({ jobs: [0, 1, 2, 3, 4].map(() => jobInsert({ queue })) });
       assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
-      assert.equal((await claimLimited(m.s, queue)).rows.length, 0);
+      assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
+      assert.equal((await claimLimited(m.s, queue)).rows.length, 0, 'no state, then tat = now + 1000');
+      await setQueueLimit(m.s, queue, { rateLimit: 1, ratePeriodMs: 200 });
+      const sooner = await claimLimited(m.s, queue);
+      assert.deepEqual([sooner.rows.length, sooner.retryInMs], [0, 200], 'a faster queue rate: the next start 200 ms away');
       assert.equal(await m.s.limitDelete({ scope: 'queue', name: queue }), true);
       await setQueueLimit(m.s, queue, { rateLimit: 1, ratePeriodMs: 1_000 });
       assert.equal((await claimLimited(m.s, queue)).rows.length, 1, 'a queue limit set again starts with no rate state');
@@ -279,15 +288,15 @@ export function describeFlowLimits(make: StorageMaker): void {
       const t = m.now;
       assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), pending: 4 });
       assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
-      assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), running: 1, keysRunning: 1, pending: 3, nextStartAt: t + 500 });
+      assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), running: 1, keysRunning: 1, pending: 3 }, 'no state: tat = t, not after now');
+      assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
+      assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), running: 2, keysRunning: 1, pending: 2, nextStartAt: t + 500 });
       m.now = t + 500;
       assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
+      assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), running: 3, keysRunning: 1, keysFull: 1, pending: 1, nextStartAt: t + 1_000 });
+      m.now = t + 999;
+      assert.equal((await usageOf(m.s, 'queue', queue)).nextStartAt, t + 1_000);
       m.now = t + 1_000;
-      assert.equal((await claimLimited(m.s, queue)).rows.length, 1);
-      assert.deepEqual(await usageOf(m.s, 'queue', queue), { ...idle('queue', queue), running: 3, keysRunning: 1, keysFull: 1, pending: 1, nextStartAt: t + 1_500 });
-      m.now = t + 1_499;
-      assert.equal((await usageOf(m.s, 'queue', queue)).nextStartAt, t + 1_500);
-      m.now = t + 1_500;
       assert.equal((await usageOf(m.s, 'queue', queue)).nextStartAt, null, 'a tat that is not after now blocks nothing');
       assert.equal((await usageOf(m.s, 'type', type)).running, 1, 'the limited job in the queue counts for its type too');
     });
@@ -297,17 +306,20 @@ export function describeFlowLimits(make: StorageMaker): void {
       const type = plainName('t');
       const q = uniqueName('q');
       await setTypeLimit(m.s, type, { rateLimit: 3, ratePeriodMs: 1_000 });
-      await m.s.jobInsertMany({ jobs: ['x', 'x', 'y', 'y'].map((k) => jobInsert({ queue: q, type, rateKey: k })) });
+      await m.s.jobInsertMany({ jobs: ['x', 'x', 'x', 'y', 'y', 'y'].map((k) => jobInsert({ queue: q, type, rateKey: k })) });
       const t = m.now;
       assert.equal((await claimLimited(m.s, [{ name: q, limit: 1 }])).rows.length, 1, 'key x starts at t');
+      assert.equal((await usageOf(m.s, 'type', type)).nextStartAt, null, 'no state before: tat = t, not after now');
+      assert.equal((await claimLimited(m.s, [{ name: q, limit: 1 }])).rows.length, 1, 'and again at t');
       assert.equal((await usageOf(m.s, 'type', type)).nextStartAt, t + 334, 'tat t + 333.33 rounded up');
       m.now = t + 100;
       assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'key y starts at t + 100');
+      assert.equal((await claimLimited(m.s, q)).rows.length, 1, 'and again');
       assert.equal((await usageOf(m.s, 'type', type)).nextStartAt, t + 334);
       m.now = t + 334;
       assert.equal((await usageOf(m.s, 'type', type)).nextStartAt, t + 434, 'key x passed: key y, t + 433.33 rounded up');
       const u = await usageOf(m.s, 'type', type);
-      assert.deepEqual([u.keysFull, u.running, u.pending], [0, 2, 2], 'no concurrency limit: no key is full');
+      assert.deepEqual([u.keysFull, u.running, u.pending], [0, 4, 2], 'no concurrency limit: no key is full');
     });
 
     it('limitUsage lists the limits of limitList, in the same order, numbers as numbers', async () => {

@@ -2,18 +2,19 @@
  * A fleet-wide rate limit across real worker processes: 4 processes × 10 slots with a backlog
  * well beyond the limit, type rate limit 50 per second.
  *
- * The model (src/storage/flow-rows.ts): GCRA without burst on the database clock — the starts
- * of a group are at least T = period / limit = 20 ms apart, so no window of one period holds
- * more than `limit` starts. What is checked, and the tolerance each check allows:
+ * The model (src/storage/flow-rows.ts): GCRA on the database clock with an emission interval
+ * T = period / limit = 20 ms that forgives up to c = min(T, 1 s) = 20 ms of lateness, so no
+ * window of one period holds more than `limit` + 1 starts, and a run of length D at most
+ * 1 + (D + c) / T. What is checked, and the tolerance each check allows:
  * - database clock (`started_at` written by each claim, as the handler sees it in
- *   `ctx.job.startedAt`): consecutive starts ≥ 20 ms apart, and every sliding 1-s window holds
- *   ≤ 50 starts — exactly, no tolerance;
+ *   `ctx.job.startedAt`): every sliding 1-s window holds ≤ 51 starts — exactly the bound;
  * - host clock (the handler's `Date.now()` as it begins): a handler begins some lag d after its
  *   claim; with d within [dmin, dmax] a 1-s host window sees the claims of a (1 s + J) span,
- *   J = dmax − dmin, so ≤ 50 + floor(J / T) + 1 starts — +1 while the lag jitter stays under
- *   20 ms (J is measured: both clocks are this machine's clock, and the constant offset cancels);
- * - throughput: the starts in the measured span (from the first start, database clock) are
- *   within ±5 % of limit × seconds — the limit is reached, not only respected.
+ *   J = dmax − dmin, so ≤ 51 + ceil(J / T) starts (the same bound over a window J longer; J is
+ *   measured: both clocks are this machine's clock, and the constant offset cancels);
+ * - throughput: the starts in the measured span (from the first start, database clock) are at
+ *   most 1 + (span + c) / T, and at least 95 % of limit × seconds — the limit is reached, not
+ *   only respected.
  *
  * The children count their `jobClaimLimited` calls and time them (printed, not asserted: the cost
  * of holding the pace).
@@ -38,7 +39,9 @@ const PROCESSES = 4;
 const SLOTS = 10;
 /** Seconds measured per driver (see the module doc). */
 const SECONDS: Record<string, number> = { postgres: 30, sqlite: 10, mysql: 10 };
-/** Allowed deviation of the total from limit × seconds. */
+/** Lateness a start may catch up (ms): c = min(T, 1 s). */
+const CATCH_UP = Math.min(T, 1_000);
+/** Allowed shortfall of the total below limit × seconds. */
 const TOTAL_TOLERANCE = 0.05;
 
 for (const [dialect] of storageMatrix()) {
@@ -99,7 +102,8 @@ for (const [dialect] of storageMatrix()) {
         const dbWindow = maxInWindow(db, PERIOD);
         const lags = starts.map((s) => s.host - s.db);
         const jitter = Math.max(...lags) - Math.min(...lags);
-        const hostAllowed = RATE + Math.floor(jitter / T) + 1;
+        const hostAllowed = RATE + 1 + Math.ceil(jitter / T);
+        const most = Math.floor(1 + (span + CATCH_UP) / T);
         const hostWindow = maxInWindow(
           starts.map((s) => s.host),
           PERIOD,
@@ -107,23 +111,22 @@ for (const [dialect] of storageMatrix()) {
         const counts = kids.map(claimCounts);
         const limitedClaims = counts.reduce((n, c) => n + c.limitedClaims, 0);
         const limitedMs = counts.reduce((n, c) => n + c.limitedMs, 0);
+        const ordinaryClaims = counts.reduce((n, c) => n + c.claims, 0);
         t.diagnostic(
           `${dialect}: ${starts.length} starts by ${limitedClaims} jobClaimLimited calls (${(limitedMs / Math.max(1, limitedClaims)).toFixed(1)} ms each on average, ` +
-            `longest ${Math.max(...counts.map((c) => c.limitedMaxMs))} ms)`,
+            `longest ${Math.max(...counts.map((c) => c.limitedMaxMs))} ms; ${counts.reduce((n, c) => n + c.limitedEmpty, 0)} returned nothing), and ${ordinaryClaims} jobClaim calls`,
         );
         t.diagnostic(
-          `${dialect}: ${inSpan} starts in ${seconds} s (expected ${expected} ± ${TOTAL_TOLERANCE * 100} %); ` +
+          `${dialect}: ${inSpan} starts in ${seconds} s (expected ${expected}, at most ${most}, at least ${expected * (1 - TOTAL_TOLERANCE)}); ` +
             `database clock: max ${dbWindow.max} per 1-s window, least gap ${minGap} ms (T = ${T} ms), mean gap ${((db[db.length - 1]! - s0) / (db.length - 1)).toFixed(2)} ms; ` +
             `host clock: max ${hostWindow.max} per 1-s window (allowed ${hostAllowed}); claim→handler lag ${Math.min(...lags)}..${Math.max(...lags)} ms; ` +
-            `starts per process ${kids.map((k) => `${k.name}=${records([k]).starts.length}`).join(' ')}`,
+            `starts per process ${kids.map((k) => `${k.name}=${records([k]).starts.length}`).join(' ')}; ` +
+            `limited claims (empty) per process ${counts.map((c, i) => `${kids[i]!.name}=${c.limitedClaims} (${c.limitedEmpty})`).join(' ')}`,
         );
-        assert.ok(minGap >= Math.floor(T), `starts on the database clock at least ${T} ms apart; least gap ${minGap} ms`);
-        assert.ok(dbWindow.max <= RATE, `≤ ${RATE} starts in every 1-s window on the database clock; ${dbWindow.max} from ${dbWindow.at}`);
+        assert.ok(dbWindow.max <= RATE + 1, `≤ ${RATE + 1} starts in every 1-s window on the database clock; ${dbWindow.max} from ${dbWindow.at}`);
         assert.ok(hostWindow.max <= hostAllowed, `≤ ${hostAllowed} handler starts in every 1-s window on the host clock; ${hostWindow.max} from ${hostWindow.at}`);
-        assert.ok(
-          Math.abs(inSpan - expected) <= expected * TOTAL_TOLERANCE,
-          `${inSpan} starts in ${seconds} s, within ${TOTAL_TOLERANCE * 100} % of ${expected}`,
-        );
+        assert.ok(inSpan <= most, `${inSpan} starts in ${seconds} s, at most 1 + (span + c) / T = ${most}`);
+        assert.ok(inSpan >= expected * (1 - TOTAL_TOLERANCE), `${inSpan} starts in ${seconds} s, at least ${(1 - TOTAL_TOLERANCE) * 100} % of ${expected}`);
       } finally {
         await killChildren(kids);
         await shared.cleanup();

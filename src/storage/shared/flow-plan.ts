@@ -40,7 +40,7 @@ export interface FlowPlanInput {
   queueLimits: ReadonlyMap<string, LimitRow>;
   /** Running jobs per concurrency group ({@link typeGroup} / {@link queueGroup}); absent = 0. */
   running: ReadonlyMap<string, number>;
-  /** Stored tat per rate group ({@link typeGroup} / {@link queueGroup}); absent = no constraint. */
+  /** Stored tat per rate group ({@link typeGroup} / {@link queueGroup}); absent = no row (no constraint). */
   tat: ReadonlyMap<string, number>;
   /** Ready candidates, any order. */
   candidates: readonly FlowCandidate[];
@@ -87,10 +87,28 @@ function rateGate(limit: LimitRow | undefined, group: string, write: Omit<RateSt
   return { group, interval: limit.ratePeriodMs / limit.rateLimit, write };
 }
 
+/** Most lateness a rate group forgives (ms): see {@link nextTat}. @internal */
+export const RATE_CATCH_UP_MAX_MS = 1_000;
+
+/**
+ * The rate rule's step (rules in `../flow-rows.ts`): the tat a start at `now` leaves, given the
+ * stored tat (undefined: no row) and the emission interval T. A start may come up to
+ * c = min(T, {@link RATE_CATCH_UP_MAX_MS}) late without losing its turn: tat' = max(tat, now − c) + T.
+ * @internal
+ */
+export function nextTat(tat: number | undefined, now: number, interval: number): number {
+  const c = Math.min(interval, RATE_CATCH_UP_MAX_MS);
+  // now + (T − c), not (now − c) + T: exactly now when c = T, whatever the rounding.
+  return tat !== undefined && tat > now - c ? tat + interval : now + (interval - c);
+}
+
 /**
  * Picks the candidates to claim: per queue in claim order, each job whose every concurrency group
- * has room and every rate group allows a start at `now` (tat <= now), counting the jobs picked
- * before it. @internal
+ * has room and every rate group allows a start at `now` (tat <= now) and has not started a job in
+ * this claim yet, counting the jobs picked before it. A rate group starts at most one job per
+ * claim, so a driver reads at most two ready jobs of a group with a rate limit (the one that
+ * starts and the one that reports the wait); a group still allowed after its start (catching up)
+ * reports `retryInMs` 1 for its next job. @internal
  */
 export function planLimitedClaim(input: FlowPlanInput): FlowPlan {
   const { now } = input;
@@ -117,22 +135,27 @@ export function planLimitedClaim(input: FlowPlanInput): FlowPlan {
       rateGate(queueLimit, queueGroup(c.queue), { scope: 'queue', name: c.queue, key: '' }),
     ].filter((g): g is Gate => g !== undefined);
     const full = slots.some((s) => (running.get(s.group) ?? 0) >= s.limit);
+    // Blocked by a rate: a group whose tat is ahead of now, or that started a job in this claim.
+    let blocked = false;
     let wait = 0;
     for (const g of gates) {
       const t = tat.get(g.group);
-      if (t !== undefined && t > now) wait = Math.max(wait, t - now);
+      if (written.has(g.group) || (t !== undefined && t > now)) {
+        blocked = true;
+        if (t !== undefined) wait = Math.max(wait, t - now);
+      }
     }
     if (full) saturated = true;
-    if (wait > 0) {
+    if (blocked && !full) {
       const ms = Math.max(1, Math.ceil(wait));
-      if (!full) retryInMs = retryInMs === null ? ms : Math.min(retryInMs, ms);
+      retryInMs = retryInMs === null ? ms : Math.min(retryInMs, ms);
     }
-    if (full || wait > 0) continue;
+    if (full || blocked) continue;
     picked.push(c.id);
     left.set(c.queue, room - 1);
     for (const s of slots) running.set(s.group, (running.get(s.group) ?? 0) + 1);
     for (const g of gates) {
-      const next = Math.max(tat.get(g.group) ?? now, now) + g.interval;
+      const next = nextTat(tat.get(g.group), now, g.interval);
       tat.set(g.group, next);
       written.set(g.group, { ...g.write, tat: next });
     }

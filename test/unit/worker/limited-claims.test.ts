@@ -4,16 +4,20 @@
  * loses its stored row), no limited claim without limits but the one after each refresh, queue
  * limits ask only their queues, and no spinning — a claim that came back short is repeated only
  * after a limited job finished here (at once), a wake-up, the rate timer (with at most 10 %
- * jitter) or the back-off of a full limit or of nothing ready (pollMs doubling up to 8 × pollMs,
- * reset by a full claim); a refresh claims once only when no limit applies or the limits changed;
- * a cycle of the limited claim alone does not make the ordinary claim.
+ * jitter), the back-off of a full limit (pollMs doubling up to 8 × pollMs, reset by a full
+ * claim) or, when nothing was ready, the poll's pace; a refresh claims once only when no limit applies or the limits changed;
+ * a cycle of the limited claim alone does not make the ordinary claim. A cycle that makes both
+ * claims shares its free slots in claim order and gives back the rest (a limited job outranked
+ * holds the limited claim off until `pollMs`); the ordinary claim is skipped where its last claim
+ * came back short until a wake-up or the poll, and a change of the database (`dataVersion`)
+ * wakes it at most once per `pollMs` while such wakes find nothing.
  */
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRegisterOptions, type TypeFlow } from '../../../src/core/flow.js';
-import type { JobClaimLimitedParams, JobClaimLimitedResult, JobRow, LimitRow, LimitSetParams } from '../../../src/storage/storage.js';
+import type { JobClaimLimitedParams, JobClaimLimitedResult, JobClaimParams, JobRow, LimitRow, LimitSetParams } from '../../../src/storage/storage.js';
 import { ClaimLoop } from '../../../src/worker/claim-loop.js';
-import { LimitedClaims } from '../../../src/worker/limited-claims.js';
+import { LimitedClaims, shareSlots } from '../../../src/worker/limited-claims.js';
 import { fakeStorage, flush, jobRow, recordingLogger } from './fakes.js';
 
 const POLL_MS = 100;
@@ -36,10 +40,12 @@ function harness(queues: Record<string, number>, stored: LimitRow[] = [], random
   let rows = [...stored];
   /** What the next limited claims return (default: nothing ready). */
   let reply: (p: JobClaimLimitedParams) => JobClaimLimitedResult = () => ({ rows: [], retryInMs: null, saturated: false });
+  /** What the next ordinary claims return (default: nothing). */
+  let ordinaryReply: (p: JobClaimParams) => JobRow[] = () => [];
   const storage = fakeStorage({
     jobClaim: (p) => {
       ordinary.push(p.queues.map((q) => q.name));
-      return Promise.resolve([]);
+      return Promise.resolve(ordinaryReply(p));
     },
     jobClaimLimited: (p) => {
       limited.push(p);
@@ -59,6 +65,7 @@ function harness(queues: Record<string, number>, stored: LimitRow[] = [], random
     },
   });
   const claimed: JobRow[] = [];
+  const unwanted: JobRow[] = [];
   const errors: unknown[] = [];
   const ref: { loop?: ClaimLoop } = {};
   const claims = new LimitedClaims({
@@ -78,9 +85,10 @@ function harness(queues: Record<string, number>, stored: LimitRow[] = [], random
     queues: new Map(Object.entries(queues)),
     logger: recordingLogger(),
     onClaimed: (row) => void claimed.push(row),
-    onUnwanted: () => {},
+    onUnwanted: (rows) => void unwanted.push(...rows),
     onError: (err) => void errors.push(err),
     limited: claims,
+    now: () => Date.now(),
   });
   ref.loop = loop;
   return {
@@ -90,7 +98,12 @@ function harness(queues: Record<string, number>, stored: LimitRow[] = [], random
     limited,
     writes,
     claimed,
+    unwanted,
     errors,
+    /** The ordinary claims return what `fn` gives. */
+    ordinaryReply(fn: (p: JobClaimParams) => JobRow[]) {
+      ordinaryReply = fn;
+    },
     setRows(next: LimitRow[]) {
       rows = next;
     },
@@ -251,18 +264,18 @@ describe('LimitedClaims', () => {
     await h.claims.stop();
   });
 
-  it('nothing ready: backs off like a full limit (delayed limited jobs come due without a wake-up)', async () => {
+  it('nothing ready: claims again at the poll\'s pace, as the ordinary claim (delayed limited jobs come due without a wake-up)', async () => {
     const h = harness({ a: 10 }, [typeRow('t', 5)]);
     await h.claims.sync([], undefined);
     h.loop.start();
     await flush();
     assert.equal(h.limited.length, 1);
-    await advance(POLL_MS);
-    assert.equal(h.limited.length, 2);
-    await advance(2 * POLL_MS - 10);
-    assert.equal(h.limited.length, 2, 'not at each poll');
-    await advance(10);
-    assert.equal(h.limited.length, 3);
+    for (let i = 2; i <= 6; i++) {
+      await advance(POLL_MS - 10);
+      assert.equal(h.limited.length, i - 1, 'not sooner than pollMs');
+      await advance(10);
+      assert.equal(h.limited.length, i, 'every pollMs, no back-off');
+    }
     await h.loop.stop();
     await h.claims.stop();
   });
@@ -345,6 +358,150 @@ describe('LimitedClaims', () => {
     fail = false;
     await advance(200);
     assert.equal(h.limited.length, 2);
+    await h.loop.stop();
+    await h.claims.stop();
+  });
+
+  it('shareSlots: per queue, the first jobs in claim order (priority desc, run_at, id) up to its free slots run; the rest go back', () => {
+    const row = (queue: string, priority: number, runAt: number, limited = false): JobRow => jobRow({ queue, priority, runAt, limited });
+    const ordinary = [row('a', 0, 10), row('a', 0, 20), row('a', 0, 30), row('b', 0, 10)];
+    const limited = [row('a', 5, 50, true), row('a', 0, 15, true), row('a', 0, 40, true), row('b', -1, 0, true)];
+    const { run, back } = shareSlots(
+      [
+        { name: 'a', limit: 3 },
+        { name: 'b', limit: 1 },
+      ],
+      ordinary,
+      limited,
+    );
+    assert.deepEqual(
+      run.map((r) => r.id),
+      [limited[0]!, ordinary[0]!, ordinary[3]!, limited[1]!].map((r) => r.id),
+      'a: the higher priority, then by run_at; b: its ordinary job outranks the limited one',
+    );
+    assert.deepEqual(new Set(back.map((r) => r.id)), new Set([ordinary[1]!, ordinary[2]!, limited[2]!, limited[3]!].map((r) => r.id)));
+    const alone = shareSlots([{ name: 'a', limit: 3 }], ordinary.slice(0, 2), []);
+    assert.deepEqual([alone.run, alone.back], [ordinary.slice(0, 2), []], 'no limited job: the ordinary rows as they came');
+  });
+
+  it('a cycle with both claims asks each for every free slot, runs the first in claim order and gives the rest back', async () => {
+    const h = harness({ a: 4 }, [typeRow('t', 10)]);
+    await h.claims.sync([], undefined);
+    h.ordinaryReply((p) => Array.from({ length: p.queues[0]!.limit }, (_, i) => jobRow({ queue: 'a', runAt: 1_000 + i })));
+    h.reply(() => ({ rows: [jobRow({ queue: 'a', limited: true, priority: 5 }), jobRow({ queue: 'a', limited: true, priority: 5 })], retryInMs: null, saturated: false }));
+    h.loop.start();
+    await flush();
+    assert.deepEqual([h.ordinary.length, h.limited.length], [1, 1]);
+    assert.deepEqual(h.limited[0]?.queues, [{ name: 'a', limit: 4 }], 'the limited claim is asked for every free slot');
+    assert.deepEqual(
+      h.claimed.map((r) => [r.limited, r.priority, r.runAt]),
+      [
+        [true, 5, 1_000],
+        [true, 5, 1_000],
+        [false, 0, 1_000],
+        [false, 0, 1_001],
+      ],
+      'four slots: the two limited jobs of a higher priority, then the oldest ordinary ones',
+    );
+    assert.deepEqual(
+      h.unwanted.map((r) => [r.limited, r.runAt]),
+      [
+        [false, 1_002],
+        [false, 1_003],
+      ],
+    );
+    await h.loop.stop();
+    await h.claims.stop();
+  });
+
+  it('limited jobs outranked by ordinary ones go back, and the limited claim waits for pollMs (or a trigger) before asking again', async () => {
+    const h = harness({ a: 4 }, [typeRow('t', 10)]);
+    await h.claims.sync([], undefined);
+    h.ordinaryReply((p) => Array.from({ length: p.queues[0]!.limit }, () => jobRow({ queue: 'a', priority: 1 })));
+    h.reply((p) => ({ rows: Array.from({ length: p.queues[0]!.limit }, () => jobRow({ queue: 'a', limited: true })), retryInMs: null, saturated: false }));
+    h.loop.start();
+    await flush();
+    assert.deepEqual([h.claimed.every((r) => !r.limited), h.claimed.length, h.unwanted.length], [true, 4, 4]);
+    // Ordinary jobs finish: the ordinary claim (full last time) refills, the limited claim does not run.
+    h.ordinaryReply(() => []);
+    for (const r of h.claimed.slice(0, 2)) {
+      h.loop.slotFreed('a');
+      h.loop.released('a', r.id);
+    }
+    await advance(0);
+    assert.deepEqual([h.ordinary.length, h.limited.length], [2, 1]);
+    await advance(POLL_MS - 20);
+    assert.equal(h.limited.length, 1);
+    await advance(20);
+    assert.deepEqual(h.limited.at(-1)?.queues, [{ name: 'a', limit: 2 }], 'pollMs later the limited claim asks again');
+    await h.loop.stop();
+    await h.claims.stop();
+  });
+
+  it('no needless ordinary claim: where the last one came back short, only a wake-up or the poll asks again', async () => {
+    const h = harness({ a: 10 }, [typeRow('t', 100)]);
+    await h.claims.sync([], undefined);
+    h.reply((p) => got(p.queues[0]!.limit));
+    h.loop.start();
+    await flush();
+    assert.deepEqual([h.ordinary.length, h.limited.length, h.claimed.length], [1, 1, 10]);
+    // A drain of limited jobs: each batch of finishes refills by the limited claim alone.
+    for (let round = 0; round < 3; round++) {
+      for (const r of h.claimed.slice(-10)) {
+        h.loop.slotFreed('a');
+        h.loop.released('a', r.id);
+      }
+      await advance(0);
+    }
+    assert.deepEqual([h.ordinary.length, h.limited.length, h.claimed.length], [1, 4, 40], 'no ordinary claim for these cycles');
+    h.loop.wake('a');
+    await flush();
+    assert.equal(h.ordinary.length, 1, 'a full worker claims nothing on a wake-up');
+    for (const r of h.claimed.slice(-10)) {
+      h.loop.slotFreed('a');
+      h.loop.released('a', r.id);
+    }
+    await advance(0);
+    assert.equal(h.ordinary.length, 2, 'the wake-up is remembered: the next cycle asks the ordinary claim again');
+    await h.loop.stop();
+    await h.claims.stop();
+  });
+
+  it('a change of the database (a hint) makes an ordinary claim at once; while hints keep coming and lead to nothing, at the poll\'s pace', async () => {
+    const h = harness({ a: 10 });
+    await h.claims.sync([], undefined);
+    h.loop.start(); // t = 0
+    await flush();
+    assert.equal(h.ordinary.length, 1);
+    await advance(30);
+    h.loop.wake('a', false);
+    await flush();
+    assert.equal(h.ordinary.length, 2, 'the first hint claims at once (t = 30), and finds nothing');
+    for (let t = 40; t < 130; t += 10) {
+      await advance(10);
+      h.loop.wake('a', false);
+      await flush();
+    }
+    assert.equal(h.ordinary.length, 2, 'hints 10 ms apart within pollMs of that claim: none');
+    await advance(10); // t = 130: the poll, pollMs after the claim at 30
+    h.loop.wake('a', false);
+    await flush();
+    assert.equal(h.ordinary.length, 3, 'one claim at t = 130 (the poll, or a hint: never both)');
+    h.loop.wake('a');
+    await flush();
+    assert.equal(h.ordinary.length, 4, 'news of jobs claims at once');
+    // The database goes quiet for pollMs: the next hint is news again.
+    await advance(150); // the poll at t = 230
+    assert.equal(h.ordinary.length, 5);
+    h.ordinaryReply(() => [jobRow({ queue: 'a' })]);
+    h.loop.wake('a', false);
+    await flush();
+    assert.equal(h.ordinary.length, 6, 'a hint after a quiet spell claims at once');
+    h.ordinaryReply(() => []);
+    await advance(10);
+    h.loop.wake('a', false);
+    await flush();
+    assert.equal(h.ordinary.length, 7, 'that claim found a job: the next hint claims at once');
     await h.loop.stop();
     await h.claims.stop();
   });
