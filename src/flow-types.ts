@@ -24,8 +24,9 @@ export interface ConcurrencyLimitOptions<Args = unknown> {
 }
 
 /**
- * A fleet-wide rate limit of a job type: at most `limit` starts of one group per `period` ms,
- * spread evenly (one start every `period / limit` ms at most).
+ * A fleet-wide rate limit of a job type: starts of one group spread evenly, one every
+ * `period / limit` ms on the database clock; a start that came late may catch up, so a window
+ * of `period` ms holds at most `limit + 1` starts (docs/flow-control.md).
  */
 export interface RateLimitOptions<Args = unknown> {
   /** Most starts of one group per `period`: an integer from 1 to 1000000, at most `period`. */

@@ -62,7 +62,8 @@ ALTER TABLE sdj_queues ADD COLUMN rate_period_ms INTEGER;
 -- Rate state per rate group (GCRA): the theoretical arrival time in fractional ms. `scope` is
 -- 'type' (name: the type, rkey: the rate key or '') or 'queue' (name: the queue, rkey: '').
 -- Keyed by its primary key alone (no rowid): the claim reads a limit's rows as one range and
--- upserts them. A row whose tat has passed means what no row means; retention deletes those.
+-- upserts them. A row whose tat is more than a second old means what no row means (a late start
+-- catches up by at most a second); retention deletes those a minute old.
 CREATE TABLE sdj_rate_state (
   scope TEXT NOT NULL,
   name  TEXT NOT NULL,
