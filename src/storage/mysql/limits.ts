@@ -6,7 +6,8 @@
  * reading `sdj_type_limits`, and holds off the next ones until it commits — then row 1, then
  * re-marks the type's live jobs (always row 2 before row 1: limited claims never wait behind an
  * insert). Replacing the limits of an existing type row, and every queue-limit change, writes
- * one row.
+ * one row, and the limit's rate state (brought within the new interval, or deleted with the
+ * rate). Taking row 1 moves its generation on: a limited claim that read before reads the state again under the lock.
  * @internal
  */
 import type { LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from '../flow-rows.js';
@@ -18,6 +19,7 @@ import {
   LIMIT_USAGE,
   QUEUE_LIMIT_CLEAR,
   QUEUE_LIMIT_SET,
+  RATE_STATE_CAP,
   RATE_STATE_DELETE,
   TYPE_JOBS_MARK,
   TYPE_JOBS_UNMARK,
@@ -38,12 +40,25 @@ function storedLimits(p: LimitSetParams): [number | null, number | null, number 
   return [opt(p.concurrency), opt(p.rateLimit), p.rateLimit === null ? null : opt(p.ratePeriodMs)];
 }
 
-/** Takes flow lock row 1 on the transaction's connection. */
+/** Takes flow lock row 1 on the transaction's connection (moving its generation on: see `FLOW_LOCK`). */
 async function flowLock(ex: Executor): Promise<void> {
-  await select(ex, FLOW_LOCK);
+  await write(ex, FLOW_LOCK);
 }
 
-/** `Storage.limitSet`: upserts the row; a new type row marks the type's live jobs limited. */
+/**
+ * After a limit's row was written (flow lock row 1 held): its rate state brought within the new
+ * emission interval, or deleted with the rate (see `RATE_STATE_CAP`).
+ */
+async function fitRateState(ex: Executor, now: number | null, p: LimitSetParams, rate: number | null, period: number | null): Promise<void> {
+  if (rate === null || period === null) await write(ex, RATE_STATE_DELETE, [p.scope, p.name]);
+  else await write(ex, RATE_STATE_CAP, [now, period / rate, p.scope, p.name, now, period / rate]);
+}
+
+/**
+ * `Storage.limitSet`: upserts the row; a new type row marks the type's live jobs limited. The
+ * limit's rate state is brought within the new interval (or deleted with the rate), so a faster
+ * rate applies at once.
+ */
 export async function limitSet(ctx: DriverContext, p: LimitSetParams): Promise<void> {
   const [concurrency, rate, period] = storedLimits(p);
   const now = ctx.now();
@@ -51,17 +66,18 @@ export async function limitSet(ctx: DriverContext, p: LimitSetParams): Promise<v
     if (p.scope === 'queue') {
       await flowLock(ex);
       await write(ex, QUEUE_LIMIT_SET, [p.name, concurrency, rate, period, now, now]);
-      return;
+      return fitRateState(ex, now, p, rate, period);
     }
     if ((await select(ex, TYPE_LIMIT_GET, [p.name])).length > 0) {
       await flowLock(ex);
-      if ((await write(ex, TYPE_LIMIT_UPDATE, [concurrency, rate, period, now, p.name])) > 0) return;
+      if ((await write(ex, TYPE_LIMIT_UPDATE, [concurrency, rate, period, now, p.name])) > 0) return fitRateState(ex, now, p, rate, period);
     }
     // A new row (or one deleted meanwhile): row 2, row 1, the row, the marks.
     await select(ex, FLOW_LOCK_TYPE_LIMITS);
     await flowLock(ex);
     await write(ex, TYPE_LIMIT_UPSERT, [p.name, concurrency, rate, period, now]);
     await write(ex, TYPE_JOBS_MARK, [p.name, p.name]);
+    return fitRateState(ex, now, p, rate, period);
   });
 }
 

@@ -9,9 +9,11 @@
 
 -- Job columns. `limited` is 1 when the job's type had a type limit row when it was inserted or
 -- last re-marked; `concurrency_key` and `rate_key` name the job's groups (null counts as '');
--- a debounce replaces the pending job of its type holding `debounce_key`. `flow_group` is the
--- SHA-256 of the job's groups (type, concurrency key, rate key; each length-prefixed, null as
--- ''), set while the job is limited and NULL otherwise: the driver writes it in the statements
+-- a debounce replaces the pending job of its type holding `debounce_key`. `flow_group` names the
+-- job's groups in 32 bytes: 16 of the SHA-256 of its type and concurrency key, then 16 of the
+-- SHA-256 of its type and rate key (the type length-prefixed, a null key as ''), so a read that
+-- knows the full and the rate-blocked groups tells each flow group's fate from its index entry.
+-- It is set while the job is limited and NULL otherwise: the driver writes it in the statements
 -- that set `limited` (insert, debounce, limit re-marks, retry).
 SET @sdj_ddl = IF(
   (SELECT COUNT(*) FROM information_schema.columns
@@ -92,8 +94,9 @@ CREATE TABLE IF NOT EXISTS sdj_type_limits (
 
 -- Rate state per rate group (GCRA): the theoretical arrival time in fractional ms. `scope` is
 -- 'type' (name: the type, rkey: the rate key or '') or 'queue' (name: the queue, rkey: '').
--- A row whose tat has passed means what no row means; retention deletes those (a scan of this
--- small table: an index on `tat` would change at every start).
+-- A row whose tat is older than now minus the catch-up allowance (at most a second) means what
+-- no row means; retention deletes rows a minute past their tat (a scan of this small table: an
+-- index on `tat` would change at every start).
 CREATE TABLE IF NOT EXISTS sdj_rate_state (
   scope VARCHAR(8) CHARACTER SET ascii NOT NULL,
   name VARBINARY(1020) NOT NULL,
@@ -102,13 +105,17 @@ CREATE TABLE IF NOT EXISTS sdj_rate_state (
   PRIMARY KEY (scope, name, rkey)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- Row locks of flow control. Row 1: every limited claim locks it first (`FOR UPDATE`), and so do
--- limit changes and queue pauses, so the counts a claim reads stay exact until it commits. Row 2:
+-- Row locks of flow control. Row 1 serializes limited claims with each other and with limit
+-- changes and queue pauses: each of those locks it (an UPDATE) and moves its generation `gen` on.
+-- A limited claim reads the state with the generation before taking the lock, then takes the
+-- lock and claims in one statement only if the generation is still the one it read (otherwise it
+-- reads again under the lock), so the counts it decided on are exact until it commits. Row 2:
 -- every job insert share-locks it while reading `sdj_type_limits`, and a type limit's appearance
 -- or removal locks it exclusively before re-marking the type's jobs, so no insert in flight can
 -- miss the change.
 CREATE TABLE IF NOT EXISTS sdj_flow_locks (
   id TINYINT NOT NULL,
+  gen BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (id)
 ) ENGINE=InnoDB;
 

@@ -56,6 +56,14 @@ export const QUEUE_LIMIT_CLEAR =
 /** Deletes the rate state of one limit. Params: scope, name. */
 export const RATE_STATE_DELETE = 'DELETE FROM sdj_rate_state WHERE scope = ? AND name = ?';
 
+/**
+ * Brings a limit's rate state within its new emission interval: a next start further away than
+ * the interval (left by a slower rate) moves to now + interval, so a faster rate applies at
+ * once; a nearer one stays (a slower rate keeps the starts already spaced). The limit's rows are
+ * a range of the primary key. Params: now, interval (ms, fractional), scope, name, now, interval.
+ */
+export const RATE_STATE_CAP = `UPDATE sdj_rate_state SET tat = ${NOW} + ? WHERE scope = ? AND name = ? AND tat > ${NOW} + ?`;
+
 /** Every limit row: type rows, then queue rows with a limit, each by name (bytes). */
 const LIMIT_ROWS =
   "SELECT 'type' AS scope, l.type AS name, l.concurrency, l.rate_limit, l.rate_period_ms, l.updated_at FROM sdj_type_limits l " +
