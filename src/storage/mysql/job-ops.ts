@@ -167,14 +167,14 @@ export async function jobRetry(ctx: DriverContext, p: { id: string; fromFailedSt
 }
 
 /**
- * `Storage.queueSetPaused`: after flow lock row 1, so a limited claim in flight (which holds it)
+ * `Storage.queueSetPaused`: after flow lock row 1 (moving its generation), so a limited claim in flight (which holds it)
  * commits before the pause, as an ordinary claim in flight does (it share-locks the queue row).
  */
 export async function queueSetPaused(ctx: DriverContext, p: { queue: string; paused: boolean }): Promise<void> {
   const now = ctx.now();
   const flag = p.paused ? 1 : 0;
   await ctx.db.tx(async (ex) => {
-    await select(ex, FLOW_LOCK);
+    await write(ex, FLOW_LOCK);
     await write(ex, QUEUE_SET_PAUSED, [p.queue, flag, now, flag, now]);
   });
 }

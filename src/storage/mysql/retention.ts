@@ -23,7 +23,7 @@
  *    a row skipped) is left for a later call, whole.
  * 5. Delete the kept subtrees' checkpoints, signals, fan-outs and jobs, each statement joining a
  *    table of the ids to the rows by their key (`PRUNE_DELETE_*`).
- * 6. Flow control's leftovers: rate state whose tat has passed and debounce locks older than a
+ * 6. Flow control's leftovers: rate state whose tat passed a minute ago and debounce locks older than a
  *    day, each locked with `SKIP LOCKED` and then deleted by key (`pruneFlowState`).
  *
  * The transaction never waits for a lock: its locking reads skip held rows, and its deletes
@@ -158,7 +158,7 @@ function transaction<T>(conn: Executor, fn: (ex: Executor) => Promise<T>): Promi
 }
 
 /**
- * Step 6: deletes rate state whose tat has passed and debounce locks older than a day, at most
+ * Step 6: deletes rate state whose tat passed a minute ago and debounce locks older than a day, at most
  * {@link FLOW_PRUNE_BATCH} each, locking them with `SKIP LOCKED` first (rows a claim or a
  * debounce holds are left for a later call) and deleting only those.
  */

@@ -15,7 +15,7 @@ import { isTransientError } from './translate-error.js';
  * has passed its own status's age (`now - completed_at > age`) — with the checkpoints, signals
  * and fan-outs of every job deleted, in one `BEGIN IMMEDIATE` transaction on the transaction's
  * now. Roots of each status are taken oldest first, `completed` before `failed` before
- * `cancelled`. The same transaction deletes the rate state whose tat has passed (also when no age
+ * `cancelled`. The same transaction deletes the rate state whose tat passed a minute ago (also when no age
  * is given: that state is dropped on every call).
  *
  * SQLite has no row locks to skip: the transaction holds the file's write lock, so it is the
