@@ -72,10 +72,15 @@ export function runCliSuite(driver: string, makeDatabase: () => Promise<CliDatab
       await queue.schedule(schedule, every(3_600_000), { type: 'hourly-report', queue: q });
     });
 
-    it('status shows every queue with its depth', async () => {
+    it('status shows every queue with its depth and its limits', async () => {
+      const limited = uniqueName('limited');
+      await queue.setQueueLimits(limited, { concurrency: 5, rateLimit: { limit: 10, period: 500 } });
       const [human, json] = await runAll(['status'], ['status', '--json']);
+      await queue.setQueueLimits(limited, null);
       const out = ok(human!, 'status');
-      assert.match(out, /^QUEUE\s+PAUSED\s+PENDING\s+RUNNING\s+WAITING\s+FAILED\s+OLDEST PENDING$/m);
+      assert.match(out, /^QUEUE\s+PAUSED\s+PENDING\s+RUNNING\s+WAITING\s+FAILED\s+OLDEST PENDING\s+LIMITS$/m);
+      assert.match(out, new RegExp(`^${limited}\\s+no\\s+0\\s+0\\s+0\\s+0\\s+-\\s+0/5 running, 10 per 500ms$`, 'm'));
+      assert.equal(rowOf(out, q).at(-1), '-', 'a queue without limits');
       assert.ok(!out.includes('\u001b['), 'no colour when stdout is not a terminal');
       assert.deepEqual(rowOf(out, q).slice(1, 6), ['no', '1', '0', '1', '2']);
       assert.deepEqual(rowOf(out, kidsQueue).slice(1, 6), ['no', '3', '0', '0', '0']);
