@@ -1,124 +1,220 @@
 /**
- * The limited claim of the PostgreSQL driver (`Storage.jobClaimLimited`): one transaction
- * serialized with every other limited claim on the schema by a transaction-level advisory lock.
- * Round trips: BEGIN with the lock (one simple query), the candidate read, then — only when the
- * plan claims a job or moves a rate group — the claim with its rate-state write, and COMMIT:
- * four when jobs are claimed, three otherwise.
+ * The limited claim of the PostgreSQL driver (`Storage.jobClaimLimited`), optimistic: the
+ * candidate read (with the flow-state version), the shared plan, and the claim that stores the
+ * plan only if the version has not moved since the read (see `queries/flow.ts`). Round trips:
+ * one when the plan is plain (no rate or queue limit in play and room for every job the claim
+ * asks for: the first read claims them itself), else two when it claims a job or moves rate
+ * state, one otherwise, plus one read more when the first read of a queue was cut short and the
+ * plan could not fill it (two when that one could not either). A claim whose version moved
+ * (another limited claim stored its plan, or a limit changed) reads and plans again; after
+ * {@link OPTIMISTIC_ATTEMPTS} such losses in a row it runs in a transaction holding the
+ * flow-state row, where it cannot lose.
  * @internal
  */
-import { createHash } from 'node:crypto';
 import type { LimitRow } from '../flow-rows.js';
-import { planLimitedClaim, queueGroup, typeGroup, type FlowCandidate } from '../shared/flow-plan.js';
+import { planLimitedClaim, queueGroup, typeGroup, type FlowCandidate, type FlowPlan, type FlowPlanInput } from '../shared/flow-plan.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, JobRow } from '../storage.js';
-import { withTx } from './connection.js';
+import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { FLOW_CANDIDATES, FLOW_CLAIM, flowBegin } from './queries/flow.js';
-import { pgColumns, toInt, toJobRow, type JobDbRow } from './rows.js';
+import { FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM } from './queries/flow.js';
+import { toInt, toJobRow, type JobDbRow } from './rows.js';
 
-/** The advisory lock key of a schema's limited claims (a signed 64-bit integer, as text). */
-export function flowLockKey(schema: string): string {
-  const h = createHash('sha1').update(`simple-durable-jobs:flow:${schema}`).digest();
-  return h.readBigInt64BE(0).toString();
-}
+/** Compare-and-set attempts before the claim runs holding the flow-state row. */
+export const OPTIMISTIC_ATTEMPTS = 3;
 
-/** A row of `FLOW_CANDIDATES`. */
+/** A candidate read's row (`queries/flow.ts`, `RESULT`): JSON arrays, null when empty. */
 interface CandidateDbRow {
-  id: string;
-  queue: string;
-  type: string;
-  priority: number;
-  run_at: string;
-  concurrency_key: string | null;
-  rate_key: string | null;
   now: string;
-  t_conc: number | null;
-  t_rate: number | null;
-  t_period: string | null;
-  t_upd: string | null;
-  q_conc: number | null;
-  q_rate: number | null;
-  q_period: string | null;
-  q_upd: string | null;
-  run_q: string;
-  tat_q: number | null;
-  run_t: string;
-  tat_t: number | null;
+  version: string;
+  /** [queue, id, tid, type, priority, run_at, concurrency_key, rate_key, limited] */
+  jobs: [string, string, string, string, number, number, string | null, string | null, number][] | null;
+  /** [type, concurrency, rate_limit, rate_period_ms, updated_at] */
+  types: [string, number | null, number | null, number | null, number][] | null;
+  /** [type, key, running] */
+  counts: [string, string, number][] | null;
+  /** [type, key, tat] */
+  tats: [string, string, number][] | null;
+  /** [name, concurrency, rate_limit, rate_period_ms, updated_at, running, tat, trunc] */
+  queues: [string, number | null, number | null, number | null, number | null, number, number | null, boolean][] | null;
 }
 
-/** A limit row from a candidate's columns (`t` or `q`), or undefined when it has none. */
-function limitOf(r: CandidateDbRow, scope: 'type' | 'queue'): LimitRow | undefined {
-  const [conc, rate, period, upd] = scope === 'type' ? [r.t_conc, r.t_rate, r.t_period, r.t_upd] : [r.q_conc, r.q_rate, r.q_period, r.q_upd];
+/** A `FLOW_CLAIM` row: the new version (null when it had moved) and a claimed job (null id when none). */
+type ClaimDbRow = { won: string | null } & JobDbRow;
+
+/** A candidate as the claim needs it back: its address and the groups it was read with. */
+interface ReadJob {
+  queue: string;
+  tid: string;
+  concurrencyKey: string | null;
+  rateKey: string | null;
+}
+
+/** A limit row, or undefined when neither limit is set. */
+function limitOf(scope: 'type' | 'queue', name: string, conc: number | null, rate: number | null, period: number | null, updatedAt: number | null): LimitRow | undefined {
   if (conc === null && rate === null) return undefined;
-  return {
-    scope,
-    name: scope === 'type' ? r.type : r.queue,
-    concurrency: pgColumns.optInt(conc),
-    rateLimit: pgColumns.optInt(rate),
-    ratePeriodMs: pgColumns.optInt(period),
-    updatedAt: pgColumns.int(upd),
-  };
+  return { scope, name, concurrency: conc, rateLimit: rate, ratePeriodMs: period, updatedAt: updatedAt ?? 0 };
 }
 
-/** The plan's input from the candidate rows (each row carries its groups' limits, counts and tats). */
-function planInput(rows: readonly CandidateDbRow[], want: ReadonlyMap<string, number>) {
+/** What a candidate read tells: the plan's input, each candidate as read, the queues cut short and the version. */
+interface ReadResult {
+  input: FlowPlanInput;
+  jobs: Map<string, ReadJob>;
+  cut: Set<string>;
+  version: string;
+}
+
+/** The plan's input and the rest from a read's row (undefined: no candidate). */
+function readResult(row: CandidateDbRow | undefined, want: ReadonlyMap<string, number>): ReadResult | undefined {
+  if (row?.jobs == null) return undefined;
   const typeLimits = new Map<string, LimitRow>();
   const queueLimits = new Map<string, LimitRow>();
   const running = new Map<string, number>();
   const tat = new Map<string, number>();
   const candidates: FlowCandidate[] = [];
-  for (const r of rows) {
-    const tl = limitOf(r, 'type');
-    const ql = limitOf(r, 'queue');
-    if (tl !== undefined) typeLimits.set(r.type, tl);
-    if (ql !== undefined) queueLimits.set(r.queue, ql);
-    running.set(typeGroup(r.type, r.concurrency_key), toInt(r.run_t));
-    running.set(queueGroup(r.queue), toInt(r.run_q));
-    if (r.tat_t !== null) tat.set(typeGroup(r.type, r.rate_key), pgColumns.num(r.tat_t));
-    if (r.tat_q !== null) tat.set(queueGroup(r.queue), pgColumns.num(r.tat_q));
-    candidates.push({
-      id: r.id,
-      queue: r.queue,
-      type: r.type,
-      priority: r.priority,
-      runAt: toInt(r.run_at),
-      concurrencyKey: r.concurrency_key,
-      rateKey: r.rate_key,
-    });
+  const jobs = new Map<string, ReadJob>();
+  const cut = new Set<string>();
+  for (const [queue, id, tid, type, priority, runAt, concurrencyKey, rateKey] of row.jobs) {
+    jobs.set(id, { queue, tid, concurrencyKey, rateKey });
+    candidates.push({ id, queue, type, priority, runAt, concurrencyKey, rateKey });
   }
-  return { now: toInt(rows[0]!.now), want, typeLimits, queueLimits, running, tat, candidates };
+  for (const [type, conc, rate, period, upd] of row.types ?? []) {
+    const l = limitOf('type', type, conc, rate, period, upd);
+    if (l !== undefined) typeLimits.set(type, l);
+  }
+  for (const [type, key, n] of row.counts ?? []) running.set(typeGroup(type, key), n);
+  for (const [type, key, t] of row.tats ?? []) tat.set(typeGroup(type, key), t);
+  for (const [name, conc, rate, period, upd, n, t, trunc] of row.queues ?? []) {
+    const l = limitOf('queue', name, conc, rate, period, upd);
+    if (l !== undefined) queueLimits.set(name, l);
+    running.set(queueGroup(name), n);
+    if (t !== null) tat.set(queueGroup(name), t);
+    if (trunc) cut.add(name);
+  }
+  return { input: { now: toInt(row.now), want, typeLimits, queueLimits, running, tat, candidates }, jobs, cut, version: row.version };
+}
+
+/** True when a queue whose candidates were cut short was not filled by the plan (read deeper). */
+function fellShort(r: ReadResult, plan: FlowPlan): boolean {
+  if (r.cut.size === 0) return false;
+  const picked = new Map<string, number>();
+  for (const id of plan.picked) {
+    const q = r.jobs.get(id)!.queue;
+    picked.set(q, (picked.get(q) ?? 0) + 1);
+  }
+  return [...r.cut].some((q) => (picked.get(q) ?? 0) < r.input.want.get(q)!);
+}
+
+/** A read and its plan. */
+interface Planned extends ReadResult {
+  plan: FlowPlan;
+}
+
+/** A `FLOW_CANDIDATES` row: the claim it made (`won`, job columns) or the read (`RESULT` columns). */
+type FirstDbRow = { won: string | null; fast: boolean } & CandidateDbRow & JobDbRow;
+
+/** Claim order of rows: priority desc, run_at, id (the order of `planLimitedClaim`). */
+function byClaimOrder(a: JobRow, b: JobRow): number {
+  if (a.priority !== b.priority) return b.priority - a.priority;
+  if (a.runAt !== b.runAt) return a.runAt - b.runAt;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 /**
- * `Storage.jobClaimLimited`: lock, read the candidates of the groups that have room (and one
- * job per queue of those that do not, to report them), plan with `planLimitedClaim`, claim the
- * planned jobs and store the moved rate state, commit. Rows are returned in claim order.
+ * The first read, which claims by itself when its plan is plain: the claimed rows (`claimed`),
+ * or a version that moved under a plain plan (`lost`), or the read.
+ */
+type First = { claimed: JobRow[] } | { lost: true } | { read: CandidateDbRow | undefined };
+
+/** Runs the first read (see `FLOW_CANDIDATES`). */
+async function firstRead(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, want: ReadonlyMap<string, number>): Promise<First> {
+  const rows = await x.rows<FirstDbRow>(FLOW_CANDIDATES, [x.now(), [...want.keys()], [...want.values()], false, p.workerId, Math.trunc(p.leaseMs)], c);
+  const head = rows[0]!;
+  if (head.won != null) return { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) };
+  if (head.fast) return { lost: true };
+  return { read: head };
+}
+
+/**
+ * Plans on the first read; when a queue it cut short is not filled by the plan, reads deeper and
+ * plans again; when that read cut short a queue still not filled, reads it all (undefined:
+ * nothing ready).
+ */
+async function plan(x: PgExec, c: PgQueryableLike, first: CandidateDbRow | undefined, want: ReadonlyMap<string, number>): Promise<Planned | undefined> {
+  let r = readResult(first, want);
+  for (const complete of [false, true]) {
+    if (r === undefined) return undefined;
+    const planned = planLimitedClaim(r.input);
+    if (!fellShort(r, planned)) return { ...r, plan: planned };
+    r = readResult(await x.one<CandidateDbRow>(FLOW_CANDIDATES_DEEP, [x.now(), [...want.keys()], [...want.values()], complete], c), want);
+  }
+  return r === undefined ? undefined : { ...r, plan: planLimitedClaim(r.input) };
+}
+
+/**
+ * Stores a plan (compare and set on the version read with it); the claimed rows in claim order,
+ * or undefined when the version had moved.
+ */
+async function store(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, r: Planned): Promise<JobRow[] | undefined> {
+  const picked = r.plan.picked.map((id) => r.jobs.get(id)!);
+  const t = r.plan.tats;
+  const got = await x.rows<ClaimDbRow>(
+    FLOW_CLAIM,
+    [
+      r.input.now,
+      r.version,
+      r.plan.picked,
+      picked.map((j) => j.queue),
+      picked.map((j) => j.concurrencyKey),
+      picked.map((j) => j.rateKey),
+      p.workerId,
+      Math.trunc(p.leaseMs),
+      t.map((w) => w.scope),
+      t.map((w) => w.name),
+      t.map((w) => w.key),
+      t.map((w) => w.tat),
+      picked.map((j) => j.tid),
+    ],
+    c,
+  );
+  if (got[0]?.won == null) return undefined;
+  const order = new Map(r.plan.picked.map((id, i) => [id, i]));
+  return got
+    .filter((row) => row.id != null)
+    .map(toJobRow)
+    .sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+}
+
+/** One read, plan and (when the plan starts or moves anything) store; undefined when the version moved. */
+async function attempt(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, want: ReadonlyMap<string, number>): Promise<JobClaimLimitedResult | undefined> {
+  const first = await firstRead(x, c, p, want);
+  if ('claimed' in first) return { rows: first.claimed, retryInMs: null, saturated: false };
+  if ('lost' in first) return undefined;
+  const r = await plan(x, c, first.read, want);
+  if (r === undefined) return { rows: [], retryInMs: null, saturated: false };
+  const done = { retryInMs: r.plan.retryInMs, saturated: r.plan.saturated };
+  if (r.plan.picked.length === 0 && r.plan.tats.length === 0) return { rows: [], ...done };
+  const rows = await store(x, c, p, r);
+  return rows === undefined ? undefined : { rows, ...done };
+}
+
+/**
+ * `Storage.jobClaimLimited`: read the candidates of the groups that can start a job (and what
+ * tells `saturated` and `retryInMs`), plan with `planLimitedClaim`, and store the plan if no
+ * other limited claim or limit change came in between; else again. Rows in claim order.
  */
 export async function jobClaimLimited(x: PgExec, p: JobClaimLimitedParams): Promise<JobClaimLimitedResult> {
   // One entry per queue (a name listed twice keeps its largest limit).
   const want = new Map<string, number>();
   for (const q of p.queues) if (q.limit >= 1) want.set(q.name, Math.max(want.get(q.name) ?? 0, Math.trunc(q.limit)));
   if (want.size === 0) return { rows: [], retryInMs: null, saturated: false };
-  const lease = Math.trunc(p.leaseMs);
+  for (let n = 0; n < OPTIMISTIC_ATTEMPTS; n++) {
+    const r = await attempt(x, x.pool, p, want);
+    if (r !== undefined) return r;
+  }
+  // Holding the flow-state row, the version cannot move under the claim.
   return withTx(
     x.pool,
-    async (c) => {
-      const rows = await x.rows<CandidateDbRow>(FLOW_CANDIDATES, [x.now(), [...want.keys()], [...want.values()]], c);
-      if (rows.length === 0) return { rows: [], retryInMs: null, saturated: false };
-      const input = planInput(rows, want);
-      const plan = planLimitedClaim(input);
-      let claimed: JobRow[] = [];
-      if (plan.picked.length > 0 || plan.tats.length > 0) {
-        const t = plan.tats;
-        const got = await x.rows<JobDbRow>(
-          FLOW_CLAIM,
-          [input.now, plan.picked, p.workerId, lease, t.map((w) => w.scope), t.map((w) => w.name), t.map((w) => w.key), t.map((w) => w.tat)],
-          c,
-        );
-        const order = new Map(plan.picked.map((id, i) => [id, i]));
-        claimed = got.map(toJobRow).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-      }
-      return { rows: claimed, retryInMs: plan.retryInMs, saturated: plan.saturated };
-    },
-    flowBegin(flowLockKey(x.schema)),
+    async (c) => (await attempt(x, c, p, want)) ?? { rows: [], retryInMs: null, saturated: false },
+    FLOW_BEGIN_LOCKED.replaceAll('{s}', x.schemaSql),
   );
 }

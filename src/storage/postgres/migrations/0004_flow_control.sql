@@ -20,14 +20,31 @@ DROP INDEX :SCHEMA.sdj_jobs_claim;
 CREATE INDEX sdj_jobs_claim ON :SCHEMA.sdj_jobs_live (queue, priority DESC, run_at, id)
   WHERE status = 'pending' AND limited = 0;
 
--- Ready limited jobs by group, for the limited claim: within a queue, one entry per job ordered
--- by its groups (type, concurrency key, rate key; null keys as '') and then claim order. The
--- claim walks the distinct groups of a queue (one probe each) and reads the first jobs of the
--- groups that have room, so a full or rate-blocked group's backlog is never read. Only limited
--- pending jobs have entries: jobs without limits never touch it.
+-- Pending limited jobs in claim order within a queue, for the limited claim's first read (its
+-- first jobs in claim order; in a queue with a queue limit merged with the range of
+-- `sdj_jobs_claim`). The last term of the predicate holds for every row (priority is an
+-- integer); only the statements that read in claim order state it, so no other statement can
+-- use this index: without statistics the planner could not tell that it serves a group's jobs
+-- (below) far worse than `sdj_jobs_limited` does.
+CREATE INDEX sdj_jobs_limited_claim ON :SCHEMA.sdj_jobs_live (queue, priority DESC, run_at, id)
+  WHERE status = 'pending' AND limited = 1 AND priority > -2147483649;
+
+-- Pending limited jobs by group: within a queue, one entry per job ordered by its groups
+-- (type, concurrency key, rate key; null keys as '') and then claim order. When the first jobs
+-- of a queue in claim order cannot fill a limited claim (backlogs of full or rate-blocked groups
+-- in front of them), the claim reads the first jobs of each group it met (one probe each), or
+-- walks the distinct groups of the queue, so no group's backlog is read.
 CREATE INDEX sdj_jobs_limited ON :SCHEMA.sdj_jobs_live
   (queue, type, (coalesce(concurrency_key, '')), (coalesce(rate_key, '')), priority DESC, run_at, id)
   WHERE status = 'pending' AND limited = 1;
+
+-- Running limited jobs by concurrency group, for the limited claim's running counts (one
+-- entry per running limited job: bounded by the fleet's slots). Its predicate is on the
+-- status, so the planner's estimate of how few rows it holds does not depend on statistics;
+-- `limited = 1` keeps it out of every statement that does not name it (the finish, heartbeat
+-- and reclaim of running jobs look them up by id or lease).
+CREATE INDEX sdj_jobs_running ON :SCHEMA.sdj_jobs_live (type, (coalesce(concurrency_key, '')))
+  WHERE status = 'running' AND limited = 1;
 
 -- Debounce: the pending jobs holding a (type, key), for the insert that replaces its holder.
 -- Not unique: a holder that was claimed, and went back to pending (a retry, a release) after a
@@ -63,8 +80,8 @@ ALTER TABLE :SCHEMA.sdj_queues
 -- Rate state per rate group (GCRA): the theoretical arrival time in fractional ms. `scope` is
 -- 'type' (name: the type, rkey: the rate key or '') or 'queue' (name: the queue, rkey: '').
 -- Only `tat` changes, and it is not indexed: with free space left on each page, the claim's
--- upsert is a HOT update. A row whose tat
--- has passed means what no row means; retention deletes those.
+-- upsert is a HOT update. A row whose tat is older than a second means what no row means;
+-- retention deletes those older than a minute.
 CREATE TABLE :SCHEMA.sdj_rate_state (
   scope text             NOT NULL,
   name  text             NOT NULL,
@@ -72,5 +89,15 @@ CREATE TABLE :SCHEMA.sdj_rate_state (
   tat   double precision NOT NULL,
   PRIMARY KEY (scope, name, rkey)
 ) WITH (fillfactor = 70);
+
+-- The version of everything a limited claim decides on: one row, bumped by every limited claim
+-- that starts a job or moves rate state, and by every change of a limit (in the same
+-- transaction). A limited claim reads it with its candidates and stores its decision only if
+-- the version is still the one it read (see src/storage/postgres/queries/flow.ts).
+CREATE TABLE :SCHEMA.sdj_flow_state (
+  id      integer NOT NULL PRIMARY KEY CHECK (id = 1),
+  version bigint  NOT NULL
+) WITH (fillfactor = 10);
+INSERT INTO :SCHEMA.sdj_flow_state (id, version) VALUES (1, 0);
 
 ANALYZE :SCHEMA.sdj_jobs_live;

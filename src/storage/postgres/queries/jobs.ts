@@ -8,6 +8,7 @@
  * @internal
  */
 import { limitedOf, MOVE_CLEAR_LEASE, moveInsert, NOW, NOW_CTE, TYPE_LIMITS_LOCK_CTE } from './common.js';
+import { RATE_STATE_KEEP_MS } from './limits.js';
 
 /**
  * The column arrays of a job batch, unnested in input order. Params $2..$16: id, type, queue,
@@ -221,13 +222,15 @@ SELECT status, count(*) AS n FROM {s}.sdj_jobs WHERE ($1::text IS NULL OR queue 
 
 /**
  * Moves a job between two statuses (pause: pending → paused; resume: paused → pending,
- * notifying its queue). Params: $1 id, $2 from, $3 to, $4 channel.
+ * notifying its queue). A paused job leaves the debounce: it gives up its debounce key.
+ * Params: $1 id, $2 from, $3 to, $4 channel.
  * Result: one row { status: the status before (null when the job does not exist), n: rows changed }.
  */
 export const JOB_SET_STATUS = `
 WITH cur AS (SELECT status FROM {s}.sdj_jobs WHERE id = $1),
 upd AS (
-  UPDATE {s}.sdj_jobs_live SET status = $3 WHERE id = $1 AND status = $2 RETURNING queue, status
+  UPDATE {s}.sdj_jobs_live SET status = $3, debounce_key = CASE WHEN $3 = 'paused' THEN NULL ELSE debounce_key END
+  WHERE id = $1 AND status = $2 RETURNING queue, status
 ),
 ntf AS (SELECT pg_notify($4, queue) FROM upd WHERE status = 'pending')
 SELECT (SELECT status FROM cur) AS status, (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
@@ -373,8 +376,11 @@ function pruneDueRoots(status: 'completed' | 'failed' | 'cancelled', age: string
  * - `ok`: the roots whose every row and fan-out is held; only those are deleted, with their
  *   subtrees' checkpoints, signals and fan-outs.
  *
- * - `dr`: rate state whose tat has passed (a row that blocks nothing; one row per rate group
- *   that started a job since, so the table stays small).
+ * - `dr`: rate state whose tat is more than a minute old (`RATE_STATE_KEEP_MS`): such a row
+ *   means what no row means to every limited claim, including one whose now was read a little
+ *   before this statement's (a row whose tat has merely passed still tells that claim when its
+ *   group may start, and may be forgiven as lateness). Rows a limited claim holds are skipped,
+ *   so the prune never waits for one.
  *
  * Due roots are read in order from `sdj_jobs_prune` (status, completed_at) WHERE parent_id IS
  * NULL, one range per status; without that index each status costs a scan and a sort of its
@@ -426,5 +432,9 @@ dj AS (DELETE FROM {s}.sdj_jobs j WHERE j.id = ANY((SELECT a FROM gone)::text[])
 ds AS (DELETE FROM {s}.sdj_steps s WHERE s.job_id = ANY((SELECT a FROM gone)::text[])),
 dg AS (DELETE FROM {s}.sdj_signals g WHERE g.job_id = ANY((SELECT a FROM gone)::text[])),
 df AS (DELETE FROM {s}.sdj_fan_outs f WHERE f.parent_id = ANY((SELECT a FROM gone)::text[])),
-dr AS (DELETE FROM {s}.sdj_rate_state r WHERE r.tat < ${NOW})
+dr AS (
+  DELETE FROM {s}.sdj_rate_state r WHERE (r.scope, r.name, r.rkey) IN (
+    SELECT o.scope, o.name, o.rkey FROM {s}.sdj_rate_state o WHERE o.tat < ${NOW} - ${RATE_STATE_KEEP_MS} FOR UPDATE SKIP LOCKED
+  )
+)
 SELECT count(*) AS deleted, count(*) FILTER (WHERE parent_id IS NULL) AS roots FROM dj`;

@@ -1,10 +1,20 @@
 /**
  * PostgreSQL statements of the limit rows (`limits.ts`): type limits in `sdj_type_limits`,
  * queue limits on the queue's `sdj_queues` row, the `limited` mark of a type's jobs, and the
- * usage report. `$1` is the optional "now" where a statement needs one.
+ * usage report. `$1` is the optional "now" where a statement needs one. Every statement that
+ * changes a limit moves the flow-state version on (`FLOW_BUMP_CTE`, `queries/flow.ts`) before it
+ * writes anything else: a limited claim that read the limits before cannot store its plan.
  * @internal
  */
 import { NOW, NOW_CTE } from './common.js';
+import { FLOW_BUMP_CTE } from './flow.js';
+
+/**
+ * How long retention keeps a rate-state row after its tat (ms): well past the longest lateness a
+ * rate group forgives (1 s), so a limited claim whose now was read before the prune's still
+ * finds the row it must count.
+ */
+export const RATE_STATE_KEEP_MS = 60_000;
 
 /** Live statuses (SQL list literal): the jobs whose `limited` mark a type limit change re-marks. */
 const LIVE = "('pending', 'running', 'waiting', 'paused')";
@@ -19,30 +29,56 @@ const LIVE = "('pending', 'running', 'waiting', 'paused')";
 export const TYPE_LIMITS_LOCK = 'LOCK TABLE {s}.sdj_type_limits IN SHARE ROW EXCLUSIVE MODE';
 
 /**
- * Replaces the limits of an existing type row (no job changes its mark, so no lock is needed).
- * Params: $1 now, $2 type, $3 concurrency, $4 rate limit, $5 rate period ms. Result: { type } when the row exists.
+ * CTEs (`rc`, `rd`) that bring the rate state of the limit (`scope`, name $2) within the rate
+ * limit being set ($4 starts per $5 ms): a next start further than the new interval T from now
+ * (left by a slower rate) moves to now + T, so a faster rate applies at once, and a nearer one
+ * stays (a slower rate keeps the spacing already there); without a rate limit ($4 null) the
+ * state is deleted. Both follow the flow-state version (`fb`), as every write of a limit change.
+ */
+function rateStateFollows(scope: 'type' | 'queue'): string {
+  return `rc AS (
+  UPDATE {s}.sdj_rate_state s SET tat = n.t + $5::bigint::double precision / $4::int
+  FROM now n, fb
+  WHERE s.scope = '${scope}' AND s.name = $2 AND $4::int IS NOT NULL AND s.tat > n.t + $5::bigint::double precision / $4::int
+),
+rd AS (DELETE FROM {s}.sdj_rate_state s USING fb WHERE s.scope = '${scope}' AND s.name = $2 AND $4::int IS NULL)`;
+}
+
+/**
+ * Replaces the limits of an existing type row (no job changes its mark, so no lock is needed),
+ * its rate state following the new rate (`rateStateFollows`). Params: $1 now, $2 type, $3 concurrency, $4 rate limit, $5 rate period ms. Result: { type } when the row exists.
  */
 export const TYPE_LIMIT_UPDATE = `
-WITH ${NOW_CTE}
+WITH ${NOW_CTE},
+${FLOW_BUMP_CTE},
+${rateStateFollows('type')}
 UPDATE {s}.sdj_type_limits SET concurrency = $3::int, rate_limit = $4::int, rate_period_ms = $5::bigint, updated_at = ${NOW}
+FROM fb
 WHERE type = $2
 RETURNING type`;
 
 /**
- * Upserts a type row and marks the type's live jobs `limited` (a job of the type that returns to
- * pending — a retry, a wake-up, a resume — then stays with the limited claim). Run after
+ * Upserts a type row (its rate state following the new rate) and marks the type's live jobs
+ * `limited` (a job of the type that returns to pending — a retry, a wake-up, a resume — then
+ * stays with the limited claim). Run after
  * {@link TYPE_LIMITS_LOCK}. Params: $1 now, $2 type, $3 concurrency, $4 rate limit, $5 rate
  * period ms. Result: one row { marked }.
  */
 export const TYPE_LIMIT_INSERT = `
 WITH ${NOW_CTE},
+${FLOW_BUMP_CTE},
+${rateStateFollows('type')},
 up AS (
   INSERT INTO {s}.sdj_type_limits (type, concurrency, rate_limit, rate_period_ms, updated_at)
-  VALUES ($2, $3::int, $4::int, $5::bigint, ${NOW})
+  SELECT $2, $3::int, $4::int, $5::bigint, ${NOW} FROM fb
   ON CONFLICT (type) DO UPDATE SET concurrency = EXCLUDED.concurrency, rate_limit = EXCLUDED.rate_limit,
     rate_period_ms = EXCLUDED.rate_period_ms, updated_at = EXCLUDED.updated_at
 ),
-mark AS (UPDATE {s}.sdj_jobs_live j SET limited = 1 WHERE j.type = $2 AND j.limited = 0 AND j.status IN ${LIVE} RETURNING 1)
+mark AS (
+  UPDATE {s}.sdj_jobs_live j SET limited = 1 FROM fb
+  WHERE j.type = $2 AND j.limited = 0 AND j.status IN ${LIVE}
+  RETURNING 1
+)
 SELECT count(*) AS marked FROM mark`;
 
 /**
@@ -52,10 +88,11 @@ SELECT count(*) AS marked FROM mark`;
  * $2 channel. Result: one row { n: rows deleted }.
  */
 export const TYPE_LIMIT_DELETE = `
-WITH del AS (DELETE FROM {s}.sdj_type_limits WHERE type = $1 RETURNING type),
-rs AS (DELETE FROM {s}.sdj_rate_state WHERE scope = 'type' AND name = $1),
+WITH ${FLOW_BUMP_CTE},
+del AS (DELETE FROM {s}.sdj_type_limits t USING fb WHERE t.type = $1 RETURNING t.type),
+rs AS (DELETE FROM {s}.sdj_rate_state s USING fb WHERE s.scope = 'type' AND s.name = $1),
 unmark AS (
-  UPDATE {s}.sdj_jobs_live j SET limited = 0 WHERE j.type = $1 AND j.limited = 1 AND j.status IN ${LIVE}
+  UPDATE {s}.sdj_jobs_live j SET limited = 0 FROM fb WHERE j.type = $1 AND j.limited = 1 AND j.status IN ${LIVE}
   RETURNING j.queue, j.status
 ),
 ntf AS (SELECT pg_notify($2, d.queue) FROM (SELECT DISTINCT queue FROM unmark WHERE status = 'pending') d)
@@ -63,13 +100,16 @@ SELECT (SELECT count(*) FROM del) AS n, (SELECT count(*) FROM ntf) AS notified`;
 
 /**
  * Upserts a queue's limits on its `sdj_queues` row (the pause flag kept; a new row is not
- * paused). A claim in flight holds the row `FOR SHARE`: this waits for it.
+ * paused), its rate state following the new rate. An ordinary claim in flight holds the row
+ * `FOR SHARE`: this waits for it.
  * Params: $1 now, $2 queue, $3 concurrency, $4 rate limit, $5 rate period ms. Result: none.
  */
 export const QUEUE_LIMIT_SET = `
-WITH ${NOW_CTE}
+WITH ${NOW_CTE},
+${FLOW_BUMP_CTE},
+${rateStateFollows('queue')}
 INSERT INTO {s}.sdj_queues (name, paused, updated_at, concurrency, rate_limit, rate_period_ms)
-SELECT $2, false, t, $3::int, $4::int, $5::bigint FROM now
+SELECT $2, false, n.t, $3::int, $4::int, $5::bigint FROM now n, fb
 ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency, rate_limit = EXCLUDED.rate_limit,
   rate_period_ms = EXCLUDED.rate_period_ms, updated_at = EXCLUDED.updated_at`;
 
@@ -80,12 +120,14 @@ ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency, rate_limit 
  */
 export const QUEUE_LIMIT_DELETE = `
 WITH ${NOW_CTE},
+${FLOW_BUMP_CTE},
 upd AS (
-  UPDATE {s}.sdj_queues SET concurrency = NULL, rate_limit = NULL, rate_period_ms = NULL, updated_at = ${NOW}
-  WHERE name = $2 AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
-  RETURNING name
+  UPDATE {s}.sdj_queues q SET concurrency = NULL, rate_limit = NULL, rate_period_ms = NULL, updated_at = ${NOW}
+  FROM fb
+  WHERE q.name = $2 AND (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)
+  RETURNING q.name
 ),
-rs AS (DELETE FROM {s}.sdj_rate_state WHERE scope = 'queue' AND name = $2),
+rs AS (DELETE FROM {s}.sdj_rate_state s USING fb WHERE s.scope = 'queue' AND s.name = $2),
 ntf AS (SELECT pg_notify($3, name) FROM upd)
 SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM ntf) AS notified`;
 
