@@ -43,9 +43,14 @@
  * - Where limits live: type limits in `sdj_type_limits`; queue limits on the queue's `sdj_queues` row
  *   (read by every claim with the pause flag, so a claim in flight is ordered with a limit change
  *   exactly as with a pause). `limitList` returns both as rows.
- * - `jobClaimLimited` runs in one transaction serialized with every other `jobClaimLimited` on
- *   the same storage (PostgreSQL: a transaction-level advisory lock; MySQL/MariaDB: a row lock;
- *   SQLite: the write lock), so counts read in it are exact.
+ * - `jobClaimLimited` is serialized with every other `jobClaimLimited` on the same storage, so the
+ *   counts a claim decides on are exact when it commits. SQLite: one transaction under the write
+ *   lock. PostgreSQL and MySQL/MariaDB: optimistic — a claim reads and plans without a lock and
+ *   commits only if a version (generation) counter on one row is still the one its read saw;
+ *   every limited claim that claims or moves rate state, every limit change and every pause moves
+ *   it, so a plan made on counts another claim has changed is never applied (the claim reads
+ *   again). What else changes the counts only frees slots (finishes, releases, reclaims,
+ *   suspends, cancels), which makes a plan conservative, never over the limit.
  * - A limit applies to claims made after it is stored; jobs already running when a limit is set
  *   or lowered finish as they are (the limit may be exceeded until they do).
  * @module

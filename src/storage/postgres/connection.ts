@@ -131,7 +131,7 @@ export function withTx<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise
 
 /**
  * One attempt of {@link withTx}. `begin` opens the transaction: `BEGIN`, or a simple query
- * starting with it that does more in the same round trip (`queries/flow.ts` `flowBegin`).
+ * starting with it that does more in the same round trip (`queries/flow.ts` `FLOW_BEGIN_LOCKED`).
  */
 async function txOnce<T>(pool: PgPoolLike, fn: (c: PgPoolClientLike) => Promise<T>, begin: string): Promise<T> {
   const c = await pool.connect();
