@@ -28,16 +28,13 @@ import {
   TYPE_LIMIT_UPDATE,
   TYPE_LIMIT_UPSERT,
 } from './queries/limits.js';
+import { storedLimit } from '../shared/limit-values.js';
 import { type DbRow, num, numOrNull, str } from './rows.js';
-
-/** An integer parameter or null. */
-function opt(v: number | null): number | null {
-  return v === null ? null : Math.trunc(v);
-}
 
 /** The stored values of a limit: concurrency, rate limit, period (null without a rate limit). */
 function storedLimits(p: LimitSetParams): [number | null, number | null, number | null] {
-  return [opt(p.concurrency), opt(p.rateLimit), p.rateLimit === null ? null : opt(p.ratePeriodMs)];
+  const v = storedLimit(p);
+  return [v.concurrency, v.rateLimit, v.ratePeriodMs];
 }
 
 /** Takes flow lock row 1 on the transaction's connection (moving its generation on: see `FLOW_LOCK`). */

@@ -19,19 +19,16 @@ import {
   TYPE_LIMIT_UPDATE,
   TYPE_LIMITS_LOCK,
 } from './queries/limits.js';
+import { storedLimit } from '../shared/limit-values.js';
 import { pgColumns, toInt } from './rows.js';
-
-/** An integer parameter or null. */
-function opt(v: number | null): number | null {
-  return v === null ? null : Math.trunc(v);
-}
 
 /**
  * `Storage.limitSet`: a queue limit is one upsert of its queue row; a type limit is one update
  * when its row exists, else one transaction (lock, upsert, mark the type's live jobs limited).
  */
 export async function limitSet(x: PgExec, p: LimitSetParams): Promise<void> {
-  const values = [x.now(), p.name, opt(p.concurrency), opt(p.rateLimit), opt(p.rateLimit === null ? null : p.ratePeriodMs)];
+  const v = storedLimit(p);
+  const values = [x.now(), p.name, v.concurrency, v.rateLimit, v.ratePeriodMs];
   if (p.scope === 'queue') {
     await x.rows(QUEUE_LIMIT_SET, values);
     return;

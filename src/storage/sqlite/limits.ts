@@ -19,13 +19,9 @@ import {
   TYPE_LIMIT_EXISTS,
   TYPE_LIMIT_SET,
 } from './queries/limits.js';
+import { storedLimit } from '../shared/limit-values.js';
 import { int, sqliteColumns } from './rows.js';
 import type { SqliteContext } from './statements.js';
-
-/** An integer parameter or null. */
-function opt(v: number | null): number | null {
-  return v === null ? null : Math.trunc(v);
-}
 
 /**
  * `Storage.limitSet`: a queue limit is one upsert of its queue row; a type limit an upsert of
@@ -34,7 +30,7 @@ function opt(v: number | null): number | null {
  * applies at once.
  */
 export function limitSet(ctx: SqliteContext, p: LimitSetParams): void {
-  const values = { concurrency: opt(p.concurrency), rateLimit: opt(p.rateLimit), ratePeriodMs: p.rateLimit === null ? null : opt(p.ratePeriodMs) };
+  const values = storedLimit(p);
   ctx.write((c, now) => {
     if (values.rateLimit === null || values.ratePeriodMs === null) c.st(RATE_STATE_DELETE).run(p.scope, p.name);
     else c.st(RATE_STATE_CAP).run({ scope: p.scope, name: p.name, now, interval: values.ratePeriodMs / values.rateLimit });
