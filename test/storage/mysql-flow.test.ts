@@ -4,7 +4,8 @@
  * queue's groups by a loose scan of `sdj_jobs_wake` and reads a job or two per group through
  * `sdj_jobs_flow`, so a full or rate-blocked group's backlog is never read), the round trips of a
  * limited claim (its read before the flow lock, the claim that takes the lock only if no claim,
- * limit change or pause came between, and what it does when one did), a read that keeps only the
+ * limit change or pause came between, and what it does when one did; a job cancelled or paused
+ * or a limit lowered between the read and the claim), a read that keeps only the
  * first open groups, rows held by other transactions, the lock that orders a type limit's
  * appearance with an insert in flight, the `limited` mark across limit changes and retries, exact
  * keys (no trailing-space padding), retention of rate state, and migration 4 over a database at
@@ -16,7 +17,7 @@ import { splitStatements } from '../../src/storage/mysql/migrate.js';
 import { MIGRATIONS } from '../../src/storage/mysql/migrations.generated.js';
 import { MysqlStorage, type MysqlPoolLike, type MysqlQueryOptions } from '../../src/storage/mysql/mysql-storage.js';
 import { MIGRATIONS_CREATE_LEDGER } from '../../src/storage/mysql/queries/admin.js';
-import { FLOW_LOCK, claimLimitedRead } from '../../src/storage/mysql/queries/flow.js';
+import { CLAIM_LIMITED_LOCK, FLOW_LOCK, claimLimitedRead } from '../../src/storage/mysql/queries/flow.js';
 import { CLAIM_SELECT } from '../../src/storage/mysql/queries/run.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { claimLimited, completeRows, idsOf, setQueueLimit, setTypeLimit } from '../conformance/flow-helpers.js';
@@ -580,5 +581,50 @@ describe('mysql flow control: a held row', () => {
     } finally {
       await conn.end();
     }
+  });
+});
+
+describe('mysql flow control: changes between the read and the claim', () => {
+  let db: Db;
+  before(async () => {
+    db = await openDatabase('mysql-flow-between');
+  });
+  after(async () => db.close());
+
+  /** A storage that runs `change` once, just before the claim locks the rows it picked. */
+  function changedBeforeLock(change: () => Promise<unknown>): MysqlStorage {
+    let pending = true;
+    return db.hooked(async (sql) => {
+      if (pending && sql === CLAIM_LIMITED_LOCK) {
+        pending = false;
+        await change();
+      }
+    });
+  }
+
+  it('a picked job cancelled or paused after the read is left as it is, and the claim takes the next job', async () => {
+    const type = uniqueName('t');
+    const q = uniqueName('q');
+    await setTypeLimit(db.s, type, { concurrency: 1 });
+    const [first, second, third] = await insertEachOf(db.s, 3, { queue: q, type });
+    const r = await claimLimited(changedBeforeLock(() => db.s.jobCancel({ id: first! })), q, 10);
+    assert.ok(!idsOf(r.rows).includes(first!), 'the cancelled job is not claimed');
+    assert.equal((await mustGet(db.s, first!)).status, 'cancelled');
+    await completeRows(db.s, r.rows);
+    const again = await claimLimited(changedBeforeLock(() => db.s.jobPause({ id: second! })), q, 10);
+    assert.ok(!idsOf(again.rows).includes(second!), 'the paused job is not claimed');
+    assert.equal((await mustGet(db.s, second!)).status, 'paused');
+    await completeRows(db.s, again.rows);
+    assert.deepEqual(idsOf((await claimLimited(db.s, q, 10)).rows), [third], 'the limit still admits one job');
+  });
+
+  it('a concurrency limit lowered after the read holds: the claim starts no more jobs than the new limit', async () => {
+    const type = uniqueName('t');
+    const q = uniqueName('q');
+    await setTypeLimit(db.s, type, { concurrency: 3 });
+    const ids = await insertEachOf(db.s, 3, { queue: q, type });
+    const r = await claimLimited(changedBeforeLock(() => setTypeLimit(db.s, type, { concurrency: 1 })), q, 10);
+    assert.deepEqual(idsOf(r.rows), [ids[0]], 'one job: the limit as it is when the claim commits');
+    assert.deepEqual((await db.rows<{ n: number }>("SELECT COUNT(*) AS n FROM sdj_jobs WHERE type = ? AND status = 'running'", [type]))[0]!.n, 1);
   });
 });

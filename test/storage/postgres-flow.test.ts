@@ -4,7 +4,9 @@
  * indexes with or without statistics, read a few rows per group whatever the backlog, and settle
  * on generic plans; its claim is a TID scan), the optimistic limited claim (its round trips, a
  * compare-and-set that loses when the flow-state version moved, every limit change moving it,
- * the locked fallback after repeated losses), the lock that orders a type limit's appearance
+ * the locked fallback after repeated losses; a job cancelled or paused, a queue paused or a limit
+ * lowered between the read and the compare-and-set; a plain first read whose version moved before
+ * it stored), the lock that orders a type limit's appearance
  * with the inserts that mark jobs from it, the `limited` mark of jobs in every status and of
  * jobs going back to pending, and migration 4 over a schema at version 3 holding jobs.
  */
@@ -528,5 +530,120 @@ describe('postgres flow control: migration 4 over a schema holding jobs', () => 
     assert.deepEqual([u.running, u.keysRunning, u.keysFull, u.pending], [2, 1, 1, 1], 'the running jobs of before count');
     const dup = jobInsert({ uniqueKey: 'daily', uniqueForMs: 60_000 });
     assert.deepEqual(await s.jobInsertMany({ jobs: [dup], onConflict: 'existing' }), { inserted: [], ids: ['m-done'] });
+  });
+});
+
+describe('postgres flow control: changes between the read and the compare-and-set', () => {
+  let ts: TestStorage;
+  let q: string;
+  before(async () => {
+    ts = await makePostgresStorage('pg-flow-between');
+    q = `"${(ts.storage as PostgresStorage).schema}"`;
+  });
+  after(async () => ts.cleanup());
+
+  /** Runs one limited claim of `queue` on a pool of its own that runs `change` once, just before the claim's compare-and-set. */
+  async function claimChangedBefore(queue: string, change: () => Promise<unknown>) {
+    const claimText = rendered(FLOW_CLAIM, q);
+    let pending = true;
+    const pool = recordingPool(async (text) => {
+      if (pending && text === claimText) {
+        pending = false;
+        await change();
+      }
+    });
+    const s = new PostgresStorage(pool, { schema: q.slice(1, -1) });
+    try {
+      const r = await s.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit: 5 }], leaseMs: 60_000 });
+      assert.equal(pending, false, 'the claim reached its compare-and-set');
+      return r;
+    } finally {
+      await s.close();
+      await pool.end();
+    }
+  }
+
+  it('a picked job cancelled or paused after the read is left as it is', async () => {
+    const s = ts.storage;
+    const type = uniqueName('t');
+    const queue = uniqueName('q');
+    await s.limitSet({ scope: 'type', name: type, concurrency: 1, rateLimit: null, ratePeriodMs: null });
+    const ids = [await insertJob(s, { queue, type }), await insertJob(s, { queue, type }), await insertJob(s, { queue, type })];
+    const cancelled = await claimChangedBefore(queue, () => s.jobCancel({ id: ids[0]! }));
+    assert.ok(!cancelled.rows.some((r) => r.id === ids[0]), 'the cancelled job is not claimed');
+    assert.equal((await mustGet(s, ids[0]!)).status, 'cancelled');
+    const paused = await claimChangedBefore(queue, () => s.jobPause({ id: ids[1]! }));
+    assert.ok(!paused.rows.some((r) => r.id === ids[1]), 'the paused job is not claimed');
+    assert.equal((await mustGet(s, ids[1]!)).status, 'paused');
+    const running = await pgAdmin<{ id: string }>(`SELECT id FROM ${q}.sdj_jobs_live WHERE type = $1 AND status = 'running'`, [type]);
+    assert.ok(running.length <= 1 && running.every((r) => r.id === ids[2]), JSON.stringify(running));
+  });
+
+  it('a queue paused after the read: nothing is claimed from it', async () => {
+    const s = ts.storage;
+    const type = uniqueName('t');
+    const queue = uniqueName('q');
+    await s.limitSet({ scope: 'type', name: type, concurrency: 1, rateLimit: null, ratePeriodMs: null });
+    const ids = [await insertJob(s, { queue, type }), await insertJob(s, { queue, type })];
+    const r = await claimChangedBefore(queue, () => s.queueSetPaused({ queue, paused: true }));
+    assert.deepEqual(r.rows, []);
+    assert.deepEqual([(await mustGet(s, ids[0]!)).status, (await mustGet(s, ids[1]!)).status], ['pending', 'pending']);
+    await s.queueSetPaused({ queue, paused: false });
+    assert.deepEqual((await claimLimitedOnce(s, queue)).rows.map((row) => row.id), [ids[0]]);
+  });
+
+  it('a concurrency limit lowered after the read holds: the claim starts no more jobs than the new limit', async () => {
+    const s = ts.storage;
+    const type = uniqueName('t');
+    const queue = uniqueName('q');
+    await s.limitSet({ scope: 'type', name: type, concurrency: 2, rateLimit: null, ratePeriodMs: null });
+    const ids = [await insertJob(s, { queue, type }), await insertJob(s, { queue, type }), await insertJob(s, { queue, type })];
+    const r = await claimChangedBefore(queue, () => s.limitSet({ scope: 'type', name: type, concurrency: 1, rateLimit: null, ratePeriodMs: null }));
+    assert.deepEqual(r.rows.map((row) => row.id), [ids[0]], 'one job: the limit as it is when the claim stores its plan');
+    const running = await pgAdmin<{ n: string }>(`SELECT count(*) AS n FROM ${q}.sdj_jobs_live WHERE type = $1 AND status = 'running'`, [type]);
+    assert.equal(Number(running[0]!.n), 1);
+  });
+});
+
+describe('postgres flow control: the plain plan of the first read and a claim committed meanwhile', () => {
+  let ts: TestStorage;
+  let q: string;
+  let rival: pg.Client;
+  before(async () => {
+    ts = await makePostgresStorage('pg-flow-plain-race');
+    q = `"${(ts.storage as PostgresStorage).schema}"`;
+    rival = await client();
+  });
+  after(async () => {
+    await rival.end();
+    await ts.cleanup();
+  });
+
+  it('a read whose plan is plain but whose version moved before it stored claims nothing on it, reads again, and the limit holds', async () => {
+    const s = ts.storage;
+    const type = uniqueName('t');
+    const [qa, qb] = [uniqueName('q'), uniqueName('q')];
+    await s.limitSet({ scope: 'type', name: type, concurrency: 2, rateLimit: null, ratePeriodMs: null });
+    const other = await insertJob(s, { queue: qa, type });
+    const ids = [await insertJob(s, { queue: qb, type }), await insertJob(s, { queue: qb, type })];
+    // A rival claim in flight: it holds the flow-state row (version moved) and starts a job of the
+    // type in another queue. The claim below reads before it commits: room for both of its jobs.
+    await rival.query('BEGIN');
+    await rival.query(`UPDATE ${q}.sdj_flow_state SET version = version + 1 WHERE id = 1`);
+    await rival.query(`UPDATE ${q}.sdj_jobs_live SET status = 'running', locked_by = 'rival', lease_expires_at = 9e15 WHERE id = $1`, [other]);
+    const claiming = s.jobClaimLimited({ workerId: 'w', queues: [{ name: qb, limit: 5 }], leaseMs: 60_000 });
+    await waitFor(
+      async () =>
+        (await pgAdmin<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 IN query) > 0 AND pid <> $2",
+          [q, (rival as unknown as { processID: number }).processID],
+        ))[0]!.n !== '0',
+      { message: 'the claim waits for the flow-state row' },
+    );
+    await rival.query('COMMIT');
+    const r = await claiming;
+    assert.deepEqual(r.rows.map((row) => row.id), [ids[0]], 'one job: the rival holds the other slot');
+    const running = await pgAdmin<{ n: string }>(`SELECT count(*) AS n FROM ${q}.sdj_jobs_live WHERE type = $1 AND status = 'running'`, [type]);
+    assert.equal(Number(running[0]!.n), 2);
   });
 });
