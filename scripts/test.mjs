@@ -9,6 +9,8 @@
 // take the selection from test/helpers/storages.ts. A selected driver whose database is down
 // fails its tests: nothing is skipped silently.
 //
+// A file whose header says `@serial` runs after the others, alone.
+//
 // `--checks-only` runs the checks and the build but no test file; `--list` prints the test files
 // the selection would run, without building or running anything. Other arguments are test files
 // to run instead of every file under test/ (with SDJ_SKIP_BUILD=1, no checks and no build).
@@ -80,4 +82,10 @@ if (flags.has('--list')) {
   console.log(files.join('\n'));
   process.exit(0);
 }
-run(process.execPath, ['--import', 'tsx', '--import', './test/setup/leaked-workers.ts', '--test', '--test-concurrency=3', '--test-timeout=300000', ...files]);
+// A file whose header says `@serial` measures timing that other test files running beside it
+// would skew (a rate reached across processes): it runs after the others, alone.
+const serial = files.filter((f) => /@serial\b/.test(readFileSync(join(root, f), 'utf8').slice(0, 2000)));
+const parallel = files.filter((f) => !serial.includes(f));
+const testArgs = ['--import', 'tsx', '--import', './test/setup/leaked-workers.ts', '--test', '--test-timeout=300000'];
+if (parallel.length > 0) run(process.execPath, [...testArgs, '--test-concurrency=3', ...parallel]);
+if (serial.length > 0) run(process.execPath, [...testArgs, '--test-concurrency=1', ...serial]);

@@ -35,11 +35,9 @@
  *   - the rate timer: `retryInMs` (the next claim reads the database clock a little after the
  *     start is due, which costs no start: up to one interval of lateness is caught up), plus up
  *     to 10 % random jitter so workers do not all ask at once (the jitter only adds: no worker
- *     asks before the start is due). A worker whose rate-timed claims took nothing k times in a
- *     row (other workers took the starts) waits 2^k − 1 emission intervals more (period /
- *     limit, the shortest of its limits; k at most 4): the workers of a busy group ask for a
- *     few of its starts each, and a worker that asks wins about half the time, so every worker
- *     still gets starts (its jobs may be of other queues than the others'). A job
+ *     asks before the start is due). Every worker of a busy group asks for each start, also
+ *     after losing one, so a worker whose jobs sit in another queue than the others' still gets
+ *     its share. A job
  *     under rate limits only frees no slot when it finishes, so its finish claims nothing;
  *   - a back-off timer, from `pollMs` doubling up to 8 × `pollMs` and reset when a limited claim
  *     fills, armed when a concurrency limit was full;
@@ -59,9 +57,6 @@ const MAX_BACKOFF_POLLS = 8;
 
 /** Share of random jitter added to the rate timer. */
 const RATE_JITTER = 0.1;
-
-/** Rate-timed claims that took nothing, in a row, that lengthen the wait (to 2^4 − 1 starts skipped). */
-const MAX_RATE_LOSSES = 4;
 
 /** Longest delay a timer takes (ms); a longer one fires at once, so a longer wait is cut to it. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -115,7 +110,6 @@ export class LimitedClaims {
    */
   readonly #ids = new Map<string, boolean>();
   /** Rate-timed limited claims in a row that took nothing (another worker took the start). */
-  #rateLosses = 0;
   #lastRefresh = -Infinity;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
@@ -233,7 +227,6 @@ export class LimitedClaims {
     const wanted = asked.reduce((n, w) => n + w.limit, 0);
     if (r.rows.length >= wanted) {
       // Filled: more may be ready; the next cycle may claim again.
-      this.#rateLosses = 0;
       this.#backoffMs = this.#d.pollMs;
       this.#armed = true;
       this.#clearTimer();
@@ -245,13 +238,11 @@ export class LimitedClaims {
       // The next start is due retryInMs after the database read its clock; the claim that takes
       // it reads the clock a little later still, which costs nothing: a start up to one interval
       // late keeps its turn (flow-rows.ts), while one a moment early would find nothing.
-      // A claim that took nothing lost the start to another worker: k losses in a row make this
-      // one skip 2^k − 1 starts, so the workers of a busy group do not all ask for every start;
-      // one that asks wins about half the time, so the starts still go to every worker.
-      this.#rateLosses = r.rows.length > 0 ? 0 : Math.min(this.#rateLosses + 1, MAX_RATE_LOSSES);
-      const lost = (2 ** this.#rateLosses - 1) * this.#interval(r.retryInMs);
+      // Every worker of a busy group asks for each start (one wins, the others find the next one
+      // due): a worker that lost does not hold back, so a worker joining a group served by others
+      // gets its share of the starts.
       const jitter = r.retryInMs * RATE_JITTER * (this.#d.random ?? Math.random)();
-      this.#armIn(r.retryInMs + lost + jitter);
+      this.#armIn(r.retryInMs + jitter);
     }
     // A full concurrency limit: back off. Nothing ready at all: the poll's pace (delayed and
     // retried limited jobs come due without a wake-up). A rate-blocked group alone waits for its timer.
@@ -321,20 +312,6 @@ export class LimitedClaims {
     const q = this.#byName.get(`queue:${queue}`);
     if (t === undefined && q === undefined) return true;
     return (t?.concurrency ?? null) !== null || (q?.concurrency ?? null) !== null;
-  }
-
-  /**
-   * The shortest emission interval (period / limit, ms) of the rate limits that may apply to
-   * this worker's queues, by the cache; `fallback` when the cache knows none.
-   */
-  #interval(fallback: number): number {
-    let t = Infinity;
-    for (const l of this.#byName.values()) {
-      if (l.rateLimit === null || l.ratePeriodMs === null) continue;
-      if (l.scope === 'queue' && !this.#limitedQueues.has(l.name)) continue;
-      t = Math.min(t, l.ratePeriodMs / l.rateLimit);
-    }
-    return t === Infinity ? fallback : t;
   }
 
   /** Arms the timer to fire in `ms`, unless it fires sooner already. */

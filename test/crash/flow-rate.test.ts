@@ -1,6 +1,7 @@
 /**
  * A fleet-wide rate limit across real worker processes: 4 processes × 10 slots with a backlog
- * well beyond the limit, type rate limit 50 per second.
+ * well beyond the limit, type rate limit 50 per second. @serial: whether the rate is reached
+ * depends on claims coming on time, which other test files running beside it would delay.
  *
  * The model (src/storage/flow-rows.ts): GCRA on the database clock with an emission interval
  * T = period / limit = 20 ms that forgives up to c = min(T, 1 s) = 20 ms of lateness, so no

@@ -116,7 +116,8 @@ qy AS MATERIALIZED (
  *   has a type limit;
  * - `counts`: [type, key, running] per concurrency group of a candidate under a type concurrency
  *   limit;
- * - `tats`: [type, key, tat] per rate group of a candidate under a type rate limit that has state;
+ * - `tats`: [type, key, tat] per rate group of a candidate under a type rate limit that has state
+ *   (whatever the candidate's `limited` mark, as `types` and `counts`);
  * - `queues`: [name, concurrency, rate_limit, rate_period_ms, updated_at, running, tat, trunc]
  *   per queue read (not paused); `trunc`: its candidates were cut short.
  * Each is computed only when `when` holds (an SQL condition; the columns are null otherwise).
@@ -130,7 +131,7 @@ function result(when: string): string {
     FROM tl WHERE tl.type IN (SELECT g.type FROM rc g))`)} AS types,
   ${only('(SELECT json_agg(json_build_array(c.type, c.ck, c.n)) FROM rc c WHERE c.conc IS NOT NULL)')} AS counts,
   ${only(`(SELECT json_agg(json_build_array(s.name, s.rkey, s.tat))
-    FROM (SELECT DISTINCT j.type, coalesce(j.rate_key, '') AS rk FROM jobs j WHERE j.limited = 1) r
+    FROM (SELECT DISTINCT j.type, coalesce(j.rate_key, '') AS rk FROM jobs j) r
     JOIN tl ON tl.type = r.type AND tl.rate_limit IS NOT NULL
     JOIN {s}.sdj_rate_state s ON s.scope = 'type' AND s.name = r.type AND s.rkey = r.rk)`)} AS tats,
   ${only(`(SELECT json_agg(json_build_array(q.name, q.q_conc, q.q_rate, q.q_period, q.q_upd, q.run_q, q.tat_q, q.trunc))
@@ -138,7 +139,9 @@ function result(when: string): string {
 }
 
 /**
- * A CTE `rc`: per concurrency group (type, ck) of the limited candidates (`jobs` with `pos`),
+ * A CTE `rc`: per concurrency group (type, ck) of the candidates (`jobs` with `pos`) whose type
+ * has a type limit, whatever their `limited` mark (a candidate of such a type never reaches the
+ * plan without its type's limits, running count and rate state: the plan gates it by them),
  * its type's limits (`conc`, `rate`), how many of its candidates are among the first `limit` of
  * their queue (`first_n`), and, under a concurrency limit, its running count (`n`, from
  * `sdj_jobs_running`, one range per group).
@@ -149,7 +152,7 @@ const GROUPS = `rc AS MATERIALIZED (
       WHERE r.status = 'running' AND r.limited = 1 AND r.type = g.type AND coalesce(r.concurrency_key, '') = g.ck) END AS n
   FROM (
     SELECT x.type, coalesce(x.concurrency_key, '') AS ck, count(*) FILTER (WHERE x.pos <= q.lim) AS first_n
-    FROM jobs x JOIN qy q ON q.name = x.queue WHERE x.limited = 1 GROUP BY 1, 2
+    FROM jobs x JOIN qy q ON q.name = x.queue GROUP BY 1, 2
   ) g
   JOIN tl ON tl.type = g.type
 )`;
@@ -313,7 +316,10 @@ SELECT ${result('true')}`;
  * Stores a plan if the flow-state version is still `$2` (the candidate read's): moves the
  * version on, reads the planned jobs' queue rows `FOR SHARE` (a pause in flight waits for the
  * claim, and a pause committed before it is seen), stores the rate state the plan moved, and
- * claims the planned jobs exactly as `jobClaim` does (`claimSet`). Each job is updated at the
+ * claims the planned jobs exactly as `jobClaim` does (`claimSet`). A stored tat never moves
+ * back (`greatest`): a plan whose version held read the stored tat and only moves it on, so this
+ * changes nothing then, and keeps a group's spacing should the row have moved on since the read
+ * by any other way (a tat moved back lets the group start early). Each job is updated at the
  * physical address the read found it at, only while the row there is that job, pending, ready,
  * in the queue and groups it was read with, in a queue not paused: a row changed since the read
  * has another address (a change committed before this statement leaves the address dead; one
@@ -344,11 +350,11 @@ ql AS MATERIALIZED (
   FOR SHARE OF q
 ),
 rs AS (
-  INSERT INTO {s}.sdj_rate_state (scope, name, rkey, tat)
+  INSERT INTO {s}.sdj_rate_state AS s (scope, name, rkey, tat)
   SELECT u.scope, u.name, u.rkey, u.tat FROM p CROSS JOIN LATERAL unnest(p.scopes, p.names, p.rkeys, p.tats) AS u(scope, name, rkey, tat)
   WHERE EXISTS (SELECT 1 FROM v)
   ORDER BY 1, 2, 3
-  ON CONFLICT (scope, name, rkey) DO UPDATE SET tat = EXCLUDED.tat
+  ON CONFLICT (scope, name, rkey) DO UPDATE SET tat = greatest(s.tat, EXCLUDED.tat)
 ),
 upd AS (
   UPDATE {s}.sdj_jobs_live j

@@ -6,7 +6,7 @@
  * writes anything else: a limited claim that read the limits before cannot store its plan.
  * @internal
  */
-import { NOW, NOW_CTE } from './common.js';
+import { DB_NOW, NOW, NOW_CTE } from './common.js';
 import { FLOW_BUMP_CTE } from './flow.js';
 
 /**
@@ -29,17 +29,27 @@ const LIVE = "('pending', 'running', 'waiting', 'paused')";
 export const TYPE_LIMITS_LOCK = 'LOCK TABLE {s}.sdj_type_limits IN SHARE ROW EXCLUSIVE MODE';
 
 /**
- * CTEs (`rc`, `rd`) that bring the rate state of the limit (`scope`, name $2) within the rate
- * limit being set ($4 starts per $5 ms): a next start further than the new interval T from now
- * (left by a slower rate) moves to now + T, so a faster rate applies at once, and a nearer one
- * stays (a slower rate keeps the spacing already there); without a rate limit ($4 null) the
+ * CTEs (`rn`, `rc`, `rd`) that bring the rate state of the limit (`scope`, name $2) within the
+ * rate limit being set ($4 starts per $5 ms): a next start further than the new interval T from
+ * now (left by a slower rate) moves to now + T, so a faster rate applies at once, and a nearer
+ * one stays (a slower rate keeps the spacing already there); without a rate limit ($4 null) the
  * state is deleted. Both follow the flow-state version (`fb`), as every write of a limit change.
+ * The cap's now (`rn`) is read once the version row is held: a limited claim that stored its
+ * plan while this statement waited for that row wrote a tat of at most its own now + T, so a
+ * now read before the wait could move that tat back and let the group start early. A rate that
+ * did not change (the same limit stored again) touches no rate state.
  */
 function rateStateFollows(scope: 'type' | 'queue'): string {
-  return `rc AS (
+  const same =
+    scope === 'type'
+      ? '{s}.sdj_type_limits t WHERE t.type = $2 AND t.rate_limit = $4::int AND t.rate_period_ms = $5::bigint'
+      : '{s}.sdj_queues t WHERE t.name = $2 AND t.rate_limit = $4::int AND t.rate_period_ms = $5::bigint';
+  return `rn AS MATERIALIZED (SELECT COALESCE($1::bigint, ${DB_NOW}) AS t FROM fb),
+rc AS (
   UPDATE {s}.sdj_rate_state s SET tat = n.t + $5::bigint::double precision / $4::int
-  FROM now n, fb
+  FROM rn n
   WHERE s.scope = '${scope}' AND s.name = $2 AND $4::int IS NOT NULL AND s.tat > n.t + $5::bigint::double precision / $4::int
+    AND NOT EXISTS (SELECT 1 FROM ${same})
 ),
 rd AS (DELETE FROM {s}.sdj_rate_state s USING fb WHERE s.scope = '${scope}' AND s.name = $2 AND $4::int IS NULL)`;
 }
