@@ -37,9 +37,12 @@
  *   τ_{m−1} >= s_1 − c + (m − 1)·T. The m-th start needs τ_{m−1} <= s_m < s_1 + P, hence
  *   (m − 1)·T − c < P = rateLimit·T, m < rateLimit + 1 + c/T <= rateLimit + 2: m <= rateLimit + 1.
  *   Over a long run of length D the same argument gives at most 1 + (D + c)/T starts.
- *   `limitSet` with a rate limit caps the stored tat of the limit's groups at now + the new T
- *   (a faster rate applies at once; a slower one keeps the spacing there): the bound holds for
+ *   `limitSet` with a rate limit that differs from the stored one caps the stored tat of the
+ *   limit's groups at now + the new T (a faster rate applies at once; a slower one keeps the
+ *   spacing there); the same rate stored again leaves the state as it is: the bound holds for
  *   windows within one setting of the limit.
+ * - A candidate is gated by the limit rows of its type and queue, whatever its `limited` mark
+ *   (the mark only routes jobs to the limited claim).
  * - Where limits live: type limits in `sdj_type_limits`; queue limits on the queue's `sdj_queues` row
  *   (read by every claim with the pause flag, so a claim in flight is ordered with a limit change
  *   exactly as with a pause). `limitList` returns both as rows.

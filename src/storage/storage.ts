@@ -416,9 +416,9 @@ export interface Storage<Tx = unknown> {
   /**
    * Upserts a limit row (type limits in `sdj_type_limits`, queue limits on the `sdj_queues` row). A
    * type row that did not exist marks the type's non-terminal jobs `limited` in the same
-   * transaction. Rate state: without a rate limit it is deleted; with one, a tat later than
-   * now + the new interval (period / limit) is set to that, so a faster rate applies at once
-   * and a slower one keeps the spacing already there.
+   * transaction. Rate state: without a rate limit it is deleted; with a rate that differs from
+   * the stored one, a tat later than now + the new interval (period / limit) is set to that, so
+   * a faster rate applies at once and a slower one keeps the spacing already there.
    */
   limitSet(p: LimitSetParams): Promise<void>;
   /**
