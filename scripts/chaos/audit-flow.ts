@@ -13,6 +13,7 @@ import { nextTat } from '../../src/storage/shared/flow-plan.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { parse, type AuditInput } from './audit-data.js';
 import type { Verdict } from './audit.js';
+import { archiveOf } from './prune-archive.js';
 import type { ChaosDb } from './backend.js';
 import type { ProcLife } from './fleet.js';
 import { FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, type FlowArgs, type FlowRun } from './flow.js';
@@ -231,7 +232,7 @@ export function checkRate(runs: readonly FlowRun[], a: AuditInput): Verdict {
   return { name: 'flow: rate limit never exceeded (limit + 1 per window; each claim in its turn)', checked, violations: v, note };
 }
 
-/** The stored limits are the registered ones, and flow jobs still in the table carry their args' keys. */
+/** The stored limits are the registered ones, flow jobs still in the table carry their args' keys, and every job of a limited type its mark. */
 export async function checkFlowSetup(db: ChaosDb, storage: Storage): Promise<Verdict> {
   const v: string[] = [];
   let checked = 0;
@@ -253,7 +254,25 @@ export async function checkFlowSetup(db: ChaosDb, storage: Storage): Promise<Ver
   }
   for (const r of rows) if (!FLOW_TYPES.some((t) => r.scope === 'type' && t.type === r.name) && !(r.scope === 'queue' && r.name === METERED_QUEUE)) v.push(`unexpected limit row ${JSON.stringify(r)}`);
   const types = FLOW_TYPES.map((t) => t.type);
-  const jobs = await db.all<Record<string, unknown>>(`SELECT id, type, args, concurrency_key, rate_key FROM sdj_jobs WHERE type IN (${types.map(() => '?').join(', ')})`, types);
+  const limitedTypes = FLOW_TYPES.filter((t) => t.concurrency || t.rateLimit).map((t) => t.type);
+  const jobs = await db.all<Record<string, unknown>>(`SELECT id, type, args, concurrency_key, rate_key, limited FROM sdj_jobs WHERE type IN (${types.map(() => '?').join(', ')})`, types);
+  // Every job of a type with a type limit carries the `limited` mark (the fleet stores the limits
+  // before the load starts), live or finished, including the finished rows deleted since (kept by
+  // the archive): a job read without it would escape its type's limits.
+  const deleted = await db.all<Record<string, unknown>>(
+    `SELECT id, type, status, limited FROM ${archiveOf('jobs')} WHERE type IN (${limitedTypes.map(() => '?').join(', ')})`,
+    limitedTypes,
+  );
+  let unmarked = 0;
+  for (const j of [...jobs, ...deleted]) {
+    if (!limitedTypes.includes(String(j['type']))) continue;
+    checked++;
+    if (Number(j['limited']) !== 1) {
+      unmarked++;
+      if (unmarked <= 20) v.push(`job ${String(j['id'])} (${String(j['type'])}${j['status'] === undefined ? '' : `, deleted as ${String(j['status'])}`}) is not marked limited`);
+    }
+  }
+  if (unmarked > 20) v.push(`${unmarked - 20} more jobs of limited types not marked limited`);
   for (const j of jobs) {
     checked++;
     const args = parse(j['args'] === null ? null : String(j['args'])) as FlowArgs | undefined;
@@ -261,5 +280,5 @@ export async function checkFlowSetup(db: ChaosDb, storage: Storage): Promise<Ver
     const rk = j['rate_key'] === null ? null : String(j['rate_key']);
     if (ck !== (args?.ckey ?? null) || rk !== (args?.rkey ?? null)) v.push(`job ${String(j['id'])} (${String(j['type'])}) stored keys ${JSON.stringify([ck, rk])}, its args name ${JSON.stringify([args?.ckey ?? null, args?.rkey ?? null])}`);
   }
-  return { name: 'flow: limits stored as registered, keys as enqueued', checked, violations: v, note: `${jobs.length} flow jobs still in sdj_jobs checked for their keys` };
+  return { name: 'flow: limits stored as registered, keys as enqueued', checked, violations: v, note: `${jobs.length} flow jobs still in sdj_jobs checked for their keys; ${jobs.length + deleted.length} jobs of limited types (${deleted.length} deleted) checked for their mark` };
 }

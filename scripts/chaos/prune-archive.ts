@@ -34,7 +34,7 @@ type ColType = 'key' | 'int' | 'big' | 'real' | 'text';
 export const ARCHIVED = {
   jobs: {
     table: 'sdj_jobs',
-    cols: { id: 'key', parent_id: 'key', type: 'key', queue: 'key', status: 'key', attempt: 'int', max_retries: 'int', run_count: 'int', args: 'text', result: 'text', meta: 'text', last_error: 'text', fan_out_id: 'key', fan_out_index: 'int', completed_at: 'big' },
+    cols: { id: 'key', parent_id: 'key', type: 'key', queue: 'key', status: 'key', attempt: 'int', max_retries: 'int', run_count: 'int', args: 'text', result: 'text', meta: 'text', last_error: 'text', fan_out_id: 'key', fan_out_index: 'int', completed_at: 'big', limited: 'int' },
   },
   steps: { table: 'sdj_steps', cols: { job_id: 'key', step_index: 'int', step_name: 'key', status: 'key', output: 'text', error: 'text' } },
   fan_outs: {
