@@ -87,6 +87,15 @@ async function main(): Promise<number> {
     const retention = opts.retention ?? false;
     const queue = new Queue(storage, { retention });
     await queue.setQueueLimits(METERED_QUEUE, METERED_LIMITS);
+    // The type limits as each worker stores them when it starts, stored before the first job is
+    // enqueued (a worker prints `ready` while its start is still storing them): the audit then
+    // expects every job of a limited type ever run to carry the `limited` mark.
+    if (opts.fault !== 'flow') {
+      for (const t of FLOW_TYPES) {
+        if (!t.concurrency && !t.rateLimit) continue;
+        await storage.limitSet({ scope: 'type', name: t.type, concurrency: t.concurrency?.limit ?? null, rateLimit: t.rateLimit?.limit ?? null, ratePeriodMs: t.rateLimit?.period ?? null });
+      }
+    }
     // The flow types as the workers register them, for their key functions at enqueue (this
     // process runs no worker: the handler never runs).
     for (const t of FLOW_TYPES) queue.register(t.type, () => Promise.reject(new Error('the orchestrator runs no jobs')), registerOptions(t));
