@@ -11,47 +11,14 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from '../../src/queue/queue.js';
 import { DuplicateJobError, InvalidArgumentError, noRetry } from '../../src/errors.js';
-import type { LimitInfo } from '../../src/flow-types.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { sub, values } from '../../src/workflow/fan-out.js';
-import type { JobContext } from '../../src/workflow/job-context.js';
 import { completedJob, uniqueName, waitForClockPast } from '../helpers/factories.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
+import { RunLog, batch, gated, gatedType, limitOf, limitedWorker, serve, waitForStatus, waitOr, work } from '../helpers/flow-gates.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { Gate, StorageWatch, holdsUntil, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
-
-/** Running handlers per group, with the most seen at once (by the handlers' own records). */
-class RunLog {
-  readonly running = new Map<string, number>();
-  readonly max = new Map<string, number>();
-  readonly started: string[] = [];
-  readonly startedAt = new Map<string, number>();
-  enter(key: string, id: string): void {
-    const n = (this.running.get(key) ?? 0) + 1;
-    this.running.set(key, n);
-    this.max.set(key, Math.max(this.max.get(key) ?? 0, n));
-    this.started.push(id);
-    if (!this.startedAt.has(id)) this.startedAt.set(id, performance.now());
-  }
-  leave(key: string): void {
-    this.running.set(key, (this.running.get(key) ?? 1) - 1);
-  }
-}
-
-/** A handler's own work time (never used to wait for a state). */
-const work = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const limitOf = (limits: readonly LimitInfo[], scope: 'type' | 'queue', name: string): LimitInfo | undefined => limits.find((l) => l.scope === scope && l.name === name);
-
-/** Like `waitFor`, with a failure message computed when it fails (the state then, not at the call). */
-async function waitOr<T>(cond: () => T | Promise<T>, timeout: number, explain: () => Promise<string> | string): Promise<NonNullable<T>> {
-  try {
-    return await waitFor(cond, { timeout });
-  } catch {
-    throw new assert.AssertionError({ message: await explain() });
-  }
-}
+import { Gate, StorageWatch, holdsUntil, stopAllWorkers } from '../helpers/workflow-harness.js';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -64,38 +31,22 @@ for (const [name, make] of storageMatrix()) {
     afterEach(stopAllWorkers);
     after(() => ts.cleanup());
 
-    /** A queue on the shared storage whose worker has stored `type`'s limit. */
-    async function limitedWorker(queue: Queue, type: string, q: string, concurrency = 5, extra: object = {}) {
-      const w = startWorker(queue, { queues: { [q]: { concurrency } }, ...extra });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
-      return w;
-    }
-
     // ---------------------------------------------------------------- operator actions
 
     it('cancelling a running limited job frees its slot: a held job starts while the cancelled handler still runs', async () => {
       const type = uniqueName('cancel');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const log = new RunLog();
-      const gate = new Gate();
-      queue.register(
-        type,
-        async (a: { stubborn: boolean }, ctx) => {
-          log.enter('all', ctx.job.id);
-          if (a.stubborn) await gate.promise; // ignores its abort signal
-          log.leave('all');
-        },
-        { concurrency: { limit: 1 } },
-      );
+      // A stubborn run ignores its abort signal.
+      const { started, open } = gatedType(queue, type, { concurrency: { limit: 1 } }, { during: (a: { stubborn: boolean }, gate) => a.stubborn && gate.promise });
       const w = await limitedWorker(queue, type, q);
       const first = await queue.enqueue(type, { stubborn: true }, { queue: q });
-      await waitFor(() => log.started.includes(first));
+      await waitFor(() => started.includes(first));
       const held = await queue.enqueue(type, { stubborn: false }, { queue: q });
       await queue.cancelJob(first);
       assert.equal((await queue.getJob(first))?.status, 'cancelled');
-      await waitFor(async () => (await queue.getJob(held))?.status === 'completed', { timeout: 5_000, message: 'the held job never ran after the running one was cancelled' });
-      gate.open();
+      await waitForStatus(queue, held, 'completed', { timeout: 5_000, message: 'the held job never ran after the running one was cancelled' });
+      open();
       await w.stop();
     });
 
@@ -105,20 +56,11 @@ for (const [name, make] of storageMatrix()) {
       const q = uniqueName('q');
       const watch = new StorageWatch(ts.storage);
       const queue = new Queue(watch.storage);
-      const log = new RunLog();
-      const h = async (_a: unknown, ctx: { job: { id: string } }) => {
-        log.enter('q', ctx.job.id);
-        await work(20);
-        log.leave('q');
-      };
-      queue.register(type, h);
-      queue.register(typed, h, { concurrency: { limit: 5 } });
+      const { log, handler } = gatedType(queue, type, undefined, { key: 'q', during: () => work(20) });
+      queue.register(typed, handler, { concurrency: { limit: 5 } });
       await queue.setQueueLimits(q, { concurrency: 2 });
       await queue.pauseQueue(q);
-      const ids = await queue.enqueueBatch([
-        ...Array.from({ length: 4 }, () => ({ type, options: { queue: q } })),
-        ...Array.from({ length: 2 }, () => ({ type: typed, options: { queue: q } })),
-      ]);
+      const ids = await queue.enqueueBatch([...batch(4, type, { queue: q }), ...batch(2, typed, { queue: q })]);
       const w = await limitedWorker(queue, typed, q, 10);
       await holdsUntil(() => log.started.length === 0, watch.next('jobClaimLimited', 3), 'a job of a paused queue started');
       // Changing the limits of a paused queue leaves it paused.
@@ -128,7 +70,7 @@ for (const [name, make] of storageMatrix()) {
       assert.equal((await queue.queues()).find((x) => x.name === q)?.paused, true);
       await holdsUntil(() => log.started.length === 0, watch.next('jobClaimLimited', 2), 'a job of a paused queue started after its limits changed');
       await queue.resumeQueue(q);
-      await waitFor(async () => (await Promise.all(ids.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'), { timeout: 10_000 });
+      await waitForStatus(queue, ids, 'completed', { timeout: 10_000 });
       assert.equal(log.max.get('q'), 2);
       await w.stop();
     });
@@ -138,17 +80,7 @@ for (const [name, make] of storageMatrix()) {
       const q = uniqueName('q');
       const watch = new StorageWatch(ts.storage);
       const queue = new Queue(watch.storage);
-      const log = new RunLog();
-      const gate = new Gate();
-      queue.register(
-        type,
-        async (a: { hold: boolean }, ctx) => {
-          log.enter('all', ctx.job.id);
-          if (a.hold) await gate.promise;
-          log.leave('all');
-        },
-        { concurrency: { limit: 1 } },
-      );
+      const { log, open } = gatedType(queue, type, { concurrency: { limit: 1 } }, { during: (a: { hold: boolean }, gate) => a.hold && gate.promise });
       const w = await limitedWorker(queue, type, q);
       const first = await queue.enqueue(type, { hold: true }, { queue: q });
       await waitFor(() => log.started.includes(first));
@@ -158,8 +90,8 @@ for (const [name, make] of storageMatrix()) {
       await queue.resumeJob(held);
       await holdsUntil(() => log.started.length === 1, Promise.all([watch.next('jobClaimLimited', 2), watch.next('jobClaim', 3)]), 'the resumed job ran beside the running one');
       assert.equal((await queue.getJob(held))?.status, 'pending');
-      gate.open();
-      await waitFor(async () => (await queue.getJob(held))?.status === 'completed');
+      open();
+      await waitForStatus(queue, held);
       assert.equal(log.max.get('all'), 1);
       await w.stop();
     });
@@ -169,25 +101,16 @@ for (const [name, make] of storageMatrix()) {
       const q = uniqueName('q');
       const watch = new StorageWatch(ts.storage);
       const queue = new Queue(watch.storage);
-      const log = new RunLog();
-      const gate = new Gate();
       const state = { failing: true };
-      queue.register(
-        type,
-        async (a: { hold: boolean }, ctx) => {
-          log.enter('all', ctx.job.id);
-          try {
-            if (a.hold) await gate.promise;
-            else if (state.failing) throw noRetry(new Error('down'));
-          } finally {
-            log.leave('all');
-          }
+      const { log, open } = gatedType(queue, type, { concurrency: { limit: 1 } }, {
+        during: async (a: { hold: boolean }, gate) => {
+          if (a.hold) await gate.promise;
+          else if (state.failing) throw noRetry(new Error('down'));
         },
-        { concurrency: { limit: 1 } },
-      );
+      });
       const w = await limitedWorker(queue, type, q);
-      const failed = await queue.enqueueBatch(Array.from({ length: 3 }, () => ({ type, args: { hold: false }, options: { queue: q } })));
-      await waitFor(async () => (await Promise.all(failed.map((id) => queue.getJob(id)))).every((j) => j?.status === 'failed'));
+      const failed = await queue.enqueueBatch(batch(3, type, { queue: q }, () => ({ hold: false })));
+      await waitForStatus(queue, failed, 'failed');
       state.failing = false;
       const holder = await queue.enqueue(type, { hold: true }, { queue: q });
       await waitFor(() => log.started.includes(holder));
@@ -195,8 +118,8 @@ for (const [name, make] of storageMatrix()) {
       await queue.retryJob(failed[0]!);
       await queue.retryJobs({ status: 'failed', type });
       await holdsUntil(() => log.started.length === before, Promise.all([watch.next('jobClaimLimited', 2), watch.next('jobClaim', 3)]), 'a retried job ran beside the running one');
-      gate.open();
-      await waitFor(async () => (await Promise.all(failed.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'));
+      open();
+      await waitForStatus(queue, failed);
       assert.equal(log.max.get('all'), 1);
       await w.stop();
     });
@@ -205,19 +128,14 @@ for (const [name, make] of storageMatrix()) {
     it(`${how} of a workflow whose type got a limit after it failed obeys the limit`, async () => {
       const type = uniqueName('wf');
       const q = uniqueName('q');
-      const log = new RunLog();
-      const gate = new Gate();
       const state = { failing: true };
-      const handler = async (a: { hold: boolean }, ctx: JobContext) => {
-        log.enter('all', ctx.job.id);
-        try {
+      const { log, open, handler } = gated({
+        during: async (a: { hold: boolean }, gate, ctx) => {
           if (a.hold) return await gate.promise;
           await ctx.call(`${type}-step1`, 1);
           await ctx.call(`${type}-step2`, 2);
-        } finally {
-          log.leave('all');
-        }
-      };
+        },
+      });
       const step2 = () => {
         if (state.failing) throw noRetry(new Error('step 2 is down'));
         return 2;
@@ -227,9 +145,9 @@ for (const [name, make] of storageMatrix()) {
       before.register(type, handler);
       before.register(`${type}-step1`, () => 1);
       before.register(`${type}-step2`, step2);
-      const w1 = startWorker(before, { queues: { [q]: {} } });
+      const w1 = serve(before, q);
       const failed = await before.enqueue(type, { hold: false }, { queue: q });
-      await waitFor(async () => (await before.getJob(failed))?.status === 'failed');
+      await waitForStatus(before, failed, 'failed');
       await w1.stop();
       // A deploy adds a limit of 1; a job holds the slot; the failed one is retried from its step.
       state.failing = false;
@@ -247,8 +165,8 @@ for (const [name, make] of storageMatrix()) {
         await Promise.all([watch.next('jobClaimLimited', 2), watch.next('jobClaim', 3)]);
         const names = () => JSON.stringify(log.started.map((id) => (id === failed ? 'failed' : id === holder ? 'holder' : id)));
         assert.equal(log.started.length, n, `the retried workflow ran beside the running one (limit 1); ${how}; started ${names()}, max ${log.max.get('all')}`);
-        gate.open();
-      await waitFor(async () => (await queue.getJob(failed))?.status === 'completed');
+        open();
+      await waitForStatus(queue, failed);
       assert.equal(log.max.get('all'), 1);
       await w2.stop();
     });
@@ -263,15 +181,15 @@ for (const [name, make] of storageMatrix()) {
       }, { concurrency: { limit: 1 } });
       const w1 = await limitedWorker(a, type, q);
       const id = await a.enqueue(type, {}, { queue: q });
-      await waitFor(async () => (await a.getJob(id))?.status === 'failed');
+      await waitForStatus(a, id, 'failed');
       await w1.stop();
       // The next deploy drops the limit; no limit is stored anywhere for this worker's queue.
       const b = new Queue(await ts.another());
       b.register(type, async () => 'ok');
-      const w2 = startWorker(b, { queues: { [q]: {} }, pollInterval: 20 });
+      const w2 = serve(b, q, undefined, { pollInterval: 20 });
       await waitFor(async () => limitOf(await b.limits(), 'type', type) === undefined);
       const other = await b.enqueue(type, {}, { queue: q });
-      await waitFor(async () => (await b.getJob(other))?.status === 'completed');
+      await waitForStatus(b, other);
       const t0 = performance.now();
       await b.retryJob(id);
       await waitOr(
@@ -286,21 +204,11 @@ for (const [name, make] of storageMatrix()) {
       const type = uniqueName('del');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const log = new RunLog();
-      const gate = new Gate();
-      queue.register(
-        type,
-        async (a: { hold: boolean }, ctx) => {
-          log.enter('all', ctx.job.id);
-          if (a.hold) await gate.promise;
-          log.leave('all');
-        },
-        { concurrency: { limit: 1 } },
-      );
+      const { started, open } = gatedType(queue, type, { concurrency: { limit: 1 } }, { during: (a: { hold: boolean }, gate) => a.hold && gate.promise });
       const w = await limitedWorker(queue, type, q);
       const first = await queue.enqueue(type, { hold: true }, { queue: q, priority: 10 });
-      await waitFor(() => log.started.includes(first));
-      const doomed = await queue.enqueueBatch(Array.from({ length: 3 }, () => ({ type, args: { hold: false }, options: { queue: q, priority: 5 } })));
+      await waitFor(() => started.includes(first));
+      const doomed = await queue.enqueueBatch(batch(3, type, { queue: q, priority: 5 }, () => ({ hold: false })));
       const cancelled = await queue.cancelJobs({ type, status: 'pending' });
       assert.equal(cancelled.count, doomed.length, JSON.stringify(cancelled));
       assert.equal((await queue.deleteJobs({ type, status: 'cancelled' })).count, doomed.length);
@@ -309,7 +217,7 @@ for (const [name, make] of storageMatrix()) {
       await queue.cancelJob(first);
       assert.equal((await queue.deleteJobs({ type, status: 'cancelled' })).count, 1);
       await waitOr(async () => (await queue.getJob(kept))?.status === 'completed', 5_000, () => 'the held job never started after the running one was cancelled and deleted');
-      gate.open();
+      open();
       await w.stop();
     });
 
@@ -320,18 +228,8 @@ for (const [name, make] of storageMatrix()) {
       const accounts = ['a', 'b', 'c', 'd'];
       const old = await producer.enqueueBatch(accounts.map((account) => ({ type, args: { account, old: true }, options: { queue: q } })));
       const queue = new Queue(await ts.another());
-      const log = new RunLog();
-      const gate = new Gate();
-      queue.register(
-        type,
-        async (a: { account: string; old?: boolean }, ctx) => {
-          log.enter(a.old ? '' : a.account, ctx.job.id);
-          await gate.promise;
-          log.leave(a.old ? '' : a.account);
-        },
-        { concurrency: { limit: 1, key: (a: { account: string }) => a.account } },
-      );
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
+      const { log, open } = gatedType(queue, type, { concurrency: { limit: 1, key: (a) => a.account } }, { key: (a: { account: string; old?: boolean }) => (a.old ? '' : a.account) });
+      const w = serve(queue, q, 10);
       await waitOr(() => log.started.length === 1, 3_000, () => `${log.started.length} of the old backlog started`);
       const fresh = await queue.enqueueBatch(accounts.map((account) => ({ type, args: { account }, options: { queue: q } })));
       await waitOr(
@@ -340,8 +238,8 @@ for (const [name, make] of storageMatrix()) {
         () => `${log.started.length - 1} of ${accounts.length} new jobs of distinct accounts run side by side`,
       );
       assert.equal(log.max.get(''), 1, 'the jobs enqueued before the key function share the group of the empty key');
-      gate.open();
-      await waitFor(async () => (await Promise.all([...old, ...fresh].map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'));
+      open();
+      await waitForStatus(queue, [...old, ...fresh]);
       assert.equal(log.max.get(''), 1);
       for (const a of accounts) assert.equal(log.max.get(a), 1, a);
       await w.stop();
@@ -374,11 +272,11 @@ for (const [name, make] of storageMatrix()) {
       const w = await limitedWorker(queue, type, q, 10);
       const sleeper = await queue.enqueue(type, { how: 'sleep' }, { queue: q, priority: 10 });
       const waiter = await queue.enqueue(type, { how: 'signal' }, { queue: q, priority: 9 });
-      await waitFor(async () => (await queue.getJob(waiter))?.status === 'waiting');
-      const plain = await queue.enqueueBatch(Array.from({ length: 4 }, () => ({ type, args: { how: 'plain' }, options: { queue: q } })));
-      await waitFor(async () => (await Promise.all(plain.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'), { timeout: 10_000, message: 'plain jobs did not run while the workflows were suspended' });
+      await waitForStatus(queue, waiter, 'waiting');
+      const plain = await queue.enqueueBatch(batch(4, type, { queue: q }, () => ({ how: 'plain' })));
+      await waitForStatus(queue, plain, 'completed', { timeout: 10_000, message: 'plain jobs did not run while the workflows were suspended' });
       await queue.signal(waiter, 'go');
-      await waitFor(async () => (await queue.getJob(sleeper))?.status === 'completed' && (await queue.getJob(waiter))?.status === 'completed', { timeout: 10_000 });
+      await waitForStatus(queue, [sleeper, waiter], 'completed', { timeout: 10_000 });
       assert.equal(log.max.get('all'), 1, 'never two running at once');
       await w.stop();
     });
@@ -408,16 +306,14 @@ for (const [name, make] of storageMatrix()) {
         },
         { concurrency: { limit: 1 } },
       );
-      queue.register(
-        child,
-        async (a: { n: number; k: string }, ctx) => {
-          log.enter(`child:${a.k}`, ctx.job.id);
+      gatedType(queue, child, { concurrency: { limit: 1, key: (a) => a.k } }, {
+        log,
+        key: (a: { n: number; k: string }) => `child:${a.k}`,
+        during: async (a) => {
           await work(20);
-          log.leave(`child:${a.k}`);
           return a.n;
         },
-        { concurrency: { limit: 1, key: (a: { k: string }) => a.k } },
-      );
+      });
       const w = await limitedWorker(queue, type, q, 10);
       const parent = await queue.enqueue(type, { n: 0 }, { queue: q });
       const done = await queue.waitForJob(parent, { timeout: 15_000 });
@@ -434,21 +330,17 @@ for (const [name, make] of storageMatrix()) {
       const flow = uniqueName('flow');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const log = new RunLog();
-      queue.register(
-        api,
-        async (n: number, ctx) => {
-          log.enter('api', ctx.job.id);
+      const { log } = gatedType(queue, api, { concurrency: { limit: 1 } }, {
+        key: 'api',
+        during: async (n: number) => {
           await work(30);
-          log.leave('api');
           return n;
         },
-        { concurrency: { limit: 1 } },
-      );
+      });
       queue.register(flow, async (n: number, ctx) => values(await ctx.fanOut<number>([sub(api, n)]))[0]);
       const w = await limitedWorker(queue, api, q, 10);
-      const ids = await queue.enqueueBatch(Array.from({ length: 6 }, (_, i) => ({ type: flow, args: i, options: { queue: q } })));
-      await waitFor(async () => (await Promise.all(ids.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'), { timeout: 10_000 });
+      const ids = await queue.enqueueBatch(batch(6, flow, { queue: q }, (i) => i));
+      await waitForStatus(queue, ids, 'completed', { timeout: 10_000 });
       assert.deepEqual((await Promise.all(ids.map((id) => queue.getJob(id)))).map((j) => j?.result), [0, 1, 2, 3, 4, 5]);
       assert.equal(log.started.length, 6);
       assert.equal(log.max.get('api'), 1, `calls of "${api}" (concurrency limit 1) ran ${log.max.get('api')} at once`);
@@ -461,28 +353,23 @@ for (const [name, make] of storageMatrix()) {
       const type = uniqueName('raise');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const log = new RunLog();
       const gates = [new Gate(), new Gate()];
-      queue.register(type, async (a: { g: number }, ctx) => {
-        log.enter('q', ctx.job.id);
-        await gates[a.g]!.promise;
-        log.leave('q');
-      });
+      const { log } = gatedType(queue, type, undefined, { key: 'q', during: (a: { g: number }) => gates[a.g]!.promise });
       await queue.setQueueLimits(q, { concurrency: 1 });
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      const first = await queue.enqueueBatch(Array.from({ length: 4 }, () => ({ type, args: { g: 0 }, options: { queue: q } })));
+      const w = serve(queue, q, 10);
+      const first = await queue.enqueueBatch(batch(4, type, { queue: q }, () => ({ g: 0 })));
       await waitFor(() => log.started.length === 1);
       await queue.setQueueLimits(q, { concurrency: 3 });
       await waitOr(() => log.started.length === 3, 3_000, () => `${log.started.length} running after raising the limit to 3`);
       await queue.setQueueLimits(q, { concurrency: 1 });
-      const second = await queue.enqueueBatch(Array.from({ length: 3 }, () => ({ type, args: { g: 1 }, options: { queue: q } })));
+      const second = await queue.enqueueBatch(batch(3, type, { queue: q }, () => ({ g: 1 })));
       gates[0]!.open();
-      await waitFor(async () => (await Promise.all(first.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'));
+      await waitForStatus(queue, first);
       // Of the jobs after the lowering, one runs at a time.
       await waitFor(() => second.some((id) => log.started.includes(id)));
       log.max.set('q', log.running.get('q') ?? 0);
       gates[1]!.open();
-      await waitFor(async () => (await Promise.all(second.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'));
+      await waitForStatus(queue, second);
       assert.equal(log.max.get('q'), 1);
       await w.stop();
     });
@@ -493,8 +380,8 @@ for (const [name, make] of storageMatrix()) {
       const queue = new Queue(ts.storage);
       queue.register(type, async () => {});
       await queue.setQueueLimits(q, { rateLimit: { limit: 1, period: 60_000 } });
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      const ids = await queue.enqueueBatch(Array.from({ length: 5 }, () => ({ type, options: { queue: q } })));
+      const w = serve(queue, q, 10);
+      const ids = await queue.enqueueBatch(batch(5, type, { queue: q }));
       await waitFor(async () => (await queue.stats({ queue: q })).completed === 1);
       await queue.setQueueLimits(q, { rateLimit: { limit: 100, period: 1_000 } });
       const t0 = Date.now();
@@ -515,8 +402,8 @@ for (const [name, make] of storageMatrix()) {
       let started = 0;
       queue.register(type, async () => void started++);
       await queue.setQueueLimits(q, { rateLimit: { limit: 100, period: 1_000 } });
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      await queue.enqueueBatch(Array.from({ length: 200 }, () => ({ type, options: { queue: q } })));
+      const w = serve(queue, q, 10);
+      await queue.enqueueBatch(batch(200, type, { queue: q }));
       await waitFor(() => started >= 10);
       await queue.setQueueLimits(q, { rateLimit: { limit: 1, period: 60_000 } });
       const at = started;
@@ -534,12 +421,12 @@ for (const [name, make] of storageMatrix()) {
       const a = new Queue(ts.storage);
       a.register(type, async () => {}, { rateLimit: { limit: 1, period: 60_000 } });
       const w1 = await limitedWorker(a, type, q);
-      await a.enqueueBatch(Array.from({ length: 5 }, () => ({ type, options: { queue: q } })));
+      await a.enqueueBatch(batch(5, type, { queue: q }));
       await waitFor(async () => (await a.stats({ queue: q })).completed === 1);
       await w1.stop();
       const b = new Queue(await ts.another());
       b.register(type, async () => {}, { rateLimit: { limit: 100, period: 1_000 } });
-      const w2 = startWorker(b, { queues: { [q]: { concurrency: 10 } } });
+      const w2 = serve(b, q, 10);
       await waitOr(
         async () => (await b.stats({ queue: q })).completed === 5,
         5_000,
@@ -560,11 +447,11 @@ for (const [name, make] of storageMatrix()) {
       for (const x of [a, b]) x.register(type, h, { rateLimit: { limit: 20, period: 1_000 } });
       // Worker A keeps the pace of q1's backlog alone for a while.
       const w1 = await limitedWorker(a, type, q1, 10);
-      await a.enqueueBatch(Array.from({ length: 80 }, () => ({ type, options: { queue: q1 } })));
+      await a.enqueueBatch(batch(80, type, { queue: q1 }));
       await waitFor(() => starts.length >= 5);
       // Worker B joins with a backlog of q2.
-      await b.enqueueBatch(Array.from({ length: 40 }, () => ({ type, options: { queue: q2 } })));
-      const w2 = startWorker(b, { queues: { [q2]: { concurrency: 10 } } });
+      await b.enqueueBatch(batch(40, type, { queue: q2 }));
+      const w2 = serve(b, q2, 10);
       const from = starts.length;
       const claimsB = watchB.calls('jobClaimLimited');
       await waitFor(() => starts.length >= from + 40, { timeout: 10_000 });
@@ -578,29 +465,22 @@ for (const [name, make] of storageMatrix()) {
     it('a worker restarting without the type limit lets the held jobs run; one restarting with a higher limit runs more at once', async () => {
       const type = uniqueName('restart');
       const q = uniqueName('q');
-      const log = new RunLog();
-      const gate = new Gate();
-      const handler = async (_a: unknown, ctx: { job: { id: string } }) => {
-        log.enter('all', ctx.job.id);
-        await gate.promise;
-        log.leave('all');
-      };
       const a = new Queue(ts.storage);
-      a.register(type, handler, { concurrency: { limit: 1 } });
+      const { log, open, handler } = gatedType(a, type, { concurrency: { limit: 1 } });
       const w1 = await limitedWorker(a, type, q, 10);
-      await a.enqueueBatch(Array.from({ length: 8 }, () => ({ type, options: { queue: q } })));
+      await a.enqueueBatch(batch(8, type, { queue: q }));
       await waitFor(() => log.started.length === 1);
       // A second worker with a limit of 3 (the last started wins).
       const b = new Queue(await ts.another());
       b.register(type, handler, { concurrency: { limit: 3 } });
-      const w2 = startWorker(b, { queues: { [q]: { concurrency: 10 } } });
+      const w2 = serve(b, q, 10);
       await waitOr(() => log.started.length === 3, 5_000, () => `${log.started.length} running with a limit of 3`);
       // A third without a limit: everything held runs.
       const c = new Queue(await ts.another());
       c.register(type, handler);
-      const w3 = startWorker(c, { queues: { [q]: { concurrency: 10 } } });
+      const w3 = serve(c, q, 10);
       await waitOr(() => log.started.length === 8, 5_000, () => `${log.started.length} of 8 running once the limit was removed`);
-      gate.open();
+      open();
       await waitFor(async () => (await a.stats({ queue: q })).completed === 8);
       await Promise.all([w1.stop(), w2.stop(), w3.stop()]);
     });
@@ -609,19 +489,14 @@ for (const [name, make] of storageMatrix()) {
       const type = uniqueName('xq');
       const q1 = uniqueName('q1');
       const q2 = uniqueName('q2');
-      const log = new RunLog();
-      const h = async (_a: unknown, ctx: { job: { id: string } }) => {
-        log.enter('all', ctx.job.id);
-        await work(15);
-        log.leave('all');
-      };
+      const { log, handler } = gated({ during: () => work(15) });
       const a = new Queue(ts.storage);
       const b = new Queue(await ts.another());
-      for (const x of [a, b]) x.register(type, h, { concurrency: { limit: 2 } });
+      for (const x of [a, b]) x.register(type, handler, { concurrency: { limit: 2 } });
       const w1 = await limitedWorker(a, type, q1, 10);
-      const w2 = startWorker(b, { queues: { [q2]: { concurrency: 10 } } });
+      const w2 = serve(b, q2, 10);
       const ids = await a.enqueueBatch(Array.from({ length: 16 }, (_, i) => ({ type, options: { queue: i % 2 === 0 ? q1 : q2 } })));
-      await waitFor(async () => (await Promise.all(ids.map((id) => a.getJob(id)))).every((j) => j?.status === 'completed'), { timeout: 15_000 });
+      await waitForStatus(a, ids, 'completed', { timeout: 15_000 });
       assert.equal(log.max.get('all'), 2);
       await Promise.all([w1.stop(), w2.stop()]);
     });
@@ -778,17 +653,7 @@ for (const [name, make] of storageMatrix()) {
       const type = uniqueName('odd');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const log = new RunLog();
-      const gate = new Gate();
-      queue.register(
-        type,
-        async (a: { k: string }, ctx) => {
-          log.enter(a.k, ctx.job.id);
-          await gate.promise;
-          log.leave(a.k);
-        },
-        { concurrency: { limit: 1, key: (a: { k: string }) => a.k } },
-      );
+      const { log, open } = gatedType(queue, type, { concurrency: { limit: 1, key: (a) => a.k } }, { key: (a: { k: string }) => a.k });
       const keys = ['😀', '😁', 'k', 'k ', 'K', 'x'.repeat(255), 'x'.repeat(254) + 'y', 'é', 'e\u0301'];
       const w = await limitedWorker(queue, type, q, 20);
       await queue.enqueueBatch(keys.map((k) => ({ type, args: { k }, options: { queue: q } })));
@@ -797,7 +662,7 @@ for (const [name, make] of storageMatrix()) {
         5_000,
         () => `only ${log.started.length} of ${keys.length} distinct keys run at once; running: ${JSON.stringify([...log.running.entries()].filter(([, n]) => n > 0).map(([k]) => k.slice(0, 8)))}`,
       );
-      gate.open();
+      open();
       await waitFor(async () => (await queue.stats({ queue: q })).completed === keys.length);
       await w.stop();
       const bad = new Queue(ts.storage);
@@ -819,8 +684,7 @@ for (const [name, make] of storageMatrix()) {
       queue.register(big, async () => {}, { concurrency: { limit: 1_000_000 } });
       queue.register(fast, async () => {}, { rateLimit: { limit: 1000, period: 1000 } });
       queue.register(slow, async () => {}, { rateLimit: { limit: 1, period: 100 * YEAR_MS } });
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', slow));
+      const w = await limitedWorker(queue, slow, q, 10);
       const ids = await queue.enqueueBatch([...[big, big, fast, fast, fast].map((type) => ({ type, options: { queue: q } })), { type: slow, options: { queue: q } }, { type: slow, options: { queue: q } }]);
       await waitFor(async () => (await queue.stats({ queue: q })).completed === 6, { timeout: 5_000, message: JSON.stringify(await queue.stats({ queue: q })) });
       const slowRow = limitOf(await queue.limits(), 'type', slow);
@@ -838,7 +702,7 @@ for (const [name, make] of storageMatrix()) {
       const queue = new Queue(watch.storage);
       queue.register(type, async () => {}, { rateLimit: { limit: 1, period: 30 * 24 * 3600 * 1000 } });
       const w = await limitedWorker(queue, type, q, 5, { pollInterval: 100 });
-      await queue.enqueueBatch([{ type, options: { queue: q } }, { type, options: { queue: q } }]);
+      await queue.enqueueBatch(batch(2, type, { queue: q }));
       await waitFor(async () => (await queue.stats({ queue: q })).completed === 1);
       const before = watch.calls('jobClaimLimited');
       await work(1_000);
@@ -858,8 +722,8 @@ for (const [name, make] of storageMatrix()) {
       queue.register(type, async () => {}, { concurrency: { limit: 1 } });
       const w = await limitedWorker(queue, type, q);
       const rule = faulty.fail({ method: 'jobClaimLimited', times: 3 });
-      const ids = await queue.enqueueBatch(Array.from({ length: 3 }, () => ({ type, options: { queue: q } })));
-      await waitFor(async () => (await Promise.all(ids.map((id) => queue.getJob(id)))).every((j) => j?.status === 'completed'), { timeout: 10_000 });
+      const ids = await queue.enqueueBatch(batch(3, type, { queue: q }));
+      await waitForStatus(queue, ids, 'completed', { timeout: 10_000 });
       assert.equal(rule.fired, 3);
       await w.stop();
     });
@@ -870,9 +734,8 @@ for (const [name, make] of storageMatrix()) {
       const q = uniqueName('q');
       const faulty = new FaultyStorage(ts.storage);
       const queue = new Queue(faulty.storage);
-      const gate = new Gate();
       queue.register(type, async () => {}, { concurrency: { limit: 1 } });
-      queue.register(plain, async () => gate.promise);
+      const { open } = gatedType(queue, plain);
       // Store the limit first (a worker on another queue), then line up both kinds of jobs.
       const boot = await limitedWorker(queue, type, uniqueName('other'));
       await boot.stop();
@@ -882,9 +745,9 @@ for (const [name, make] of storageMatrix()) {
       ]);
       const rule = faulty.fail({ method: 'jobRelease' });
       // One slot: the ordinary job (priority 10) wins it; the limited one is given back, and the give-back fails.
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 1 } }, leaseTimeout: 6_000, heartbeatInterval: 1_000 });
+      const w = serve(queue, q, 1, { leaseTimeout: 6_000, heartbeatInterval: 1_000 });
       await waitFor(() => rule.fired === 1, { timeout: 5_000, message: 'no give-back happened' });
-      gate.open();
+      open();
       const t0 = Date.now();
       await waitOr(
         async () => (await queue.getJob(limitedId!))?.status === 'completed',
@@ -934,8 +797,8 @@ for (const [name, make] of storageMatrix()) {
       assert.notEqual(job?.status, 'running', 'a job claimed as the worker stopped is left running (its slot held until the lease expires)');
       const other = new Queue(await ts.another());
       other.register(type, async () => {}, { concurrency: { limit: 1 } });
-      const w2 = startWorker(other, { queues: { [q]: {} } });
-      await waitFor(async () => (await other.getJob(id))?.status === 'completed', { timeout: 3_000 });
+      const w2 = serve(other, q);
+      await waitForStatus(other, id, 'completed', { timeout: 3_000 });
       await w2.stop();
     });
 

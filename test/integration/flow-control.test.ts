@@ -14,40 +14,12 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from '../../src/queue/queue.js';
 import { DuplicateJobError, InvalidArgumentError } from '../../src/errors.js';
-import type { LimitInfo } from '../../src/flow-types.js';
 import type { JobEvent } from '../../src/types.js';
 import { cancelledJob, completedJob, failedJob, uniqueName, waitForClockPast } from '../helpers/factories.js';
+import { batch, gated, gatedType, limitOf, limitStored, limitedWorker, serve, waitForStatus, work } from '../helpers/flow-gates.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { Gate, StorageWatch, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
-
-/** Running handlers per group, with the most seen at once (by the handlers' own records). */
-class RunLog {
-  readonly running = new Map<string, number>();
-  readonly max = new Map<string, number>();
-  total = 0;
-  maxTotal = 0;
-  readonly starts: { key: string; at: number; id: string }[] = [];
-  readonly ends: { key: string; at: number; id: string }[] = [];
-  enter(key: string, id: string): void {
-    const n = (this.running.get(key) ?? 0) + 1;
-    this.running.set(key, n);
-    this.max.set(key, Math.max(this.max.get(key) ?? 0, n));
-    this.total++;
-    this.maxTotal = Math.max(this.maxTotal, this.total);
-    this.starts.push({ key, at: performance.now(), id });
-  }
-  leave(key: string, id: string): void {
-    this.running.set(key, (this.running.get(key) ?? 1) - 1);
-    this.total--;
-    this.ends.push({ key, at: performance.now(), id });
-  }
-}
-
-/** Resolves after `ms`: a handler's own work time (never used to wait for a state). */
-const work = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const limitOf = (limits: readonly LimitInfo[], scope: 'type' | 'queue', name: string): LimitInfo | undefined => limits.find((l) => l.scope === scope && l.name === name);
+import { Gate, StorageWatch, stopAllWorkers } from '../helpers/workflow-harness.js';
 
 for (const [name, make] of storageMatrix()) {
   describe(`flow control (${name})`, () => {
@@ -87,8 +59,8 @@ for (const [name, make] of storageMatrix()) {
       // Nothing was registered under `type`: no limit is stored for it.
       const ok = uniqueName('ok');
       queue.register(ok, h, { concurrency: { limit: 4 } });
-      const w = startWorker(queue, { queues: { [uniqueName('q')]: {} } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', ok));
+      const w = serve(queue, uniqueName('q'));
+      await limitStored(queue, ok);
       assert.equal(limitOf(await queue.limits(), 'type', type), undefined);
       await w.stop();
     });
@@ -101,8 +73,8 @@ for (const [name, make] of storageMatrix()) {
       a.register(type, async () => {}, { concurrency: { limit: 3, key: () => 'k' }, rateLimit: { limit: 5, period: 1000 } });
       a.register(plainLimited, async () => {}, { concurrency: { limit: 1 } });
       assert.equal(limitOf(await a.limits(), 'type', type), undefined, 'register alone stores nothing');
-      const w1 = startWorker(a, { queues: { [q]: {} } });
-      const row = await waitFor(async () => limitOf(await a.limits(), 'type', type));
+      const w1 = serve(a, q);
+      const row = await limitStored(a, type);
       assert.deepEqual(
         { concurrency: row.concurrency, rateLimit: row.rateLimit, running: row.running, pending: row.pending },
         { concurrency: 3, rateLimit: { limit: 5, period: 1000 }, running: 0, pending: 0 },
@@ -112,7 +84,7 @@ for (const [name, make] of storageMatrix()) {
       const b = new Queue(await ts.another());
       b.register(type, async () => {}, { concurrency: { limit: 7 } });
       b.register(plainLimited, async () => {});
-      const w2 = startWorker(b, { queues: { [q]: {} } });
+      const w2 = serve(b, q);
       await waitFor(async () => limitOf(await b.limits(), 'type', type)?.concurrency === 7);
       const after2 = await b.limits();
       assert.equal(limitOf(after2, 'type', type)?.rateLimit, undefined, 'the rate limit the new registration lacks is gone');
@@ -155,21 +127,16 @@ for (const [name, make] of storageMatrix()) {
     it('a concurrency limit of 2 holds across two workers of concurrency 10 each', async () => {
       const type = uniqueName('conc');
       const q = uniqueName('q');
-      const log = new RunLog();
-      const handler = async (_a: unknown, ctx: { job: { id: string } }) => {
-        log.enter('all', ctx.job.id);
-        await work(15);
-        log.leave('all', ctx.job.id);
-      };
+      const { log, handler } = gated({ during: () => work(15) });
       const a = new Queue(ts.storage);
       const b = new Queue(await ts.another());
       for (const queue of [a, b]) queue.register(type, handler, { concurrency: { limit: 2 } });
       let done = 0;
       for (const queue of [a, b]) queue.onJobComplete(() => void done++);
-      const w1 = startWorker(a, { queues: { [q]: { concurrency: 10 } } });
-      const w2 = startWorker(b, { queues: { [q]: { concurrency: 10 } } });
-      await waitFor(async () => limitOf(await a.limits(), 'type', type));
-      await a.enqueueBatch(Array.from({ length: 24 }, (_, i) => ({ type, args: { i }, options: { queue: q } })));
+      const w1 = serve(a, q, 10);
+      const w2 = serve(b, q, 10);
+      await limitStored(a, type);
+      await a.enqueueBatch(batch(24, type, { queue: q }, (i) => ({ i })));
       await waitFor(() => done === 24, { timeout: 20_000, message: `${done} of 24 done` });
       assert.equal(log.max.get('all'), 2, 'never more than 2 at once, and 2 were used');
       await w1.stop();
@@ -179,25 +146,14 @@ for (const [name, make] of storageMatrix()) {
     it('a keyed limit holds per key (registered key function or explicit concurrencyKey), keys run side by side', async () => {
       const type = uniqueName('keyed');
       const q = uniqueName('q');
-      const log = new RunLog();
       const queue = new Queue(ts.storage);
       let done = 0;
-      queue.register(
-        type,
-        async (a: { k: string; key?: string }, ctx) => {
-          const key = a.key ?? a.k;
-          log.enter(key, ctx.job.id);
-          await work(20);
-          log.leave(key, ctx.job.id);
-        },
-        { concurrency: { limit: 1, key: (a) => a.k } },
-      );
+      const { log } = gatedType(queue, type, { concurrency: { limit: 1, key: (a) => a.k } }, { key: (a: { k: string; key?: string }) => a.key ?? a.k, during: () => work(20) });
       queue.onJobComplete(() => void done++);
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
-      const items = ['a', 'b', 'c'].flatMap((k) => Array.from({ length: 4 }, () => ({ type, args: { k }, options: { queue: q } })));
+      const w = await limitedWorker(queue, type, q, 10);
+      const items = ['a', 'b', 'c'].flatMap((k) => batch(4, type, { queue: q }, () => ({ k })));
       // The explicit key wins over the key function: these run in group x, one at a time.
-      items.push(...Array.from({ length: 3 }, (_, i) => ({ type, args: { k: `other-${i}`, key: 'x' }, options: { queue: q, concurrencyKey: 'x' } })));
+      items.push(...batch(3, type, { queue: q, concurrencyKey: 'x' }, (i) => ({ k: `other-${i}`, key: 'x' })));
       await queue.enqueueBatch(items);
       await waitFor(() => done === 15, { timeout: 20_000, message: `${done} of 15 done` });
       for (const k of ['a', 'b', 'c', 'x']) assert.equal(log.max.get(k), 1, `key ${k} ran one at a time`);
@@ -208,30 +164,23 @@ for (const [name, make] of storageMatrix()) {
     it('a queue limit counts every job of the queue; set while a worker runs, it applies at once; removed, jobs flow again', async () => {
       const type = uniqueName('plain');
       const q = uniqueName('metered');
-      const log = new RunLog();
       const queue = new Queue(ts.storage);
       let done = 0;
-      const gate = new Gate();
-      queue.register(type, async (a: { hold?: boolean }, ctx) => {
-        log.enter('q', ctx.job.id);
-        if (a.hold) await gate.promise;
-        else await work(10);
-        log.leave('q', ctx.job.id);
-      });
+      const { log, open } = gatedType(queue, type, undefined, { key: 'q', during: (a: { hold?: boolean }, gate) => (a.hold ? gate.promise : work(10)) });
       queue.onJobComplete(() => void done++);
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
+      const w = serve(queue, q, 10);
       await queue.setQueueLimits(q, { concurrency: 2 });
-      await queue.enqueueBatch(Array.from({ length: 10 }, (_, i) => ({ type, args: { i }, options: { queue: q } })));
+      await queue.enqueueBatch(batch(10, type, { queue: q }, (i) => ({ i })));
       await waitFor(() => done === 10, { timeout: 20_000, message: `${done} of 10 done` });
       assert.equal(log.max.get('q'), 2);
       const info = (await queue.queues()).find((x) => x.name === q);
       assert.deepEqual(info?.limits, { concurrency: { limit: 2, running: 0 } });
       // Removed: the queue's jobs go to the ordinary claim again, at once.
       await queue.setQueueLimits(q, null);
-      await queue.enqueueBatch(Array.from({ length: 4 }, () => ({ type, args: { hold: true }, options: { queue: q } })));
+      await queue.enqueueBatch(batch(4, type, { queue: q }, () => ({ hold: true })));
       await waitFor(() => log.total === 4, { timeout: 5_000, message: `${log.total} of 4 running without the limit` });
       assert.equal((await queue.queues()).find((x) => x.name === q)?.limits, undefined);
-      gate.open();
+      open();
       await waitFor(() => done === 14);
       await w.stop();
     });
@@ -239,21 +188,12 @@ for (const [name, make] of storageMatrix()) {
     it('a rate limit holds limit + 1 starts per window of one period at most (database clock), and keeps the pace', async () => {
       const type = uniqueName('rated');
       const q = uniqueName('q');
-      const log = new RunLog();
       const queue = new Queue(ts.storage);
       let done = 0;
-      queue.register(
-        type,
-        async (_a: unknown, ctx) => {
-          log.enter('r', ctx.job.id);
-          log.leave('r', ctx.job.id);
-        },
-        { rateLimit: { limit: 2, period: 200 } },
-      );
+      gatedType(queue, type, { rateLimit: { limit: 2, period: 200 } }, { key: 'r', during: () => undefined });
       queue.onJobComplete(() => void done++);
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
-      const ids = await queue.enqueueBatch(Array.from({ length: 8 }, (_, i) => ({ type, args: { i }, options: { queue: q } })));
+      const w = await limitedWorker(queue, type, q, 10);
+      const ids = await queue.enqueueBatch(batch(8, type, { queue: q }, (i) => ({ i })));
       await waitFor(() => done === 8, { timeout: 10_000, message: `${done} of 8 done` });
       const startedAt = (await Promise.all(ids.map((id) => queue.getJob(id)))).map((j) => j?.startedAt?.getTime() ?? NaN).sort((x, y) => x - y);
       // T = 100 ms, and up to c = 100 ms of lateness is caught up: at most 3 starts in any 200 ms.
@@ -288,16 +228,15 @@ for (const [name, make] of storageMatrix()) {
       );
       queue.onJobComplete((j) => void attempts.push(j.attempt));
       // A worker stores the limit, so the limited jobs are marked limited when they are inserted.
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 4 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', limited));
+      const w = await limitedWorker(queue, limited, q, 4);
       await w.stop();
       // Limited jobs of the default priority, then a backlog of 60 ordinary ones (later: after
       // them in claim order), then limited jobs of a higher priority.
-      await queue.enqueueBatch(Array.from({ length: 4 }, (_, i) => ({ type: limited, args: { i: 10 + i }, options: { queue: q } })));
+      await queue.enqueueBatch(batch(4, limited, { queue: q }, (i) => ({ i: 10 + i })));
       await waitForClockPast(ts.storage, await ts.storage.clockNow());
-      await queue.enqueueBatch(Array.from({ length: 60 }, () => ({ type: plain, args: {}, options: { queue: q } })));
-      await queue.enqueueBatch(Array.from({ length: 4 }, (_, i) => ({ type: limited, args: { i }, options: { queue: q, priority: 5 } })));
-      const again = startWorker(queue, { queues: { [q]: { concurrency: 4 } } });
+      await queue.enqueueBatch(batch(60, plain, { queue: q }, () => ({})));
+      await queue.enqueueBatch(batch(4, limited, { queue: q, priority: 5 }, (i) => ({ i })));
+      const again = serve(queue, q, 4);
       await waitFor(() => attempts.length === 68, { timeout: 20_000, message: `${attempts.length} of 68 done` });
       await again.stop();
       assert.deepEqual(order.slice(0, 4).sort(), ['limited-0', 'limited-1', 'limited-2', 'limited-3'], `the higher priority starts first: ${order.slice(0, 10).join(', ')}`);
@@ -311,11 +250,9 @@ for (const [name, make] of storageMatrix()) {
       const type = uniqueName('report');
       const q = uniqueName('q');
       const queue = new Queue(ts.storage);
-      const gate = new Gate();
-      queue.register(type, async () => gate.promise, { concurrency: { limit: 1, key: (a: { k: string }) => a.k } });
+      const { open } = gatedType<{ k: string }>(queue, type, { concurrency: { limit: 1, key: (a) => a.k } });
       await queue.setQueueLimits(q, { concurrency: 5, rateLimit: { limit: 1, period: 60_000 } });
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
+      const w = await limitedWorker(queue, type, q, 10);
       await queue.enqueueBatch(['a', 'a', 'b'].map((k) => ({ type, args: { k }, options: { queue: q } })));
       // The queue's rate allows one start a minute: one job runs, two wait.
       const usage = await waitFor(async () => {
@@ -332,7 +269,7 @@ for (const [name, make] of storageMatrix()) {
       assert.equal(info?.limits?.concurrency?.running, 1);
       assert.equal(info?.limits?.rateLimit?.limit, 1);
       assert.ok((info?.limits?.rateLimit?.nextStartInMs ?? 0) > 50_000);
-      gate.open();
+      open();
       await queue.setQueueLimits(q, null);
       await waitFor(async () => (await queue.stats({ queue: q })).completed === 3);
       await w.stop();
@@ -422,15 +359,14 @@ for (const [name, make] of storageMatrix()) {
       // A running holder: a new pending job, so the latest args run.
       const rq = uniqueName('q');
       const rkey = uniqueName('k');
-      const gate = new Gate();
-      queue.register(type, () => gate.promise);
-      const w = startWorker(queue, { queues: { [rq]: {} } });
+      const { open } = gatedType(queue, type);
+      const w = serve(queue, rq);
       const running = await queue.enqueue(type, { v: 1 }, { queue: rq, debounce: { key: rkey, delay: 0 } });
-      await waitFor(async () => (await queue.getJob(running))?.status === 'running');
+      await waitForStatus(queue, running, 'running');
       const next = await queue.enqueue(type, { v: 2 }, { queue: rq, debounce: { key: rkey, delay: 60_000 } });
       assert.notEqual(next, running);
       assert.equal((await queue.getJob(next))?.status, 'pending');
-      gate.open();
+      open();
       await w.stop();
 
       // Two debounces at once (two storage instances): one pending job, both resolve to it.
@@ -495,19 +431,17 @@ for (const [name, make] of storageMatrix()) {
       const q = uniqueName('q');
       const watch = new StorageWatch(ts.storage);
       const queue = new Queue(watch.storage);
-      const gate = new Gate();
       const started: string[] = [];
-      queue.register(type, async (a: { first: boolean }) => (a.first ? gate.promise : undefined), { concurrency: { limit: 1 } });
+      const { open } = gatedType(queue, type, { concurrency: { limit: 1 } }, { during: (a: { first: boolean }, gate) => (a.first ? gate.promise : undefined) });
       queue.onJobStart((j) => void started.push(j.id));
       const events: JobEvent[] = [];
       const stream = queue.events();
       const reading = (async () => {
         for await (const e of stream) events.push(e);
       })();
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 5 } } });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
+      const w = await limitedWorker(queue, type, q, 5);
       const first = await queue.enqueue(type, { first: true }, { queue: q });
-      await waitFor(async () => (await queue.getJob(first))?.status === 'running');
+      await waitForStatus(queue, first, 'running');
       const held = await queue.enqueue(type, { first: false }, { queue: q });
       // Limited claims that found the limit full (the enqueue's wake-up, then the back-off).
       await watch.next('jobClaimLimited', 3);
@@ -521,8 +455,8 @@ for (const [name, make] of storageMatrix()) {
         ['job.enqueued'],
         'no event of the held job but its enqueue',
       );
-      gate.open();
-      await waitFor(async () => (await queue.getJob(held))?.status === 'completed');
+      open();
+      await waitForStatus(queue, held);
       assert.equal((await queue.getJob(held))?.attempt, 1);
       await stream.return?.();
       await reading;
@@ -547,8 +481,8 @@ for (const [name, make] of storageMatrix()) {
       for (let i = 0; i < 4; i++) gates.set(i, new Gate());
       const completedAt = new Map<number, number>();
       queue.onJobComplete((j) => void completedAt.set((j.args as { i: number }).i, performance.now()));
-      const w = startWorker(queue, { queues: { [q]: { concurrency: 10 } }, pollInterval: 200 });
-      await waitFor(async () => limitOf(await queue.limits(), 'type', type));
+      const w = serve(queue, q, 10, { pollInterval: 200 });
+      await limitStored(queue, type);
       await queue.enqueueBatch(Array.from({ length: 4 }, (_, i) => ({ type, args: { i }, options: { queue: q, priority: -i } })));
       await waitFor(() => startedAt.has(0));
       const before = watch.calls('jobClaimLimited');
