@@ -16,7 +16,7 @@ import type { Verdict } from './audit.js';
 import { archiveOf } from './prune-archive.js';
 import type { ChaosDb } from './backend.js';
 import type { ProcLife } from './fleet.js';
-import { FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, type FlowArgs, type FlowRun } from './flow.js';
+import { FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, storedLimits, type FlowArgs, type FlowRun } from './flow.js';
 
 /** A run's interval on the database clock, and how its end is known. */
 interface Held {
@@ -240,7 +240,7 @@ export async function checkFlowSetup(db: ChaosDb, storage: Storage): Promise<Ver
   for (const t of FLOW_TYPES) {
     checked++;
     const row = rows.find((r) => r.scope === 'type' && r.name === t.type);
-    const want = { concurrency: t.concurrency?.limit ?? null, rateLimit: t.rateLimit?.limit ?? null, ratePeriodMs: t.rateLimit?.period ?? null };
+    const want = storedLimits(t);
     if (!t.concurrency && !t.rateLimit) {
       if (row) v.push(`type ${t.type} has no limits but a limit row is stored: ${JSON.stringify(row)}`);
     } else if (!row || row.concurrency !== want.concurrency || row.rateLimit !== want.rateLimit || row.ratePeriodMs !== want.ratePeriodMs) {

@@ -65,6 +65,11 @@ export const KEYED_KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8',
 export const KEYRATE_ACCOUNTS = ['a0', 'a1', 'a2', 'a3'] as const;
 export const KEYRATE_REGIONS = ['eu', 'us'] as const;
 
+/** The limit values a worker stores for `t` (all null for a type without limits). */
+export function storedLimits(t: FlowType): { concurrency: number | null; rateLimit: number | null; ratePeriodMs: number | null } {
+  return { concurrency: t.concurrency?.limit ?? null, rateLimit: t.rateLimit?.limit ?? null, ratePeriodMs: t.rateLimit?.period ?? null };
+}
+
 /** The registration options of a flow type, as `queue.register` takes them. */
 export function registerOptions(t: FlowType): { concurrency?: { limit: number; key?: (a: FlowArgs) => string }; rateLimit?: { limit: number; period: number; key?: (a: FlowArgs) => string } } {
   const out: ReturnType<typeof registerOptions> = {};

@@ -38,7 +38,7 @@ import { createBackend, createEffectsTable, openChaosDb, openStorage, type Chaos
 import { Effects } from './effects.js';
 import { RoguePruner } from './fault-prune.js';
 import { Fleet } from './fleet.js';
-import { createFlowTable, FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, readFlow, registerOptions } from './flow.js';
+import { createFlowTable, FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, readFlow, registerOptions, storedLimits } from './flow.js';
 import { Load } from './load.js';
 import { Operator } from './operator.js';
 import { parseOptions, Rng, type ChaosOptions } from './options.js';
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     if (opts.fault !== 'flow') {
       for (const t of FLOW_TYPES) {
         if (!t.concurrency && !t.rateLimit) continue;
-        await storage.limitSet({ scope: 'type', name: t.type, concurrency: t.concurrency?.limit ?? null, rateLimit: t.rateLimit?.limit ?? null, ratePeriodMs: t.rateLimit?.period ?? null });
+        await storage.limitSet({ scope: 'type', name: t.type, ...storedLimits(t) });
       }
     }
     // The flow types as the workers register them, for their key functions at enqueue (this
