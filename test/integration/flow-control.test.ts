@@ -85,7 +85,12 @@ for (const [name, make] of storageMatrix()) {
       b.register(type, async () => {}, { concurrency: { limit: 7 } });
       b.register(plainLimited, async () => {});
       const w2 = serve(b, q);
-      await waitFor(async () => limitOf(await b.limits(), 'type', type)?.concurrency === 7);
+      // The worker stores its types one after another: wait for the last of them too (the
+      // removal of `plainLimited`'s row), or fail when it never comes.
+      await waitFor(async () => {
+        const l = await b.limits();
+        return limitOf(l, 'type', type)?.concurrency === 7 && limitOf(l, 'type', plainLimited) === undefined;
+      });
       const after2 = await b.limits();
       assert.equal(limitOf(after2, 'type', type)?.rateLimit, undefined, 'the rate limit the new registration lacks is gone');
       assert.equal(limitOf(after2, 'type', plainLimited), undefined, 'a type registered without limits loses its stored row');
