@@ -236,9 +236,10 @@ describe('postgres flow control: the limited claim reads', () => {
     );
     assert.ok(running.size > 0, 'jobs of the type are running');
     for (const [sql, complete] of [[FLOW_CANDIDATES, false], [FLOW_CANDIDATES_DEEP, false], [FLOW_CANDIDATES_DEEP, true]] as const) {
-      const [row] = (await c.query(rendered(sql, q), readParams(sql, 10, complete))).rows as { jobs: [string, string, string, string, number, number, string][]; counts: [string, string, number][] }[];
-      const keys = new Set(row!.jobs.filter((j) => j[3] === type).map((j) => j[6]));
-      const counts = row!.counts.filter((x) => x[0] === type);
+      const [row] = (await c.query(rendered(sql, q), readParams(sql, 10, complete))).rows as { read: [number, string, [string, string, string, string, number, number, string][], unknown, [string, string, number][]] }[];
+      const [, , jobs, , allCounts] = row!.read;
+      const keys = new Set(jobs.filter((j) => j[3] === type).map((j) => j[6]));
+      const counts = allCounts.filter((x) => x[0] === type);
       assert.deepEqual(counts.map((x) => x[1]).sort(), [...keys].sort(), `one count per key (complete: ${complete})`);
       for (const [, key, n] of counts) assert.equal(n, running.get(key) ?? 0, `key ${key} (complete: ${complete})`);
     }
@@ -325,25 +326,28 @@ describe('postgres flow control: the optimistic claim', () => {
     const id = await insertJob(s, { queue, type });
     /** A candidate read's job ids, now and version. */
     const readOf = async () => {
-      const [row] = await pgAdmin<{ jobs: string[][]; version: string; now: string }>(rendered(FLOW_CANDIDATES, q), [null, [queue], [5], false, 'w', 60_000]);
-      return { ids: row!.jobs.map((j) => j[1]!), tids: row!.jobs.map((j) => j[2]!), now: row!.now, version: row!.version };
+      const [row] = await pgAdmin<{ read: [number, string, string[][]] }>(rendered(FLOW_CANDIDATES, q), [null, [queue], [5], false, 'w', 60_000]);
+      const [now, version, jobs] = row!.read;
+      return { ids: jobs.map((j) => j[1]!), tids: jobs.map((j) => j[2]!), now, version };
     };
     const read = await readOf();
     assert.deepEqual(read.ids, [id]);
     // Another limited claim, or a limit change, stored in between.
     await s.limitSet({ scope: 'queue', name: uniqueName('q'), concurrency: 3, rateLimit: null, ratePeriodMs: null });
-    const lost = await pgAdmin<{ won: string | null; id: string | null }>(rendered(FLOW_CLAIM, q), [
+    const lost = await pgAdmin<{ won: boolean; id: string | null }>(rendered(FLOW_CLAIM, q), [
       read.now, read.version, [id], [queue], [null], [null], 'w', 60_000, ['type'], [type], [''], [Number(read.now) + 60_000], read.tids,
     ]);
-    assert.deepEqual(lost.map((r) => [r.won, r.id]), [[null, null]]);
+    assert.deepEqual(lost.map((r) => [r.won, r.id]), [[false, null]]);
     assert.equal((await mustGet(s, id)).status, 'pending');
     assert.deepEqual(await pgAdmin(`SELECT * FROM ${q}.sdj_rate_state WHERE name = $1`, [type]), []);
     // Read again: the claim stores its plan and moves the version on.
     const again = await readOf();
-    const won = await pgAdmin<{ won: string | null; id: string | null }>(rendered(FLOW_CLAIM, q), [
+    const won = await pgAdmin<{ won: boolean; id: string | null }>(rendered(FLOW_CLAIM, q), [
       again.now, again.version, [id], [queue], [null], [null], 'w', 60_000, ['type'], [type], [''], [Number(again.now) + 60_000], again.tids,
     ]);
-    assert.deepEqual(won.map((r) => [Number(r.won), r.id]), [[Number(again.version) + 1, id]]);
+    assert.deepEqual(won.map((r) => [r.won, r.id]), [[true, id]]);
+    const [state] = await pgAdmin<{ version: string }>(`SELECT version FROM ${q}.sdj_flow_state WHERE id = 1`);
+    assert.equal(Number(state!.version), Number(again.version) + 1, 'the claim moved the version on by one');
     assert.equal((await mustGet(s, id)).status, 'running');
   });
 

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../types.js';
+import type { ClaimConnection } from './claim-connection.js';
 import { withTxRetry } from '../shared/tx-retry.js';
 import { quoteIdent, type PgPoolLike, type PgQueryableLike, type PgQueryResultLike } from './connection.js';
 import { isRetryableTxError } from './translate-error.js';
@@ -32,6 +33,8 @@ export class PgExec {
   readonly channel: string;
   readonly #cache = new Map<string, Rendered>();
   readonly #clock: (() => number) | undefined;
+  /** The limited claim's own connection (absent: it runs on the pool). */
+  claimConnection: ClaimConnection | undefined;
 
   /**
    * @param pool the pool statements run on by default
@@ -53,6 +56,14 @@ export class PgExec {
   /** The `now` parameter of a statement: the injected clock's time, or null (database clock). */
   now(): number | null {
     return this.#clock ? Math.floor(this.#clock()) : null;
+  }
+
+  /**
+   * Runs `fn` (a unit of the limited claim) on the limited claim's own connection when the
+   * storage keeps one (see `claim-connection.ts`), else on the pool.
+   */
+  onClaimConnection<T>(fn: (c: PgQueryableLike) => Promise<T>): Promise<T> {
+    return this.claimConnection ? this.claimConnection.run(fn) : fn(this.pool);
   }
 
   /** The statement `template` rendered for this schema. */

@@ -22,24 +22,29 @@ import { toInt, toJobRow, type JobDbRow } from './rows.js';
 /** Compare-and-set attempts before the claim runs holding the flow-state row. */
 export const OPTIMISTIC_ATTEMPTS = 3;
 
-/** A candidate read's row (`queries/flow.ts`, `RESULT`): JSON arrays, null when empty. */
-interface CandidateDbRow {
-  now: string;
-  version: string;
+/** A candidate read (`queries/flow.ts`, `result`): one JSON array, lists null when empty. */
+type CandidateRead = [
+  now: number,
+  version: string,
   /** [queue, id, tid, type, priority, run_at, concurrency_key, rate_key, limited] */
-  jobs: [string, string, string, string, number, number, string | null, string | null, number][] | null;
+  jobs: [string, string, string, string, number, number, string | null, string | null, number][] | null,
   /** [type, concurrency, rate_limit, rate_period_ms, updated_at] */
-  types: [string, number | null, number | null, number | null, number][] | null;
+  types: [string, number | null, number | null, number | null, number][] | null,
   /** [type, key, running] */
-  counts: [string, string, number][] | null;
+  counts: [string, string, number][] | null,
   /** [type, key, tat] */
-  tats: [string, string, number][] | null;
+  tats: [string, string, number][] | null,
   /** [name, concurrency, rate_limit, rate_period_ms, updated_at, running, tat, trunc] */
-  queues: [string, number | null, number | null, number | null, number | null, number, number | null, boolean][] | null;
+  queues: [string, number | null, number | null, number | null, number | null, number, number | null, boolean][] | null,
+];
+
+/** A row holding a candidate read (null when the statement claimed instead). */
+interface CandidateDbRow {
+  read: CandidateRead | null;
 }
 
-/** A `FLOW_CLAIM` row: the new version (null when it had moved) and a claimed job (null id when none). */
-type ClaimDbRow = { won: string | null } & JobDbRow;
+/** A `FLOW_CLAIM` row: whether the version held and a claimed job (null id when none). */
+type ClaimDbRow = { won: boolean } & JobDbRow;
 
 /** A candidate as the claim needs it back: its address and the groups it was read with. */
 interface ReadJob {
@@ -65,7 +70,9 @@ interface ReadResult {
 
 /** The plan's input and the rest from a read's row (undefined: no candidate). */
 function readResult(row: CandidateDbRow | undefined, want: ReadonlyMap<string, number>): ReadResult | undefined {
-  if (row?.jobs == null) return undefined;
+  const read = row?.read;
+  if (read == null || read[2] === null) return undefined;
+  const [now, version, rowJobs, rowTypes, rowCounts, rowTats, rowQueues] = read;
   const typeLimits = new Map<string, LimitRow>();
   const queueLimits = new Map<string, LimitRow>();
   const running = new Map<string, number>();
@@ -73,24 +80,24 @@ function readResult(row: CandidateDbRow | undefined, want: ReadonlyMap<string, n
   const candidates: FlowCandidate[] = [];
   const jobs = new Map<string, ReadJob>();
   const cut = new Set<string>();
-  for (const [queue, id, tid, type, priority, runAt, concurrencyKey, rateKey] of row.jobs) {
+  for (const [queue, id, tid, type, priority, runAt, concurrencyKey, rateKey] of rowJobs) {
     jobs.set(id, { queue, tid, concurrencyKey, rateKey });
     candidates.push({ id, queue, type, priority, runAt, concurrencyKey, rateKey });
   }
-  for (const [type, conc, rate, period, upd] of row.types ?? []) {
+  for (const [type, conc, rate, period, upd] of rowTypes ?? []) {
     const l = limitOf('type', type, conc, rate, period, upd);
     if (l !== undefined) typeLimits.set(type, l);
   }
-  for (const [type, key, n] of row.counts ?? []) running.set(typeGroup(type, key), n);
-  for (const [type, key, t] of row.tats ?? []) tat.set(typeGroup(type, key), t);
-  for (const [name, conc, rate, period, upd, n, t, trunc] of row.queues ?? []) {
+  for (const [type, key, n] of rowCounts ?? []) running.set(typeGroup(type, key), n);
+  for (const [type, key, t] of rowTats ?? []) tat.set(typeGroup(type, key), t);
+  for (const [name, conc, rate, period, upd, n, t, trunc] of rowQueues ?? []) {
     const l = limitOf('queue', name, conc, rate, period, upd);
     if (l !== undefined) queueLimits.set(name, l);
     running.set(queueGroup(name), n);
     if (t !== null) tat.set(queueGroup(name), t);
     if (trunc) cut.add(name);
   }
-  return { input: { now: toInt(row.now), want, typeLimits, queueLimits, running, tat, candidates }, jobs, cut, version: row.version };
+  return { input: { now: toInt(now), want, typeLimits, queueLimits, running, tat, candidates }, jobs, cut, version };
 }
 
 /** True when a queue whose candidates were cut short was not filled by the plan (read deeper). */
@@ -109,8 +116,8 @@ interface Planned extends ReadResult {
   plan: FlowPlan;
 }
 
-/** A `FLOW_CANDIDATES` row: the claim it made (`won`, job columns) or the read (`RESULT` columns). */
-type FirstDbRow = { won: string | null; fast: boolean } & CandidateDbRow & JobDbRow;
+/** A `FLOW_CANDIDATES` row: the claim it made (`won`, job columns) or the read (`read`). */
+type FirstDbRow = { won: boolean; fast: boolean } & CandidateDbRow & JobDbRow;
 
 /** Claim order of rows: priority desc, run_at, id (the order of `planLimitedClaim`). */
 function byClaimOrder(a: JobRow, b: JobRow): number {
@@ -129,7 +136,7 @@ type First = { claimed: JobRow[] } | { lost: true } | { read: CandidateDbRow | u
 async function firstRead(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, want: ReadonlyMap<string, number>): Promise<First> {
   const rows = await x.rows<FirstDbRow>(FLOW_CANDIDATES, [x.now(), [...want.keys()], [...want.values()], false, p.workerId, Math.trunc(p.leaseMs)], c);
   const head = rows[0]!;
-  if (head.won != null) return { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) };
+  if (head.won) return { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) };
   if (head.fast) return { lost: true };
   return { read: head };
 }
@@ -176,7 +183,7 @@ async function store(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, r:
     ],
     c,
   );
-  if (got[0]?.won == null) return undefined;
+  if (got[0]?.won !== true) return undefined;
   const order = new Map(r.plan.picked.map((id, i) => [id, i]));
   return got
     .filter((row) => row.id != null)
@@ -208,7 +215,7 @@ export async function jobClaimLimited(x: PgExec, p: JobClaimLimitedParams): Prom
   for (const q of p.queues) if (q.limit >= 1) want.set(q.name, Math.max(want.get(q.name) ?? 0, Math.trunc(q.limit)));
   if (want.size === 0) return { rows: [], retryInMs: null, saturated: false };
   for (let n = 0; n < OPTIMISTIC_ATTEMPTS; n++) {
-    const r = await attempt(x, x.pool, p, want);
+    const r = await x.onClaimConnection((c) => attempt(x, c, p, want));
     if (r !== undefined) return r;
   }
   // Holding the flow-state row, the version cannot move under the claim.

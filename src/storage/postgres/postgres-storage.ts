@@ -22,6 +22,7 @@ import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import type { Unlisten } from '../storage.js';
 import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryableLike } from './connection.js';
 import { PgExec } from './executor.js';
+import { ClaimConnection, MIN_POOL_FOR_CLAIM_CONNECTION } from './claim-connection.js';
 import * as bulk from './bulk-ops.js';
 import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
@@ -109,6 +110,7 @@ export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
     this.#x = x;
     this.#ownsPool = owned;
     this.#listener = new PgListener(pool, x.channel, logger);
+    if (owned && max >= MIN_POOL_FOR_CLAIM_CONNECTION) x.claimConnection = new ClaimConnection(pool);
   }
 
   /** Subscribes to this schema's LISTEN/NOTIFY wake-ups (one shared connection; reconnects by itself). */
@@ -124,6 +126,7 @@ export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
   /** Stops the listener and ends the pool if the driver created it. */
   protected override async closeResources(): Promise<void> {
     await this.#listener.close();
+    this.#x.claimConnection?.close();
     if (this.#ownsPool) await this.#x.pool.end();
   }
 }

@@ -106,10 +106,12 @@ qy AS MATERIALIZED (
 )`;
 
 /**
- * What a candidate read returns, as one row, from the CTEs `jobs` (the candidates: queue, pos and
- * job columns), `rc` ({@link GROUPS}) and `cut` (the queues read, with `trunc`): the statement's
- * `now` and the flow-state `version` (as this statement's snapshot shows it), and JSON arrays of
- * arrays (one JSON value: one parse on the client, whatever the number of candidates):
+ * What a candidate read returns, as one JSON column `read` (one value: one parse on the client,
+ * whatever the number of candidates; the first read's claimed rows carry it as null), from the
+ * CTEs `jobs` (the candidates: queue, pos and job columns), `rc` ({@link GROUPS}) and `cut` (the
+ * queues read, with `trunc`): an array of
+ * - the statement's `now`, and the flow-state `version` (as this statement's snapshot shows it,
+ *   as text: a bigint);
  * - `jobs`: [queue, id, tid (the physical address of the row read), type, priority, run_at,
  *   concurrency_key, rate_key, limited] per candidate;
  * - `types`: [type, concurrency, rate_limit, rate_period_ms, updated_at] per candidate's type that
@@ -120,22 +122,21 @@ qy AS MATERIALIZED (
  *   (whatever the candidate's `limited` mark, as `types` and `counts`);
  * - `queues`: [name, concurrency, rate_limit, rate_period_ms, updated_at, running, tat, trunc]
  *   per queue read (not paused); `trunc`: its candidates were cut short.
- * Each is computed only when `when` holds (an SQL condition; the columns are null otherwise).
+ * The lists are null when empty. Computed only when `when` holds (an SQL condition; null otherwise).
  */
 function result(when: string): string {
-  const only = (expr: string): string => `CASE WHEN ${when} THEN ${expr} END`;
-  return `${only(NOW)} AS now, ${only('(SELECT f.version FROM {s}.sdj_flow_state f WHERE f.id = 1)')} AS version,
-  ${only(`(SELECT json_agg(json_build_array(j.queue, j.id, j.tid::text, j.type, j.priority, j.run_at, j.concurrency_key, j.rate_key, j.limited))
-    FROM jobs j)`)} AS jobs,
-  ${only(`(SELECT json_agg(json_build_array(tl.type, tl.concurrency, tl.rate_limit, tl.rate_period_ms, tl.updated_at))
-    FROM tl WHERE tl.type IN (SELECT g.type FROM rc g))`)} AS types,
-  ${only('(SELECT json_agg(json_build_array(c.type, c.ck, c.n)) FROM rc c WHERE c.conc IS NOT NULL)')} AS counts,
-  ${only(`(SELECT json_agg(json_build_array(s.name, s.rkey, s.tat))
+  return `CASE WHEN ${when} THEN json_build_array(${NOW}, (SELECT f.version::text FROM {s}.sdj_flow_state f WHERE f.id = 1),
+  (SELECT json_agg(json_build_array(j.queue, j.id, j.tid::text, j.type, j.priority, j.run_at, j.concurrency_key, j.rate_key, j.limited))
+    FROM jobs j),
+  (SELECT json_agg(json_build_array(tl.type, tl.concurrency, tl.rate_limit, tl.rate_period_ms, tl.updated_at))
+    FROM tl WHERE tl.type IN (SELECT g.type FROM rc g)),
+  (SELECT json_agg(json_build_array(c.type, c.ck, c.n)) FROM rc c WHERE c.conc IS NOT NULL),
+  (SELECT json_agg(json_build_array(s.name, s.rkey, s.tat))
     FROM (SELECT DISTINCT j.type, coalesce(j.rate_key, '') AS rk FROM jobs j) r
     JOIN tl ON tl.type = r.type AND tl.rate_limit IS NOT NULL
-    JOIN {s}.sdj_rate_state s ON s.scope = 'type' AND s.name = r.type AND s.rkey = r.rk)`)} AS tats,
-  ${only(`(SELECT json_agg(json_build_array(q.name, q.q_conc, q.q_rate, q.q_period, q.q_upd, q.run_q, q.tat_q, q.trunc))
-    FROM cut q)`)} AS queues`;
+    JOIN {s}.sdj_rate_state s ON s.scope = 'type' AND s.name = r.type AND s.rkey = r.rk),
+  (SELECT json_agg(json_build_array(q.name, q.q_conc, q.q_rate, q.q_period, q.q_upd, q.run_q, q.tat_q, q.trunc))
+    FROM cut q)) END AS read`;
 }
 
 /**
@@ -184,9 +185,9 @@ const FAST = `fast AS MATERIALIZED (
  * if it could, claims each queue's first `limit` jobs (at the addresses its snapshot shows them
  * at, in queues not paused, the queue rows read `FOR SHARE`), as `jobClaim` does. Params: $1 now,
  * $2 queue names (distinct), $3 their limits (>= 1), $4 unused, $5 worker id, $6 lease ms.
- * Result: { won: the new version when it claimed, else null; fast: the plan was plain } with,
- * when it claimed, the claimed rows' columns (one row each, null when none), else the columns
- * of {@link result} (one row).
+ * Result: { won: true when it claimed, else false; fast: the plan was plain; read: null when it
+ * claimed, else {@link result} } with, when it claimed, the claimed rows' columns (one row each,
+ * null when none).
  */
 export const FLOW_CANDIDATES = `
 WITH ${HEAD},
@@ -217,7 +218,7 @@ upd AS (
     AND NOT EXISTS (SELECT 1 FROM ql WHERE ql.name = j.queue AND ql.paused)
   RETURNING j.*
 )
-SELECT w.version AS won, f.ok AS fast, ${result('w.version IS NULL')}, u.*
+SELECT w.version IS NOT NULL AS won, f.ok AS fast, ${result('w.version IS NULL')}, u.*
 FROM fast f
 LEFT JOIN (SELECT version FROM v) w ON true
 LEFT JOIN upd u ON true`;
@@ -235,7 +236,7 @@ const DEEP_PICK = '(NOT c.cfull OR c.first IS NULL OR c.first = f.first)';
  * group's start, in index order, cut at `room + 1` jobs and kept while in the group: a range
  * with an order no other index gives, so its plan does not depend on statistics. A queue whose
  * groups came from a read cut short is `trunc`. Params: $1 now, $2 queue names (distinct),
- * $3 their limits (>= 1), $4 every group of each queue. Result: one row of {@link result}.
+ * $3 their limits (>= 1), $4 every group of each queue. Result: one row, the column of {@link result}.
  */
 export const FLOW_CANDIDATES_DEEP = `
 WITH RECURSIVE ${HEAD},
@@ -329,7 +330,7 @@ SELECT ${result('true')}`;
  * that waited for the version row sees the version as the holder left it. Params: $1 now (the
  * read's), $2 version, $3 ids, $4 their queues, $5 concurrency keys, $6 rate keys, $7 worker id,
  * $8 lease ms, $9 scopes, $10 names, $11 keys, $12 tats (rate-state rows), $13 the jobs'
- * addresses. Result: { won: the new version, or null when it had moved } and the claimed rows'
+ * addresses. Result: { won: true, or false when the version had moved } and the claimed rows'
  * columns (null when none), one row at least.
  */
 export const FLOW_CLAIM = `
@@ -368,7 +369,7 @@ upd AS (
     AND NOT EXISTS (SELECT 1 FROM ql WHERE ql.name = j.queue AND ql.paused)
   RETURNING j.*
 )
-SELECT v.version AS won, u.* FROM (SELECT 1) o LEFT JOIN v ON true LEFT JOIN upd u ON true`;
+SELECT v.version IS NOT NULL AS won, u.* FROM (SELECT 1) o LEFT JOIN v ON true LEFT JOIN upd u ON true`;
 
 /**
  * The flow-state row locked for the rest of a transaction (the limited claim's fallback after

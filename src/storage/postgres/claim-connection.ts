@@ -1,0 +1,78 @@
+/**
+ * The limited claim's own connection. The limited claim's statements (`queries/flow.ts`) are
+ * large: a connection pays for parsing them, loading the catalog entries of the flow tables and
+ * planning them (custom plans before the generic one) once, about 10–20 ms of server time. Run on
+ * any connection of the pool, a worker pays that on every one of them, which a short drain
+ * notices (docs/flow-control.md, "What it costs"). A storage that created its pool with at least
+ * {@link MIN_POOL_FOR_CLAIM_CONNECTION} connections therefore keeps one of them checked out for
+ * the limited claim once it first runs, so the statements are prepared on that one only.
+ *
+ * - One user at a time: a limited claim that finds it busy (two workers on one storage) runs on
+ *   the pool, as it would without it; nothing waits for it.
+ * - Every statement on it is a transaction of its own, as on the pool; a retryable failure
+ *   (deadlock, serialization failure) runs the caller's unit again under the shared retry policy.
+ * - Any failure gives the connection up (destroyed, not returned to the pool: a connection that
+ *   failed may be broken); the next use checks out a fresh one.
+ * - `close()` returns it to the pool (at once when idle, else when the use in flight ends), so
+ *   ending the pool does not wait for it.
+ * @internal
+ */
+import { withTxRetry } from '../shared/tx-retry.js';
+import type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from './connection.js';
+import { isRetryableTxError } from './translate-error.js';
+
+/** The smallest pool a storage takes a connection out of for the limited claim. */
+export const MIN_POOL_FOR_CLAIM_CONNECTION = 3;
+
+/** A pooled connection kept checked out for one kind of statement. @internal */
+export class ClaimConnection {
+  readonly #pool: PgPoolLike;
+  #client: PgPoolClientLike | undefined;
+  #busy = false;
+  #closed = false;
+
+  constructor(pool: PgPoolLike) {
+    this.#pool = pool;
+  }
+
+  /**
+   * Runs `fn` with the connection (checked out on first use), or with the pool when the
+   * connection is in use or closed. `fn` must be safe to run again from the top: on the
+   * connection a retryable failure reruns it (each of its statements is a transaction of its own).
+   */
+  async run<T>(fn: (c: PgQueryableLike) => Promise<T>): Promise<T> {
+    // On the pool each statement is retried by itself (`PgExec.rows`).
+    if (this.#busy || this.#closed) return fn(this.#pool);
+    this.#busy = true;
+    try {
+      return await withTxRetry(() => this.#once(fn), { isRetryable: isRetryableTxError });
+    } finally {
+      this.#busy = false;
+      if (this.#closed) this.#giveBack();
+    }
+  }
+
+  async #once<T>(fn: (c: PgQueryableLike) => Promise<T>): Promise<T> {
+    const c = (this.#client ??= await this.#pool.connect());
+    try {
+      return await fn(c);
+    } catch (e) {
+      // A connection that failed may be broken: destroy it; the next use checks out another.
+      this.#client = undefined;
+      c.release(true);
+      throw e;
+    }
+  }
+
+  /** Returns the connection to the pool (now when idle, else after the use in flight). */
+  close(): void {
+    this.#closed = true;
+    if (!this.#busy) this.#giveBack();
+  }
+
+  #giveBack(): void {
+    const c = this.#client;
+    this.#client = undefined;
+    c?.release();
+  }
+}
