@@ -47,7 +47,12 @@ export interface PostgresStorageOptions {
   clock?: () => number;
   /** Where connection trouble is reported. @default silent */
   logger?: Logger;
-  /** Pool size when the driver creates the pool from a connection string. @default 10 */
+  /**
+   * Pool size when the driver creates the pool from a connection string. Of these, a worker
+   * keeps one checked out for LISTEN and, with flow-control limits and `max` of 3 or more, one
+   * for the limited claim (its large statements are then prepared on that connection only).
+   * @default 10
+   */
   max?: number;
 }
 
