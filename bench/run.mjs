@@ -17,7 +17,9 @@ if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
 }
 
 const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES, OURS_ONLY_SHAPES } = await import('./lib/args.mjs');
-const { medianMetrics } = await import('./lib/stats.mjs');
+const { median, medianMetrics } = await import('./lib/stats.mjs');
+/** Sustained drains reported against the same target's drain (`vsDrain`). */
+const VS_DRAIN = ['drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed'];
 const { buildTable, buildDoc, errorList, FLOW_PEERS_NOTE, FLOW_SHAPES } = await import('./lib/report.mjs');
 const { retentionSection } = await import('./lib/retention-report.mjs');
 const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
@@ -123,45 +125,62 @@ for (const name of opts.targets) {
   }
   // A target's optional shapes run only when --shapes names them.
   const runnable = [...target.shapes, ...(target.ours ? OURS_ONLY_SHAPES : []), ...(opts.shapesGiven ? target.optionalShapes ?? [] : [])];
-  for (const shape of opts.shapes.filter((s) => runnable.includes(s))) {
-    if (fatal) {
-      perShape.set(shape, { error: fatal });
-      continue;
-    }
-    const params = shapeParams(opts, shape);
-    const runCount = opts.runsFor(shape);
-    const runs = [];
-    let error;
-    for (let r = 0; r < runCount && !error; r++) {
-      const t0 = Date.now();
-      const load = os.loadavg()[0];
-      if (load > busiest.load) busiest = { load, where: `${name} ${shape}` };
-      const reply = await runOnce(name, shape, params, ++seq);
-      if (reply.ok) {
-        const { detail, ...metrics } = reply.metrics;
-        runs.push(metrics);
-        if (detail) details.push({ target: name, shape, run: r + 1, detail });
-        const shown = Object.entries(metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
-        log(`${name} ${shape} run ${r + 1}/${runCount}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      } else {
-        error = reply.error;
-        const stack = process.env.BENCH_DEBUG && reply.stack ? `\n${reply.stack}` : '';
-        log(`${name} ${shape} run ${r + 1}/${runCount} FAILED: ${reply.error}${stack}`);
-      }
-    }
-    if (error) {
-      failures++;
-      perShape.set(shape, { error, runs: runs.length });
-      if (/build not found/.test(error)) fatal = error;
+  const shapes = opts.shapes.filter((s) => runnable.includes(s));
+  if (fatal) {
+    for (const shape of shapes) perShape.set(shape, { error: fatal });
+    continue;
+  }
+  /** Per shape: its parameters, its runs' metrics so far, and the error that ended its runs. */
+  const state = new Map(shapes.map((shape) => [shape, { params: shapeParams(opts, shape), runCount: opts.runsFor(shape), runs: [], error: undefined }]));
+  async function runShape(shape, r) {
+    const st = state.get(shape);
+    if (st.error || fatal) return;
+    const t0 = Date.now();
+    const load = os.loadavg()[0];
+    if (load > busiest.load) busiest = { load, where: `${name} ${shape}` };
+    const reply = await runOnce(name, shape, st.params, ++seq);
+    if (reply.ok) {
+      const { detail, ...metrics } = reply.metrics;
+      st.runs.push(metrics);
+      if (detail) details.push({ target: name, shape, run: r + 1, detail });
+      const shown = Object.entries(metrics).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join(' ');
+      log(`${name} ${shape} run ${r + 1}/${st.runCount}: ${shown} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     } else {
-      perShape.set(shape, { metrics: medianMetrics(runs), runs: runs.length });
+      st.error = reply.error;
+      const stack = process.env.BENCH_DEBUG && reply.stack ? `\n${reply.stack}` : '';
+      log(`${name} ${shape} run ${r + 1}/${st.runCount} FAILED: ${reply.error}${stack}`);
+      if (/build not found/.test(reply.error)) fatal = reply.error;
     }
   }
-  // Sustained drains against the same target's 20,000-job drain of this run.
+  // The shapes compared with drain run in rounds with it (drain's run r, then theirs), so that
+  // the machine's drift over the minutes of a run affects both sides of each ratio alike.
+  const paired = shapes.includes('drain') ? shapes.filter((s) => s === 'drain' || (VS_DRAIN.includes(s) && !HEAVY_SHAPES.includes(s))) : [];
+  for (const shape of shapes) {
+    if (!paired.includes(shape)) {
+      for (let r = 0; r < state.get(shape).runCount; r++) await runShape(shape, r);
+    } else if (shape === paired[0]) {
+      const rounds = Math.max(...paired.map((s) => state.get(s).runCount));
+      for (let r = 0; r < rounds; r++) for (const s of paired) if (r < state.get(s).runCount) await runShape(s, r);
+    }
+  }
+  for (const [shape, st] of state) {
+    if (st.error || (fatal && st.runs.length === 0)) {
+      failures++;
+      perShape.set(shape, { error: st.error ?? fatal, runs: st.runs.length });
+    } else {
+      perShape.set(shape, { metrics: medianMetrics(st.runs), runs: st.runs.length });
+    }
+  }
+  // Sustained drains against the same target's 20,000-job drain of this run: the median of the
+  // ratios of the rounds when the shape ran in rounds with drain, else the ratio of the medians.
+  const drainRuns = state.get('drain')?.runs ?? [];
   const drainRate = perShape.get('drain')?.metrics?.jobsPerSec;
-  for (const s of ['drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed']) {
+  for (const s of VS_DRAIN) {
     const m = perShape.get(s)?.metrics;
-    if (m?.jobsPerSec && drainRate) m.vsDrain = m.jobsPerSec / drainRate;
+    if (!m?.jobsPerSec || !drainRate) continue;
+    const runs = state.get(s).runs;
+    const rounds = paired.includes(s) && runs.length === drainRuns.length;
+    m.vsDrain = rounds ? median(runs.map((x, i) => x.jobsPerSec / drainRuns[i].jobsPerSec)) : m.jobsPerSec / drainRate;
   }
 }
 await dropDatabasesLike(DB_PREFIX).catch((err) => log(`could not drop leftover databases: ${err.message}`));
