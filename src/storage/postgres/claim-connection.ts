@@ -24,7 +24,7 @@ import { isRetryableTxError } from './translate-error.js';
 /** The smallest pool a storage takes a connection out of for the limited claim. */
 export const MIN_POOL_FOR_CLAIM_CONNECTION = 3;
 
-/** A pooled connection kept checked out for one kind of statement. @internal */
+/** A pooled connection kept checked out for one kind of statement. */
 export class ClaimConnection {
   readonly #pool: PgPoolLike;
   #client: PgPoolClientLike | undefined;
