@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DuplicateJobError, InvalidArgumentError, SchemaTooNewError, StorageClosedError, StorageError } from '../../src/errors.js';
+import { openDatabase } from '../../src/storage/sqlite/connection.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { MIGRATIONS } from '../../src/storage/sqlite/migrations.generated.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -287,6 +288,27 @@ describe('sqlite: connections', () => {
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     raw.close();
     await s.close();
+  });
+
+  it('configures the connections it opens (temp_store=MEMORY among them), and leaves a user Database as it is', () => {
+    const path = tempPath('connection-pragmas');
+    const { db, owned } = openDatabase(path, { busyTimeoutMs: 2500 });
+    try {
+      assert.equal(owned, true);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('busy_timeout', { simple: true }), 2500);
+      assert.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL');
+      assert.equal(db.pragma('temp_store', { simple: true }), 2, 'MEMORY: temporary b-trees of a statement stay in memory');
+    } finally {
+      db.close();
+    }
+    const mine = new Database(tempPath('connection-pragmas-user'));
+    try {
+      assert.equal(openDatabase(mine as never, {}).owned, false);
+      assert.equal(mine.pragma('temp_store', { simple: true }), 0, 'a user Database keeps its own setting');
+    } finally {
+      mine.close();
+    }
   });
 
   it('rejects bad arguments', () => {

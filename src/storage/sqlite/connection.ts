@@ -100,7 +100,7 @@ export function checkCallerDatabase(tx: unknown, own: SqliteDatabaseLike): Sqlit
 
 /**
  * Opens (or adopts) the database. For a path: loads `better-sqlite3`, sets `journal_mode=WAL`
- * (files only), `busy_timeout` and `synchronous=NORMAL`. A user `Database` is left as
+ * (files only), `busy_timeout`, `synchronous=NORMAL` and `temp_store=MEMORY`. A user `Database` is left as
  * configured, except `busy_timeout` when `busyTimeoutMs` is given explicitly.
  * @throws InvalidArgumentError, StorageError
  */
@@ -128,6 +128,7 @@ export function openDatabase(pathOrDb: string | SqliteDatabaseLike, options: Ope
     db.pragma(`busy_timeout = ${busy}`);
     if (!db.memory) db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    db.pragma('temp_store = MEMORY');
   } catch (cause) {
     db.close();
     throw new StorageError(`SqliteStorage: cannot configure ${pathOrDb}`, { cause });

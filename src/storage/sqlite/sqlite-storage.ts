@@ -17,6 +17,10 @@
  * - Durability: `synchronous = NORMAL` in WAL mode (set on connections the driver opens). A
  *   commit is in the WAL before the call returns, so it survives the crash of any process; only
  *   an OS crash or power loss can roll back the last commits (`FULL` would fsync every commit).
+ * - `temp_store = MEMORY` (set on connections the driver opens): the small temporary b-trees
+ *   SQLite builds while it runs a statement (the `IN` lists of partial-index predicates, on every
+ *   finish) live in memory. With temporary files, finishing jobs spent most of its time in page
+ *   faults (docs/storage.md). On a `Database` of your own, set it yourself.
  * - The clock is the host's (`Date.now()`, or the injected `clock`): processes sharing a file
  *   must have reasonably synchronized clocks.
  * - `':memory:'` databases are private to one connection: use a file to share jobs between
