@@ -47,7 +47,7 @@ describe('postgres: the limited claim runs on a connection of its own', () => {
   const params = (limit: number): JobClaimLimitedParams => ({ workerId: 'w', queues: [{ name: queue, limit }], leaseMs: 600_000 });
 
   before(async () => {
-    s = new PostgresStorage(PG_URL, { schema, max: 4 });
+    s = new PostgresStorage(PG_URL, { schema, max: 8 });
     await s.migrate();
     await s.limitSet({ scope: 'type', name: type, concurrency: 10_000, rateLimit: null, ratePeriodMs: null });
     for (let i = 0; i < 200; i++) await insertJob(s, { queue, type });
@@ -105,7 +105,7 @@ describe('postgres: the limited claim runs on a connection of its own', () => {
 describe('postgres: closing a storage with its claim connection', () => {
   it('close() during a limited claim waits for it, and leaves no backend behind', async () => {
     const schema = testSchemaName('pg-claim-connection-close');
-    const s = new PostgresStorage(PG_URL, { schema, max: 3 });
+    const s = new PostgresStorage(PG_URL, { schema, max: 8 });
     const holder = new pg.Client({ connectionString: PG_URL });
     await holder.connect();
     try {
@@ -141,7 +141,7 @@ describe('postgres: closing a storage with its claim connection', () => {
     }
   });
 
-  for (const max of [1, 2]) {
+  for (const max of [1, 7]) {
     it(`a pool of ${max} runs the limited claim on the pool`, async () => {
       const schema = testSchemaName(`pg-claim-connection-${max}`);
       const s = new PostgresStorage(PG_URL, { schema, max });

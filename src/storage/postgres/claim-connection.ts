@@ -21,8 +21,11 @@ import { withTxRetry } from '../shared/tx-retry.js';
 import type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from './connection.js';
 import { isRetryableTxError } from './translate-error.js';
 
-/** The smallest pool a storage takes a connection out of for the limited claim. */
-export const MIN_POOL_FOR_CLAIM_CONNECTION = 3;
+/**
+ * The smallest pool a storage takes a connection out of for the limited claim: a smaller pool
+ * keeps every connection for the work around the handlers (with LISTEN holding one already).
+ */
+export const MIN_POOL_FOR_CLAIM_CONNECTION = 8;
 
 /** A pooled connection kept checked out for one kind of statement. */
 export class ClaimConnection {

@@ -49,7 +49,7 @@ export interface PostgresStorageOptions {
   logger?: Logger;
   /**
    * Pool size when the driver creates the pool from a connection string. Of these, a worker
-   * keeps one checked out for LISTEN and, with flow-control limits and `max` of 3 or more, one
+   * keeps one checked out for LISTEN and, with flow-control limits and `max` of 8 or more, one
    * for the limited claim (its large statements are then prepared on that connection only).
    * @default 10
    */
