@@ -10,9 +10,15 @@
  * - One user at a time: a limited claim that finds it busy (two workers on one storage) runs on
  *   the pool, as it would without it; nothing waits for it.
  * - Every statement on it is a transaction of its own, as on the pool; a retryable failure
- *   (deadlock, serialization failure) runs the caller's unit again under the shared retry policy.
- * - Any failure gives the connection up (destroyed, not returned to the pool: a connection that
- *   failed may be broken); the next use checks out a fresh one.
+ *   (deadlock, serialization failure) rolled that transaction back whole and left the
+ *   connection as it was, so the caller's unit runs again on it under the shared retry policy
+ *   (its prepared statements kept).
+ * - Any other failure gives the connection up (destroyed, not returned to the pool: a
+ *   connection that failed may be broken); the next use checks out a fresh one.
+ * - While checked out it has an 'error' listener of its own (so an error of the connection, such
+ *   as the server ending it, is never an unhandled 'error' event): a connection that fails while
+ *   idle is given up at once, one that fails during a use when that use ends. So a backend that
+ *   ends while the connection waits costs no claim.
  * - `close()` returns it to the pool (at once when idle, else when the use in flight ends), so
  *   ending the pool does not wait for it.
  * @internal
@@ -31,6 +37,8 @@ export const MIN_POOL_FOR_CLAIM_CONNECTION = 8;
 export class ClaimConnection {
   readonly #pool: PgPoolLike;
   #client: PgPoolClientLike | undefined;
+  /** The connection failed during a use: it is destroyed when that use ends. */
+  #broken = false;
   #busy = false;
   #closed = false;
 
@@ -51,31 +59,52 @@ export class ClaimConnection {
       return await withTxRetry(() => this.#once(fn), { isRetryable: isRetryableTxError });
     } finally {
       this.#busy = false;
-      if (this.#closed) this.#giveBack();
+      if (this.#broken) this.#giveUp(true);
+      else if (this.#closed) this.#giveUp(false);
     }
   }
 
   async #once<T>(fn: (c: PgQueryableLike) => Promise<T>): Promise<T> {
-    const c = (this.#client ??= await this.#pool.connect());
+    // A connection that failed during the attempt before is not used again.
+    if (this.#broken) this.#giveUp(true);
+    const c = this.#client ?? (await this.#checkOut());
     try {
       return await fn(c);
     } catch (e) {
-      // A connection that failed may be broken: destroy it; the next use checks out another.
-      this.#client = undefined;
-      c.release(true);
+      // A retryable failure rolled back its statement's transaction and left the connection
+      // usable; any other may have broken it: destroy it, the next use checks out another.
+      if (!isRetryableTxError(e)) this.#giveUp(true);
       throw e;
     }
   }
 
+  async #checkOut(): Promise<PgPoolClientLike> {
+    const c = await this.#pool.connect();
+    c.on('error', this.#onError);
+    this.#client = c;
+    return c;
+  }
+
+  /** The 'error' listener of the checked-out connection: give it up now when idle, else after the use. */
+  readonly #onError = (): void => {
+    if (this.#busy) this.#broken = true;
+    else this.#giveUp(true);
+  };
+
   /** Returns the connection to the pool (now when idle, else after the use in flight). */
   close(): void {
     this.#closed = true;
-    if (!this.#busy) this.#giveBack();
+    if (!this.#busy) this.#giveUp(false);
   }
 
-  #giveBack(): void {
+  /** Returns the connection to the pool, or destroys it (`destroy`); nothing when none is checked out. */
+  #giveUp(destroy: boolean): void {
     const c = this.#client;
     this.#client = undefined;
-    c?.release();
+    this.#broken = false;
+    if (c === undefined) return;
+    // The pool puts its own 'error' listener back on release; ours comes off only after it.
+    c.release(destroy);
+    c.removeListener('error', this.#onError);
   }
 }
