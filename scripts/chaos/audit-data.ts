@@ -262,6 +262,20 @@ function buildRuns(effects: readonly EffectRow[], lives: Map<string, ProcLife>):
   return runs;
 }
 
+/**
+ * Whether a run's outcome may have been lost to a SIGKILL without any fault of the engine: its
+ * process was killed after the run ended and before the job's next run began, and had not
+ * reported the outcome committed (the write was still in flight: a flush of large results can
+ * take seconds on a loaded machine).
+ */
+export function outcomeInFlightAtKill(a: Pick<AuditInput, 'lives'>, r: Run, next: Run | undefined): boolean {
+  const life = a.lives.get(r.worker);
+  if (life?.killedAt == null || next === undefined) return false;
+  // An outcome reported stored before this run began belongs to an earlier run of the job.
+  const storedThisRun = (life.stored.get(r.jobId) ?? -Infinity) >= r.start;
+  return life.killedAt >= r.end && life.killedAt <= next.start && !storedThisRun;
+}
+
 /** Every descendant of a job (children, grandchildren, ...), among the jobs still present and the pruned ones. */
 export function descendantsOf(input: AuditInput, id: string): JobRec[] {
   const out: JobRec[] = [];

@@ -3,9 +3,10 @@
  * resumption, signals, schedule slots.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { parse, type AuditInput, type FanOutRec } from './audit-data.js';
+import { outcomeInFlightAtKill, parse, type AuditInput, type FanOutRec } from './audit-data.js';
 import type { Verdict } from './audit.js';
 import type { EffectRow } from './effects.js';
+import { GATE_ERROR } from './handlers-extra.js';
 import type { ResumeInfo } from './handlers.js';
 import { ALT, ALT_MAX_GAP_MS, TICK } from './schedules.js';
 
@@ -82,8 +83,10 @@ function rule(f: FanOutRec): string {
  * Each fan-out's counters equal its children's outcomes (a child the operator retried counts
  * once, with its final outcome), its status is the rule applied to them, and its parent resumed
  * exactly once after the decision: every `resume` happened after `decided_at`, and at most one
- * post-decision run finished without its process being killed right after (a kill before the
- * completion committed legitimately repeats the resume). A collect-all fan-out is decided only
+ * post-decision run ended for good — returned (or failed at its gate) without its process being
+ * killed before its outcome was reported stored. A kill before the completion committed
+ * legitimately repeats the resume, and so does a run that threw and was retried: the retry
+ * replays the decided fan-out. A collect-all fan-out is decided only
  * when every child has ended: its parent never sees a child unfinished that the operator did not
  * retry. A parent the operator retried is judged on the resumes after its retry (its earlier
  * fan-out is gone with its children).
@@ -122,10 +125,14 @@ export function checkFanOuts(a: AuditInput): Verdict {
     }
     const runs = a.runs.get(f.parentId) ?? [];
     const clean = seen.filter((e) => {
-      const run = runs.find((r) => r.runCount === e.runCount);
-      const life = run ? a.lives.get(run.worker) : undefined;
-      const killedSoon = life?.killedAt != null && run !== undefined && life.killedAt - run.end < 2000;
-      return run?.state === 'ended' && !run.interrupted && !killedSoon;
+      const at = runs.findIndex((r) => r.runCount === e.runCount);
+      const run = runs[at];
+      if (run === undefined) return false;
+      const life = a.lives.get(run.worker);
+      const killedSoon = life?.killedAt != null && life.killedAt - run.end < 2000;
+      // A run that threw anything but the gate's final error was retried by the engine: the retry replays the decided fan-out.
+      const final = run.info === 'returned' || run.info?.includes(GATE_ERROR) === true;
+      return run.state === 'ended' && final && !run.interrupted && !killedSoon && !outcomeInFlightAtKill(a, run, runs[at + 1]);
     });
     if (clean.length > 1) v.push(`parent ${f.parentId} resumed ${clean.length} times after fan-out ${f.id} was decided`);
     if (seen.length > 1) repeated++;
