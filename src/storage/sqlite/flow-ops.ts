@@ -12,7 +12,7 @@
 import type { LimitRow } from '../flow-rows.js';
 import { planLimitedClaim, queueGroup, typeGroup, type FlowCandidate, type FlowPlan } from '../shared/flow-plan.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, JobRow } from '../storage.js';
-import { FLOW_CLAIM, FLOW_GROUP_JOBS, FLOW_GROUPS, FLOW_LIMITS, FLOW_QUEUE_ANY_LIMITED, FLOW_QUEUE_JOBS, FLOW_RATE_SET, FLOW_RUNNING } from './queries/flow.js';
+import { FLOW_CLAIM, FLOW_GROUP_JOBS, FLOW_GROUPS, FLOW_ONE_GROUP_JOBS, FLOW_LIMITS, FLOW_QUEUE_ANY_LIMITED, FLOW_QUEUE_JOBS, FLOW_RATE_SET, FLOW_RUNNING } from './queries/flow.js';
 import { int, sqliteColumns, tupleToJobRow, type JobTuple } from './rows.js';
 import type { SqliteContext, Statements } from './statements.js';
 
@@ -182,21 +182,56 @@ function readCandidates(c: Statements, s: State): GroupRead[] {
     if (int(g.run_at) <= s.now) read.rows.push(toCandidate(g));
     groups.push(read);
   }
-  readMore(c, s, groups.filter((g) => g.rows.length === 0));
+  askShares(s, groups);
+  readMore(c, s, groups.filter((g) => g.rows.length === 0 || g.asked > 1));
   return groups;
 }
 
-/** Reads the first `asked` ready jobs of each group (replacing what was read of it). */
+/**
+ * The first read of each group that can start jobs asks for its share of its queue's room (the
+ * room split evenly over those groups, and one more; at most what the group may need), so a queue of one or a
+ * few groups is read in one statement rather than in rounds of growing reads; a queue with no
+ * more room than groups still reads one job of each first.
+ */
+function askShares(s: State, groups: GroupRead[]): void {
+  const open = new Map<string, GroupRead[]>();
+  for (const g of groups) if (g.need > 1) open.set(g.key[0], [...(open.get(g.key[0]) ?? []), g]);
+  for (const [queue, list] of open) {
+    const room = queueRoom(s, queue).room;
+    // A queue with no more room than groups takes at most one job of most: their first job was read.
+    if (room <= list.length) continue;
+    // One more than the share, as in `groupNeed`: the job after the last one the plan can take.
+    const share = Math.ceil(room / list.length) + 1;
+    for (const g of list) g.asked = Math.min(g.need, share);
+  }
+}
+
+/** Groups read for this many jobs or more are read by a statement of their own (a range of the index). */
+const RANGE_READ_FROM = 8;
+
+/**
+ * Reads the first `asked` ready jobs of each group (replacing what was read of it): a group
+ * asked for many by a statement of its own, the others together (a seek per job).
+ */
 function readMore(c: Statements, s: State, groups: readonly GroupRead[]): void {
   if (groups.length === 0) return;
   const byKey = new Map<string, GroupRead>();
+  const together: GroupRead[] = [];
   for (const g of groups) {
+    if (g.asked >= RANGE_READ_FROM) {
+      const [queue, type, ckey, rkey] = g.key;
+      const rows = c.st(FLOW_ONE_GROUP_JOBS).all({ queue, type, ckey, rkey, now: s.now, limit: g.asked }) as CandidateDbRow[];
+      g.rows = rows.map(toCandidate);
+      continue;
+    }
     g.rows = [];
     byKey.set(JSON.stringify(g.key), g);
+    together.push(g);
   }
-  const rows = c.st(FLOW_GROUP_JOBS).all({ now: s.now, groups: JSON.stringify(groups.map((g) => [...g.key, g.asked])) }) as CandidateDbRow[];
+  if (together.length === 0) return;
+  const rows = c.st(FLOW_GROUP_JOBS).all({ now: s.now, groups: JSON.stringify(together.map((g) => [...g.key, g.asked])) }) as CandidateDbRow[];
   for (const r of rows) byKey.get(JSON.stringify([r.queue, r.type, r.concurrency_key ?? '', r.rate_key ?? '']))?.rows.push(toCandidate(r));
-  for (const g of groups) g.rows.sort(claimOrder);
+  for (const g of together) g.rows.sort(claimOrder);
 }
 
 /** Whether the jobs picked filled a concurrency group of the group `g` that had room before. */
