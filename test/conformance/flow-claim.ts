@@ -286,6 +286,30 @@ export function describeFlowClaim(make: StorageMaker): void {
       const both = await claimLimited(m.s, [{ name: q1, limit: 1 }, { name: q2, limit: 2 }]);
       assert.deepEqual([idsIn(both.rows, q1), idsIn(both.rows, q2), both.saturated], [[r], [v, w], false]);
     });
+
+    it('one group with room for every job asked for: its first ready jobs in claim order, none due later; with less room, the limit holds', async () => {
+      const m = clock();
+      const type = uniqueName('t');
+      const q = uniqueName('q');
+      await setTypeLimit(m.s, type, { concurrency: 4 });
+      // Due later and first by priority: a claim that ignored run_at would take it first.
+      await insertEach(m.s, [{ queue: q, type, priority: 9, delayMs: 60_000 }]);
+      const [j1, j2, j3, j4, j5] = await insertEach(m.s, [
+        { queue: q, type, priority: 1 },
+        { queue: q, type, priority: 3 },
+        { queue: q, type },
+        { queue: q, type, priority: 3 },
+        { queue: q, type },
+      ]);
+      const first = await claimLimited(m.s, q, 2);
+      assert.deepEqual([idsOf(first.rows), first.saturated, first.retryInMs], [[j2, j4], false, null], 'room 4 for 2: the first two in claim order');
+      assert.ok(first.rows.every((r) => r.status === 'running'));
+      const second = await claimLimited(m.s, q, 3);
+      assert.deepEqual([idsOf(second.rows), second.saturated, second.retryInMs], [[j1, j3], true, null], 'room 2 for 3: two, then j5 finds the group full');
+      const third = await claimLimited(m.s, q, 1);
+      assert.deepEqual([idsOf(third.rows), third.saturated], [[], true], 'full: nothing, saturated');
+      assert.equal((await m.s.jobGet({ id: j5 }))?.status, 'pending');
+    });
   });
 
   describe('flow control: jobClaimLimited and rate limits', () => {

@@ -6,13 +6,15 @@
  * queue with their first ready job (see `queries/flow.ts`); then the shared `planLimitedClaim`
  * decides, and while it took every job read of a group that may have more it could take, more
  * of that group is read and the plan made again (see {@link planWithEnoughRead}); the picked
- * jobs are claimed and the rate state stored.
+ * jobs are claimed and the rate state stored. A claim whose queue holds one group with room for
+ * every job asked for and no rate limit claims that group's first jobs without a plan
+ * ({@link onlyGroup}): what a limit that does not bind costs is three small reads.
  * @internal
  */
 import type { LimitRow } from '../flow-rows.js';
 import { planLimitedClaim, queueGroup, typeGroup, type FlowCandidate, type FlowPlan } from '../shared/flow-plan.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, JobRow } from '../storage.js';
-import { FLOW_CLAIM, FLOW_GROUP_JOBS, FLOW_GROUPS, FLOW_ONE_GROUP_JOBS, FLOW_LIMITS, FLOW_QUEUE_ANY_LIMITED, FLOW_QUEUE_JOBS, FLOW_RATE_SET, FLOW_RUNNING } from './queries/flow.js';
+import { FLOW_CLAIM, FLOW_CLAIM_GROUP, FLOW_GROUP_JOBS, FLOW_GROUPS, FLOW_ONE_GROUP_JOBS, FLOW_LIMITS, FLOW_QUEUE_ANY_LIMITED, FLOW_QUEUE_JOBS, FLOW_RATE_SET, FLOW_RUNNING } from './queries/flow.js';
 import { int, sqliteColumns, tupleToJobRow, type JobTuple } from './rows.js';
 import type { SqliteContext, Statements } from './statements.js';
 
@@ -150,6 +152,11 @@ interface GroupRead {
   rows: FlowCandidate[];
 }
 
+/** Claim order of claimed rows: priority desc, run_at, id. */
+function rowClaimOrder(a: JobRow, b: JobRow): number {
+  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 /** Claim order: priority desc, run_at, id (as the plan orders candidates). */
 function claimOrder(a: FlowCandidate, b: FlowCandidate): number {
   return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -182,9 +189,24 @@ function readCandidates(c: Statements, s: State): GroupRead[] {
     if (int(g.run_at) <= s.now) read.rows.push(toCandidate(g));
     groups.push(read);
   }
-  askShares(s, groups);
-  readMore(c, s, groups.filter((g) => g.rows.length === 0 || g.asked > 1));
   return groups;
+}
+
+/**
+ * The one group a claim can take from without a plan: one queue asked for, without a queue
+ * limit, holding one group of limited jobs, whose type has no rate limit and room for every job
+ * asked for. The plan would pick the group's first ready jobs in claim order, as many as asked
+ * for, and report nothing more (no wait, not saturated), so the claim takes them directly.
+ */
+function onlyGroup(s: State, groups: readonly GroupRead[]): { key: GroupRead['key']; limit: number } | undefined {
+  if (s.want.size !== 1 || groups.length !== 1 || s.candidates.length > 0) return undefined;
+  const g = groups[0]!;
+  const [queue, type, ckey] = g.key;
+  const want = s.want.get(queue);
+  const l = s.typeLimits.get(type);
+  if (want === undefined || s.queueLimits.has(queue) || l === undefined || l.rateLimit !== null) return undefined;
+  if (l.concurrency !== null && l.concurrency - (s.running.get(typeGroup(type, ckey)) ?? 0) < want) return undefined;
+  return { key: g.key, limit: want };
 }
 
 /**
@@ -294,6 +316,15 @@ function claimLimited(c: Statements, now: number, p: JobClaimLimitedParams, want
   if (s.want.size === 0) return NOTHING;
   readRunning(c, s);
   const groups = readCandidates(c, s);
+  const only = onlyGroup(s, groups);
+  if (only !== undefined) {
+    const [queue, type, ckey, rkey] = only.key;
+    const params = { queue, type, ckey, rkey, now, limit: only.limit, workerId: p.workerId, leaseExpiresAt: now + Math.trunc(p.leaseMs) };
+    const rows = (c.raw(FLOW_CLAIM_GROUP).all(params) as JobTuple[]).map(tupleToJobRow).sort(rowClaimOrder);
+    return { rows, retryInMs: null, saturated: false };
+  }
+  askShares(s, groups);
+  readMore(c, s, groups.filter((g) => g.rows.length === 0 || g.asked > 1));
   if (s.candidates.length === 0 && groups.every((g) => g.rows.length === 0)) return NOTHING;
   const plan = planWithEnoughRead(c, s, groups);
   if (plan.tats.length > 0) c.st(FLOW_RATE_SET).run({ tats: JSON.stringify(plan.tats.map((t) => [t.scope, t.name, t.key, t.tat])) });

@@ -183,6 +183,23 @@ WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'pending'
 RETURNING ${JOB_COLUMNS}`;
 
 /**
+ * Claims the first ready jobs of one group in claim order, exactly as `JOB_CLAIM` does: the
+ * claim of a queue whose only limited group has room for every job asked for (the plan would
+ * pick exactly these). Params: @queue, @type, @ckey, @rkey, @now, @limit, @workerId,
+ * @leaseExpiresAt. Result: the claimed rows as `JOB_COLUMNS` tuples (raw mode; any order).
+ */
+export const FLOW_CLAIM_GROUP = `
+UPDATE sdj_jobs
+SET ${CLAIM_SET}
+WHERE rowid IN (
+  SELECT j.rowid FROM sdj_jobs j
+  WHERE j.status = 'pending' AND j.limited = 1 AND j.queue = @queue AND j.type = @type
+    AND j.concurrency_group = @ckey AND j.rate_group = @rkey AND j.run_at <= @now
+  ORDER BY j.priority DESC, j.run_at, j.id
+  LIMIT @limit)
+RETURNING ${JOB_COLUMNS}`;
+
+/**
  * Stores the rate state the plan moved. Params: @tats (JSON array of [scope, name, rkey, tat]).
  * Result: none.
  */
