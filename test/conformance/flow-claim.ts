@@ -308,7 +308,7 @@ export function describeFlowClaim(make: StorageMaker): void {
       assert.deepEqual([idsOf(second.rows), second.saturated, second.retryInMs], [[j1, j3], true, null], 'room 2 for 3: two, then j5 finds the group full');
       const third = await claimLimited(m.s, q, 1);
       assert.deepEqual([idsOf(third.rows), third.saturated], [[], true], 'full: nothing, saturated');
-      assert.equal((await m.s.jobGet({ id: j5 }))?.status, 'pending');
+      assert.equal((await m.s.jobGet({ id: j5! }))?.status, 'pending');
     });
   });
 
