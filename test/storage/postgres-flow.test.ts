@@ -6,25 +6,25 @@
  * compare-and-set that loses when the flow-state version moved, every limit change moving it,
  * the locked fallback after repeated losses; a job cancelled or paused, a queue paused or a limit
  * lowered between the read and the compare-and-set; a plain first read whose version moved before
- * it stored), the lock that orders a type limit's appearance
+ * it stored: postgres-flow-plain-one.test.ts), the lock that orders a type limit's appearance
  * with the inserts that mark jobs from it, the `limited` mark of jobs in every status and of
  * jobs going back to pending, and migration 4 over a schema at version 3 holding jobs.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from '../../src/storage/postgres/connection.js';
 import { OPTIMISTIC_ATTEMPTS } from '../../src/storage/postgres/flow-ops.js';
 import { SCHEMA_PLACEHOLDER } from '../../src/storage/postgres/migrate.js';
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.generated.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { MIGRATIONS_CREATE_LEDGER, MIGRATIONS_CREATE_SCHEMA } from '../../src/storage/postgres/queries/admin.js';
-import { FIRST_READ_EXTRA, FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM } from '../../src/storage/postgres/queries/flow.js';
+import { FIRST_READ_EXTRA, FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM, FLOW_CLAIM_PLAIN_ONE } from '../../src/storage/postgres/queries/flow.js';
 import { TYPE_LIMIT_INSERT, TYPE_LIMITS_LOCK } from '../../src/storage/postgres/queries/limits.js';
 import { JOB_CLAIM_MANY, JOB_CLAIM_ONE } from '../../src/storage/postgres/queries/run.js';
 import { applied, cancelledJob, claim, failedJob, insertJob, jobInsert, mustGet, pausedJob, runningJob, uniqueName, waitingJob } from '../helpers/factories.js';
 import { makePostgresStorage, PG_URL, pgAdmin, testSchemaName } from '../helpers/postgres-storage.js';
 import type { TestStorage } from '../helpers/storages.js';
+import { recordingPool } from '../helpers/pg-recording-pool.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** A node of `EXPLAIN (FORMAT JSON)`. */
@@ -108,34 +108,9 @@ describe('postgres flow control: the ordinary claim keeps its plan', () => {
   });
 });
 
-/** A pool of its own on the test server whose statements are recorded (texts in order); `end()` ends it. */
-function recordingPool(onQuery: (text: string) => Promise<void> | void = () => {}): PgPoolLike & { texts: string[] } {
-  const real = new pg.Pool({ connectionString: PG_URL, max: 2 });
-  const texts: string[] = [];
-  const run = async (q: PgQueryableLike, config: Parameters<PgPoolLike['query']>[0]) => {
-    await onQuery(config.text);
-    texts.push(config.text);
-    return q.query(config);
-  };
-  return {
-    texts,
-    query: (config) => run(real as unknown as PgQueryableLike, config),
-    connect: async () => {
-      const c = (await real.connect()) as unknown as PgPoolClientLike;
-      // A wrapper, not a patched client: pg-pool's own queries on the client keep its methods.
-      return {
-        query: (config: Parameters<PgPoolLike['query']>[0]) => run(c, config),
-        release: (err?: Error | boolean) => c.release(err),
-        on: ((event: never, listener: never) => c.on(event, listener)) as PgPoolClientLike['on'],
-        removeListener: ((event: never, listener: never) => c.removeListener(event, listener)) as PgPoolClientLike['removeListener'],
-      };
-    },
-    end: () => real.end(),
-  };
-}
-
 /** The parameters of a candidate read of queue `lq` (the first read also takes a worker and a lease). */
 function readParams(sql: string, limit: number, complete: boolean): unknown[] {
+  if (sql === FLOW_CLAIM_PLAIN_ONE) return [null, 'lq', limit, 'w', 60_000];
   return sql === FLOW_CANDIDATES ? [null, ['lq'], [limit], complete, 'w', 60_000] : [null, ['lq'], [limit], complete];
 }
 
@@ -192,6 +167,11 @@ describe('postgres flow control: the limited claim reads', () => {
 
   /** Checks the three reads' index use and rows read in the current state. */
   async function checkReads(what: string): Promise<void> {
+    // The plain claim of one queue: its first `limit` ready jobs, and the running counts.
+    const plainOne = await rowsRead(FLOW_CLAIM_PLAIN_ONE, 10);
+    assert.equal(plainOne.seq, 0, `${what}: no sequential scan of the live partition (plain claim of one queue)`);
+    assert.deepEqual([...plainOne.byIndex.keys()].sort(), ['sdj_jobs_limited_claim', 'sdj_jobs_running'], what);
+    assert.ok(plainOne.byIndex.get('sdj_jobs_limited_claim')! <= 10, `${what}: plain claim of one queue: ${plainOne.byIndex.get('sdj_jobs_limited_claim')}`);
     const first = await rowsRead(FLOW_CANDIDATES, 10);
     assert.equal(first.seq, 0, `${what}: no sequential scan of the live partition (first read)`);
     assert.deepEqual([...first.byIndex.keys()].sort(), ['sdj_jobs_limited_claim', 'sdj_jobs_running'], what);
@@ -248,6 +228,7 @@ describe('postgres flow control: the limited claim reads', () => {
   it('every statement of the limited claim settles on a generic plan (it is not planned on each claim)', async () => {
     const statements: [name: string, sql: string, types: string, args: string][] = [
       ['cand', FLOW_CANDIDATES, 'bigint, text[], int[], boolean, text, bigint', "NULL, '{lq}', '{10}', false, 'w', 1000"],
+      ['one', FLOW_CLAIM_PLAIN_ONE, 'bigint, text, int, text, bigint', "NULL, 'lq', 10, 'w', 1000"],
       ['deep', FLOW_CANDIDATES_DEEP, 'bigint, text[], int[], boolean', "NULL, '{lq}', '{10}', false"],
       ['walk', FLOW_CANDIDATES_DEEP, 'bigint, text[], int[], boolean', "NULL, '{lq}', '{10}', true"],
       // A version no claim reads: the compare-and-set fails and nothing is written.
@@ -263,7 +244,7 @@ describe('postgres flow control: the limited claim reads', () => {
       for (const row of r.rows as { name: string; g: number; c: number }[]) assert.ok(row.g >= 3 && row.c <= 5, `${row.name}: ${row.g} generic, ${row.c} custom`);
       assert.equal(r.rows.length, statements.length);
       // The claim updates the jobs at the addresses read: a TID scan, whatever the statistics.
-      const plan = (await c.query(`EXPLAIN (FORMAT JSON) EXECUTE claim(${statements[3]![3]})`)).rows[0] as { 'QUERY PLAN': [{ Plan: PlanNode }] };
+      const plan = (await c.query(`EXPLAIN (FORMAT JSON) EXECUTE claim(${statements[4]![3]})`)).rows[0] as { 'QUERY PLAN': [{ Plan: PlanNode }] };
       const scans = nodesOf(plan['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'sdj_jobs_live' && n['Node Type'] !== 'ModifyTable');
       assert.deepEqual(scans.map((n) => n['Node Type']), ['Tid Scan']);
     } finally {
@@ -286,7 +267,7 @@ describe('postgres flow control: the optimistic claim', () => {
     return Number((await pgAdmin<{ v: string }>(`SELECT version AS v FROM ${q}.sdj_flow_state WHERE id = 1`))[0]!.v);
   }
 
-  it('takes two round trips when it claims, one when it claims nothing or its plan is plain, and no transaction', async () => {
+  it('takes one round trip when its plan is plain, and when it claims nothing; two when it claims a plan that is not, after one more for a queue whose plan was plain last; no transaction', async () => {
     const pool = recordingPool();
     const s = new PostgresStorage(pool, { schema: q.slice(1, -1) });
     try {
@@ -296,11 +277,15 @@ describe('postgres flow control: the optimistic claim', () => {
       await s.jobInsertMany({ jobs: [jobInsert({ queue, type: limitedType }), jobInsert({ queue, type: limitedType })] });
       pool.texts.length = 0;
       assert.equal((await s.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit: 5 }], leaseMs: 60_000 })).rows.length, 1);
-      assert.deepEqual(pool.texts, [rendered(FLOW_CANDIDATES, q), rendered(FLOW_CLAIM, q)], 'claiming: read, then compare-and-set');
+      assert.deepEqual(
+        pool.texts,
+        [rendered(FLOW_CLAIM_PLAIN_ONE, q), rendered(FLOW_CANDIDATES, q), rendered(FLOW_CLAIM, q)],
+        'claiming a plan that is not plain: the plain claim of one queue finds so, then read, then compare-and-set',
+      );
       pool.texts.length = 0;
       const none = await s.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit: 5 }], leaseMs: 60_000 });
       assert.deepEqual([none.rows.length, none.saturated], [0, true]);
-      assert.deepEqual(pool.texts, [rendered(FLOW_CANDIDATES, q)], 'nothing to claim: the read only');
+      assert.deepEqual(pool.texts, [rendered(FLOW_CANDIDATES, q)], 'nothing to claim: the read only (the queue skips the plain claim for a while)');
       // Room for every job asked for, no rate or queue limit: the read claims by itself.
       const roomy = uniqueName('t');
       const roomyQ = uniqueName('rt');
@@ -311,7 +296,7 @@ describe('postgres flow control: the optimistic claim', () => {
       const plain = await s.jobClaimLimited({ workerId: 'w', queues: [{ name: roomyQ, limit: 2 }], leaseMs: 60_000 });
       assert.deepEqual(plain.rows.map((r) => r.id), [jobs[1]!.id, jobs[0]!.id], 'the first two in claim order');
       assert.deepEqual([plain.retryInMs, plain.saturated], [null, false]);
-      assert.deepEqual(pool.texts, [rendered(FLOW_CANDIDATES, q)], 'a plain plan: one round trip');
+      assert.deepEqual(pool.texts, [rendered(FLOW_CLAIM_PLAIN_ONE, q)], 'a plain plan: one round trip, the plain claim of one queue');
     } finally {
       await s.close();
       await pool.end();
@@ -606,48 +591,5 @@ describe('postgres flow control: changes between the read and the compare-and-se
     assert.deepEqual(r.rows.map((row) => row.id), [ids[0]], 'one job: the limit as it is when the claim stores its plan');
     const running = await pgAdmin<{ n: string }>(`SELECT count(*) AS n FROM ${q}.sdj_jobs_live WHERE type = $1 AND status = 'running'`, [type]);
     assert.equal(Number(running[0]!.n), 1);
-  });
-});
-
-describe('postgres flow control: the plain plan of the first read and a claim committed meanwhile', () => {
-  let ts: TestStorage;
-  let q: string;
-  let rival: pg.Client;
-  before(async () => {
-    ts = await makePostgresStorage('pg-flow-plain-race');
-    q = `"${(ts.storage as PostgresStorage).schema}"`;
-    rival = await client();
-  });
-  after(async () => {
-    await rival.end();
-    await ts.cleanup();
-  });
-
-  it('a read whose plan is plain but whose version moved before it stored claims nothing on it, reads again, and the limit holds', async () => {
-    const s = ts.storage;
-    const type = uniqueName('t');
-    const [qa, qb] = [uniqueName('q'), uniqueName('q')];
-    await s.limitSet({ scope: 'type', name: type, concurrency: 2, rateLimit: null, ratePeriodMs: null });
-    const other = await insertJob(s, { queue: qa, type });
-    const ids = [await insertJob(s, { queue: qb, type }), await insertJob(s, { queue: qb, type })];
-    // A rival claim in flight: it holds the flow-state row (version moved) and starts a job of the
-    // type in another queue. The claim below reads before it commits: room for both of its jobs.
-    await rival.query('BEGIN');
-    await rival.query(`UPDATE ${q}.sdj_flow_state SET version = version + 1 WHERE id = 1`);
-    await rival.query(`UPDATE ${q}.sdj_jobs_live SET status = 'running', locked_by = 'rival', lease_expires_at = 9e15 WHERE id = $1`, [other]);
-    const claiming = s.jobClaimLimited({ workerId: 'w', queues: [{ name: qb, limit: 5 }], leaseMs: 60_000 });
-    await waitFor(
-      async () =>
-        (await pgAdmin<{ n: string }>(
-          "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 IN query) > 0 AND pid <> $2",
-          [q, (rival as unknown as { processID: number }).processID],
-        ))[0]!.n !== '0',
-      { message: 'the claim waits for the flow-state row' },
-    );
-    await rival.query('COMMIT');
-    const r = await claiming;
-    assert.deepEqual(r.rows.map((row) => row.id), [ids[0]], 'one job: the rival holds the other slot');
-    const running = await pgAdmin<{ n: string }>(`SELECT count(*) AS n FROM ${q}.sdj_jobs_live WHERE type = $1 AND status = 'running'`, [type]);
-    assert.equal(Number(running[0]!.n), 2);
   });
 });

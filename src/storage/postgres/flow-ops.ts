@@ -3,7 +3,9 @@
  * candidate read (with the flow-state version), the shared plan, and the claim that stores the
  * plan only if the version has not moved since the read (see `queries/flow.ts`). Round trips:
  * one when the plan is plain (no rate or queue limit in play and room for every job the claim
- * asks for: the first read claims them itself), else two when it claims a job or moves rate
+ * asks for: the first read claims them itself; a claim of one queue reads with the smaller
+ * `FLOW_CLAIM_PLAIN_ONE` first, which claims a plain plan and says when the full read is needed,
+ * then that queue's claims skip it for {@link PLAIN_SKIP_MS}), else two when it claims a job or moves rate
  * state, one otherwise, plus one read more when the first read of a queue was cut short and the
  * plan could not fill it (two when that one could not either). A claim whose version moved
  * (another limited claim stored its plan, or a limit changed) reads and plans again; after
@@ -16,11 +18,21 @@ import { planLimitedClaim, queueGroup, typeGroup, type FlowCandidate, type FlowP
 import type { JobClaimLimitedParams, JobClaimLimitedResult, JobRow } from '../storage.js';
 import { withTx, type PgQueryableLike } from './connection.js';
 import type { PgExec } from './executor.js';
-import { FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM } from './queries/flow.js';
+import { FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM, FLOW_CLAIM_PLAIN_ONE } from './queries/flow.js';
 import { toInt, toJobRow, type JobDbRow } from './rows.js';
 
 /** Compare-and-set attempts before the claim runs holding the flow-state row. */
 export const OPTIMISTIC_ATTEMPTS = 3;
+
+/**
+ * How long (ms) the claims of a queue go straight to the full read after `FLOW_CLAIM_PLAIN_ONE`
+ * found that queue's plan not plain (a queue limit, a rate limit or a full group in play): at
+ * most one statement a second per such queue is spent on finding it so.
+ */
+export const PLAIN_SKIP_MS = 1000;
+
+/** Per executor: until when (monotonic ms) each queue's claims skip `FLOW_CLAIM_PLAIN_ONE`. */
+const plainSkip = new WeakMap<PgExec, Map<string, number>>();
 
 /** A candidate read (`queries/flow.ts`, `result`): one JSON array, lists null when empty. */
 type CandidateRead = [
@@ -132,8 +144,35 @@ function byClaimOrder(a: JobRow, b: JobRow): number {
  */
 type First = { claimed: JobRow[] } | { lost: true } | { read: CandidateDbRow | undefined };
 
-/** Runs the first read (see `FLOW_CANDIDATES`). */
-async function firstRead(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, want: ReadonlyMap<string, number>): Promise<First> {
+/** A `FLOW_CLAIM_PLAIN_ONE` row: what the plan was, whether it claimed, and a claimed job. */
+type PlainDbRow = { plan: 'plain' | 'empty' | 'read'; won: boolean } & JobDbRow;
+
+/**
+ * The claim of one queue whose plan may be plain (`FLOW_CLAIM_PLAIN_ONE`): as {@link First}, or
+ * `empty` (nothing to claim), or undefined when the full read is needed (then the queue skips
+ * this statement for {@link PLAIN_SKIP_MS}).
+ */
+async function plainOne(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, queue: string, limit: number): Promise<First | { empty: true } | undefined> {
+  let skip = plainSkip.get(x);
+  const now = performance.now();
+  if ((skip?.get(queue) ?? -Infinity) > now) return undefined;
+  const rows = await x.rows<PlainDbRow>(FLOW_CLAIM_PLAIN_ONE, [x.now(), queue, limit, p.workerId, Math.trunc(p.leaseMs)], c);
+  const head = rows[0]!;
+  if (head.plan === 'empty') return { empty: true };
+  if (head.plan === 'plain') return head.won ? { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) } : { lost: true };
+  if (skip === undefined) plainSkip.set(x, (skip = new Map()));
+  for (const [q, until] of skip) if (until <= now) skip.delete(q);
+  skip.set(queue, now + PLAIN_SKIP_MS);
+  return undefined;
+}
+
+/** Runs the first read (see `FLOW_CANDIDATES`), after the smaller statement for a claim of one queue. */
+async function firstRead(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, want: ReadonlyMap<string, number>): Promise<First | { empty: true }> {
+  if (want.size === 1) {
+    const [queue, limit] = [...want][0]!;
+    const r = await plainOne(x, c, p, queue, limit);
+    if (r !== undefined) return r;
+  }
   const rows = await x.rows<FirstDbRow>(FLOW_CANDIDATES, [x.now(), [...want.keys()], [...want.values()], false, p.workerId, Math.trunc(p.leaseMs)], c);
   const head = rows[0]!;
   if (head.won) return { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) };
@@ -196,6 +235,7 @@ async function attempt(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, 
   const first = await firstRead(x, c, p, want);
   if ('claimed' in first) return { rows: first.claimed, retryInMs: null, saturated: false };
   if ('lost' in first) return undefined;
+  if ('empty' in first) return { rows: [], retryInMs: null, saturated: false };
   const r = await plan(x, c, first.read, want);
   if (r === undefined) return { rows: [], retryInMs: null, saturated: false };
   const done = { retryInMs: r.plan.retryInMs, saturated: r.plan.saturated };

@@ -6,7 +6,9 @@
  * moves the version on from the one it read (compare and set), and writes nothing when the
  * version had moved. When the plan is plain (room for every job asked for, no rate or queue limit
  * in play: it starts the first jobs in claim order), the first read decides it and stores it
- * itself, in the same way (the only decision made here; every other one is the shared plan's).
+ * itself, in the same way (the only decisions made here; every other one is the shared plan's).
+ * A claim of one queue first tries {@link FLOW_CLAIM_PLAIN_ONE}, a smaller statement that claims
+ * only a plain plan and otherwise says whether the full read is needed.
  *
  * Why a claim whose version held is exact, as if it had held a lock from its read to its write:
  * everything that can make a plan start too much moves the version in the transaction that
@@ -220,6 +222,75 @@ upd AS (
 )
 SELECT w.version IS NOT NULL AS won, f.ok AS fast, ${result('w.version IS NULL')}, u.*
 FROM fast f
+LEFT JOIN (SELECT version FROM v) w ON true
+LEFT JOIN upd u ON true`;
+
+/**
+ * The limited claim of one queue when its plan may be plain, in one small statement (the claim
+ * of a limit that does not bind, on the hot path): the queue's first `$3` ready limited jobs in
+ * claim order and, per concurrency group among them under a type limit, its running count. The
+ * plan is plain when the queue is not paused and has no queue limit, no candidate's type has a
+ * rate limit, and every group has room for all of its candidates; the statement then stores it
+ * itself exactly as {@link FLOW_CANDIDATES} does (compare and set on the flow-state version its
+ * snapshot shows, then the queue row `FOR SHARE`, then the jobs at the addresses read). It
+ * claims nothing otherwise, and says why (`plan`):
+ * - `plain`: the plan was plain; `won` tells whether the version held (claimed) or had moved;
+ * - `empty`: nothing to claim (no ready limited job in a queue without a queue limit, or the
+ *   queue is paused): what the full read would find;
+ * - `read`: a queue limit, a rate limit or a group without room for its candidates is in play:
+ *   the full read ({@link FLOW_CANDIDATES}) plans it.
+ * Params: $1 now, $2 queue name, $3 limit (>= 1), $4 worker id, $5 lease ms. Result: { plan,
+ * won } with, when it claimed, the claimed rows' columns (one row each; null when none).
+ */
+export const FLOW_CLAIM_PLAIN_ONE = `
+WITH ${NOW_CTE},
+p AS MATERIALIZED (SELECT $2::text AS name, $3::int AS lim),
+jobs AS MATERIALIZED (
+  SELECT h.* FROM p CROSS JOIN LATERAL (
+    SELECT j.ctid AS tid, j.type, ${CK} AS ck FROM {s}.sdj_jobs_live j
+    WHERE ${ready('p.name', 1)} AND ${LIMITED_CLAIM_MARK}
+    ORDER BY ${CLAIM_ORDER}
+    LIMIT p.lim
+  ) h
+),
+qr AS MATERIALIZED (
+  SELECT q.paused, (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL) AS limited FROM {s}.sdj_queues q WHERE q.name = (SELECT name FROM p)
+),
+rc AS MATERIALIZED (
+  SELECT g.k, tl.concurrency AS conc, tl.rate_limit AS rate,
+    CASE WHEN tl.concurrency IS NOT NULL THEN (SELECT count(*) FROM {s}.sdj_jobs_live r
+      WHERE r.status = 'running' AND r.limited = 1 AND r.type = g.type AND coalesce(r.concurrency_key, '') = g.ck) END AS n
+  FROM (SELECT x.type, x.ck, count(*) AS k FROM jobs x GROUP BY 1, 2) g
+  JOIN {s}.sdj_type_limits tl ON tl.type = g.type
+),
+pl AS MATERIALIZED (
+  SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM qr WHERE qr.paused) THEN 'empty'
+    WHEN EXISTS (SELECT 1 FROM qr WHERE qr.limited) THEN 'read'
+    WHEN NOT EXISTS (SELECT 1 FROM jobs) THEN 'empty'
+    WHEN EXISTS (SELECT 1 FROM rc WHERE rc.rate IS NOT NULL OR rc.k > rc.conc - rc.n) THEN 'read'
+    ELSE 'plain' END AS plan
+),
+fs AS MATERIALIZED (SELECT f.version FROM {s}.sdj_flow_state f WHERE f.id = 1),
+v AS (
+  UPDATE {s}.sdj_flow_state f SET version = f.version + 1
+  WHERE f.id = 1 AND f.version = (SELECT version FROM fs) AND (SELECT plan FROM pl) = 'plain'
+  RETURNING f.version
+),
+ql AS MATERIALIZED (
+  SELECT q.paused FROM {s}.sdj_queues q
+  WHERE q.name = (SELECT name FROM p) AND EXISTS (SELECT 1 FROM v)
+  FOR SHARE OF q
+),
+upd AS (
+  UPDATE {s}.sdj_jobs_live j
+  SET ${claimSet('$4', '$5')}
+  WHERE j.ctid = ANY(ARRAY(SELECT x.tid FROM jobs x WHERE EXISTS (SELECT 1 FROM v)))
+    AND NOT EXISTS (SELECT 1 FROM ql WHERE ql.paused)
+  RETURNING j.*
+)
+SELECT l.plan, w.version IS NOT NULL AS won, u.*
+FROM pl l
 LEFT JOIN (SELECT version FROM v) w ON true
 LEFT JOIN upd u ON true`;
 
