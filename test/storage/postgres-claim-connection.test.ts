@@ -23,9 +23,11 @@ import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * A condition on `pg_stat_activity` (whose `query` keeps the first 1024 bytes): the last
- * statement was a limited claim's first read on the schema `$1`.
+ * statement was a limited claim's first statement on the schema `$1` (the plain claim of one
+ * queue, or the first candidate read).
  */
-const FIRST_READ = `query NOT LIKE '%WITH RECURSIVE%' AND query LIKE '%AS walk%' AND position('"' || $1 || '".sdj_type_limits' IN query) > 0`;
+const FIRST_READ = `((query LIKE '%$3::int AS lim)%' AND position('"' || $1 || '".sdj_jobs_live' IN query) > 0)
+  OR (query NOT LIKE '%WITH RECURSIVE%' AND query LIKE '%AS walk%' AND position('"' || $1 || '".sdj_type_limits' IN query) > 0))`;
 
 /** The backends of the test database whose last statement was a limited claim's first read on `schema`. */
 async function claimBackends(schema: string): Promise<number[]> {

@@ -21,6 +21,12 @@ import type { PgExec } from './executor.js';
 import { FLOW_BEGIN_LOCKED, FLOW_CANDIDATES, FLOW_CANDIDATES_DEEP, FLOW_CLAIM, FLOW_CLAIM_PLAIN_ONE } from './queries/flow.js';
 import { toInt, toJobRow, type JobDbRow } from './rows.js';
 
+/**
+ * The most jobs a limited claim asks for per queue (a larger limit asks for this many): the
+ * candidate reads compute sizes from it as 32-bit integers (`1024 + 32 × limit` at most).
+ */
+export const CLAIM_LIMIT_MAX = 1_000_000;
+
 /** Compare-and-set attempts before the claim runs holding the flow-state row. */
 export const OPTIMISTIC_ATTEMPTS = 3;
 
@@ -252,7 +258,7 @@ async function attempt(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams, 
 export async function jobClaimLimited(x: PgExec, p: JobClaimLimitedParams): Promise<JobClaimLimitedResult> {
   // One entry per queue (a name listed twice keeps its largest limit).
   const want = new Map<string, number>();
-  for (const q of p.queues) if (q.limit >= 1) want.set(q.name, Math.max(want.get(q.name) ?? 0, Math.trunc(q.limit)));
+  for (const q of p.queues) if (q.limit >= 1) want.set(q.name, Math.max(want.get(q.name) ?? 0, Math.min(CLAIM_LIMIT_MAX, Math.trunc(q.limit))));
   if (want.size === 0) return { rows: [], retryInMs: null, saturated: false };
   for (let n = 0; n < OPTIMISTIC_ATTEMPTS; n++) {
     const r = await x.onClaimConnection((c) => attempt(x, c, p, want));

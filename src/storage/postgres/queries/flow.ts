@@ -177,6 +177,20 @@ const FAST = `fast AS MATERIALIZED (
 )`;
 
 /**
+ * The condition a first read's own claim puts on each job row it updates (alias `j`): the job is
+ * still one of the candidates `jobs` (its id, queue, type and keys as read), pending and ready.
+ * The rows are updated at the addresses read; a row changed while the claim waited for its lock
+ * has moved on to a new version, which PostgreSQL checks against every condition that is not the
+ * scan's own (servers before the minor releases that made a TID scan check its address again
+ * would otherwise update that new version whatever it holds). A hashed sub-select, not a join:
+ * the update keeps no joined rows.
+ */
+function readAsIs(): string {
+  return `j.status = 'pending' AND j.run_at <= ${NOW}
+    AND coalesce((j.id, j.queue, j.type, ${CK}, ${RK}) IN (SELECT x.id, x.queue, x.type, coalesce(x.concurrency_key, ''), coalesce(x.rate_key, '') FROM jobs x), false)`;
+}
+
+/**
  * The first candidate read of a limited claim, which also claims when its plan is plain
  * ({@link FAST}): per queue its first `limit + 8` ready jobs in claim order, with what the plan
  * needs of them (see {@link result}); a queue that returned them all was cut short (unless its
@@ -217,6 +231,7 @@ upd AS (
   UPDATE {s}.sdj_jobs_live j
   SET ${claimSet('$5', '$6')}
   WHERE j.ctid = ANY(ARRAY(SELECT x.tid FROM jobs x JOIN qy q ON q.name = x.queue WHERE x.pos <= q.lim AND EXISTS (SELECT 1 FROM v)))
+    AND ${readAsIs()}
     AND NOT EXISTS (SELECT 1 FROM ql WHERE ql.name = j.queue AND ql.paused)
   RETURNING j.*
 )
@@ -247,7 +262,7 @@ WITH ${NOW_CTE},
 p AS MATERIALIZED (SELECT $2::text AS name, $3::int AS lim),
 jobs AS MATERIALIZED (
   SELECT h.* FROM p CROSS JOIN LATERAL (
-    SELECT j.ctid AS tid, j.type, ${CK} AS ck FROM {s}.sdj_jobs_live j
+    SELECT j.ctid AS tid, j.id, j.queue, j.type, ${CK} AS ck, j.concurrency_key, j.rate_key FROM {s}.sdj_jobs_live j
     WHERE ${ready('p.name', 1)} AND ${LIMITED_CLAIM_MARK}
     ORDER BY ${CLAIM_ORDER}
     LIMIT p.lim
@@ -286,6 +301,7 @@ upd AS (
   UPDATE {s}.sdj_jobs_live j
   SET ${claimSet('$4', '$5')}
   WHERE j.ctid = ANY(ARRAY(SELECT x.tid FROM jobs x WHERE EXISTS (SELECT 1 FROM v)))
+    AND ${readAsIs()}
     AND NOT EXISTS (SELECT 1 FROM ql WHERE ql.paused)
   RETURNING j.*
 )
