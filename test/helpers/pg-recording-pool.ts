@@ -4,6 +4,8 @@
  */
 import pg from 'pg';
 import type { PgPoolClientLike, PgPoolLike, PgQueryableLike } from '../../src/storage/postgres/connection.js';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
+import type { JobClaimLimitedResult } from '../../src/storage/storage.js';
 import { PG_URL } from './postgres-storage.js';
 
 /** A pool of its own on the test server whose statements are recorded (texts in order); `end()` ends it. */
@@ -29,5 +31,24 @@ export function recordingPool(onQuery: (text: string) => Promise<void> | void = 
       };
     },
     end: () => real.end(),
+  };
+}
+
+/**
+ * A storage of its own on schema `schema` over a {@link recordingPool} (so its own per-storage
+ * state, such as the limited claim's skip memory), with a limited claim of one queue by worker
+ * `w`; `done()` closes the storage and the pool.
+ */
+export function recordedStorage(schema: string) {
+  const pool = recordingPool();
+  const s = new PostgresStorage(pool, { schema });
+  return {
+    s,
+    pool,
+    claim: (queue: string, limit: number): Promise<JobClaimLimitedResult> => s.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit }], leaseMs: 60_000 }),
+    done: async () => {
+      await s.close();
+      await pool.end();
+    },
   };
 }

@@ -16,7 +16,7 @@ import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js'
 import { FLOW_CANDIDATES, FLOW_CLAIM, FLOW_CLAIM_PLAIN_ONE } from '../../src/storage/postgres/queries/flow.js';
 import type { JobClaimLimitedResult, JobRow, Storage } from '../../src/storage/storage.js';
 import { insertJob, jobInsert, uniqueName } from '../helpers/factories.js';
-import { recordingPool } from '../helpers/pg-recording-pool.js';
+import { recordedStorage } from '../helpers/pg-recording-pool.js';
 import { makePostgresStorage, PG_URL } from '../helpers/postgres-storage.js';
 import type { TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -575,11 +575,9 @@ describe('postgres flow control: the plain claim of one queue, adversarial', () 
     }
   });
 
-  // FAILS (22003 integer out of range). The plain statement takes the limit as $3::int and only
-  // uses it in LIMIT, so 2^31-1 is fine there (the test above); the hand-over goes to
-  // FLOW_CANDIDATES, whose `prefix(q.lim + 8)` adds to an int (`$3::int[]`) and overflows for any
-  // limit above 2^31-9 (FLOW_CANDIDATES_DEEP's `1024 + 32 * q.lim` overflows above 67,108,831).
-  // So the same claim succeeds or fails depending on whether the plan is plain.
+  // The hand-over goes to FLOW_CANDIDATES, whose sizes (`limit + 8`, `1024 + 32 × limit`) are
+  // 32-bit: a claim asks for at most CLAIM_LIMIT_MAX jobs per queue (flow-ops.ts), so the same
+  // claim works whether its plan is plain or not.
   it('huge limits: a claim of 2^31-1 in a queue whose plan is not plain is handed over and claims (no integer overflow in the full read)', async () => {
     const s = ts.storage;
     const type = uniqueName('t');
@@ -644,20 +642,8 @@ describe('postgres flow control: the plain claim of one queue, adversarial', () 
     assert.deepEqual(await runningGroups([type]), new Map([[`${type}/`, 3]]));
   });
 
-  /** A storage of its own (its own skip memory) on a recording pool; `done()` closes both. */
-  function recorded() {
-    const pool = recordingPool();
-    const st = new PostgresStorage(pool, { schema });
-    return {
-      s: st,
-      pool,
-      claim: (queue: string, limit: number): Promise<JobClaimLimitedResult> => st.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit }], leaseMs: 60_000 }),
-      done: async () => {
-        await st.close();
-        await pool.end();
-      },
-    };
-  }
+  const recorded = () => recordedStorage(schema);
+
 
   it('a job moved into a full group (as a debounce moves it) while the plain claim waits for its row is left; the group stays at its limit', async () => {
     const s = ts.storage;

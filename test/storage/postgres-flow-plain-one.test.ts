@@ -12,11 +12,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PLAIN_SKIP_MS } from '../../src/storage/postgres/flow-ops.js';
-import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
+import type { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { FLOW_CANDIDATES, FLOW_CLAIM, FLOW_CLAIM_PLAIN_ONE } from '../../src/storage/postgres/queries/flow.js';
 import type { JobClaimLimitedResult } from '../../src/storage/storage.js';
 import { insertJob, mustGet, uniqueName } from '../helpers/factories.js';
-import { recordingPool } from '../helpers/pg-recording-pool.js';
+import { recordedStorage } from '../helpers/pg-recording-pool.js';
 import { makePostgresStorage, PG_URL, pgAdmin } from '../helpers/postgres-storage.js';
 import type { TestStorage } from '../helpers/storages.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -38,20 +38,8 @@ describe('postgres flow control: the plain claim of one queue', () => {
 
   const text = (sql: string): string => sql.replaceAll('{s}', q);
 
-  /** A storage of its own (its own skip memory) on a recording pool; `done()` closes both. */
-  function recorded() {
-    const pool = recordingPool();
-    const s = new PostgresStorage(pool, { schema: q.slice(1, -1) });
-    return {
-      s,
-      pool,
-      claim: (queue: string, limit: number): Promise<JobClaimLimitedResult> => s.jobClaimLimited({ workerId: 'w', queues: [{ name: queue, limit }], leaseMs: 60_000 }),
-      done: async () => {
-        await s.close();
-        await pool.end();
-      },
-    };
-  }
+  /** A storage of its own (its own skip memory) on a recording pool. */
+  const recorded = () => recordedStorage(q.slice(1, -1));
 
   async function version(): Promise<number> {
     return Number((await pgAdmin<{ v: string }>(`SELECT version AS v FROM ${q}.sdj_flow_state WHERE id = 1`))[0]!.v);

@@ -144,6 +144,11 @@ function byClaimOrder(a: JobRow, b: JobRow): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/** The jobs a claiming statement's rows hold (a row without an id holds none), in claim order. */
+function claimedRows(rows: readonly JobDbRow[]): JobRow[] {
+  return rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder);
+}
+
 /**
  * The first read, which claims by itself when its plan is plain: the claimed rows (`claimed`),
  * or a version that moved under a plain plan (`lost`), or the read.
@@ -165,7 +170,7 @@ async function plainOne(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams,
   const rows = await x.rows<PlainDbRow>(FLOW_CLAIM_PLAIN_ONE, [x.now(), queue, limit, p.workerId, Math.trunc(p.leaseMs)], c);
   const head = rows[0]!;
   if (head.plan === 'empty') return { empty: true };
-  if (head.plan === 'plain') return head.won ? { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) } : { lost: true };
+  if (head.plan === 'plain') return head.won ? { claimed: claimedRows(rows) } : { lost: true };
   if (skip === undefined) plainSkip.set(x, (skip = new Map()));
   for (const [q, until] of skip) if (until <= now) skip.delete(q);
   skip.set(queue, now + PLAIN_SKIP_MS);
@@ -181,7 +186,7 @@ async function firstRead(x: PgExec, c: PgQueryableLike, p: JobClaimLimitedParams
   }
   const rows = await x.rows<FirstDbRow>(FLOW_CANDIDATES, [x.now(), [...want.keys()], [...want.values()], false, p.workerId, Math.trunc(p.leaseMs)], c);
   const head = rows[0]!;
-  if (head.won) return { claimed: rows.filter((r) => r.id != null).map(toJobRow).sort(byClaimOrder) };
+  if (head.won) return { claimed: claimedRows(rows) };
   if (head.fast) return { lost: true };
   return { read: head };
 }
