@@ -276,6 +276,18 @@ export function outcomeInFlightAtKill(a: Pick<AuditInput, 'lives'>, r: Run, next
   return life.killedAt >= r.end && life.killedAt <= next.start && !storedThisRun;
 }
 
+/**
+ * Whether the worker of run `r` logged `r`'s lease as run out (its heartbeats did not renew it
+ * in time) after `r` began, and — when the next run is on the same worker, which was then alive
+ * and claiming — before that run began; never after the run after next began.
+ */
+export function leaseRanOut(a: Pick<AuditInput, 'lives'>, r: Run, next: Run, afterNext?: Run): boolean {
+  const at = a.lives.get(r.worker)?.leaseRanOut.get(r.jobId);
+  if (at === undefined || at < r.start) return false;
+  if (next.worker === r.worker && at > next.start) return false;
+  return afterNext === undefined || at < afterNext.start;
+}
+
 /** Every descendant of a job (children, grandchildren, ...), among the jobs still present and the pruned ones. */
 export function descendantsOf(input: AuditInput, id: string): JobRec[] {
   const out: JobRec[] = [];

@@ -3,7 +3,7 @@
  * resumption, signals, schedule slots.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { outcomeInFlightAtKill, parse, type AuditInput, type FanOutRec } from './audit-data.js';
+import { leaseRanOut, outcomeInFlightAtKill, parse, type AuditInput, type FanOutRec } from './audit-data.js';
 import type { Verdict } from './audit.js';
 import type { EffectRow } from './effects.js';
 import { GATE_ERROR } from './handlers-extra.js';
@@ -132,7 +132,9 @@ export function checkFanOuts(a: AuditInput): Verdict {
       const killedSoon = life?.killedAt != null && life.killedAt - run.end < 2000;
       // A run that threw anything but the gate's final error was retried by the engine: the retry replays the decided fan-out.
       const final = run.info === 'returned' || run.info?.includes(GATE_ERROR) === true;
-      return run.state === 'ended' && final && !run.interrupted && !killedSoon && !outcomeInFlightAtKill(a, run, runs[at + 1]);
+      const next = runs[at + 1];
+      const ranOut = next !== undefined && leaseRanOut(a, run, next, runs[at + 2]);
+      return run.state === 'ended' && final && !run.interrupted && !killedSoon && !ranOut && !outcomeInFlightAtKill(a, run, next);
     });
     if (clean.length > 1) v.push(`parent ${f.parentId} resumed ${clean.length} times after fan-out ${f.id} was decided`);
     if (seen.length > 1) repeated++;
@@ -142,7 +144,7 @@ export function checkFanOuts(a: AuditInput): Verdict {
       if (out?.status !== f.status) v.push(`parent ${f.parentId} saw its fan-out ${String(out?.status)} but it is ${f.status}`);
     }
   }
-  const note = `${repeated} resumes repeated after a kill (allowed); ${retriedKids} children retried by the operator`;
+  const note = `${repeated} resumes repeated after a kill or a lease run out (allowed); ${retriedKids} children retried by the operator`;
   return { name: 'fan-outs: counts match children, parent resumed once', checked: a.fanOuts.length, violations: v, note };
 }
 

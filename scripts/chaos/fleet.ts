@@ -31,6 +31,13 @@ export interface ProcLife {
    * run in question.
    */
   stored: Map<string, number>;
+  /**
+   * When this process's worker logged each job's lease as run out (heartbeats did not renew it
+   * in time, so the run was abandoned), by job id.
+   */
+  leaseRanOut: Map<string, number>;
+  /** The slowest heartbeat call of this process (ms; only calls of 500 ms or more are reported) and when it was sent. */
+  slowestHeartbeat: { ms: number; sentAt: number } | null;
 }
 
 interface Slot {
@@ -150,7 +157,7 @@ export class Fleet {
       env: { ...process.env, ...this.env, CHAOS_WORKER_NAME: name, CHAOS_PHASE: this.#draining ? 'drain' : 'load' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false, stored: new Map() };
+    const life: ProcLife = { name, pid: proc.pid ?? -1, startedAt: Date.now(), readyAt: null, plannedExit: false, killedAt: null, exitedAt: null, exit: null, crashed: false, stored: new Map(), leaseRanOut: new Map(), slowestHeartbeat: null };
     this.lives.push(life);
     slot.proc = proc;
     slot.life = life;
@@ -161,6 +168,10 @@ export class Fleet {
         life.stored.set(line.slice(7), Date.now());
         return;
       }
+      if (line.startsWith('slow-heartbeat ')) {
+        const [sentAt, ms] = line.slice(15).split(' ').map(Number);
+        if (ms! > (life.slowestHeartbeat?.ms ?? 0)) life.slowestHeartbeat = { ms: ms!, sentAt: sentAt! };
+      }
       if (line.startsWith('ready ')) {
         life.readyAt = Date.now();
         onReady();
@@ -168,7 +179,10 @@ export class Fleet {
       if (line.startsWith('exit-by-plan ')) life.plannedExit = true;
       this.#log.write(`${name} out ${line}\n`);
     });
-    createInterface({ input: proc.stderr! }).on('line', (line) => this.#log.write(`${name} err ${line}\n`));
+    createInterface({ input: proc.stderr! }).on('line', (line) => {
+      if (line.includes('"job leases ran out')) for (const id of leaseRanOutIds(line)) life.leaseRanOut.set(id, Date.now());
+      this.#log.write(`${name} err ${line}\n`);
+    });
     slot.exited = new Promise<void>((resolve) => {
       proc.on('exit', (code, signal) => {
         life.exitedAt = Date.now();
@@ -188,5 +202,16 @@ export class Fleet {
       });
     });
     return ready;
+  }
+}
+
+/** The job ids of a worker's "job leases ran out" warning (one JSON line of its log). */
+function leaseRanOutIds(line: string): string[] {
+  try {
+    const fields = JSON.parse(line) as { message?: unknown; jobIds?: unknown };
+    if (typeof fields.message !== 'string' || !fields.message.startsWith('job leases ran out') || !Array.isArray(fields.jobIds)) return [];
+    return fields.jobIds.filter((id): id is string => typeof id === 'string');
+  } catch {
+    return [];
   }
 }

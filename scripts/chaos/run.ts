@@ -40,6 +40,7 @@ import { RoguePruner } from './fault-prune.js';
 import { Fleet } from './fleet.js';
 import { createFlowTable, FLOW_TYPES, METERED_LIMITS, METERED_QUEUE, readFlow, registerOptions, storedLimits } from './flow.js';
 import { Load } from './load.js';
+import { printLogDigest } from './log-digest.js';
 import { Operator } from './operator.js';
 import { parseOptions, Rng, type ChaosOptions } from './options.js';
 import { createPruneArchive } from './prune-archive.js';
@@ -161,6 +162,7 @@ async function main(): Promise<number> {
     ];
     console.log('');
     violations = printVerdicts(verdicts, opts.examples);
+    if (violations !== 0) printLogDigest(verdicts, fleet.lives, join(logDir, 'workers.log'), t0);
     for (const r of rogue?.done ?? []) console.log(`  · FAULT prune deleted ${r.kind} job ${r.id} (${r.status}) at ${r.at}`);
     const jobs = [...input.all.values()];
     const byStatus: Record<string, number> = {};

@@ -45,7 +45,27 @@ const logger = loggerFor(name);
 
 // CHAOS_FAULT=lease (audit self-check): heartbeats report every lease as held but extend none,
 // so live owners lose their leases (a heartbeat slower than half the lease is refused up front).
-const storage = leaseFault(await openStorage(env, 6), env['CHAOS_FAULT'] === 'lease');
+const storage = timedHeartbeats(leaseFault(await openStorage(env, 6), env['CHAOS_FAULT'] === 'lease'));
+/** `s`, printing `slow-heartbeat <sent at> <ms>` for each heartbeat call that took 500 ms or more (the audit reports the slowest). */
+function timedHeartbeats(s: Storage): Storage {
+  return new Proxy(s, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      const fn = (v as (...a: unknown[]) => unknown).bind(target);
+      if (prop !== 'jobHeartbeat') return fn;
+      return async (...args: unknown[]) => {
+        const sentAt = Date.now();
+        try {
+          return await fn(...args);
+        } finally {
+          const ms = Date.now() - sentAt;
+          if (ms >= 500) console.log(`slow-heartbeat ${sentAt} ${ms}`);
+        }
+      };
+    },
+  });
+}
 function leaseFault(s: Storage, on: boolean): Storage {
   if (!on) return s;
   return new Proxy(s, {

@@ -10,15 +10,22 @@
  * for the earliest such expiry abandons the runs whose lease must have run out — their handlers
  * see `abortSignal` with a `LeaseLostError` and their writes stop being retried — before the
  * job can run elsewhere, whether heartbeats fail quickly or hang.
+ *
+ * Leases that run out this way are logged as one warning naming the jobs (up to 100): their
+ * runs end without a stored outcome and the jobs run again, which an operator must be able to
+ * tell from a handler's own failure.
  * @internal
  */
 import { JobCancelledError, LeaseLostError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
+import type { Logger } from '../types.js';
 import type { JobRun } from './executor.js';
 
 /** Share of the lease given up early, for timer lateness (at most {@link MAX_MARGIN_MS}). */
 const MARGIN_SHARE = 0.1;
 const MAX_MARGIN_MS = 1000;
+/** Job ids named in one warning at most (the count is always given). */
+const MAX_IDS_LOGGED = 100;
 
 /** Renews the leases of a worker's runs and abandons the ones lost. @internal */
 export class Heartbeat {
@@ -31,12 +38,14 @@ export class Heartbeat {
    * @param workerId the lease owner
    * @param leaseMs lease length
    * @param runs the worker's runs (all of them: a newer run of a job must not hide an older one)
+   * @param logger where lost leases are reported (warnings)
    */
   constructor(
     private readonly storage: Storage,
     private readonly workerId: string,
     private readonly leaseMs: number,
     private readonly runs: () => Iterable<JobRun>,
+    private readonly logger?: Logger,
   ) {
     this.#marginMs = Math.min(MAX_MARGIN_MS, Math.floor(leaseMs * MARGIN_SHARE));
   }
@@ -80,10 +89,12 @@ export class Heartbeat {
     const now = Date.now();
     const live: JobRun[] = [];
     let next = Infinity;
+    const ranOut: string[] = [];
     for (const run of this.runs()) {
       if (!run.leaseHeld) continue;
       const end = run.leaseFrom + this.leaseMs - this.#marginMs;
       if (now >= end) {
+        ranOut.push(run.fence.jobId);
         run.leaseLost(new LeaseLostError(`the job lease ran out: heartbeats failed for longer than the lease (${this.leaseMs} ms)`));
       } else {
         live.push(run);
@@ -91,6 +102,14 @@ export class Heartbeat {
       }
     }
     this.#arm(next, now);
+    if (ranOut.length > 0) {
+      this.logger?.warn('job leases ran out: heartbeats did not renew them in time (failing or too slow); their runs are abandoned, and a job whose outcome is not stored yet will run again', {
+        workerId: this.workerId,
+        leaseMs: this.leaseMs,
+        count: ranOut.length,
+        jobIds: ranOut.slice(0, MAX_IDS_LOGGED),
+      });
+    }
     return live;
   }
 

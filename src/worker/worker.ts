@@ -227,7 +227,7 @@ export class Worker {
         );
       },
     });
-    const beats = new Heartbeat(core.storage, this.id, this.#leaseMs, () => this.#active);
+    const beats = new Heartbeat(core.storage, this.id, this.#leaseMs, () => this.#active, this.#logger);
     // A failed heartbeat is retried after a quarter interval: at the slowest heartbeat allowed
     // (half the lease) a whole interval more would let the leases run out.
     this.#heartbeat = new IntervalService(

@@ -1,12 +1,13 @@
 /**
- * The chaos audit's judgement of runs cut short by kills and of work under cancelled parents:
- * what it excuses (an outcome in flight when its process was killed; a handler started late
- * after a claim that preceded the cancel) and what it still reports.
+ * The chaos audit's judgement of runs cut short by kills, of runs whose lease ran out and of work
+ * under cancelled parents: what it excuses (an outcome in flight when its process was killed; a
+ * lease its worker logged as run out; a handler started late after a claim that preceded the
+ * cancel) and what it still reports.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuditInput, FanOutRec, JobRec, Run } from '../../scripts/chaos/audit-data.js';
-import { checkCancelled } from '../../scripts/chaos/audit.js';
+import { checkCancelled, checkOutcomesKept } from '../../scripts/chaos/audit.js';
 import { checkFanOuts } from '../../scripts/chaos/audit-workflows.js';
 import type { EffectRow } from '../../scripts/chaos/effects.js';
 import { GATE_ERROR } from '../../scripts/chaos/handlers-extra.js';
@@ -43,6 +44,8 @@ const life = (name: string, over: Partial<ProcLife> = {}): ProcLife => ({
   exit: null,
   crashed: false,
   stored: new Map(),
+  leaseRanOut: new Map(),
+  slowestHeartbeat: null,
   ...over,
 });
 
@@ -144,6 +147,45 @@ function cancelled(childRun: Run): AuditInput {
     runs: new Map([['c', [childRun]]]),
   });
 }
+
+/** Job j returned on A at 1,000..1,200 and ran again at 8,000 on `nextOn`; A logged j's lease as run out at `ranOutAt`. */
+function ranAgain(ranOutAt: number | null, nextOn = 'B'): AuditInput {
+  const a = life('A', { ...(ranOutAt === null ? {} : { leaseRanOut: new Map([['j', ranOutAt]]) }), slowestHeartbeat: { ms: 6100, sentAt: 900 } });
+  return input({
+    all: new Map([['j', job('j', { type: 'chaos.plain' })]]),
+    runs: new Map([['j', [run('j', 1, 'A', 1000, 1200), run('j', 2, nextOn, 8000, 8100)]]]),
+    lives: new Map([['A', a], ['B', life('B')]]),
+  });
+}
+
+describe('chaos audit: a returned run whose job ran again', () => {
+  it('is reported as a lost outcome when nothing explains it', () => {
+    const verdict = checkOutcomesKept(ranAgain(null));
+    assert.equal(verdict.violations.length, 1);
+    assert.match(verdict.violations[0]!, /run 1 on A returned, yet run 2 on B started 6800 ms later/);
+  });
+
+  it('is excused when its worker logged its lease as run out, and the note names the slowest heartbeat', () => {
+    const verdict = checkOutcomesKept(ranAgain(6500));
+    assert.deepEqual(verdict.violations, []);
+    assert.match(verdict.note ?? '', /1 whose worker logged their lease as run out .*slowest heartbeat call 6100 ms on A/);
+  });
+
+  it('is reported when the run-out was logged before the run began (an earlier run of the job)', () => {
+    assert.equal(checkOutcomesKept(ranAgain(900)).violations.length, 1);
+  });
+
+  it('is reported when the same worker claimed the job again before logging the run-out', () => {
+    assert.equal(checkOutcomesKept(ranAgain(8050, 'A')).violations.length, 1);
+    assert.deepEqual(checkOutcomesKept(ranAgain(7000, 'A')).violations, []);
+  });
+
+  it('a fan-out parent resumed again after its lease ran out is excused too', () => {
+    const a = resumedTwice(null);
+    a.lives.get('A')!.leaseRanOut.set('p', 5000);
+    assert.deepEqual(checkFanOuts(a).violations, []);
+  });
+});
 
 describe('chaos audit: work under a cancelled parent', () => {
   it('allows a handler to start seconds after a claim that preceded the cancel, and notes the delay', () => {

@@ -5,7 +5,8 @@
  * call; `LeaseLostError` otherwise); an older run of a job claimed again is aborted and not
  * renewed; when heartbeats fail, a run is abandoned just before its lease can have run out
  * (lease minus a margin), whether the heartbeat fails fast or hangs; driven by the worker's
- * interval service, it renews on every interval.
+ * interval service, it renews on every interval; leases that run out are logged as one
+ * warning naming their jobs.
  */
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
@@ -157,6 +158,26 @@ describe('Heartbeat', () => {
     assert.equal(runs[0]!.signal.aborted, false);
     await advance(1);
     assert.ok(runs[0]!.signal.reason instanceof LeaseLostError, 'abandoned while the heartbeat still hangs');
+  });
+
+  it('leases that run out are logged as one warning naming their jobs; renewed ones are not', async () => {
+    const { state, storage } = leases();
+    const runs = claimRuns(storage, state.held, 3);
+    const warnings: { message: string; fields: Record<string, unknown> | undefined }[] = [];
+    const logger = { debug: () => {}, info: () => {}, error: () => {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
+    const hb = new Heartbeat(storage, 'w', LEASE_MS, () => runs, logger);
+    await advance(1_000);
+    await hb.beat();
+    assert.equal(warnings.length, 0, 'a renewal logs nothing');
+    state.next = () => new Promise<string[]>(() => {});
+    void hb.beat();
+    await advance(LEASE_MS - MARGIN_MS);
+    assert.equal(warnings.length, 1, 'one warning for the runs that ran out together');
+    assert.match(warnings[0]!.message, /job leases ran out/);
+    assert.deepEqual(warnings[0]!.fields?.['jobIds'], runs.map((r) => r.row.id));
+    assert.equal(warnings[0]!.fields?.['count'], 3);
+    await advance(LEASE_MS);
+    assert.equal(warnings.length, 1, 'runs already given up are not reported again');
   });
 
   it('a run whose lease ran out before the beat is abandoned and not sent', async () => {
