@@ -48,6 +48,7 @@ function layerRules() {
     ]),
     block(['src/storage/**'], [[[...up('testing'), ...engine], 'storage/ must not import the engine, the facade or testing/.']]),
     block(['src/internal/**'], [[['../index.js', ...up('testing'), ...engine, ...up('storage')], 'internal/ must not import storage, the engine or the facade.']]),
+    block(['src/otel/**'], [[['../*', '!../index.js'], 'otel/ uses only the public API (../index.js) and @opentelemetry/api.']]),
     block(['src/testing/**'], [[[...storageInside, '../index.js'], 'testing/ uses the facade, core/ and storage/storage.ts only.']]),
     block(['src/types.ts', 'src/errors.ts'], [[['./*', '../*'], 'types.ts and errors.ts import nothing.']]),
     block(['src/workflow/job-context.ts'], [[['./*', '../*', '!../types.js'], 'workflow/job-context.ts imports only types.ts.']]),

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'JOB_TIMEOUT'
   | 'JOB_CANCELLED'
   | 'LEASE_LOST'
+  | 'RUN_SUSPENDED'
   | 'WAIT_TIMEOUT'
   | 'FAN_OUT_FAILED'
   | 'SCHEMA_TOO_NEW'
@@ -132,6 +133,18 @@ export class LeaseLostError extends DurableJobsError {
   /** @param message why the lease was lost */
   constructor(message = 'the job lease was lost') {
     super('LEASE_LOST', message);
+  }
+}
+
+/**
+ * What `next()` of a run middleware rejects with when the run suspended: the workflow waits
+ * (fan-out, durable sleep or signal wait) and a later run resumes it. Not a failure: rethrow it
+ * (the job waits whatever the middleware does).
+ */
+export class RunSuspendedError extends DurableJobsError {
+  /** @param reason what the workflow waits for */
+  constructor(readonly reason: 'fan-out' | 'sleep' | 'signal') {
+    super('RUN_SUSPENDED', `the run suspended (${reason}); a later run resumes the workflow`);
   }
 }
 

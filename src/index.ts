@@ -12,7 +12,9 @@ export type { Storage, Dialect } from './storage/storage.js';
 
 /** @group Queue */
 export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';
+export type { RunMiddleware, RunInfo, StepMiddleware, StepCallInfo, EnqueueMiddleware, EnqueueRequest, EnqueueSource } from './core/middleware.js';
 export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './core/events.js';
+export type { FleetEventStreamOptions } from './core/fleet-stream.js';
 export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
 export type {
   JobFilterOptions,
@@ -73,6 +75,7 @@ export {
   JobTimeoutError,
   JobCancelledError,
   LeaseLostError,
+  RunSuspendedError,
   WaitTimeoutError,
   FanOutFailedError,
   SchemaTooNewError,
@@ -87,14 +90,21 @@ export {
   type ErrorCode,
 } from './errors.js';
 
+/** @group Logging */
+export { pinoLogger, type PinoLike, type PinoLogFn } from './core/pino-logger.js';
+
 /** @group Types */
 export { JOB_STATUSES, TERMINAL_STATUSES } from './types.js';
 export type {
   Job,
+  JobProgress,
   JobStatus,
   JobCounts,
   JobEvent,
   JobEventType,
+  FleetEvent,
+  FleetGapEvent,
+  FleetJobEvent,
   EnqueueOptions,
   DebounceOptions,
   BatchItem,

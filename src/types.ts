@@ -64,6 +64,26 @@ export interface Job<Args = unknown, Result = unknown> {
   readonly timeout?: number;
   /** Deduplication key given at enqueue. */
   readonly unique?: string;
+  /**
+   * The latest progress a run of the job reported with `ctx.progress` and that was stored, or
+   * `null` when none was. Kept when the job finishes or runs again, until a later report.
+   */
+  readonly progress: JobProgress | null;
+}
+
+/**
+ * A job's stored progress (`ctx.progress(value, message)`).
+ * @example
+ * const job = await queue.getJob(id);
+ * if (job?.progress) console.log(`${Math.round(job.progress.value * 100)}% ${job.progress.message ?? ''}`);
+ */
+export interface JobProgress {
+  /** The fraction done, from 0 to 1. */
+  readonly value: number;
+  /** The message reported with it, or `null` when none was given. */
+  readonly message: string | null;
+  /** When it was stored (storage clock). */
+  readonly at: Date;
 }
 
 /** Options accepted by `enqueue`, `enqueueBatch` and typed definitions. */
@@ -183,6 +203,20 @@ export type JobEvent =
   | { readonly type: 'job.retrying'; readonly job: Job; readonly error: string; readonly retryAt: Date; readonly at: Date }
   | { readonly type: 'job.failed'; readonly job: Job; readonly error: string; readonly at: Date }
   | { readonly type: 'job.suspended'; readonly job: Job; readonly reason: 'fan-out' | 'sleep' | 'signal'; readonly at: Date }
+  /**
+   * A running job's progress was stored (`ctx.progress`): `at` is when it was stored (storage
+   * clock). Reports are coalesced before they are written, so a handler reporting faster than
+   * the worker writes yields one event per write, carrying the latest value.
+   */
+  | {
+      readonly type: 'job.progress';
+      readonly jobId: string;
+      readonly jobType: string;
+      readonly queue: string;
+      readonly value: number;
+      readonly message: string | null;
+      readonly at: Date;
+    }
   | { readonly type: 'job.reclaimed'; readonly jobId: string; readonly jobType: string; readonly queue: string; readonly status: JobStatus; readonly at: Date }
   | { readonly type: 'job.released'; readonly jobId: string; readonly at: Date }
   | { readonly type: 'job.cancelled'; readonly jobId: string; readonly at: Date }
@@ -195,6 +229,36 @@ export type JobEvent =
 
 /** The `type` tag of every event. */
 export type JobEventType = JobEvent['type'];
+
+/**
+ * A job event of any process sharing the storage, as `queue.events({ fleet: true })` yields it:
+ * the same shape as the local event, plus `origin`, the relaying process's id
+ * (`<hostname>:<pid>:<random>`, one per `Queue`). Worker errors and prune notices stay local.
+ */
+export type FleetJobEvent = Extract<JobEvent, { readonly type: `job.${string}` }> & { readonly origin: string };
+
+/**
+ * A fleet stream's notice that it missed events (fleet streams only; delivery is best-effort):
+ * - `pruned`: the feed was pruned past this subscriber before it read `missed` events;
+ * - `overflow`: the consumer was slow, so `missed` events were dropped from its buffer, oldest first;
+ * - `relay`: the process `origin` dropped `missed` events before it could store them (the
+ *   database was slow or down).
+ */
+export interface FleetGapEvent {
+  /** Always `'events.gap'`. */
+  readonly type: 'events.gap';
+  /** How many events were missed (at least 1). */
+  readonly missed: number;
+  /** Why they were missed. */
+  readonly reason: 'pruned' | 'overflow' | 'relay';
+  /** The relaying process, for `relay` gaps. */
+  readonly origin?: string;
+  /** When the gap was noticed. */
+  readonly at: Date;
+}
+
+/** What `queue.events({ fleet: true })` yields: every process's job events, and gap notices. */
+export type FleetEvent = FleetJobEvent | FleetGapEvent;
 
 /** Log levels of the pluggable logger. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

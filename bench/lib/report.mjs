@@ -69,6 +69,18 @@ export const ROWS = [
   { shape: 'drain-keyed', key: 'msPerLimitedClaim', metric: 'ms per jobClaimLimited call (worker wall clock)', better: 'lower', optional: true },
   { shape: 'drain-keyed', key: 'msPerClaim', metric: 'ms per jobClaim call (worker wall clock)', better: 'lower', optional: true },
   { shape: 'drain-keyed', key: 'peakRunning', metric: 'most jobs held at once by the worker (claimed, outcome not yet stored; up to 2 × its concurrency)', better: 'higher', noRatio: true },
+  { shape: 'drain-otel', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-otel', key: 'vsDrain', metric: "÷ the same target's drain (goal: ≥ 0.9)", better: 'higher', noRatio: true },
+  { shape: 'drain-otel', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'xactsPerJob', metric: 'transactions/job (pg_stat_database)', better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'stmtsPerJob', metric: 'statements/job (pg_stat_statements)', better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'callsPerJob', metric: 'storage calls/job', better: 'lower' },
+  { shape: 'drain-otel', key: 'claimsPerJob', metric: 'claim calls/job', better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-otel', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
+  { shape: 'drain-otel', key: 'spansPerJob', metric: 'spans exported/job (producer + worker; at least 2)', better: 'lower', noRatio: true },
+  { shape: 'drain-otel', key: 'metricExports', metric: 'metric exports by the worker (periodic reader, 1 s, + one at the end)', better: 'lower', optional: true, noRatio: true },
   { shape: 'fleet', key: 'fleet1', metric: 'jobs/s, 1 worker process', better: 'higher' },
   { shape: 'fleet', key: 'fleet2', metric: 'jobs/s, 2 worker processes', better: 'higher' },
   { shape: 'fleet', key: 'fleet4', metric: 'jobs/s, 4 worker processes', better: 'higher' },
@@ -147,7 +159,8 @@ export function buildTable(targets, results, baseline, counts, history, keys) {
     const n = counts[row.shape]?.toLocaleString('en-US');
     const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished`
       : row.shape === 'drain-keyed' && keys ? ` over ${Math.min(keys, counts[row.shape]).toLocaleString('en-US')} keys, limit ${KEY_LIMIT} per key`
-      : row.shape === 'drain-limited' ? `, limit ${TYPE_LIMIT.toLocaleString('en-US')}` : '';
+      : row.shape === 'drain-limited' ? `, limit ${TYPE_LIMIT.toLocaleString('en-US')}`
+      : row.shape === 'drain-otel' ? ', traces + metrics' : '';
     const unit = row.shape === 'retention-steady' ? ' root jobs/s' : '';
     const label = `${row.shape}${n ? ` (${n}${unit}${after})` : ''}`;
     lines.push(`| ${[label, row.metric, row.better, ...shown].join(' | ')} |`);
@@ -210,6 +223,12 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   key is a job argument, read by the registered key function at enqueue); each key's jobs are
   enqueued one after the other, so the claim must look past the backlog of the keys already
   running. The run fails if the worker sees two jobs of one key running at once.
+- drain-otel (ours): the drain of ${fmtN(params.counts['drain-otel'])} no-op jobs with the producer's and the worker's \`Queue\` both
+  instrumented (\`instrument()\` of \`simple-durable-jobs/otel\`: spans and metrics; the SDK as in the
+  note below). "÷ the same target's drain" is its jobs/s divided by the same target's drain of this
+  run (the goal is at least 0.9: instrumentation costs at most 10 %). The run fails unless every
+  job has its \`send\` span (producer) and its \`process\` span (worker, the child of the trace
+  context stored with the job), and the worker's \`sdj.jobs.completed\` counter reaches the job count.
 - fleet: the drain with 1, 2 and 4 worker processes on one PostgreSQL database (a fresh database
   for each size), timed from their start commands to the last completion in storage.
 - worker process CPU µs/job (or /step): user + system CPU time of the worker process (DBOS: of the

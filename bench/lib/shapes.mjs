@@ -4,13 +4,15 @@
 //   target.worker(cfg, hooks) -> { start, stop } (inside a worker child process);
 //   target.runWorkflows(cfg, params) (in-process workflow engines such as DBOS);
 //   target.seedHistory(cfg, count, log) (drain-after-history's fixture, ours only);
-//   target.armLimits(cfg) and producer.limits() (the flow-control shapes, ours only).
+//   target.armLimits(cfg) and producer.limits() (the flow-control shapes, ours only);
+//   cfg.otel and producer.otelStats() / the worker's otelStats() (drain-otel, ours only).
 import { installPgCounter } from './roundtrips.mjs';
 import { enqueueAll, fleetDrain, measureDrain, startWorker, waitDurable, withProducer } from './drain.mjs';
 import { addServerCpu, startServerCpu } from './server-cpu.mjs';
 import { nowMs, percentile, sleep } from './stats.mjs';
 import { retentionSteady } from './retention.mjs';
 import { drainKeyed, drainLimited } from './flow.mjs';
+import { drainOtel } from './otel.mjs';
 
 /** Worker processes of the fleet shape, each drain on a fresh database. */
 export const FLEET_SIZES = [1, 2, 4];
@@ -176,6 +178,9 @@ export const SHAPES = {
 
   /** The drain of jobs over `p.keys` keys with a limit of 1 per key (lib/flow.mjs; ours). */
   'drain-keyed': drainKeyed,
+
+  /** The drain with the producer's and the worker's Queue instrumented by OpenTelemetry (lib/otel.mjs; ours). */
+  'drain-otel': drainOtel,
 
   /** The drain with 1, 2 and 4 worker processes on one database (a fresh database for each size). */
   async fleet(target, cfg, p, ctx) {

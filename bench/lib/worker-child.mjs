@@ -2,7 +2,8 @@
 // the driver over IPC. Messages in: init, go, expect, counters, stop. Out: ready, started, expecting, completed,
 // latency, handled, counters, stopped, error. Counters: PostgreSQL round trips (in all and
 // per storage operation) and storage calls per method, for targets that count them; `flow`:
-// the worker's own figures of the flow-control shapes (ours, `flowStats()`), if any.
+// the worker's own figures of the flow-control shapes (ours, `flowStats()`), if any; `otel`: the
+// spans and metrics drain-otel's SDK exported (ours, `otelStats()`), if any.
 import { installPgCounter } from './roundtrips.mjs';
 import { startRssSampler } from './rss.mjs';
 import { nowMs } from './stats.mjs';
@@ -78,7 +79,12 @@ process.on('message', async (msg) => {
       send({ ev: 'expecting' });
     } else if (msg.cmd === 'counters') {
       const cpu = process.cpuUsage(cpuFrom);
-      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips: counter?.get(), roundTripsByOp: counter?.byOp(), calls: { ...hooks.calls }, claims: structuredClone(hooks.claims), handled, done, stepMs, peakRssMb: rss.peakMb(), flow: worker.flowStats?.() });
+      const roundTrips = counter?.get();
+      const roundTripsByOp = counter?.byOp();
+      const calls = { ...hooks.calls };
+      // drain-otel: the SDK's last spans and metrics flushed after every other figure is read.
+      const otel = worker.otelStats ? await worker.otelStats() : undefined;
+      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips, roundTripsByOp, calls, claims: structuredClone(hooks.claims), handled, done, stepMs, peakRssMb: rss.peakMb(), flow: worker.flowStats?.(), otel });
     } else if (msg.cmd === 'stop') {
       await worker.stop();
       send({ ev: 'stopped' });

@@ -9,6 +9,7 @@ import { createDatabase, dropDatabase, urlFor, withAppName } from '../lib/pg.mjs
 import { countingStorage } from '../lib/roundtrips.mjs';
 import { seedHistoryPostgres, seedHistorySqlite } from '../lib/history.mjs';
 import { nowMs } from '../lib/stats.mjs';
+import { otelProviders } from '../lib/otel-sdk.mjs';
 
 export const CONCURRENCY = Number(process.env.BENCH_SDJ_CONCURRENCY || 50);
 
@@ -24,6 +25,33 @@ export function preflight() {
 export async function loadLibrary() {
   preflight();
   return import(pathToFileURL(DIST_ENTRY).href);
+}
+
+/** The build's OpenTelemetry entry point (`simple-durable-jobs/otel`), next to DIST_ENTRY. */
+export const OTEL_ENTRY = path.join(path.dirname(DIST_ENTRY), 'otel', 'index.js');
+
+/** drain-otel: `instrument()` of the build under test, loaded only by that shape. */
+export async function loadOtel() {
+  preflight();
+  if (!existsSync(OTEL_ENTRY)) {
+    throw new Error(`this build has no OpenTelemetry instrumentation (${OTEL_ENTRY} not found): drain-otel needs \`simple-durable-jobs/otel\`; run \`npm run build\` at the repository root`);
+  }
+  const otel = await import(pathToFileURL(OTEL_ENTRY).href);
+  if (typeof otel.instrument !== 'function') throw new Error(`${OTEL_ENTRY} exports no instrument()`);
+  return otel;
+}
+
+/**
+ * drain-otel (`cfg.otel`): instruments `queue` with this process's own SDK (lib/otel-sdk.mjs),
+ * before it enqueues or starts a worker. Returns the providers (`stats()`, `shutdown()`), or
+ * undefined when the shape does not ask for it.
+ */
+async function maybeInstrument(cfg, queue) {
+  if (!cfg.otel) return undefined;
+  const { instrument } = await loadOtel();
+  const providers = await otelProviders();
+  instrument(queue, { tracerProvider: providers.tracerProvider, meterProvider: providers.meterProvider });
+  return providers;
 }
 
 /** The storage of cfg; `producer` marks the harness's own connections (left out of server CPU figures). */
@@ -131,7 +159,7 @@ export function makeSdjTarget(kind) {
         return 'unknown';
       }
     },
-    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape, 1 for workflow-serial); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL, default pool of 10); fleet: the same worker in each process'}; drain-limited: \`noop\` registered with \`concurrency: { limit: 10000 }\`; drain-keyed: with \`concurrency: { limit: 1, key: (args) => args.account }\``,
+    settings: `one worker, queues { default: { concurrency: ${CONCURRENCY} } } (16 for the workflow shape, 1 for workflow-serial); enqueue() / enqueueBatch(); ${kind === 'sqlite' ? 'SqliteStorage on a temp file' : 'PostgresStorage (URL, default pool of 10); fleet: the same worker in each process'}; drain-limited: \`noop\` registered with \`concurrency: { limit: 10000 }\`; drain-keyed: with \`concurrency: { limit: 1, key: (args) => args.account }\`; drain-otel: the producer's and the worker's Queue each \`instrument()\`ed (simple-durable-jobs/otel) with its own BasicTracerProvider + BatchSpanProcessor into a discarding exporter, AsyncLocalStorageContextManager, MeterProvider + PeriodicExportingMetricReader (1 s) into a discarding exporter`,
 
     async prepare(env) {
       const lib = await loadLibrary();
@@ -205,7 +233,10 @@ export function makeSdjTarget(kind) {
       const queue = new lib.Queue(storage);
       // The flow shapes' keys are computed at enqueue from the registration (as in an application).
       if (cfg.flow) queue.register('noop', async () => {}, flowOptions(cfg.flow));
+      const otel = await maybeInstrument(cfg, queue);
       return {
+        /** drain-otel: flushes this process's SDK, and the spans and metrics it exported (lib/otel-sdk.mjs). */
+        ...(otel ? { otelStats: () => otel.stats() } : {}),
         /** Every limit with its usage (ours: flow-control shapes). */
         limits: () => queue.limits(),
         enqueue: (args) => queue.enqueue('noop', args),
@@ -225,7 +256,10 @@ export function makeSdjTarget(kind) {
           if (job.status !== 'completed') throw new Error(`job ${id} ended ${job.status}: ${job.lastError ?? ''}`);
           return job;
         },
-        close: () => storage.close(),
+        async close() {
+          await otel?.shutdown();
+          await storage.close();
+        },
       };
     },
 
@@ -266,11 +300,14 @@ export function makeSdjTarget(kind) {
       // which counts every finished job (slow with millions of them) and would be timed too.
       queue.onJobComplete(() => hooks.onDone?.());
       const keys = cfg.flow?.key ? trackKeys(queue) : undefined;
+      const otel = await maybeInstrument(cfg, queue);
       let worker;
       let running;
       return {
         /** drain-keyed: the most jobs of one key, and of all keys, seen running at once. */
         flowStats: () => keys?.stats(),
+        /** drain-otel: flushes this process's SDK, and the spans and metrics it exported. */
+        otelStats: otel ? () => otel.stats() : undefined,
         async start() {
           worker = queue.newWorker({ queues: { default: { concurrency: hooks.concurrency ?? CONCURRENCY } } });
           running = worker.start();
@@ -279,6 +316,7 @@ export function makeSdjTarget(kind) {
         async stop() {
           await worker?.stop();
           await running;
+          await otel?.shutdown();
           await storage.close();
         },
       };

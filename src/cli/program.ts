@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
+import { registerEvents } from './commands/events.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPrune } from './commands/prune.js';
@@ -28,6 +29,7 @@ Examples:
   $ sdj queues pause emails
   $ sdj workers
   $ sdj prune --older-than 7d
+  $ sdj events --queue emails
 
 Output is a table for people (coloured on a terminal unless NO_COLOR is set) and one JSON
 document with --json. Exit codes: 0 success, 1 the operation failed (database unreachable,
@@ -66,6 +68,7 @@ export function buildProgram(): Command {
   registerSchedules(program);
   registerWorkers(program);
   registerPrune(program);
+  registerEvents(program);
   return program;
 }
 

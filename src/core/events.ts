@@ -55,6 +55,16 @@ export class EventHub {
     return this.#subs.size > 0;
   }
 
+  /**
+   * Adds a raw subscriber that receives every event synchronously, unbuffered (the fleet relay,
+   * while a fleet subscriber listens); it counts as a subscriber. Returns its remover.
+   */
+  tap(push: (event: JobEvent) => void): Unsubscribe {
+    const sub: Subscriber = { push };
+    this.#subs.add(sub);
+    return () => this.#subs.delete(sub);
+  }
+
   /** True when an event of this type would reach a subscriber or a hook (else skip building it). */
   wants(type: 'job.started' | 'job.completed' | 'job.failed' | 'job.retrying'): boolean {
     if (this.#subs.size > 0) return true;
@@ -75,20 +85,21 @@ export class EventHub {
     for (const s of this.#subs) s.push(event);
     switch (event.type) {
       case 'job.started':
-        this.#run(this.#start, (fn) => fn(event.job));
+        this.#run(this.#start, (fn) => fn(event.job), event.job);
         break;
       case 'job.completed':
-        this.#run(this.#complete, (fn) => fn(event.job));
+        this.#run(this.#complete, (fn) => fn(event.job), event.job);
         break;
       case 'job.failed':
-        this.#run(this.#fail, (fn) => fn(event.job, err ?? new Error(event.error)));
+        this.#run(this.#fail, (fn) => fn(event.job, err ?? new Error(event.error)), event.job);
         break;
       case 'job.retrying':
-        this.#run(this.#retry, (fn) => fn(event.job, err ?? new Error(event.error)));
+        this.#run(this.#retry, (fn) => fn(event.job, err ?? new Error(event.error)), event.job);
         break;
       // No hooks for these: subscribers only.
       case 'job.enqueued':
       case 'job.suspended':
+      case 'job.progress':
       case 'job.reclaimed':
       case 'job.released':
       case 'job.cancelled':
@@ -144,18 +155,24 @@ export class EventHub {
     return it;
   }
 
-  #run<F>(hooks: Set<F>, call: (fn: F) => void | Promise<void>): void {
+  /** Runs each hook; a hook that throws or rejects is logged with the job's fields. */
+  #run<F>(hooks: Set<F>, call: (fn: F) => void | Promise<void>, job: Job): void {
     for (const fn of hooks) {
       try {
         const r = call(fn);
         if (r && typeof (r as Promise<void>).then === 'function') {
-          (r as Promise<void>).catch((e: unknown) => this.logger.error('a job hook rejected', { error: String(e) }));
+          (r as Promise<void>).catch((e: unknown) => this.logger.error('a job hook rejected', { ...hookFields(job), error: String(e) }));
         }
       } catch (e) {
-        this.logger.error('a job hook threw', { error: String(e) });
+        this.logger.error('a job hook threw', { ...hookFields(job), error: String(e) });
       }
     }
   }
+}
+
+/** The fields of a log line about a hook's job. */
+function hookFields(job: Job): Record<string, unknown> {
+  return { jobId: job.id, type: job.type, queue: job.queue, attempt: job.attempt };
 }
 
 function add<F>(set: Set<F>, fn: F): Unsubscribe {

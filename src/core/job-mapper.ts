@@ -19,6 +19,7 @@ export function toJob(row: JobRow, options: { decode?: boolean } = {}): Job {
     runAt: new Date(row.runAt),
     createdAt: new Date(row.createdAt),
     meta: decode ? ((decodeJson(row.metaJson, 'meta') as Record<string, JsonValue> | undefined) ?? {}) : {},
+    progress: row.progressValue !== null && row.progressAt !== null ? Object.freeze({ value: row.progressValue, message: row.progressMessage, at: new Date(row.progressAt) }) : null,
   };
   if (row.startedAt !== null) job.startedAt = new Date(row.startedAt);
   if (row.completedAt !== null) job.completedAt = new Date(row.completedAt);

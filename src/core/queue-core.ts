@@ -8,7 +8,9 @@ import type { Logger } from '../types.js';
 import type { Handler } from '../workflow/job-context.js';
 import type { EnqueueDefaults } from './enqueue.js';
 import type { EventHub } from './events.js';
+import type { EventRelay } from './fleet-relay.js';
 import type { TypeFlow } from './flow.js';
+import type { MiddlewareLists } from './middleware.js';
 import type { RetentionAges } from './retention.js';
 
 /** A local listener woken when jobs become ready in a queue (in-process enqueue). */
@@ -28,6 +30,8 @@ export interface QueueCore {
    */
   readonly flows?: Map<string, TypeFlow>;
   readonly hub: EventHub;
+  /** Relays the hub's job events to the storage's change feed while a fleet subscriber listens. Absent: never (cores built without a `Queue`). */
+  readonly relay?: EventRelay;
   readonly logger: Logger;
   readonly ids: IdGenerator;
   readonly defaults: EnqueueDefaults;
@@ -37,4 +41,6 @@ export interface QueueCore {
    * finished job. Absent means the defaults (cores built without a `Queue`).
    */
   readonly retention?: RetentionAges | null;
+  /** Run, step and enqueue middleware (`queue.use`, `useStep`, `useEnqueue`). Absent: none. */
+  readonly middleware?: MiddlewareLists;
 }

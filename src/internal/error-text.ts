@@ -26,10 +26,19 @@ const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF
  * `… [truncated: N characters in all]` when cut. Text that needs neither comes back as is.
  */
 export function storableErrorText(text: string): string {
+  return storableText(text, ERROR_TEXT_MAX);
+}
+
+/**
+ * {@link storableErrorText} with another bound: NUL and unpaired surrogates replaced by U+FFFD,
+ * cut to at most `max` code units (at least 64) with the same marker. Other texts the engine
+ * stores from user code (progress messages) go through it.
+ */
+export function storableText(text: string, max: number): string {
   let s = SUSPECT.test(text) ? replaceUnstorable(text) : text;
-  if (s.length > ERROR_TEXT_MAX) {
+  if (s.length > max) {
     const marker = `… [truncated: ${s.length} characters in all]`;
-    let end = ERROR_TEXT_MAX - marker.length;
+    let end = max - marker.length;
     const last = s.charCodeAt(end - 1);
     if (last >= 0xd800 && last <= 0xdbff) end--;
     s = s.slice(0, end) + marker;

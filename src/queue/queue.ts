@@ -10,7 +10,7 @@ import { silentLogger } from '../internal/logger.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeJson } from '../storage/codec.js';
 import type { JobInsert, Storage } from '../storage/storage.js';
 import { JOB_STATUSES } from '../types.js';
-import type { BatchItem, EnqueueOptions, Job, JobCounts, JobEvent, JobStatus, Logger, PruneOptions, RetentionOptions, WaitForJobOptions } from '../types.js';
+import type { BatchItem, EnqueueOptions, FleetEvent, Job, JobCounts, JobEvent, JobStatus, Logger, PruneOptions, RetentionOptions, WaitForJobOptions } from '../types.js';
 import type { Handler, JobDefinition } from '../workflow/job-context.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
@@ -19,6 +19,8 @@ import { checkRegisterOptions, type TypeFlow } from '../core/flow.js';
 import type { LimitInfo, QueueLimits, RegisterOptions } from '../flow-types.js';
 import { listLimits, setQueueLimits } from './limits.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
+import { EventRelay } from '../core/fleet-relay.js';
+import { FleetStream, type FleetEventStreamOptions } from '../core/fleet-stream.js';
 import { toJob } from '../core/job-mapper.js';
 import { checkRetention, pruneAges, pruneAll, retentionOf } from '../core/retention.js';
 import { checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
@@ -28,6 +30,8 @@ import { listQueues, listWorkers } from './fleet.js';
 import { getSteps, listJobs } from './listing.js';
 import type { BulkOptions, BulkOutcome, JobFilterOptions, JobPage, ListJobsOptions, QueueInfo, RetryJobOptions, StepInfo, WorkerInfo } from './operator-types.js';
 import { waitForJob } from './wait-for-job.js';
+import { enqueueBatchThrough, enqueueOneThrough } from './enqueue-middleware.js';
+import type { EnqueueMiddleware, MiddlewareLists, RunMiddleware, StepMiddleware } from '../core/middleware.js';
 import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
 import type { Schedule } from '../scheduler/schedules.js';
 
@@ -84,11 +88,13 @@ export class Queue<Tx = unknown> {
     const maxPayloadBytes = o.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInt(o.maxPayloadBytes, 'maxPayloadBytes', 1, MAX_PAYLOAD_LIMIT);
     const retention = checkRetention(o.retention);
     const flows = new Map<string, TypeFlow>();
+    const hub = new EventHub(logger);
     const core: QueueCore = {
       storage,
       handlers: new Map(),
       flows,
-      hub: new EventHub(logger),
+      hub,
+      relay: new EventRelay(storage, hub, logger),
       logger,
       ids: new IdGenerator(),
       defaults: {
@@ -99,6 +105,7 @@ export class Queue<Tx = unknown> {
       },
       wakers: new Set(),
       retention,
+      middleware: { run: [], step: [], enqueue: [] },
     };
     this.#core = core;
     this.#storage = storage;
@@ -142,6 +149,8 @@ export class Queue<Tx = unknown> {
    * @throws (rejects) InvalidArgumentError, SerializationError, PayloadTooLargeError, DuplicateJobError
    */
   async enqueue<Args>(type: string | JobDefinition<Args, unknown>, args?: Args, options?: EnqueueOptions<Tx>): Promise<string> {
+    const layers = this.#middleware.enqueue;
+    if (layers.length > 0) return enqueueOneThrough<Tx>(this.#core, layers, type, args, options, (jobs, mode, tx) => this.#insert(jobs, mode, tx));
     const name = typeof type === 'object' && type !== null ? type.type : type;
     const job = buildJobInsert(this.#core.ids, this.#core.defaults, name, args, options);
     const [id] = await this.#insert([job], conflictMode([options]), options?.transaction);
@@ -157,6 +166,8 @@ export class Queue<Tx = unknown> {
   async enqueueBatch(items: readonly BatchItem[], options: Pick<EnqueueOptions<Tx>, 'transaction'> = {}): Promise<string[]> {
     if (!Array.isArray(items)) throw new InvalidArgumentError('enqueueBatch expects an array');
     const opts = checkOptions<EnqueueOptions<Tx>>(options, 'enqueueBatch options', ['transaction']);
+    const layers = this.#middleware.enqueue;
+    if (layers.length > 0 && items.length > 0) return enqueueBatchThrough<Tx>(this.#core, layers, items, opts.transaction, (jobs, mode, tx) => this.#insert(jobs, mode, tx));
     const jobs = items.map((item, i) => {
       if (item === null || typeof item !== 'object') throw new InvalidArgumentError(`enqueueBatch item ${i} must be an object`);
       if (item.options && 'transaction' in item.options) throw new InvalidArgumentError(`enqueueBatch item ${i}: pass transaction to the batch, not an item`);
@@ -229,9 +240,67 @@ export class Queue<Tx = unknown> {
   onRetry(fn: JobErrorHook): Unsubscribe {
     return this.#core.hub.onRetry(fn);
   }
-  /** Events of this process's enqueues and workers, as an async iterator; leaving the loop unsubscribes. */
-  events(options?: EventStreamOptions): AsyncIterableIterator<JobEvent> {
-    return this.#core.hub.stream(options);
+  /**
+   * Events as an async iterator; leaving the loop unsubscribes. By default those of this
+   * process's enqueues and workers. With `fleet: true`, the job events of every process sharing
+   * the storage (each with its `origin`), from about now on: best-effort, at most once, in feed
+   * order (each process's events in the order it produced them), with `events.gap` notices for
+   * what was missed. While a fleet stream is open, every process relays its job events to the
+   * storage (starting within about 2 s); with none open, relaying costs nothing.
+   * See docs/observability.md, "Fleet events".
+   * @example
+   * for await (const e of queue.events({ fleet: true })) {
+   *   if (e.type === 'events.gap') console.warn(`missed ${e.missed} events (${e.reason})`);
+   *   else console.log(e.origin, e.type);
+   * }
+   * @throws InvalidArgumentError on invalid fleet options (unknown keys, a bad bufferSize)
+   */
+  events(options: FleetEventStreamOptions): AsyncIterableIterator<FleetEvent>;
+  events(options?: EventStreamOptions & { fleet?: false }): AsyncIterableIterator<JobEvent>;
+  events(options?: (EventStreamOptions & { fleet?: boolean }) | FleetEventStreamOptions): AsyncIterableIterator<JobEvent> | AsyncIterableIterator<FleetEvent> {
+    if (options?.fleet === undefined || options.fleet === false) {
+      if (options?.fleet === false) {
+        const { fleet: _, ...local } = options;
+        return this.#core.hub.stream(local);
+      }
+      return this.#core.hub.stream(options);
+    }
+    const o = checkOptions<FleetEventStreamOptions>(options, 'fleet event options', ['fleet', 'bufferSize']);
+    if (o.fleet !== true) throw new InvalidArgumentError(`fleet must be true or false, got ${String(o.fleet)}`);
+    const cap = o.bufferSize === undefined ? 10_000 : checkInt(o.bufferSize, 'bufferSize', 1, 1_000_000);
+    return new FleetStream(this.#core.storage, this.#core.relay, this.#core.logger, cap);
+  }
+
+  /**
+   * Adds a middleware around every run of a handler by this queue's workers; the first added is
+   * the outermost. See {@link RunMiddleware}.
+   * @example
+   * queue.use(async (job, next) => { const r = await next(); console.log(job.id, 'done'); return r; });
+   * @throws InvalidArgumentError when `fn` is not a function
+   */
+  use(fn: RunMiddleware): this {
+    this.#middleware.run = [...this.#middleware.run, checkMiddleware(fn)];
+    return this;
+  }
+  /**
+   * Adds a middleware around every `ctx.call` step that runs (not around replayed ones); the
+   * first added is the outermost. See {@link StepMiddleware}.
+   * @throws InvalidArgumentError when `fn` is not a function
+   */
+  useStep(fn: StepMiddleware): this {
+    this.#middleware.step = [...this.#middleware.step, checkMiddleware(fn)];
+    return this;
+  }
+  /**
+   * Adds a middleware around every job this queue enqueues (`enqueue`, `enqueueBatch`,
+   * `ctx.fanOut` sub-jobs, schedule fires); the first added is the outermost. See {@link EnqueueMiddleware}.
+   * @example
+   * queue.useEnqueue((insert, next) => next({ ...insert, meta: { ...insert.meta, traceId } }));
+   * @throws InvalidArgumentError when `fn` is not a function
+   */
+  useEnqueue(fn: EnqueueMiddleware): this {
+    this.#middleware.enqueue = [...this.#middleware.enqueue, checkMiddleware(fn)];
+    return this;
   }
 
   /** Creates a worker that runs this queue's handlers. Call `start()` on it. */
@@ -375,6 +444,10 @@ export class Queue<Tx = unknown> {
     return this.#schedules.list();
   }
 
+  get #middleware(): MiddlewareLists {
+    return this.#core.middleware as MiddlewareLists;
+  }
+
   /** @internal shared state for workers and tooling in this package */
   get core(): QueueCore {
     return this.#core;
@@ -387,6 +460,8 @@ export class Queue<Tx = unknown> {
 
   /** Inserts; resolves with the id each job resolved to (see `jobInsertMany`). */
   async #insert(jobs: JobInsert[], onConflict: 'error' | 'existing', tx: Tx | undefined): Promise<(string | null)[]> {
+    // Whether some fleet subscriber listens is asked now and then (cheap when recently asked).
+    this.#core.relay?.poke();
     const p: Parameters<Storage<Tx>['jobInsertMany']>[0] = { jobs };
     if (onConflict !== 'error') p.onConflict = onConflict;
     if (tx !== undefined) p.tx = tx;
@@ -406,4 +481,9 @@ export class Queue<Tx = unknown> {
     if (tx === undefined) for (const q of ready) for (const w of this.#core.wakers) w.wake(q);
     return ids;
   }
+}
+
+function checkMiddleware<F>(fn: F): F {
+  if (typeof fn !== 'function') throw new InvalidArgumentError('middleware must be a function');
+  return fn;
 }

@@ -12,6 +12,7 @@ import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
 import type { ScheduleHost } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { buildJobInsert } from '../core/enqueue.js';
+import { enqueueThrough, type EnqueueRequest } from '../core/middleware.js';
 import { MAX_NAME, checkName, checkOptions } from '../core/validate.js';
 
 /** Options of `queue.schedule(name, schedule, options)`. */
@@ -143,7 +144,7 @@ export class ScheduleManager implements ScheduleHost {
     const scheduler = new Scheduler({
       storage: this.core.storage,
       logger,
-      buildJobs: (row: ScheduleRow, slotAt: number) => [this.#jobFor(row.name, JSON.parse(row.optionsJson) as ScheduleOptions, slotAt)],
+      buildJobs: (row: ScheduleRow, slotAt: number) => this.#jobsFor(row.name, JSON.parse(row.optionsJson) as ScheduleOptions, slotAt),
       // Fired jobs are ready now: wake this process's workers instead of waiting for a poll.
       onFired: (fire) => {
         for (const q of fire.queues) for (const w of this.core.wakers) w.wake(q);
@@ -166,7 +167,25 @@ export class ScheduleManager implements ScheduleHost {
     };
   }
 
+  /** The job of a slot; through the enqueue middleware when there is some (it resolves once built). */
+  #jobsFor(name: string, o: ScheduleOptions, slotAt: number): JobInsert[] | Promise<JobInsert[]> {
+    const layers = this.core.middleware?.enqueue;
+    if (layers === undefined || layers.length === 0) return [this.#jobFor(name, o, slotAt)];
+    const { meta, ...options } = this.#optionsFor(name, o, slotAt);
+    const jobs: JobInsert[] = [];
+    const request: EnqueueRequest = { type: o.type ?? name, args: o.args, options, source: 'schedule', ...(meta === undefined ? {} : { meta }) };
+    return enqueueThrough(layers, [request], async ([r]) => {
+      if (r === undefined) return [];
+      jobs.push(buildJobInsert(this.core.ids, this.core.defaults, r.type, r.args, r.meta === undefined ? r.options : { ...r.options, meta: r.meta }));
+      return jobs.map((j) => j.id);
+    }).then(() => jobs);
+  }
+
   #jobFor(name: string, o: ScheduleOptions, slotAt: number): JobInsert {
+    return buildJobInsert(this.core.ids, this.core.defaults, o.type ?? name, o.args, this.#optionsFor(name, o, slotAt));
+  }
+
+  #optionsFor(name: string, o: ScheduleOptions, slotAt: number): EnqueueOptions {
     const meta: Record<string, JsonValue> = { ...(o.meta ?? {}), schedule: name, scheduledFor: new Date(slotAt).toISOString() };
     const opts: EnqueueOptions = { meta };
     if (o.queue !== undefined) opts.queue = o.queue;
@@ -175,6 +194,6 @@ export class ScheduleManager implements ScheduleHost {
     if (o.timeout !== undefined) opts.timeout = o.timeout;
     if (o.tenant !== undefined) opts.tenant = o.tenant;
     if (o.overlap === false) opts.unique = OVERLAP_KEY_PREFIX + name;
-    return buildJobInsert(this.core.ids, this.core.defaults, o.type ?? name, o.args, opts);
+    return opts;
   }
 }

@@ -75,6 +75,7 @@ function isTerminalEventFor(e: JobEvent, id: string): boolean {
     case 'job.started':
     case 'job.retrying':
     case 'job.suspended':
+    case 'job.progress':
     case 'job.released':
     case 'worker.error':
     case 'jobs.pruned':

@@ -47,6 +47,12 @@ export interface JobRow {
   limited: boolean;
   /** Debounce key (scoped to the type), if enqueued with `debounce`. */
   debounceKey: string | null;
+  /** The latest progress value a run stored (`jobProgressMany`), a fraction from 0 to 1; null before the first. */
+  progressValue: number | null;
+  /** The message stored with {@link progressValue} (null: none given). */
+  progressMessage: string | null;
+  /** When {@link progressValue} was stored (ms, storage clock); null before the first report. */
+  progressAt: number | null;
 }
 
 /** A new job. The engine validates and encodes; the driver stores. */
@@ -93,6 +99,19 @@ export interface Fence {
   jobId: string;
   workerId: string;
   runCount: number;
+}
+
+/** One fenced progress report of a run, for `jobProgressMany`. */
+export type JobProgressItem = Fence & {
+  /** The progress value: a finite number (the engine sends a fraction from 0 to 1). */
+  value: number;
+  /** The message, already storable (no NUL, no lone surrogate, bounded), or null for none. */
+  message: string | null;
+};
+
+/** `jobProgressMany` parameters. */
+export interface JobProgressManyParams {
+  items: JobProgressItem[];
 }
 
 /** `jobInsertMany` parameters. */

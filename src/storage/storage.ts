@@ -22,18 +22,21 @@
  * @module
  */
 import type { JobStatus } from '../types.js';
-import type { Fence, JobInsert, JobInsertManyParams, JobRow } from './job-rows.js';
+import type { Fence, JobInsert, JobInsertManyParams, JobProgressManyParams, JobRow } from './job-rows.js';
 import type { BulkResult, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+import type { EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
 
-export type { Fence, JobInsert, JobInsertManyParams, JobRow } from './job-rows.js';
+export type { Fence, JobInsert, JobInsertManyParams, JobProgressItem, JobProgressManyParams, JobRow } from './job-rows.js';
 
 export type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
 
 export type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 
 export type { BulkResult, BulkSkip, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+
+export type { EventAppendItem, EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
 /** Reasons a bulk action gives for a job it left alone (stable texts). */
 export { SKIP_ALREADY_FINISHED, SKIP_NOT_FOUND, SKIP_UNIQUE_HELD } from './shared/contract-messages.js';
 
@@ -311,6 +314,15 @@ export interface Storage<Tx = unknown> {
   jobFinishMany(p: JobFinishManyParams): Promise<(number | null)[]>;
   /** Extends leases of the given runs; returns the job ids this worker still holds. */
   jobHeartbeat(p: JobHeartbeatParams): Promise<string[]>;
+  /**
+   * Stores the latest progress of runs, in one transaction (one statement where the dialect
+   * allows). Each item is fenced: it sets the job's progress value, message and progress time
+   * (= now) only while the job is `running`, `locked_by = workerId` and `run_count = runCount`,
+   * and changes nothing else. Returns, per item in order, the time it was stored at (now), or
+   * `null` when its fence failed (nothing written) or a later item of its job applies instead.
+   * @throws InvalidArgumentError a value not finite, a message neither text nor null (nothing written)
+   */
+  jobProgressMany(p: JobProgressManyParams): Promise<(number | null)[]>;
   /** Fenced: running → pending, attempt − 1, lease cleared. Returns the ids released. */
   jobRelease(p: JobReleaseParams): Promise<string[]>;
   /**
@@ -453,6 +465,23 @@ export interface Storage<Tx = unknown> {
   workerRemove(p: { id: string }): Promise<void>;
 
   /**
+   * Appends fleet events in one atomic write, with consecutive ids in item order taken from the
+   * head counter inside it (see `event-rows.ts`), `at` = now; PostgreSQL also notifies
+   * `eventListen` at commit. Returns the ids, in item order. @throws InvalidArgumentError
+   */
+  eventAppendMany(p: EventAppendManyParams): Promise<number[]>;
+  /** Feed events with id > `afterId`, in id order, at most `limit`. @throws InvalidArgumentError */
+  eventReadAfter(p: EventReadAfterParams): Promise<EventRow[]>;
+  /** Deletes events stored over `olderThanMs` ago and ids <= head − `keep`; returns how many. @throws InvalidArgumentError */
+  eventPrune(p: EventPruneParams): Promise<number>;
+  /** Upserts a subscriber's presence (expiry now + `ttlMs`), deletes expired others, returns the head id. @throws InvalidArgumentError */
+  eventSubscriberBeat(p: EventSubscriberBeatParams): Promise<EventSubscriberBeatResult>;
+  /** How many fleet subscribers' presence rows have not expired (relays write only while some have). */
+  eventSubscribersActive(): Promise<number>;
+  /** Deletes a fleet subscriber's presence row (an unknown id does nothing). @throws InvalidArgumentError */
+  eventSubscriberRemove(p: { id: string }): Promise<void>;
+
+  /**
    * Every checkpoint of a job, by step index; with `withTimes`, each row carries `createdAt`
    * (drivers return it always; the facade leaves it out otherwise, so rows compare equal to
    * what was recorded).
@@ -542,6 +571,9 @@ export interface Storage<Tx = unknown> {
    * by itself after errors.
    */
   listen?(onWake: (queue: string) => void): Promise<Unlisten>;
+
+  /** `onAppend()` after any process committed `eventAppendMany` (PostgreSQL LISTEN/NOTIFY); else absent: subscribers poll. */
+  eventListen?(onAppend: () => void): Promise<Unlisten>;
 
   /**
    * Optional, for drivers without `listen()`: a cheap counter that moves when another connection

@@ -33,6 +33,8 @@ export interface LeaseHolder {
   readonly leaseHeld: boolean;
   /** The job as this run claimed it: its attempt tells this run's outcome from an operator's retry. */
   readonly row: { readonly attempt: number };
+  /** The run's logger, with the job's fields on every line (default: the completer's logger). */
+  readonly logger?: Logger;
 }
 
 /** An outcome as stored: the item (or the failure that replaced it) and the database time it was stored at. @internal */
@@ -87,10 +89,11 @@ export class Completer {
     // with a reason instead, so it does not wait for its lease to expire and run again.
     const why = storableErrorText(`the outcome could not be stored: ${messageOf(first.unwritable)}`);
     const failed: JobFinishItem = { jobId: item.jobId, workerId: item.workerId, runCount: item.runCount, outcome: 'failed', error: why };
-    this.logger.error('a job outcome cannot be stored; failing the job instead', { jobId: item.jobId, outcome: item.outcome, error: why });
+    const log = run.logger ?? this.logger;
+    log.error('a job outcome cannot be stored; failing the job instead', { jobId: item.jobId, outcome: item.outcome, error: why });
     const second = await this.#write(failed, run);
     if (!('unwritable' in second)) return second.stored;
-    this.logger.error('the failure replacing an unstorable outcome cannot be stored either; giving up (the lease will expire)', {
+    log.error('the failure replacing an unstorable outcome cannot be stored either; giving up (the lease will expire)', {
       jobId: item.jobId,
       error: messageOf(second.unwritable),
     });
@@ -128,7 +131,7 @@ export class Completer {
         // gone because the outcome was applied).
         const earlier = await this.#committedEarlier(item, run.row.attempt);
         if (earlier) return { stored: earlier };
-        this.logger.warn('job outcome not written: the run no longer holds the job (its lease will expire or was taken)', { jobId: item.jobId, error: messageOf(r.error) });
+        (run.logger ?? this.logger).warn('job outcome not written: the run no longer holds the job (its lease will expire or was taken)', { jobId: item.jobId, error: messageOf(r.error) });
         return { stored: undefined };
       }
       case 'unwritable':

@@ -8,15 +8,18 @@ import { JobTimeoutError, NoRetryError, SerializationError, UnknownJobTypeError 
 import type { QueueCore } from '../core/queue-core.js';
 import { toJob } from '../core/job-mapper.js';
 import { storableErrorText } from '../internal/error-text.js';
+import { jobLogFields, withFields } from '../internal/job-logger.js';
 import type { Applied } from '../internal/write-retry.js';
 import { encodeJson } from '../storage/codec.js';
 import type { Fence, JobFinishItem, JobRow, StepRecordParams } from '../storage/storage.js';
-import type { Job, JobStatus, Logger } from '../types.js';
+import type { Job, JobProgress, JobStatus, Logger } from '../types.js';
 import { WorkflowContext, type ContextHost, type SuspendReason } from '../workflow/context.js';
 import type { JobContext } from '../workflow/job-context.js';
 import { Replay, type RunLease } from '../workflow/replay.js';
 import type { Completer, LeaseHolder } from './completer.js';
+import { ProgressWriter } from './progress-writer.js';
 import { asError, decideFailure, type BackoffFn } from './retry-policy.js';
+import { invokeThrough } from './run-middleware.js';
 
 type Outcome =
   | { kind: 'ok'; value: unknown }
@@ -30,6 +33,10 @@ export interface RunWiring {
   leaseMs: number;
   /** A (coalescing) checkpoint writer; default `storage.stepRecord`. */
   writeStep?: ((p: StepRecordParams) => Promise<Applied>) | undefined;
+  /** The worker's logger (default the queue's); the run's lines add the job's fields to it. */
+  logger?: Logger | undefined;
+  /** The worker's coalescing progress writer; default one of the run's own. */
+  progress?: ProgressWriter | undefined;
 }
 
 /**
@@ -59,6 +66,8 @@ export class JobRun implements ContextHost, LeaseHolder {
   #settled = false;
   #over = false;
   #leaseHeld = true;
+  #logger: Logger | undefined;
+  #progress: ProgressWriter | undefined;
 
   constructor(
     readonly row: JobRow,
@@ -104,9 +113,12 @@ export class JobRun implements ContextHost, LeaseHolder {
     return this.signal;
   }
 
-  /** @internal ContextHost */
+  /**
+   * @internal ContextHost: the worker's logger with the job's `jobId`, `type`, `queue`, `attempt`
+   * and `workerId` on every line (made on first use).
+   */
   get logger(): Logger {
-    return this.core.logger;
+    return (this.#logger ??= withFields(this.wiring.logger ?? this.core.logger, jobLogFields(this.row, this.fence.workerId)));
   }
 
   /** @internal ContextHost: the step cursor, created on the first durable operation. */
@@ -126,6 +138,23 @@ export class JobRun implements ContextHost, LeaseHolder {
   /** @internal ContextHost: the suspension is durably written. */
   suspended(reason: SuspendReason): void {
     this.settle({ kind: 'suspended', reason });
+  }
+
+  /** @internal ContextHost: a checked `ctx.progress` report (dropped once the run is over). */
+  reportProgress(value: number, message: string | null): void {
+    if (this.#over) return;
+    this.#progress ??= this.wiring.progress ?? new ProgressWriter(this.core.storage, this.core.hub, this.logger);
+    this.#progress.report(this, value, message);
+  }
+
+  /** @internal ContextHost: writes the pending progress report before a suspension. */
+  flushProgress(): Promise<void> {
+    return this.#progress?.flushRun(this) ?? Promise.resolve();
+  }
+
+  /** The latest progress this run stored, if any (event snapshots carry it). */
+  get storedProgress(): JobProgress | undefined {
+    return this.#progress?.stored(this);
   }
 
   /**
@@ -165,10 +194,16 @@ export class JobRun implements ContextHost, LeaseHolder {
   async close(): Promise<Error | undefined> {
     this.#over = true;
     const replay = this.#replay;
-    if (replay === undefined) return undefined;
-    if (replay.busy) await replay.settle();
-    replay.close();
-    return replay.diverged;
+    if (replay?.busy) await replay.settle();
+    replay?.close();
+    // The last progress report is written before the outcome (bounded; fenced, so a write
+    // that comes late can never change the job once the outcome is stored).
+    const progress = this.#progress;
+    if (progress) {
+      await progress.end(this);
+      if (progress !== this.wiring.progress) await progress.stop();
+    }
+    return replay?.diverged;
   }
 
   #fire(reason: Error): void {
@@ -260,6 +295,8 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
 
 /** Starts the handler; its result or error (sync or async) becomes the run's outcome. */
 function invoke(handler: AnyHandler, job: Job, run: JobRun): void {
+  const layers = run.core.middleware?.run;
+  if (layers !== undefined && layers.length > 0) return invokeThrough(layers, job, run, () => handler(job.args, new WorkflowContext(job, run)));
   let result: unknown;
   try {
     result = handler(job.args, new WorkflowContext(job, run));
@@ -286,8 +323,11 @@ async function record(deps: ExecutorDeps, run: JobRun, job: Job, v: Verdict, err
   const verdict: Verdict = v.outcome === 'completed' ? v : { ...v, error: storableErrorText(v.error) };
   const item: JobFinishItem = { jobId: f.jobId, workerId: f.workerId, runCount: f.runCount, ...verdict };
   const out = await deps.completer.finish(item, run);
+  // Event snapshots carry the latest progress this run stored.
+  const progress = run.storedProgress;
+  if (progress) job = Object.freeze({ ...job, progress });
   if (out === undefined) {
-    core.logger.debug('outcome not recorded: the run no longer owns the job', { jobId: job.id });
+    run.logger.debug('outcome not recorded: the run no longer owns the job');
     return;
   }
   const stored = out.item;

@@ -18,6 +18,7 @@ import type { Applied } from '../internal/write-retry.js';
 import type { Logger, QueueWorkerOptions } from '../types.js';
 import { ClaimLoop } from './claim-loop.js';
 import { Completer } from './completer.js';
+import { ProgressWriter } from './progress-writer.js';
 import { executeJob, JobRun, type ExecutorDeps } from './executor.js';
 import { Heartbeat } from './heartbeat.js';
 import { LimitedClaims } from './limited-claims.js';
@@ -121,6 +122,8 @@ export class Worker {
   /** The newest run of each job id. */
   readonly #byJob = new Map<string, JobRun>();
   readonly #completer: Completer;
+  /** `ctx.progress` reports of every run, coalesced into one write per flush. */
+  readonly #progress: ProgressWriter;
   readonly #claims: ClaimLoop;
   /** Flow control: the stored limits and when the limited claim runs. */
   readonly #limits: LimitedClaims;
@@ -164,6 +167,7 @@ export class Worker {
     const { heartbeatMs: hbMs, pollMs, maintenanceMs: maintMs } = timings;
     this.id = `${prefix}:${randomBytes(6).toString('hex')}`;
     this.#completer = new Completer(core.storage, this.#logger, this.#leaseMs);
+    this.#progress = new ProgressWriter(core.storage, core.hub, this.#logger);
     const deps: ExecutorDeps = {
       core,
       completer: this.#completer,
@@ -215,7 +219,7 @@ export class Worker {
         // Claimed again (its lease ran out and it was reclaimed): the older run lost the job and
         // sees its abortSignal before the new run starts.
         this.#byJob.get(row.id)?.leaseLost(new LeaseLostError('the job was claimed again by this worker: this run lost its lease'));
-        const run = new JobRun(row, this.id, core, { leaseMs: this.#leaseMs, writeStep });
+        const run = new JobRun(row, this.id, core, { leaseMs: this.#leaseMs, writeStep, logger: this.#logger, progress: this.#progress });
         this.#active.add(run);
         this.#byJob.set(row.id, run);
         executeJob(deps, run).then(
@@ -248,6 +252,8 @@ export class Worker {
       async () => {
         // The stored limits are read again every few seconds, beside the pass.
         this.#limits.maybeRefresh();
+        // Whether a fleet subscriber listens is asked every few seconds (relay on or off).
+        core.relay?.poke();
         const r = await maintenancePass(core.storage, core.hub);
         if (r.woken > 0) for (const q of this.#queues.keys()) this.#claims.wake(q);
         else for (const q of r.queues) this.#claims.wake(q);
@@ -415,9 +421,12 @@ export class Worker {
     // outcome or checkpoint write, a check whose reply is pending): once those calls return, no
     // retry follows. Wait for them, so no call of this worker outlives stop().
     if (this.#active.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    await this.#progress.stop();
     await this.#heartbeat.stop();
     await this.#registry.stop((err) => this.#reportError('removing the worker from the registry failed', err));
     await this.#maintenance.stop();
+    // The job events of this worker's last runs reach fleet subscribers before stop() resolves.
+    await this.#core.relay?.flush();
     await this.#pruner.settled();
     await this.#changes?.stop();
     const unlisten = this.#unlisten;

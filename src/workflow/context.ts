@@ -9,12 +9,15 @@
  */
 import { FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
 import { buildJobInsert } from '../core/enqueue.js';
+import { stepThrough } from '../core/middleware.js';
+import { writeChildren, type BuildChild } from './fan-out-children.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../core/validate.js';
 import { decodeJson, encodeJson } from '../storage/codec.js';
 import type { JobSuspendUntilParams, SignalConsumeResult } from '../storage/storage.js';
-import type { Job, Logger } from '../types.js';
+import type { EnqueueOptions, Job, Logger } from '../types.js';
 import { collectResults, parseStrategy } from './fan-out.js';
+import { checkProgress } from './progress.js';
 import type { FanOutOptions, FanOutResult, JobContext, JobDefinition, SubJob, WaitForSignalOptions } from './job-context.js';
 import type { DurableResult, Replay } from './replay.js';
 
@@ -31,6 +34,10 @@ export interface ContextHost {
   logger: Logger;
   /** Called once the suspension is durably written. */
   suspended(reason: SuspendReason): void;
+  /** Takes a checked progress report of the run (coalesced; see `ctx.progress`). */
+  reportProgress(value: number, message: string | null): void;
+  /** Writes the run's pending progress report before a suspension; never rejects. */
+  flushProgress(): Promise<void>;
 }
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
@@ -63,7 +70,10 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     if (!handler) throw new NoRetryError(new UnknownJobTypeError(name));
     let value: unknown;
     try {
-      value = await (handler as (a: unknown, c: JobContext<unknown>) => unknown)(args, new StepContext(this.job, this.host));
+      const step = handler as (a: unknown, c: JobContext<unknown>) => unknown;
+      const layers = core.middleware?.step;
+      if (layers !== undefined && layers.length > 0) value = await stepThrough(layers, { job: this.job, name, index, args }, () => step(args, new StepContext(this.job, this.host)));
+      else value = await step(args, new StepContext(this.job, this.host));
     } catch (err) {
       if (err instanceof NoRetryError) {
         await replay.record({ stepIndex: index, stepName: name, status: 'failed', outputJson: null, error: messageOf(err) });
@@ -90,25 +100,22 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       const queue = o.queue === undefined ? this.job.queue : checkQueueName(o.queue, 'fanOut queue');
       const timeoutMs = o.timeout === undefined ? null : checkDuration(o.timeout, 'fanOut timeout', 1);
       const fanOutId = core.ids.next();
-      const children = subJobs.map((s, i) => {
+      const optionsOf = (s: SubJob): EnqueueOptions => {
         const so = s.options ?? {};
-        return buildJobInsert(
-          core.ids,
-          core.defaults,
-          s.type,
-          s.args,
-          { queue: so.queue ?? queue, retries: so.retries ?? o.retries ?? core.defaults.retries, ...pick(so, ['priority', 'timeout', 'meta', 'concurrencyKey', 'rateLimitKey']), ...(this.job.tenant ? { tenant: this.job.tenant } : {}) },
-          { parentId: this.job.id, fanOutId, fanOutIndex: i },
+        return { queue: so.queue ?? queue, retries: so.retries ?? o.retries ?? core.defaults.retries, ...pick(so, ['priority', 'timeout', 'meta', 'concurrencyKey', 'rateLimitKey']), ...(this.job.tenant ? { tenant: this.job.tenant } : {}) } as EnqueueOptions;
+      };
+      const build: BuildChild = (type, args, options, i) => buildJobInsert(core.ids, core.defaults, type, args, options, { parentId: this.job.id, fanOutId, fanOutIndex: i });
+      const r = await writeChildren(core, this.job, subJobs, optionsOf, build, async (children) => {
+        await this.host.flushProgress();
+        return replay.durable(() =>
+          core.storage.jobSuspendFanOut({
+            fence: replay.fence,
+            step: { jobId: this.job.id, stepIndex: index, stepName: 'fan-out', status: 'completed', outputJson: JSON.stringify(fanOutId), error: null },
+            fanOut: { id: fanOutId, strategy, threshold, timeoutMs },
+            children,
+          }),
         );
       });
-      const r = await replay.durable(() =>
-        core.storage.jobSuspendFanOut({
-          fence: replay.fence,
-          step: { jobId: this.job.id, stepIndex: index, stepName: 'fan-out', status: 'completed', outputJson: JSON.stringify(fanOutId), error: null },
-          fanOut: { id: fanOutId, strategy, threshold, timeoutMs },
-          children,
-        }),
-      );
       return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
     const fanOutId = decodeJson(rec.outputJson, 'fan-out step') as string | null;
@@ -121,6 +128,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const { fanOut: fo, children } = collected;
     if (fo.status === 'running') {
       // Woken before the decision (e.g. a stale wake-up): wait again.
+      await this.host.flushProgress();
       const r = await replay.durable(() => core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
       return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
@@ -137,6 +145,10 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       );
     }
     return results;
+  }
+
+  progress(value: number, message?: string): Promise<void> {
+    return reportProgress(this.host, value, message);
   }
 
   async sleep(ms: number): Promise<void> {
@@ -166,6 +178,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       : timeoutMs === undefined
         ? { deadlineAt: null }
         : { deadlineAt: null, timeoutMs };
+    await this.host.flushProgress();
     const r = await replay.durable(async (retry): Promise<SignalConsumeResult> => {
       if (retry) {
         // An earlier attempt may have consumed a signal or timed out before its reply was lost.
@@ -204,6 +217,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const claimedAt = this.host.row.startedAt;
     if (recordedAt !== undefined && claimedAt !== null && recordedAt <= claimedAt) return;
     const timer = recordedAt === undefined ? { recorded: false, ...when } : { recorded: true, wakeAt: recordedAt };
+    await this.host.flushProgress();
     const r = await replay.durable(async (retry) => {
       let t: Omit<JobSuspendUntilParams, 'fence' | 'stepIndex' | 'stepName'> = timer;
       if (retry && !t.recorded) {
@@ -273,6 +287,20 @@ class StepContext<Args> implements JobContext<Args> {
   }
   waitForSignal(): Promise<never> {
     return Promise.reject(nested('waitForSignal'));
+  }
+  progress(value: number, message?: string): Promise<void> {
+    return reportProgress(this.host, value, message);
+  }
+}
+
+/** `ctx.progress`: checks the report, hands it to the run; bad input rejects (nothing reported). */
+function reportProgress(host: ContextHost, value: number, message: string | undefined): Promise<void> {
+  try {
+    const p = checkProgress(value, message);
+    host.reportProgress(p.value, p.message);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 

@@ -82,7 +82,7 @@ export interface JobContext<Args = unknown> {
   readonly job: Job<Args>;
   /** Fires on timeout, cancellation, lost lease and shutdown past the drain timeout. */
   readonly abortSignal: AbortSignal;
-  /** The worker's logger. */
+  /** The worker's logger, with the job's `jobId`, `type`, `queue`, `attempt` and `workerId` on every line. */
   readonly logger: Logger;
   /**
    * Runs a registered handler as a checkpointed step. On replay a completed step returns its
@@ -100,4 +100,28 @@ export interface JobContext<Args = unknown> {
   sleepUntil(date: Date): Promise<void>;
   /** Waits for a signal sent with `queue.signal(job.id, name, payload)`; `undefined` on timeout. */
   waitForSignal<T = unknown>(name: string, options?: WaitForSignalOptions): Promise<T | undefined>;
+  /**
+   * Reports how far the run is: stored as the job's `progress` (`{ value, message, at }`, `at`
+   * on the storage clock) and published as a `job.progress` event once stored.
+   *
+   * Cheap enough for a tight loop: reports are coalesced per worker — only the latest value of
+   * a run is kept, and each job's progress is written at most once per 250 ms (all running jobs
+   * of a worker in one statement), plus once more right before the run's outcome (or
+   * suspension) is written, so the last report is the one stored. The promise resolves as soon
+   * as the report is taken, without waiting for the write. A write that fails is logged and
+   * tried again with the next flush; it never fails the job. Reports of a run that is over or
+   * lost its lease are dropped. Not a checkpoint: a replayed workflow reports again as it runs.
+   * Also available inside a step run by `ctx.call`.
+   * @param value the fraction done, a finite number from 0 to 1
+   * @param message an optional short text; NUL and unpaired surrogates become U+FFFD, and a
+   * text longer than 1024 UTF-16 code units is cut (ending with a marker giving its length)
+   * @throws InvalidArgumentError (as a rejection) when `value` is not a number from 0 to 1, or
+   * `message` is neither a string nor absent; nothing is stored
+   * @example
+   * for (const [i, file] of files.entries()) {
+   *   await resize(file);
+   *   await ctx.progress((i + 1) / files.length, `resized ${i + 1} of ${files.length}`);
+   * }
+   */
+  progress(value: number, message?: string): Promise<void>;
 }

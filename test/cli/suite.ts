@@ -230,6 +230,41 @@ export function runCliSuite(driver: string, makeDatabase: () => Promise<CliDatab
       assert.equal(await queue.getJob(done.id), undefined);
     });
 
+    it('events follows the jobs of other processes as they happen, one JSON object per line', async () => {
+      const eq = uniqueName('cli_events');
+      let exited = false;
+      const follower = run('events', '--queue', eq, '--count', '3', '--json').finally(() => (exited = true));
+      // Another process's work: this one enqueues and runs jobs until the follower has shown 3
+      // events (workers start sharing events within a few seconds of a subscriber's start).
+      const producer = new Queue(storage);
+      producer.register('cli-evented', async (n: number) => n + 1);
+      const worker = producer.newWorker({ queues: { [eq]: { concurrency: 1 } }, pollInterval: 20, maintenanceInterval: 100, handleSignals: false });
+      const running = worker.start();
+      const deadline = Date.now() + 30_000;
+      try {
+        for (let n = 0; !exited && Date.now() < deadline; n++) {
+          const id = await producer.enqueue('cli-evented', n, { queue: eq });
+          await producer.waitForJob(id, { timeout: 10_000 });
+        }
+      } finally {
+        await worker.stop();
+        await running;
+      }
+      const out = ok(await follower, 'events --count 3 --json');
+      const events = out.trim().split('\n').map((l) => JSON.parse(l) as { type: string; job?: { id: string; queue: string }; jobId?: string; queue?: string });
+      assert.equal(events.length, 3, out);
+      const order = ['job.enqueued', 'job.started', 'job.completed'];
+      const last = new Map<string, number>();
+      for (const e of events) {
+        assert.ok(order.includes(e.type), `a lifecycle event of the jobs run: ${e.type}`);
+        assert.equal(e.job?.queue ?? e.queue, eq, 'only the queue asked for');
+        const id = e.job?.id ?? e.jobId ?? '';
+        assert.ok(order.indexOf(e.type) > (last.get(id) ?? -1), `events of job ${id} in their order`);
+        last.set(id, order.indexOf(e.type));
+      }
+      fails(await run('events', '--count', '0'), 2, /^sdj: .*--count.*whole number from 1/, 'bad --count');
+    });
+
     it('a value the library refuses is bad usage', async () => {
       // Parsed and refused before any statement, but with the database configured.
       fails(await run('jobs', 'list', '--cursor', 'nope!'), 2, /^sdj: cursor must be the nextCursor of a previous page/, 'bad cursor');

@@ -12,6 +12,7 @@ import type { StorageMaker } from '../helpers/storages.js';
 import { describeBulk } from './bulk.js';
 import { describeClaim } from './claim.js';
 import { describeDatabaseClock } from './database-clock.js';
+import { describeEvents } from './events.js';
 import { describeFanOutRaces } from './fan-out-races.js';
 import { describeFanOutRetry } from './fan-out-retry.js';
 import { describeFanOuts } from './fan-outs.js';
@@ -26,6 +27,8 @@ import { describeLockOrder } from './lock-order.js';
 import { describeMigrate } from './migrate.js';
 import { describeOps } from './ops.js';
 import { describeParentFailure } from './parent-failure.js';
+import { describeProgress } from './progress.js';
+import { describeProgressAdversarial } from './progress-adversarial.js';
 import { describeRetention } from './retention.js';
 import { describeRetryFromStep } from './retry-from-step.js';
 import { describeSchedules } from './schedules.js';
@@ -59,5 +62,8 @@ export function runStorageConformance(name: string, make: StorageMaker): void {
     describeFlowLimits(make);
     describeFlowClaim(make);
     describeFlowInsert(make);
+    describeEvents(make);
+    describeProgress(make);
+    describeProgressAdversarial(make);
   });
 }

@@ -95,6 +95,9 @@ export function describeJobs(make: StorageMaker): void {
         rateKey: null,
         limited: false,
         debounceKey: null,
+        progressValue: null,
+        progressMessage: null,
+        progressAt: null,
       });
     });
 

@@ -35,6 +35,8 @@ const V1 = MIGRATIONS.find((m) => m.version === 1)!;
 const V2 = MIGRATIONS.find((m) => m.version === 2)!;
 const V3 = MIGRATIONS.find((m) => m.version === 3)!;
 const V4 = MIGRATIONS.find((m) => m.version === 4)!;
+/** The versions after 4, which the upgrade applies too. */
+const AFTER_4 = MIGRATIONS.filter((m) => m.version > 4);
 /** Every table but the ledger, with the order of its primary key. */
 const TABLES: Record<string, string> = {
   sdj_jobs: 'id', sdj_steps: 'job_id, step_index', sdj_fan_outs: 'id', sdj_signals: 'seq', sdj_schedules: 'name', sdj_queues: 'name',
@@ -237,7 +239,7 @@ describe('mysql: upgrade of a database at schema version 1', () => {
   });
 
   it('applies version 2 once, by the first storage; the others, started during the migration, only read the ledger', async () => {
-    assert.deepEqual(await ledger(raw), [[1, V1.name, 1], [2, V2.name, T_NOW], [3, V3.name, T_NOW], [4, V4.name, T_NOW]]);
+    assert.deepEqual(await ledger(raw), [[1, V1.name, 1], [2, V2.name, T_NOW], [3, V3.name, T_NOW], [4, V4.name, T_NOW], ...AFTER_4.map((m) => [m.version, m.name, T_NOW])]);
     for (const sql of othersSql) {
       assert.ok(sql.includes(MIGRATIONS_APPLIED), 'it read the ledger');
       assert.deepEqual(sql.filter((x) => MIGRATION_2.test(x)), [], 'it ran nothing of migration 2');
@@ -266,8 +268,8 @@ describe('mysql: upgrade of a database at schema version 1', () => {
     ]);
     assert.deepEqual(
       added('sdj_jobs').filter((l) => !l.startsWith('KEY')).map((l) => l.split(' ')[0]),
-      ['`concurrency_key`', '`rate_key`', '`limited`', '`debounce_key`', '`flow_group`', '`flow_queue`', '`debounce_active`'],
-      'migration 4: job columns',
+      ['`concurrency_key`', '`rate_key`', '`limited`', '`debounce_key`', '`flow_group`', '`flow_queue`', '`debounce_active`', '`progress_value`', '`progress_message`', '`progress_at`'],
+      'migration 4: job columns; migration 5: progress',
     );
     assert.deepEqual(removed('sdj_jobs').sort(), [
       'KEY `sdj_jobs_claim` (`queue`,`status`,`priority` DESC,`run_at`,`id`)',

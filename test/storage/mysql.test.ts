@@ -250,6 +250,9 @@ describe('mysql driver specifics', () => {
           tables.map((r) => r.t),
           [
             'sdj_debounce_locks',
+            'sdj_events',
+            'sdj_event_head',
+            'sdj_event_subscribers',
             'sdj_fan_outs',
             'sdj_flow_locks',
             'sdj_jobs',

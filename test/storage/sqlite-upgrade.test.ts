@@ -38,6 +38,9 @@ const V1 = MIGRATIONS.find((m) => m.version === 1)!;
 const V2 = MIGRATIONS.find((m) => m.version === 2)!;
 const V3 = MIGRATIONS.find((m) => m.version === 3)!;
 const V4 = MIGRATIONS.find((m) => m.version === 4)!;
+const V5 = MIGRATIONS.find((m) => m.version === 5)!;
+/** Every version after 1, which the upgrade applies. */
+const LATER = MIGRATIONS.filter((m) => m.version > 1);
 const SRC = new URL('../../src/', import.meta.url).pathname;
 
 /** Makes the file at version 1 exactly as the migrator would (WAL, ledger, version 1's SQL, its ledger row). */
@@ -260,14 +263,19 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
 
   it('applies versions 2, 3 and 4 once, by one of the processes, while the others open the file meanwhile without error', () => {
     const all = [log.applied.flat(), ...others.map((o) => o.applied)];
-    assert.deepEqual(all.filter((a) => a.length > 0), [[2, 3, 4]], `versions applied by each: ${JSON.stringify(all)}`);
+    assert.deepEqual(all.filter((a) => a.length > 0), [LATER.map((m) => m.version)], `versions applied by each: ${JSON.stringify(all)}`);
     const clocks = [T_NOW, T_NOW + 1, T_NOW + 2];
     const winner = clocks[all.findIndex((a) => a.length > 0)];
-    assert.deepEqual(ledger(raw), [[1, V1.name, 1], [2, V2.name, winner], [3, V3.name, winner], [4, V4.name, winner]]);
+    assert.deepEqual(ledger(raw), [[1, V1.name, 1], [2, V2.name, winner], [3, V3.name, winner], [4, V4.name, winner], ...LATER.filter((m) => m.version > 4).map((m) => [m.version, m.name, winner])]);
   });
 
   it('keeps every row of every table in version 1\'s columns, rowid and all, and the new columns and tables hold their defaults', () => {
-    assert.deepEqual(before1.leftOut, { sdj_jobs: 0, sdj_queues: 0, sdj_rate_state: 0, sdj_type_limits: 0, sdj_workers: 0 }, 'the seed wrote nothing that version 1 cannot hold');
+    // sdj_event_head's one row is migration 6's own (the event id counter), not the seed's.
+    assert.deepEqual(
+      before1.leftOut,
+      { sdj_event_head: 1, sdj_event_subscribers: 0, sdj_events: 0, sdj_jobs: 0, sdj_queues: 0, sdj_rate_state: 0, sdj_type_limits: 0, sdj_workers: 0 },
+      'the seed wrote nothing that version 1 cannot hold',
+    );
     assert.deepEqual(before1.rows, before1.shadowRows, 'the copy holds the rows written at the latest version, rowids kept');
     assert.deepEqual(dumpRows(raw, before1.columns!), before1.rows);
     const jobs = before1.rows!['sdj_jobs']!.length;
@@ -275,16 +283,19 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     assert.equal(jobs, bulkRows().length + Object.keys(seeded.ids).length);
     assert.equal(queues, 2, 'the paused and the resumed queue');
     const added = (t: string) => (raw.prepare(`SELECT name FROM pragma_table_xinfo('${t}') ORDER BY cid`).pluck().all() as string[]).filter((c) => !before1.columns![t]!.includes(c));
-    assert.deepEqual(added('sdj_jobs'), ['concurrency_key', 'rate_key', 'limited', 'debounce_key', 'concurrency_group', 'rate_group']);
+    assert.deepEqual(added('sdj_jobs'), ['concurrency_key', 'rate_key', 'limited', 'debounce_key', 'concurrency_group', 'rate_group', 'progress_value', 'progress_message', 'progress_at']);
     assert.deepEqual(added('sdj_queues'), ['concurrency', 'rate_limit', 'rate_period_ms']);
     for (const t of Object.keys(before1.columns!)) if (t !== 'sdj_jobs' && t !== 'sdj_queues') assert.deepEqual(added(t), [], t);
     const jobDefaults = raw.prepare('SELECT limited, concurrency_key, rate_key, debounce_key, concurrency_group, rate_group, count(*) FROM sdj_jobs GROUP BY 1, 2, 3, 4, 5, 6').raw().all();
     assert.deepEqual(jobDefaults, [[0, null, null, null, '', '', jobs]], 'every job: not limited, no keys, groups read as empty');
+    const progressDefaults = raw.prepare('SELECT progress_value, progress_message, progress_at, count(*) FROM sdj_jobs GROUP BY 1, 2, 3').raw().all();
+    assert.deepEqual(progressDefaults, [[null, null, null, jobs]], 'every job: no progress');
     const queueDefaults = raw.prepare('SELECT concurrency, rate_limit, rate_period_ms, count(*) FROM sdj_queues GROUP BY 1, 2, 3').raw().all();
     assert.deepEqual(queueDefaults, [[null, null, null, queues]], 'every queue: no limits');
     const newTables = tablesOf(raw).filter((t) => before1.columns![t] === undefined);
-    assert.deepEqual(newTables, ['sdj_rate_state', 'sdj_type_limits', 'sdj_workers']);
-    for (const t of newTables) assert.equal(raw.prepare(`SELECT count(*) FROM "${t}"`).pluck().get(), 0, `${t} starts empty`);
+    assert.deepEqual(newTables, ['sdj_event_head', 'sdj_event_subscribers', 'sdj_events', 'sdj_rate_state', 'sdj_type_limits', 'sdj_workers']);
+    for (const t of newTables.filter((n) => n !== 'sdj_event_head')) assert.equal(raw.prepare(`SELECT count(*) FROM "${t}"`).pluck().get(), 0, `${t} starts empty`);
+    assert.deepEqual(raw.prepare('SELECT singleton, last_id FROM sdj_event_head').raw().all(), [[1, 0]], 'the event id counter starts at 0');
     assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
   });
 
@@ -296,6 +307,8 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     const added = now.filter((x) => !was.includes(x)).map(parse);
     assert.deepEqual(removed.map((x) => [x['type'], x['name']]), [['index', 'sdj_jobs_claim'], ['table', 'sdj_jobs'], ['table', 'sdj_queues']]);
     assert.deepEqual(added.map((x) => [x['type'], x['name'], x['tbl_name']]), [
+      ['index', 'sdj_event_subscribers_expires', 'sdj_event_subscribers'],
+      ['index', 'sdj_events_at', 'sdj_events'],
       ['index', 'sdj_jobs_claim', 'sdj_jobs'],
       ['index', 'sdj_jobs_debounce', 'sdj_jobs'],
       ['index', 'sdj_jobs_failed', 'sdj_jobs'],
@@ -303,8 +316,12 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
       ['index', 'sdj_jobs_prune', 'sdj_jobs'],
       ['index', 'sdj_jobs_unique_done', 'sdj_jobs'],
       ['index', 'sdj_workers_expires', 'sdj_workers'],
+      ['index', 'sqlite_autoindex_sdj_event_subscribers_1', 'sdj_event_subscribers'],
       ['index', 'sqlite_autoindex_sdj_type_limits_1', 'sdj_type_limits'],
       ['index', 'sqlite_autoindex_sdj_workers_1', 'sdj_workers'],
+      ['table', 'sdj_event_head', 'sdj_event_head'],
+      ['table', 'sdj_event_subscribers', 'sdj_event_subscribers'],
+      ['table', 'sdj_events', 'sdj_events'],
       ['table', 'sdj_jobs', 'sdj_jobs'],
       ['table', 'sdj_queues', 'sdj_queues'],
       ['table', 'sdj_rate_state', 'sdj_rate_state'],
@@ -313,9 +330,9 @@ describe('sqlite: upgrade of a file at schema version 1', () => {
     ]);
     const sqlOf = (list: Record<string, string | null>[], type: string, name: string) => list.find((x) => x['type'] === type && x['name'] === name)!['sql']!;
     // ADD COLUMN appends each definition, as migration 4 wrote it, to the table's CREATE sql.
-    const appended = (t: string) => [...V4.sql.matchAll(new RegExp(`^ALTER TABLE ${t} ADD COLUMN (.+);$`, 'gm'))].map((m) => `, ${m[1]}`).join('');
+    const appended = (t: string) => [V4, V5].flatMap((v) => [...v.sql.matchAll(new RegExp(`^ALTER TABLE ${t} ADD COLUMN (.+);$`, 'gm'))]).map((m) => `, ${m[1]}`).join('');
     for (const t of ['sdj_jobs', 'sdj_queues']) assert.equal(sqlOf(added, 'table', t), `${sqlOf(removed, 'table', t).slice(0, -1)}${appended(t)})`, t);
-    assert.match(appended('sdj_jobs'), /^, concurrency_key TEXT, rate_key TEXT, limited INTEGER NOT NULL DEFAULT 0 .*, debounce_key TEXT, concurrency_group TEXT GENERATED .*, rate_group TEXT GENERATED .*$/);
+    assert.match(appended('sdj_jobs'), /^, concurrency_key TEXT, rate_key TEXT, limited INTEGER NOT NULL DEFAULT 0 .*, debounce_key TEXT, concurrency_group TEXT GENERATED .*, rate_group TEXT GENERATED .*, progress_value REAL, progress_message TEXT, progress_at INTEGER$/);
     assert.equal(appended('sdj_queues'), ', concurrency INTEGER, rate_limit INTEGER, rate_period_ms INTEGER');
     const claim = "CREATE INDEX sdj_jobs_claim ON sdj_jobs (queue, priority DESC, run_at, id) WHERE status = 'pending'";
     assert.equal(sqlOf(removed, 'index', 'sdj_jobs_claim'), claim);

@@ -4,7 +4,7 @@
  *
  * Known limits:
  * - No cross-process wake-ups (no `listen()`): workers of other processes find new jobs by
- *   polling.
+ *   polling, and fleet-event subscribers poll the change feed (no `eventListen()`).
  * - Values are bound with mysql2 `?` placeholders, which the client escapes. A server running
  *   with `sql_mode = NO_BACKSLASH_ESCAPES` is not supported.
  * - A single payload must fit the server's `max_allowed_packet` (16 MiB by default on MariaDB,
@@ -25,6 +25,7 @@ import type { Dialect } from '../storage.js';
 import { MysqlDb, isConnectionReset, type MysqlConnectionLike, type MysqlPoolLike, type MysqlPromisable, isPacketTooLarge, refusedStatementBytes } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import * as bulk from './bulk-ops.js';
+import * as events from './event-ops.js';
 import * as flow from './flow-ops.js';
 import * as inserts from './job-insert.js';
 import * as jobs from './job-ops.js';
@@ -32,6 +33,7 @@ import * as limits from './limits.js';
 import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
+import * as progress from './progress-ops.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { packetLimitOf } from './statement-budget.js';
@@ -70,8 +72,10 @@ const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({
   ...limits,
   ...listing,
   ...bulk,
+  ...events,
   ...retention,
   ...run,
+  ...progress,
   ...wf,
   ...sched,
   ...workers,

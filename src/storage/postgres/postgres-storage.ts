@@ -10,6 +10,8 @@
  * - `jobInsertMany({ tx })` runs on the caller's client inside their transaction: a unique-key
  *   clash (`DuplicateJobError`) aborts that transaction, as any failed statement does.
  * - Notifications sent while the listener is reconnecting are lost (workers keep polling).
+ * - Fleet events: appends notify a channel of their own (`sdjev_<schema>`); a process with an
+ *   open `queue.events({ fleet: true })` keeps one more pooled connection checked out to LISTEN.
  * - Each column of a batch travels as one array parameter, so a batch carrying more than 8 M
  *   characters of payload is split into several statements: inserts and outcomes in one
  *   transaction, checkpoints (each independent) one statement per part (see `batch-parts.ts`).
@@ -24,6 +26,7 @@ import { createPool, isPgPoolLike, quoteIdent, type PgPoolLike, type PgQueryable
 import { PgExec } from './executor.js';
 import { ClaimConnection, MIN_POOL_FOR_CLAIM_CONNECTION } from './claim-connection.js';
 import * as bulk from './bulk-ops.js';
+import * as events from './event-ops.js';
 import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
@@ -31,6 +34,7 @@ import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
+import * as progress from './progress-ops.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { translateError } from './translate-error.js';
@@ -62,8 +66,10 @@ const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({
   ...jobs,
   ...listing,
   ...bulk,
+  ...events,
   ...retention,
   ...run,
+  ...progress,
   ...wf,
   ...sched,
   ...workers,
@@ -95,6 +101,8 @@ export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
   readonly #x: PgExec;
   readonly #ownsPool: boolean;
   readonly #listener: PgListener;
+  /** Fleet-event appends (`eventListen`): a LISTEN connection of its own, opened only while a fleet subscriber listens. */
+  readonly #eventListener: PgListener;
 
   /**
    * @param urlOrPool a connection string (the driver creates and owns a `pg.Pool`) or your own
@@ -115,12 +123,21 @@ export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
     this.#x = x;
     this.#ownsPool = owned;
     this.#listener = new PgListener(pool, x.channel, logger);
+    this.#eventListener = new PgListener(pool, events.eventChannelFor(schema), logger);
     if (owned && max >= MIN_POOL_FOR_CLAIM_CONNECTION) x.claimConnection = new ClaimConnection(pool);
   }
 
   /** Subscribes to this schema's LISTEN/NOTIFY wake-ups (one shared connection; reconnects by itself). */
   listen(onWake: (queue: string) => void): Promise<Unlisten> {
     return this.call('listen', () => this.#listener.subscribe(onWake));
+  }
+
+  /**
+   * Subscribes to fleet-event appends of this schema (LISTEN/NOTIFY on a channel of their own,
+   * one shared connection while anyone listens; reconnects by itself).
+   */
+  eventListen(onAppend: () => void): Promise<Unlisten> {
+    return this.call('eventListen', () => this.#eventListener.subscribe(() => onAppend()));
   }
 
   /** Driver errors become typed errors (a unique-key clash a `DuplicateJobError`, the rest `StorageError`). */
@@ -131,6 +148,7 @@ export class PostgresStorage extends BaseStorage<PgExec, PgQueryableLike> {
   /** Stops the listener and ends the pool if the driver created it. */
   protected override async closeResources(): Promise<void> {
     await this.#listener.close();
+    await this.#eventListener.close();
     this.#x.claimConnection?.close();
     if (this.#ownsPool) await this.#x.pool.end();
   }

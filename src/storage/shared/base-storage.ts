@@ -6,7 +6,7 @@
  * - the closed check (`StorageClosedError` once `close()` began);
  * - the empty-batch short-circuits, answered without touching the database: `jobInsertMany`
  *   with no jobs (and no caller transaction), `jobGetMany` with no ids, `jobFinishMany`,
- *   `stepRecordMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobRetryMany`,
+ *   `stepRecordMany`, `jobProgressMany` with no items, `jobHeartbeat`, `jobRelease` with no runs, `jobRetryMany`,
  *   `jobDeleteMany` with no ids, `jobClaim` with
  *   no queues, and `jobReclaimExpired`, `jobWakeDue`, `jobPrune`,
  *   `scheduleListDue` with a limit below 1;
@@ -22,11 +22,19 @@
  * and the types its signature names must stay in the published declaration files.
  */
 import { type DurableJobsError, StorageClosedError } from '../../errors.js';
+import { checkProgressItems } from './progress-items.js';
+import { checkEventAppend, checkEventBeat, checkEventPrune, checkEventRead, checkEventSubscriberId } from './event-params.js';
 import { silentLogger } from '../../internal/logger.js';
 import type { JobStatus, Logger } from '../../types.js';
 import type {
   BulkResult,
   Dialect,
+  EventAppendManyParams,
+  EventPruneParams,
+  EventReadAfterParams,
+  EventRow,
+  EventSubscriberBeatParams,
+  EventSubscriberBeatResult,
   FanOutCollected,
   FanOutRow,
   JobClaimLimitedParams,
@@ -36,6 +44,7 @@ import type {
   JobFinishManyParams,
   JobHeartbeatParams,
   JobInsertManyParams,
+  JobProgressManyParams,
   JobListParams,
   JobPruneParams,
   JobPruneResult,
@@ -67,7 +76,7 @@ import { STORAGE_OPERATION_FAILED } from './contract-messages.js';
 import { isPromiseLike, type MaybePromise } from './maybe-async.js';
 
 /** The `Storage` methods a driver implements through its operations table. */
-export type StorageOpName = Exclude<keyof Storage, 'dialect' | 'close' | 'listen' | 'dataVersion'>;
+export type StorageOpName = Exclude<keyof Storage, 'dialect' | 'close' | 'listen' | 'eventListen' | 'dataVersion'>;
 
 /** The params object of a `Storage` method (`undefined` for methods without one). */
 export type StorageOpParams<K extends StorageOpName, Tx = unknown> = Parameters<NonNullable<Storage<Tx>[K]>>[0];
@@ -102,6 +111,7 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   limitUsage: true,
   jobFinishMany: true,
   jobHeartbeat: true,
+  jobProgressMany: true,
   jobRelease: true,
   jobReclaimExpired: true,
   jobWakeDue: true,
@@ -117,6 +127,12 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   workerBeat: true,
   workerList: true,
   workerRemove: true,
+  eventAppendMany: true,
+  eventReadAfter: true,
+  eventPrune: true,
+  eventSubscriberBeat: true,
+  eventSubscribersActive: true,
+  eventSubscriberRemove: true,
   jobCount: true,
   stepList: true,
   stepRecord: true,
@@ -299,6 +315,15 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
+  jobProgressMany(p: JobProgressManyParams): Promise<(number | null)[]> {
+    if (this.#skip(p.items.length === 0)) return Promise.resolve<(number | null)[]>([]);
+    // Bad input is refused before the driver sees it, the same way on every dialect.
+    const bad = checkProgressItems(p.items);
+    if (bad !== undefined) return Promise.reject(bad);
+    return this.run('jobProgressMany', p);
+  }
+
+  /** @inheritdoc */
   jobRelease(p: JobReleaseParams): Promise<string[]> {
     if (this.#skip(p.runs.length === 0)) return Promise.resolve<string[]>([]);
     return this.run('jobRelease', p);
@@ -397,6 +422,43 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** @inheritdoc */
   workerRemove(p: { id: string }): Promise<void> {
     return this.run('workerRemove', p);
+  }
+
+  /** @inheritdoc */
+  eventAppendMany(p: EventAppendManyParams): Promise<number[]> {
+    if (this.#skip(p.events.length === 0)) return Promise.resolve<number[]>([]);
+    return this.#checked(checkEventAppend(p.events), () => this.run('eventAppendMany', p));
+  }
+
+  /** @inheritdoc */
+  eventReadAfter(p: EventReadAfterParams): Promise<EventRow[]> {
+    return this.#checked(checkEventRead(p), () => this.run('eventReadAfter', p));
+  }
+
+  /** @inheritdoc */
+  eventPrune(p: EventPruneParams): Promise<number> {
+    return this.#checked(checkEventPrune(p), () => this.run('eventPrune', p));
+  }
+
+  /** @inheritdoc */
+  eventSubscriberBeat(p: EventSubscriberBeatParams): Promise<EventSubscriberBeatResult> {
+    return this.#checked(checkEventBeat(p), () => this.run('eventSubscriberBeat', p));
+  }
+
+  /** @inheritdoc */
+  eventSubscribersActive(): Promise<number> {
+    return this.run('eventSubscribersActive', undefined);
+  }
+
+  /** @inheritdoc */
+  eventSubscriberRemove(p: { id: string }): Promise<void> {
+    return this.#checked(checkEventSubscriberId(p.id), () => this.run('eventSubscriberRemove', p));
+  }
+
+  /** Rejects with `bad` (bad input: nothing is written; a closed storage still says so first), else runs `fn`. */
+  #checked<T>(bad: Error | undefined, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StorageClosedError());
+    return bad === undefined ? fn() : Promise.reject(bad);
   }
 
   /** @inheritdoc */

@@ -103,6 +103,9 @@ export const JOB_COLUMN_NAMES = [
   'rate_key',
   'limited',
   'debounce_key',
+  'progress_value',
+  'progress_message',
+  'progress_at',
 ] as const;
 
 /** A `sdj_jobs` row keyed by column name as a `JobRow`. @internal */
@@ -139,6 +142,9 @@ export function mapJobRow(c: ColumnCoercer, r: DbRecord): JobRow {
     rateKey: c.optStr(r['rate_key']),
     limited: c.int(r['limited']) !== 0,
     debounceKey: c.optStr(r['debounce_key']),
+    progressValue: c.optNum(r['progress_value']),
+    progressMessage: c.optStr(r['progress_message']),
+    progressAt: c.optInt(r['progress_at']),
   };
 }
 
@@ -176,6 +182,9 @@ export function mapJobTuple(c: ColumnCoercer, t: readonly unknown[]): JobRow {
     rateKey: c.optStr(t[28]),
     limited: c.int(t[29]) !== 0,
     debounceKey: c.optStr(t[30]),
+    progressValue: c.optNum(t[31]),
+    progressMessage: c.optStr(t[32]),
+    progressAt: c.optInt(t[33]),
   };
 }
 

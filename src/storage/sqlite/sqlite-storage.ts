@@ -3,8 +3,8 @@
  *
  * How it works: `better-sqlite3` is synchronous, so every method runs its whole state change as
  * one synchronous `BEGIN IMMEDIATE` transaction and never holds a transaction across an `await`
- * (the operations, in `job-ops.ts`, `listing.ts`, `bulk-ops.ts`, `run-ops.ts`,
- * `flow-ops.ts`, `limits.ts`, `workflow-ops.ts`, `schedule-ops.ts` and `worker-registry.ts`,
+ * (the operations, in `job-ops.ts`, `listing.ts`, `bulk-ops.ts`, `run-ops.ts`, `progress-ops.ts`,
+ * `flow-ops.ts`, `limits.ts`, `workflow-ops.ts`, `schedule-ops.ts`, `worker-registry.ts` and `event-ops.ts`,
  * return their results synchronously; the shared `BaseStorage` facade settles the promises).
  * Several `SqliteStorage` instances — in one process or in many — can therefore share one
  * database file: writers serialize on the file lock (WAL mode, `busy_timeout`, default 5 s),
@@ -13,7 +13,8 @@
  * Known limits:
  * - Writes serialize on the file lock; there is no LISTEN/NOTIFY (no `listen()`):
  *   workers learn about other processes' writes by reading `PRAGMA data_version` (`dataVersion()`,
- *   a shared-memory read) every few milliseconds, and claim when it moved.
+ *   a shared-memory read) every few milliseconds, and claim when it moved. Fleet-event
+ *   subscribers (`queue.events({ fleet: true })`) likewise poll the change feed (no `eventListen()`).
  * - Durability: `synchronous = NORMAL` in WAL mode (set on connections the driver opens). A
  *   commit is in the WAL before the call returns, so it survives the crash of any process; only
  *   an OS crash or power loss can roll back the last commits (`FULL` would fsync every commit).
@@ -43,12 +44,14 @@ import type { Logger } from '../../types.js';
 import { BaseStorage, operationsFrom } from '../shared/base-storage.js';
 import { openDatabase, type SqliteDatabaseLike } from './connection.js';
 import * as bulk from './bulk-ops.js';
+import * as events from './event-ops.js';
 import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
 import * as listing from './listing.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
+import * as progress from './progress-ops.js';
 import * as run from './run-ops.js';
 import * as sched from './schedule-ops.js';
 import { SqliteContext } from './statements.js';
@@ -78,8 +81,10 @@ const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({
   ...jobs,
   ...listing,
   ...bulk,
+  ...events,
   ...retention,
   ...run,
+  ...progress,
   ...flow,
   ...limits,
   ...wf,

@@ -80,6 +80,9 @@ export function jobRow(overrides: Partial<JobRow> = {}): JobRow {
     rateKey: null,
     limited: false,
     debounceKey: null,
+    progressValue: null,
+    progressMessage: null,
+    progressAt: null,
     ...overrides,
   };
 }

@@ -27,7 +27,7 @@ export const JOB_COLUMN_NAMES = [
   'id', 'type', 'queue', 'status', 'priority', 'attempt', 'max_retries', 'run_count', 'args', 'result', 'meta',
   'last_error', 'run_at', 'created_at', 'started_at', 'completed_at', 'timeout_ms', 'unique_key', 'tenant',
   'parent_id', 'fan_out_id', 'fan_out_index', 'locked_by', 'lease_expires_at', 'heartbeat_at', 'wake_at', 'wait_signal',
-  'concurrency_key', 'rate_key', 'limited', 'debounce_key',
+  'concurrency_key', 'rate_key', 'limited', 'debounce_key', 'progress_value', 'progress_message', 'progress_at',
 ] as const;
 
 /** A job column name. */

@@ -23,4 +23,5 @@ export const FENCE = "id = @id AND locked_by = @workerId AND run_count = @runCou
 /** Every `sdj_jobs` column, in `JOB_COLUMN_NAMES` order (shared/row-mapping.ts), as raw-mode tuples carry them. */
 export const JOB_COLUMNS = `id, type, queue, status, priority, attempt, max_retries, run_count, args, result, meta,
   last_error, run_at, created_at, started_at, completed_at, timeout_ms, unique_key, tenant, parent_id, fan_out_id,
-  fan_out_index, locked_by, lease_expires_at, heartbeat_at, wake_at, wait_signal, concurrency_key, rate_key, limited, debounce_key`;
+  fan_out_index, locked_by, lease_expires_at, heartbeat_at, wake_at, wait_signal, concurrency_key, rate_key, limited, debounce_key,
+  progress_value, progress_message, progress_at`;
