@@ -13,7 +13,7 @@ export type { Storage, Dialect } from './storage/storage.js';
 /** @group Queue */
 export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.js';
 export type { RunMiddleware, RunInfo, StepMiddleware, StepCallInfo, EnqueueMiddleware, EnqueueRequest, EnqueueSource } from './core/middleware.js';
-export type { EventStreamOptions, JobHook, JobErrorHook, Unsubscribe } from './core/events.js';
+export type { EventStreamOptions, JobHook, JobErrorHook, ReclaimHook, Unsubscribe } from './core/events.js';
 export type { FleetEventStreamOptions } from './core/fleet-stream.js';
 export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
 export type {

@@ -10,6 +10,8 @@ import type { Job, JobEvent, Logger } from '../types.js';
 export type JobHook = (job: Job) => void | Promise<void>;
 /** Hook with the error that caused it. */
 export type JobErrorHook = (job: Job, err: Error) => void | Promise<void>;
+/** A hook of the jobs the lease reaper took back (`job.reclaimed` events). */
+export type ReclaimHook = (event: Extract<JobEvent, { type: 'job.reclaimed' }>) => void | Promise<void>;
 /** Removes a hook or subscription. */
 export type Unsubscribe = () => void;
 
@@ -29,6 +31,7 @@ export class EventHub {
   readonly #complete = new Set<JobHook>();
   readonly #fail = new Set<JobErrorHook>();
   readonly #retry = new Set<JobErrorHook>();
+  readonly #reclaim = new Set<ReclaimHook>();
   readonly #subs = new Set<Subscriber>();
 
   constructor(private readonly logger: Logger) {}
@@ -48,6 +51,11 @@ export class EventHub {
   /** Registers a hook; returns its remover. */
   onRetry(fn: JobErrorHook): Unsubscribe {
     return add(this.#retry, fn);
+  }
+
+  /** Registers a hook of reclaimed jobs; returns its remover. */
+  onReclaim(fn: ReclaimHook): Unsubscribe {
+    return add(this.#reclaim, fn);
   }
 
   /** True when anyone listens for events (lets the hot path skip building them). */
@@ -96,11 +104,13 @@ export class EventHub {
       case 'job.retrying':
         this.#run(this.#retry, (fn) => fn(event.job, err ?? new Error(event.error)), event.job);
         break;
+      case 'job.reclaimed':
+        this.#run(this.#reclaim, (fn) => fn(event), { id: event.jobId, type: event.jobType, queue: event.queue, attempt: undefined });
+        break;
       // No hooks for these: subscribers only.
       case 'job.enqueued':
       case 'job.suspended':
       case 'job.progress':
-      case 'job.reclaimed':
       case 'job.released':
       case 'job.cancelled':
       case 'worker.error':
@@ -156,7 +166,7 @@ export class EventHub {
   }
 
   /** Runs each hook; a hook that throws or rejects is logged with the job's fields. */
-  #run<F>(hooks: Set<F>, call: (fn: F) => void | Promise<void>, job: Job): void {
+  #run<F>(hooks: Set<F>, call: (fn: F) => void | Promise<void>, job: HookSubject): void {
     for (const fn of hooks) {
       try {
         const r = call(fn);
@@ -170,8 +180,11 @@ export class EventHub {
   }
 }
 
+/** What a hook's log line names of its job. */
+type HookSubject = Pick<Job, 'id' | 'type' | 'queue'> & { attempt: number | undefined };
+
 /** The fields of a log line about a hook's job. */
-function hookFields(job: Job): Record<string, unknown> {
+function hookFields(job: HookSubject): Record<string, unknown> {
   return { jobId: job.id, type: job.type, queue: job.queue, attempt: job.attempt };
 }
 

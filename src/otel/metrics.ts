@@ -158,11 +158,8 @@ type Outcome = 'completed' | 'failed' | 'retried';
  * only the `job.reclaimed` event. Returns the remover.
  */
 function countReclaims(queue: Queue<never>, count: (queue: string, type: string, status: string) => void): () => void {
-  const stream = queue.events();
-  void (async () => {
-    for await (const e of stream) if (e.type === 'job.reclaimed') count(e.queue, e.jobType, e.status);
-  })();
-  return () => void stream.return?.();
+  // A hook, not an event stream: a subscriber would make every worker build every event.
+  return queue.onReclaim((e) => count(e.queue, e.jobType, e.status));
 }
 
 /** Registers the two queue gauges; returns their remover. */

@@ -18,7 +18,7 @@ import { buildJobInsert, conflictMode } from '../core/enqueue.js';
 import { checkRegisterOptions, type TypeFlow } from '../core/flow.js';
 import type { LimitInfo, QueueLimits, RegisterOptions } from '../flow-types.js';
 import { listLimits, setQueueLimits } from './limits.js';
-import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type Unsubscribe } from '../core/events.js';
+import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type ReclaimHook, type Unsubscribe } from '../core/events.js';
 import { EventRelay } from '../core/fleet-relay.js';
 import { FleetStream, type FleetEventStreamOptions } from '../core/fleet-stream.js';
 import { toJob } from '../core/job-mapper.js';
@@ -239,6 +239,14 @@ export class Queue<Tx = unknown> {
   /** Runs `fn` when a job attempt failed and will be retried; `job.attempt` is the failed attempt. */
   onRetry(fn: JobErrorHook): Unsubscribe {
     return this.#core.hub.onRetry(fn);
+  }
+  /**
+   * Runs `fn` for each job a local worker's lease reaper took back from a worker that stopped
+   * heartbeating (a crash, a kill): `status` is `pending` when it will run again, `failed` when
+   * its attempts are spent. The same as the `job.reclaimed` event, without building every other event.
+   */
+  onReclaim(fn: ReclaimHook): Unsubscribe {
+    return this.#core.hub.onReclaim(fn);
   }
   /**
    * Events as an async iterator; leaving the loop unsubscribes. By default those of this

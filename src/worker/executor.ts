@@ -103,6 +103,11 @@ export class JobRun implements ContextHost, LeaseHolder {
     this.abandon(reason);
   }
 
+  /** Whether the abort signal fired (without making the signal when nobody asked for it yet). */
+  get aborted(): boolean {
+    return this.#abort?.signal.aborted === true;
+  }
+
   /** The handler's abort signal. */
   get signal(): AbortSignal {
     return (this.#abort ??= new AbortController()).signal;
