@@ -100,7 +100,10 @@ export function instrumentMetrics(queue: Queue<never>, meterProvider: MeterProvi
     throw new InvalidArgumentError('logger must have a warn function');
   }
   const meter = meterProvider.getMeter(METER_NAME);
-  const counter = (name: string, description: string) => meter.createCounter(name, { description, unit: '{job}', valueType: ValueType.INT });
+  // The four counters are observed from tallies kept here (an increment per job), not added to
+  // the SDK per job: each SDK add hashes its attribute set, which costs more than the rest of
+  // the counting. The values are the same monotonic sums at every collection.
+  const counter = (name: string, description: string) => meter.createObservableCounter(name, { description, unit: '{job}', valueType: ValueType.INT });
   const started = counter(METRIC_NAMES.started, 'Job runs started: every attempt, and every resume after a suspension');
   const completed = counter(METRIC_NAMES.completed, 'Jobs completed');
   const failed = counter(METRIC_NAMES.failed, 'Jobs failed terminally');
@@ -109,30 +112,40 @@ export function instrumentMetrics(queue: Queue<never>, meterProvider: MeterProvi
   const runDuration = meter.createHistogram(METRIC_NAMES.runDuration, { description: 'Duration of a job run, from its start to its outcome', unit: 's', advice });
   const waitDuration = meter.createHistogram(METRIC_NAMES.waitDuration, { description: 'Time a job run waited to start after it was due', unit: 's', advice });
   const attrs = new AttributeCache();
+  const observeCounts: BatchObservableCallback = (result) => {
+    for (const e of attrs.entries()) {
+      if (e.started > 0) result.observe(started, e.started, e.base);
+      if (e.completed > 0) result.observe(completed, e.completed, e.base);
+      if (e.failed > 0) result.observe(failed, e.failed, e.base);
+      if (e.retried > 0) result.observe(retried, e.retried, e.base);
+    }
+  };
+  meter.addBatchObservableCallback(observeCounts, [started, completed, failed, retried]);
 
   const removers = [
     queue.onJobStart((job) => {
-      const a = attrs.of(job.queue, job.type);
-      started.add(1, a);
-      if (job.startedAt) waitDuration.record(seconds(job.startedAt.getTime() - job.runAt.getTime()), a);
+      const e = attrs.entry(job.queue, job.type);
+      e.started++;
+      if (job.startedAt) waitDuration.record(seconds(job.startedAt.getTime() - job.runAt.getTime()), e.base);
     }),
     queue.onJobComplete((job) => {
-      completed.add(1, attrs.of(job.queue, job.type));
+      attrs.entry(job.queue, job.type).completed++;
       recordRun(job, 'completed', job.completedAt);
     }),
     queue.onJobFail((job) => {
-      failed.add(1, attrs.of(job.queue, job.type));
+      attrs.entry(job.queue, job.type).failed++;
       recordRun(job, 'failed', job.completedAt);
     }),
     queue.onRetry((job) => {
-      retried.add(1, attrs.of(job.queue, job.type));
+      attrs.entry(job.queue, job.type).retried++;
       // A retried run has no stored end time in its hook: its end is this host's clock.
       recordRun(job, 'retried', new Date());
     }),
     countReclaims(queue, (jobQueue, type, status) => {
-      if (status === 'failed') failed.add(1, attrs.of(jobQueue, type));
-      else if (status === 'pending') retried.add(1, attrs.of(jobQueue, type));
+      if (status === 'failed') attrs.entry(jobQueue, type).failed++;
+      else if (status === 'pending') attrs.entry(jobQueue, type).retried++;
     }),
+    () => meter.removeBatchObservableCallback(observeCounts, [started, completed, failed, retried]),
   ];
   function recordRun(job: Job, outcome: Outcome, end: Date | undefined): void {
     // Both times are the stored ones (the database clock) for completed and failed runs.
@@ -182,35 +195,42 @@ function observeQueues(queue: Queue<never>, meterProvider: MeterProvider, interv
 }
 
 /**
- * Frozen attribute sets per (queue, type) and per (queue, type, outcome), looked up through
- * nested maps (no key string built): no allocation per job.
+ * Per (queue, type): the frozen attribute sets (the run-duration ones per outcome too) and the
+ * tallies the counters report, looked up through nested maps (no key string built): no
+ * allocation per job.
  */
 class AttributeCache {
-  readonly #byQueue = new Map<string, Map<string, TypeAttributes>>();
-
-  of(queue: string, type: string): Attributes {
-    return this.#entry(queue, type).base;
-  }
+  readonly #byQueue = new Map<string, Map<string, TypeEntry>>();
 
   ofRun(queue: string, type: string, outcome: Outcome): Attributes {
-    const e = this.#entry(queue, type);
-    return (e[outcome] ??= Object.freeze({ ...e.base, [METRIC_ATTRIBUTES.outcome]: outcome }));
+    const e = this.entry(queue, type);
+    return (e.byOutcome[outcome] ??= Object.freeze({ ...e.base, [METRIC_ATTRIBUTES.outcome]: outcome }));
   }
 
-  #entry(queue: string, type: string): TypeAttributes {
+  /** Every (queue, type) seen so far. */
+  *entries(): IterableIterator<TypeEntry> {
+    for (const byType of this.#byQueue.values()) yield* byType.values();
+  }
+
+  entry(queue: string, type: string): TypeEntry {
     let byType = this.#byQueue.get(queue);
     if (byType === undefined) this.#byQueue.set(queue, (byType = new Map()));
     let e = byType.get(type);
-    if (e === undefined) byType.set(type, (e = { base: Object.freeze({ [METRIC_ATTRIBUTES.queue]: queue, [METRIC_ATTRIBUTES.type]: type }) }));
+    if (e === undefined) {
+      e = { base: Object.freeze({ [METRIC_ATTRIBUTES.queue]: queue, [METRIC_ATTRIBUTES.type]: type }), byOutcome: {}, started: 0, completed: 0, failed: 0, retried: 0 };
+      byType.set(type, e);
+    }
     return e;
   }
 }
 
-interface TypeAttributes {
+interface TypeEntry {
   readonly base: Attributes;
-  completed?: Attributes;
-  failed?: Attributes;
-  retried?: Attributes;
+  readonly byOutcome: { completed?: Attributes; failed?: Attributes; retried?: Attributes };
+  started: number;
+  completed: number;
+  failed: number;
+  retried: number;
 }
 
 const seconds = (ms: number): number => Math.max(0, ms) / 1000;

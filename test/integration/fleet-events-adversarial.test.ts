@@ -17,31 +17,15 @@ import { EventRelay } from '../../src/core/fleet-relay.js';
 import { silentLogger } from '../../src/internal/logger.js';
 import { Queue } from '../../src/queue/queue.js';
 import type { EventRow } from '../../src/storage/storage.js';
-import type { FleetEvent, FleetGapEvent, Job } from '../../src/types.js';
+import type { FleetGapEvent, Job } from '../../src/types.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { uniqueName } from '../helpers/factories.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
+import { collect } from '../helpers/fleet-events.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** Pulls events from a fleet stream until `done(seen)` holds (or the timeout passes). */
-async function collect(it: AsyncIterator<FleetEvent>, done: (seen: FleetEvent[]) => boolean, timeoutMs = 15_000): Promise<FleetEvent[]> {
-  const seen: FleetEvent[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (!done(seen)) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`timed out; saw ${seen.map((e) => e.type).join(', ')}`);
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([it.next(), new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), left)))]);
-    clearTimeout(timer);
-    if (r === 'timeout') continue;
-    if (r.done) throw new Error('the stream ended');
-    seen.push(r.value);
-  }
-  return seen;
-}
 
 /** Settles with `p`, or rejects when it takes longer than `ms`. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -22,24 +22,8 @@ import type { Worker } from '../../src/worker/worker.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { uniqueName } from '../helpers/factories.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
+import { collect } from '../helpers/fleet-events.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-/** Pulls events from a fleet stream until `done(seen)` holds (or the timeout passes). */
-async function collect(it: AsyncIterator<FleetEvent>, done: (seen: FleetEvent[]) => boolean, timeoutMs = 15_000): Promise<FleetEvent[]> {
-  const seen: FleetEvent[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (!done(seen)) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`timed out; saw ${seen.map((e) => e.type).join(', ')}`);
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([it.next(), new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), left)))]);
-    clearTimeout(timer);
-    if (r === 'timeout') continue;
-    if (r.done) throw new Error('the stream ended');
-    seen.push(r.value);
-  }
-  return seen;
-}
 
 /** The job id an event is about. */
 function jobIdOf(e: FleetEvent): string | undefined {

@@ -10,30 +10,13 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { Queue } from '../../src/queue/queue.js';
-import type { JobEvent } from '../../src/types.js';
 import { FLUSH_WAIT_MS } from '../../src/worker/progress-writer.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
+import { collectProgress } from '../helpers/progress-events.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { Gate, startWorker, stopAllWorkers } from '../helpers/workflow-harness.js';
 
-type ProgressEvent = Extract<JobEvent, { type: 'job.progress' }>;
-
-/** Collects the `job.progress` events of a queue until `stop()`. */
-function collectProgress(queue: Queue): { events: ProgressEvent[]; stop: () => Promise<void> } {
-  const events: ProgressEvent[] = [];
-  const stream = queue.events();
-  const loop = (async () => {
-    for await (const e of stream) if (e.type === 'job.progress') events.push(e);
-  })();
-  return {
-    events,
-    stop: async () => {
-      await stream.return?.();
-      await loop;
-    },
-  };
-}
 
 /** Awaits `p`, failing (instead of hanging the suite) when it takes longer than `ms`. */
 async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {

@@ -8,15 +8,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { Queue } from '../../src/queue/queue.js';
 import { noRetry } from '../../src/errors.js';
 import type { Logger } from '../../src/types.js';
 import type { QueueSummaryRow } from '../../src/storage/storage.js';
 import { instrument } from '../../src/otel/index.js';
 import { instrumentMetrics, METRIC_ATTRIBUTES as A, METRIC_NAMES as M } from '../../src/otel/metrics.js';
+import { startExporter } from '../helpers/prometheus.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { collect, manualMetrics } from '../helpers/metrics-reader.js';
@@ -24,31 +23,6 @@ import { runningJob, uniqueName } from '../helpers/factories.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const fast = { pollInterval: 20, maintenanceInterval: 50, handleSignals: false } as const;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function startExporter(): Promise<{ exporter: PrometheusExporter; port: number }> {
-  for (let tries = 1; ; tries++) {
-    const port = await freePort();
-    const exporter = new PrometheusExporter({ host: '127.0.0.1', port, preventServerStart: true });
-    try {
-      await exporter.startServer();
-      return { exporter, port };
-    } catch (err) {
-      await exporter.shutdown().catch(() => {});
-      if (tries >= 5) throw err;
-    }
-  }
-}
 
 /** Resolves with `p`'s value, or rejects when it takes longer than `ms`. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

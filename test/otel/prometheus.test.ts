@@ -6,42 +6,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { Queue } from '../../src/queue/queue.js';
 import { noRetry } from '../../src/errors.js';
 import { instrumentMetrics } from '../../src/otel/metrics.js';
+import { startExporter } from '../helpers/prometheus.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
 
 const fast = { pollInterval: 20, maintenanceInterval: 50, handleSignals: false } as const;
-
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** Starts an exporter on a free loopback port (another process may take the port first: try again). */
-async function startExporter(): Promise<{ exporter: PrometheusExporter; port: number }> {
-  for (let tries = 1; ; tries++) {
-    const port = await freePort();
-    const exporter = new PrometheusExporter({ host: '127.0.0.1', port, preventServerStart: true });
-    try {
-      await exporter.startServer();
-      return { exporter, port };
-    } catch (err) {
-      await exporter.shutdown().catch(() => {});
-      if (tries >= 5) throw err;
-    }
-  }
-}
 
 /** Samples of a Prometheus text scrape: `name{labels} value`, scope labels dropped. */
 function samples(text: string): Map<string, number> {
