@@ -3,13 +3,16 @@
  * process (`node --import tsx`) sees the enqueued, started, completed and failed events of jobs
  * run by this process's worker, each once, the start before the end (an enqueue may be announced
  * after the start it made possible), with this process's origin; and a subscriber
- * here sees those of jobs run by a worker in a child process, with the child's origin.
+ * here sees those of jobs run by a worker in a child process, with the child's origin; and a
+ * subscriber process killed with SIGKILL (no goodbye) stops this process's relaying once its
+ * presence expires, after which jobs run here write nothing to the feed.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Queue } from '../../src/queue/queue.js';
 import type { FleetEvent } from '../../src/types.js';
 import { spawnFixture, type Child } from '../helpers/child.js';
+import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { uniqueName } from '../helpers/factories.js';
 import { sharedStorage } from '../helpers/process-storage.js';
 import { storageMatrix } from '../helpers/storages.js';
@@ -87,6 +90,37 @@ for (const [dialect] of storageMatrix()) {
       } finally {
         child.proc.kill('SIGTERM');
         await child.exited;
+        await worker.stop();
+        await done;
+        await shared.cleanup();
+      }
+    });
+
+    it('a subscriber killed with SIGKILL: its presence expires, the relay here stops and writes nothing more', async () => {
+      const shared = await sharedStorage(dialect);
+      const faulty = new FaultyStorage(shared.storage);
+      const queue = new Queue(faulty.storage);
+      const q = uniqueName('fleet');
+      queue.register('ok', async (args: unknown) => args);
+      const worker = queue.newWorker({ queues: { [q]: {} }, pollInterval: 50, maintenanceInterval: 100, handleSignals: false });
+      const done = worker.start();
+      const child = spawnFixture(FIXTURE, { ...shared.env, SDJ_ROLE: 'subscriber' });
+      children.push(child);
+      try {
+        await child.waitForLine(/^ready$/);
+        await waitFor(() => queue.core.relay!.active, { timeout: 15_000, message: "this process's relay notices the child's subscription" });
+        const relayed = await queue.enqueue('ok', { n: 0 }, { queue: q });
+        await waitFor(() => sequence(printed(child), relayed).includes('job.completed'), { timeout: 15_000, message: 'the child sees a job run here' });
+        child.proc.kill('SIGKILL');
+        await child.exited;
+        // The presence row expires 10 s after its last beat; the relay asks every 2 s at most.
+        await waitFor(() => !queue.core.relay!.active, { timeout: 30_000, message: 'the relay stops once the presence of the killed subscriber expired' });
+        const appends = faulty.calls('eventAppendMany');
+        const ids = await Promise.all([1, 2, 3].map((n) => queue.enqueue('ok', { n }, { queue: q })));
+        for (const id of ids) assert.equal((await queue.waitForJob(id, { timeout: 10_000 })).status, 'completed');
+        await queue.core.relay!.flush();
+        assert.equal(faulty.calls('eventAppendMany'), appends, 'nothing is written to the feed for nobody');
+      } finally {
         await worker.stop();
         await done;
         await shared.cleanup();
