@@ -102,6 +102,18 @@ export interface EnqueueRequest {
  */
 export type EnqueueMiddleware = (insert: EnqueueRequest, next: (insert?: EnqueueRequest) => Promise<string>) => Promise<string>;
 
+/** The request for a job of `type` with `options` (its meta taken out of them). @internal */
+export function requestFor(type: string, args: unknown, options: EnqueueOptions, source: EnqueueSource, parentId?: string): EnqueueRequest {
+  const { meta, ...rest } = options;
+  const r: EnqueueRequest = parentId === undefined ? { type, args, options: rest, source } : { type, args, options: rest, source, parentId };
+  return meta === undefined ? r : { ...r, meta };
+}
+
+/** The enqueue options of a request (its meta put back). @internal */
+export function optionsOf(r: EnqueueRequest): EnqueueOptions {
+  return r.meta === undefined ? r.options : { ...r.options, meta: r.meta };
+}
+
 /** The middleware registered on one queue; each list is replaced, never changed in place. @internal */
 export interface MiddlewareLists {
   run: readonly RunMiddleware[];

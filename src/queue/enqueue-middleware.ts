@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { buildJobInsert, conflictMode, ENQUEUE_OPTION_KEYS } from '../core/enqueue.js';
-import { enqueueThrough, type EnqueueMiddleware, type EnqueueRequest, type EnqueueSource } from '../core/middleware.js';
+import { enqueueThrough, optionsOf, requestFor, type EnqueueMiddleware, type EnqueueRequest, type EnqueueSource } from '../core/middleware.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { checkName, checkOptions } from '../core/validate.js';
 import type { JobInsert } from '../storage/storage.js';
@@ -18,13 +18,7 @@ export type InsertJobs<Tx> = (jobs: JobInsert[], onConflict: 'error' | 'existing
 /** The request a middleware sees for `(type, args, options)`; the options are checked first. */
 export function requestOf(type: unknown, args: unknown, options: unknown, source: EnqueueSource, field = 'enqueue options'): EnqueueRequest {
   const name = checkName(typeof type === 'object' && type !== null ? (type as { type: unknown }).type : type, 'job type');
-  const { meta, ...rest } = checkOptions<EnqueueOptions>(options, field, ENQUEUE_OPTION_KEYS);
-  return meta === undefined ? { type: name, args, options: rest, source } : { type: name, args, meta, options: rest, source };
-}
-
-/** The enqueue options of a request (its meta put back). */
-export function optionsOf(r: EnqueueRequest): EnqueueOptions {
-  return r.meta === undefined ? r.options : { ...r.options, meta: r.meta };
+  return requestFor(name, args, checkOptions<EnqueueOptions>(options, field, ENQUEUE_OPTION_KEYS), source);
 }
 
 /** `queue.enqueue` through the middleware. */

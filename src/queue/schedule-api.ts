@@ -12,7 +12,7 @@ import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
 import type { ScheduleHost } from '../worker/worker.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { buildJobInsert } from '../core/enqueue.js';
-import { enqueueThrough, type EnqueueRequest } from '../core/middleware.js';
+import { enqueueThrough, optionsOf, requestFor } from '../core/middleware.js';
 import { MAX_NAME, checkName, checkOptions } from '../core/validate.js';
 
 /** Options of `queue.schedule(name, schedule, options)`. */
@@ -171,12 +171,11 @@ export class ScheduleManager implements ScheduleHost {
   #jobsFor(name: string, o: ScheduleOptions, slotAt: number): JobInsert[] | Promise<JobInsert[]> {
     const layers = this.core.middleware?.enqueue;
     if (layers === undefined || layers.length === 0) return [this.#jobFor(name, o, slotAt)];
-    const { meta, ...options } = this.#optionsFor(name, o, slotAt);
     const jobs: JobInsert[] = [];
-    const request: EnqueueRequest = { type: o.type ?? name, args: o.args, options, source: 'schedule', ...(meta === undefined ? {} : { meta }) };
+    const request = requestFor(o.type ?? name, o.args, this.#optionsFor(name, o, slotAt), 'schedule');
     return enqueueThrough(layers, [request], async ([r]) => {
       if (r === undefined) return [];
-      jobs.push(buildJobInsert(this.core.ids, this.core.defaults, r.type, r.args, r.meta === undefined ? r.options : { ...r.options, meta: r.meta }));
+      jobs.push(buildJobInsert(this.core.ids, this.core.defaults, r.type, r.args, optionsOf(r)));
       return jobs.map((j) => j.id);
     }).then(() => jobs);
   }

@@ -5,7 +5,7 @@
  * @internal
  */
 import { InvalidStateError, messageOf } from '../errors.js';
-import { enqueueThrough, type EnqueueRequest } from '../core/middleware.js';
+import { enqueueThrough, optionsOf as requestOptions, requestFor } from '../core/middleware.js';
 import type { QueueCore } from '../core/queue-core.js';
 import type { JobInsert } from '../storage/storage.js';
 import type { EnqueueOptions, Job } from '../types.js';
@@ -22,16 +22,12 @@ export type BuildChild = (type: unknown, args: unknown, options: EnqueueOptions,
 export async function writeChildren<R>(core: QueueCore, parent: Job, subJobs: readonly SubJob[], optionsOf: (s: SubJob) => EnqueueOptions, build: BuildChild, write: (children: JobInsert[]) => Promise<R>): Promise<R> {
   const layers = core.middleware?.enqueue;
   if (layers === undefined || layers.length === 0) return write(subJobs.map((s, i) => build(s.type, s.args, optionsOf(s), i)));
-  const requests = subJobs.map((s): EnqueueRequest => {
-    const { meta, ...options } = optionsOf(s);
-    const r: EnqueueRequest = { type: s.type, args: s.args, options, source: 'fan-out', parentId: parent.id };
-    return meta === undefined ? r : { ...r, meta };
-  });
+  const requests = subJobs.map((s) => requestFor(s.type, s.args, optionsOf(s), 'fan-out', parent.id));
   let written: { value: R } | undefined;
   try {
     await enqueueThrough(layers, requests, async (reached) => {
       if (reached.length !== requests.length) throw new InvalidStateError('an enqueue middleware returned without calling next() for a sub-job: every sub-job of a fan-out is enqueued');
-      const children = reached.map((r, i) => build(r.type, r.args, r.meta === undefined ? r.options : { ...r.options, meta: r.meta }, i));
+      const children = reached.map((r, i) => build(r.type, r.args, requestOptions(r), i));
       written = { value: await write(children) };
       return children.map((c) => c.id);
     });

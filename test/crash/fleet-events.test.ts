@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Queue } from '../../src/queue/queue.js';
+import type { Storage } from '../../src/storage/storage.js';
 import type { FleetEvent } from '../../src/types.js';
 import { spawnFixture, type Child } from '../helpers/child.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
@@ -44,6 +45,26 @@ function fields(e: FleetEvent): Printed {
   return jobId === undefined ? { type: e.type, origin: e.origin } : { type: e.type, jobId, origin: e.origin };
 }
 
+/**
+ * A queue here over `storage` (handlers `ok` and `boom`) with a worker of a fresh queue, and a
+ * subscriber in a child process: resolves once this process relays its events to the feed.
+ */
+async function relayingToChild(storage: Storage, env: Record<string, string>, children: Child[]) {
+  const queue = new Queue(storage);
+  const q = uniqueName('fleet');
+  queue.register('ok', async (args: unknown) => args);
+  queue.register('boom', async () => {
+    throw new Error('boom');
+  });
+  const worker = queue.newWorker({ queues: { [q]: {} }, pollInterval: 50, maintenanceInterval: 100, handleSignals: false });
+  const done = worker.start();
+  const child = spawnFixture(FIXTURE, { ...env, SDJ_ROLE: 'subscriber' });
+  children.push(child);
+  await child.waitForLine(/^ready$/);
+  await waitFor(() => queue.core.relay!.active, { timeout: 15_000, message: "this process's relay notices the child's subscription" });
+  return { queue, q, child, stop: () => worker.stop().then(() => done) };
+}
+
 for (const [dialect] of storageMatrix()) {
   describe(`fleet events across processes (${dialect})`, () => {
     const children: Child[] = [];
@@ -53,19 +74,8 @@ for (const [dialect] of storageMatrix()) {
 
     it('a subscriber in another process sees the events of jobs run by this process, in order per job', async () => {
       const shared = await sharedStorage(dialect);
-      const queue = new Queue(shared.storage);
-      const q = uniqueName('fleet');
-      queue.register('ok', async (args: unknown) => args);
-      queue.register('boom', async () => {
-        throw new Error('boom');
-      });
-      const worker = queue.newWorker({ queues: { [q]: {} }, pollInterval: 50, maintenanceInterval: 100, handleSignals: false });
-      const done = worker.start();
-      const child = spawnFixture(FIXTURE, { ...shared.env, SDJ_ROLE: 'subscriber' });
-      children.push(child);
+      const { queue, q, child, stop } = await relayingToChild(shared.storage, shared.env, children);
       try {
-        await child.waitForLine(/^ready$/);
-        await waitFor(() => queue.core.relay!.active, { timeout: 15_000, message: "this process's relay notices the child's subscription" });
         const oks = await Promise.all([1, 2, 3].map((n) => queue.enqueue('ok', { n }, { queue: q })));
         const boom = await queue.enqueue('boom', {}, { queue: q, retries: 0 });
         await waitFor(() => {
@@ -90,8 +100,7 @@ for (const [dialect] of storageMatrix()) {
       } finally {
         child.proc.kill('SIGTERM');
         await child.exited;
-        await worker.stop();
-        await done;
+        await stop();
         await shared.cleanup();
       }
     });
@@ -99,16 +108,8 @@ for (const [dialect] of storageMatrix()) {
     it('a subscriber killed with SIGKILL: its presence expires, the relay here stops and writes nothing more', async () => {
       const shared = await sharedStorage(dialect);
       const faulty = new FaultyStorage(shared.storage);
-      const queue = new Queue(faulty.storage);
-      const q = uniqueName('fleet');
-      queue.register('ok', async (args: unknown) => args);
-      const worker = queue.newWorker({ queues: { [q]: {} }, pollInterval: 50, maintenanceInterval: 100, handleSignals: false });
-      const done = worker.start();
-      const child = spawnFixture(FIXTURE, { ...shared.env, SDJ_ROLE: 'subscriber' });
-      children.push(child);
+      const { queue, q, child, stop } = await relayingToChild(faulty.storage, shared.env, children);
       try {
-        await child.waitForLine(/^ready$/);
-        await waitFor(() => queue.core.relay!.active, { timeout: 15_000, message: "this process's relay notices the child's subscription" });
         const relayed = await queue.enqueue('ok', { n: 0 }, { queue: q });
         await waitFor(() => sequence(printed(child), relayed).includes('job.completed'), { timeout: 15_000, message: 'the child sees a job run here' });
         child.proc.kill('SIGKILL');
@@ -121,8 +122,7 @@ for (const [dialect] of storageMatrix()) {
         await queue.core.relay!.flush();
         assert.equal(faulty.calls('eventAppendMany'), appends, 'nothing is written to the feed for nobody');
       } finally {
-        await worker.stop();
-        await done;
+        await stop();
         await shared.cleanup();
       }
     });
