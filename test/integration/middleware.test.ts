@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Queue } from '../../src/queue/queue.js';
-import { InvalidStateError, RunSuspendedError } from '../../src/errors.js';
+import { InvalidStateError, RunSuspendedError, noRetry } from '../../src/errors.js';
 import { sub, values } from '../../src/workflow/fan-out.js';
 import type { EnqueueRequest } from '../../src/core/middleware.js';
 import { storageMatrix, type TestStorage } from '../helpers/storages.js';
@@ -78,6 +78,47 @@ for (const [name, make] of storageMatrix()) {
       assert.equal(bad.status, 'failed');
       assert.equal(bad.lastError, 'middleware refused attempt 1');
       assert.equal(runs, 1, 'the inner middleware ran only when the outer one called next()');
+    });
+
+    it('a run middleware may short-circuit the handler, turn its error into a result, or replace the error', async () => {
+      const q = uniqueName('mw');
+      const queue = new Queue(ts.storage);
+      const handled: string[] = [];
+      queue.use(async (job, next) => {
+        const mode = (job.args as { mode: string }).mode;
+        if (mode === 'cached') return 'from cache'; // the handler never runs
+        if (mode === 'rescue') {
+          try {
+            return await next();
+          } catch (e) {
+            return `rescued: ${(e as Error).message}`;
+          }
+        }
+        if (mode === 'replace') {
+          try {
+            return await next();
+          } catch (e) {
+            throw noRetry(new Error(`replaced: ${(e as Error).message}`));
+          }
+        }
+        return next();
+      });
+      queue.register('flaky', (args: { mode: string }) => {
+        handled.push(args.mode);
+        throw new Error(`handler failed in ${args.mode}`);
+      });
+      const ids = await Promise.all(['cached', 'rescue', 'replace'].map((mode) => queue.enqueue('flaky', { mode }, { queue: q, retries: 3 })));
+      const w = startWorker(queue, { queues: { [q]: { concurrency: 3 } }, backoff: () => 0 });
+      const [cached, rescued, replaced] = await Promise.all(ids.map((id) => queue.waitForJob(id, { timeout: 10_000 })));
+      await w.stop();
+      assert.equal(cached.status, 'completed');
+      assert.equal(cached.result, 'from cache');
+      assert.equal(rescued.status, 'completed');
+      assert.equal(rescued.result, 'rescued: handler failed in rescue');
+      assert.equal(replaced.status, 'failed');
+      assert.equal(replaced.attempt, 1, 'the replacing noRetry error is not retried');
+      assert.equal(replaced.lastError, 'replaced: handler failed in replace');
+      assert.deepEqual(handled.sort(), ['replace', 'rescue'], 'the short-circuited job never reached its handler');
     });
 
     it('the handler and its enqueues run in the async context the run middleware set', async () => {
