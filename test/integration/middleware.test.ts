@@ -111,6 +111,7 @@ for (const [name, make] of storageMatrix()) {
       const w = startWorker(queue, { queues: { [q]: { concurrency: 3 } }, backoff: () => 0 });
       const [cached, rescued, replaced] = await Promise.all(ids.map((id) => queue.waitForJob(id, { timeout: 10_000 })));
       await w.stop();
+      assert.ok(cached && rescued && replaced);
       assert.equal(cached.status, 'completed');
       assert.equal(cached.result, 'from cache');
       assert.equal(rescued.status, 'completed');
