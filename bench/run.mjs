@@ -19,9 +19,10 @@ if (!existsSync(path.join(BENCH, 'node_modules', 'pg'))) {
 const { parseArgs, shapeParams, USAGE, HEAVY_SHAPES, OURS_ONLY_SHAPES } = await import('./lib/args.mjs');
 const { median, medianMetrics } = await import('./lib/stats.mjs');
 /** Sustained drains reported against the same target's drain (`vsDrain`). */
-const VS_DRAIN = ['drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed', 'drain-otel'];
+const VS_DRAIN = ['drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed', 'drain-otel', 'drain-passthrough'];
 const { buildTable, buildDoc, errorList, FLOW_PEERS_NOTE, FLOW_SHAPES } = await import('./lib/report.mjs');
 const { OTEL_NOTE } = await import('./lib/otel.mjs');
+const { PASSTHROUGH_NOTE } = await import('./lib/passthrough.mjs');
 const { retentionSection } = await import('./lib/retention-report.mjs');
 const { machineInfo, postgresInfo, redisInfo } = await import('./lib/environment.mjs');
 const { dropDatabasesLike } = await import('./lib/pg.mjs');
@@ -200,6 +201,8 @@ const flowRan = ranShapes.some((s) => FLOW_SHAPES.includes(s));
 if (flowRan) console.log(`${FLOW_PEERS_NOTE}\n`);
 const otelRan = ranShapes.includes('drain-otel');
 if (otelRan) console.log(`${OTEL_NOTE}\n`);
+const passthroughRan = ranShapes.includes('drain-passthrough');
+if (passthroughRan) console.log(`${PASSTHROUGH_NOTE}\n`);
 const runsNote = ranShapes.map((sh) => opts.runsFor(sh)).some((n) => n !== opts.runs)
   ? `; ${HEAVY_SHAPES.filter((sh) => ranShapes.includes(sh)).join(', ')}: ${opts.runsFor(HEAVY_SHAPES[0])} run(s)`
   : '';
@@ -228,6 +231,7 @@ if (opts.write) {
   }
   if (flowRan) notes.push(FLOW_PEERS_NOTE);
   if (otelRan) notes.push(OTEL_NOTE);
+  if (passthroughRan) notes.push(PASSTHROUGH_NOTE);
   if (ranShapes.includes('fleet')) notes.push('fleet runs on PostgreSQL targets that start several worker processes on one database: ours and graphile-worker (pg-boss is bound by its 0.5 s polling, BullMQ is not on PostgreSQL).');
   for (const [, m] of meta) if (m.note) notes.push(m.note);
   const doc = buildDoc({

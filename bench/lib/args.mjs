@@ -1,17 +1,17 @@
 // Command-line flags of bench/run.mjs.
 
 export const ALL_TARGETS = ['sdj-sqlite', 'sdj-postgres', 'graphile-worker', 'pg-boss', 'bullmq', 'dbos'];
-export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed', 'drain-otel', 'fleet',
+export const ALL_SHAPES = ['enqueue-single', 'enqueue-batch', 'drain', 'drain-1m', 'drain-after-history', 'drain-limited', 'drain-keyed', 'drain-otel', 'drain-passthrough', 'fleet',
   'latency', 'workflow', 'workflow-serial', 'fan-out', 'sleep-steps', 'fan-out-resume', 'memory', 'retention-steady'];
 /** Shapes of ours only, run on every target with `ours` (they use the library beyond the target interface). */
-export const OURS_ONLY_SHAPES = ['drain-limited', 'drain-keyed', 'drain-otel', 'retention-steady'];
+export const OURS_ONLY_SHAPES = ['drain-limited', 'drain-keyed', 'drain-otel', 'drain-passthrough', 'retention-steady'];
 
 const FULL = { 'enqueue-single': 5000, 'enqueue-batch': 20000, drain: 20000, 'drain-1m': 1_000_000, 'drain-after-history': 20000,
-  'drain-limited': 20000, 'drain-keyed': 20000, 'drain-otel': 20000, fleet: 20000,
+  'drain-limited': 20000, 'drain-keyed': 20000, 'drain-otel': 20000, 'drain-passthrough': 20000, fleet: 20000,
   latency: 200, workflow: 500, 'workflow-serial': 200, 'fan-out': 10000, 'sleep-steps': 200, 'fan-out-resume': 200, memory: 100000,
   'retention-steady': 50 };
 const QUICK = { 'enqueue-single': 200, 'enqueue-batch': 200, drain: 200, 'drain-1m': 1000, 'drain-after-history': 200,
-  'drain-limited': 200, 'drain-keyed': 200, 'drain-otel': 200, fleet: 200,
+  'drain-limited': 200, 'drain-keyed': 200, 'drain-otel': 200, 'drain-passthrough': 200, fleet: 200,
   latency: 20, workflow: 20, 'workflow-serial': 10, 'fan-out': 200, 'sleep-steps': 20, 'fan-out-resume': 20, memory: 1000,
   'retention-steady': 20 };
 /** Finished jobs put in storage before `drain-after-history` (written by SQL, see bench/README.md). */

@@ -81,6 +81,12 @@ export const ROWS = [
   { shape: 'drain-otel', key: 'srvAllCpuUs', metric: 'server CPU µs/job (all server processes)', better: 'lower', optional: true },
   { shape: 'drain-otel', key: 'spansPerJob', metric: 'spans exported/job (producer + worker; at least 2)', better: 'lower', noRatio: true },
   { shape: 'drain-otel', key: 'metricExports', metric: 'metric exports by the worker (periodic reader, 1 s, + one at the end)', better: 'lower', optional: true, noRatio: true },
+  { shape: 'drain-passthrough', key: 'jobsPerSec', metric: 'jobs/s', better: 'higher' },
+  { shape: 'drain-passthrough', key: 'vsDrain', metric: "÷ the same target's drain (goal: ≥ 0.95)", better: 'higher', noRatio: true },
+  { shape: 'drain-passthrough', key: 'rtPerJob', metric: 'round trips/job (client-counted)', better: 'lower', optional: true },
+  { shape: 'drain-passthrough', key: 'callsPerJob', metric: 'storage calls/job', better: 'lower' },
+  { shape: 'drain-passthrough', key: 'cpuUs', metric: 'worker process CPU µs/job', better: 'lower' },
+  { shape: 'drain-passthrough', key: 'srvCpuUs', metric: "server CPU µs/job (the run's backends)", better: 'lower', optional: true },
   { shape: 'fleet', key: 'fleet1', metric: 'jobs/s, 1 worker process', better: 'higher' },
   { shape: 'fleet', key: 'fleet2', metric: 'jobs/s, 2 worker processes', better: 'higher' },
   { shape: 'fleet', key: 'fleet4', metric: 'jobs/s, 4 worker processes', better: 'higher' },
@@ -160,7 +166,8 @@ export function buildTable(targets, results, baseline, counts, history, keys) {
     const after = row.shape === 'drain-after-history' && history ? ` after ${history.toLocaleString('en-US')} finished`
       : row.shape === 'drain-keyed' && keys ? ` over ${Math.min(keys, counts[row.shape]).toLocaleString('en-US')} keys, limit ${KEY_LIMIT} per key`
       : row.shape === 'drain-limited' ? `, limit ${TYPE_LIMIT.toLocaleString('en-US')}`
-      : row.shape === 'drain-otel' ? ', traces + metrics' : '';
+      : row.shape === 'drain-otel' ? ', traces + metrics'
+      : row.shape === 'drain-passthrough' ? ', codec + middleware doing nothing' : '';
     const unit = row.shape === 'retention-steady' ? ' root jobs/s' : '';
     const label = `${row.shape}${n ? ` (${n}${unit}${after})` : ''}`;
     lines.push(`| ${[label, row.metric, row.better, ...shown].join(' | ')} |`);
@@ -229,6 +236,12 @@ ${errors ? `\nErrors:\n\n${errors}\n` : ''}
   run (the goal is at least 0.9: instrumentation costs at most 10 %). The run fails unless every
   job has its \`send\` span (producer) and its \`process\` span (worker, the child of the trace
   context stored with the job), and the worker's \`sdj.jobs.completed\` counter reaches the job count.
+- drain-passthrough (ours): the drain of ${fmtN(params.counts['drain-passthrough'])} no-op jobs with the producer's and the worker's \`Queue\` built
+  with a payload codec whose \`encode\` and \`decode\` return their text unchanged, and a run, a step and an
+  enqueue middleware that only call \`next()\`: what the codec layer and the middleware chain cost when
+  they do nothing. "÷ the same target's drain" is its jobs/s divided by the same target's drain of
+  this run (the goal is at least 0.95: at most 5 %). The run fails unless the worker's run
+  middleware saw every job and a stored job carries the codec's frame.
 - fleet: the drain with 1, 2 and 4 worker processes on one PostgreSQL database (a fresh database
   for each size), timed from their start commands to the last completion in storage.
 - worker process CPU µs/job (or /step): user + system CPU time of the worker process (DBOS: of the

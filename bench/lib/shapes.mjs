@@ -13,6 +13,7 @@ import { nowMs, percentile, sleep } from './stats.mjs';
 import { retentionSteady } from './retention.mjs';
 import { drainKeyed, drainLimited } from './flow.mjs';
 import { drainOtel } from './otel.mjs';
+import { drainPassthrough } from './passthrough.mjs';
 
 /** Worker processes of the fleet shape, each drain on a fresh database. */
 export const FLEET_SIZES = [1, 2, 4];
@@ -181,6 +182,9 @@ export const SHAPES = {
 
   /** The drain with the producer's and the worker's Queue instrumented by OpenTelemetry (lib/otel.mjs; ours). */
   'drain-otel': drainOtel,
+
+  /** The drain with a codec and middleware that do nothing, in the producer and the worker (lib/passthrough.mjs; ours). */
+  'drain-passthrough': drainPassthrough,
 
   /** The drain with 1, 2 and 4 worker processes on one database (a fresh database for each size). */
   async fleet(target, cfg, p, ctx) {

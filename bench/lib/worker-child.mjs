@@ -84,7 +84,7 @@ process.on('message', async (msg) => {
       const calls = { ...hooks.calls };
       // drain-otel: the SDK's last spans and metrics flushed after every other figure is read.
       const otel = worker.otelStats ? await worker.otelStats() : undefined;
-      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips, roundTripsByOp, calls, claims: structuredClone(hooks.claims), handled, done, stepMs, peakRssMb: rss.peakMb(), flow: worker.flowStats?.(), otel });
+      send({ ev: 'counters', cpuUs: cpu.user + cpu.system, roundTrips, roundTripsByOp, calls, claims: structuredClone(hooks.claims), handled, done, stepMs, peakRssMb: rss.peakMb(), flow: worker.flowStats?.(), otel, passthrough: worker.passthroughStats?.() });
     } else if (msg.cmd === 'stop') {
       await worker.stop();
       send({ ev: 'stopped' });

@@ -10,6 +10,7 @@ import { countingStorage } from '../lib/roundtrips.mjs';
 import { seedHistoryPostgres, seedHistorySqlite } from '../lib/history.mjs';
 import { nowMs } from '../lib/stats.mjs';
 import { otelProviders } from '../lib/otel-sdk.mjs';
+import { PASSTHROUGH_CODEC } from '../lib/passthrough.mjs';
 
 export const CONCURRENCY = Number(process.env.BENCH_SDJ_CONCURRENCY || 50);
 
@@ -52,6 +53,30 @@ async function maybeInstrument(cfg, queue) {
   const providers = await otelProviders();
   instrument(queue, { tracerProvider: providers.tracerProvider, meterProvider: providers.meterProvider });
   return providers;
+}
+
+/** The Queue of cfg: drain-passthrough (`cfg.passthrough`) builds it with a codec that returns its text unchanged. */
+function newQueue(lib, storage, cfg) {
+  return cfg.passthrough ? new lib.Queue(storage, { codec: PASSTHROUGH_CODEC }) : new lib.Queue(storage);
+}
+
+/**
+ * drain-passthrough (`cfg.passthrough`): a run, a step and an enqueue middleware that only call
+ * `next()`, counting what they see. Returns the counts, or undefined for every other shape.
+ */
+function maybePassthrough(cfg, queue) {
+  if (!cfg.passthrough) return undefined;
+  const seen = { runs: 0, enqueued: 0 };
+  queue.use((job, next) => {
+    seen.runs++;
+    return next();
+  });
+  queue.useStep((step, next) => next());
+  queue.useEnqueue((insert, next) => {
+    seen.enqueued++;
+    return next();
+  });
+  return seen;
 }
 
 /** The storage of cfg; `producer` marks the harness's own connections (left out of server CPU figures). */
@@ -230,17 +255,32 @@ export function makeSdjTarget(kind) {
     async producer(cfg) {
       const lib = await loadLibrary();
       const storage = openStorage(lib, cfg, { producer: true });
-      const queue = new lib.Queue(storage);
+      const queue = newQueue(lib, storage, cfg);
       // The flow shapes' keys are computed at enqueue from the registration (as in an application).
       if (cfg.flow) queue.register('noop', async () => {}, flowOptions(cfg.flow));
       const otel = await maybeInstrument(cfg, queue);
+      const passthrough = maybePassthrough(cfg, queue);
+      let lastId;
       return {
+        /** drain-passthrough: what the enqueue middleware saw, and whether a stored job carries the codec's frame (read past the codec). */
+        ...(passthrough
+          ? {
+              async passthroughStats() {
+                const [row] = lastId ? await storage.jobGetMany({ ids: [lastId] }) : [];
+                return { enqueued: passthrough.enqueued, framed: Boolean(row?.argsJson?.startsWith(`sdj1:${PASSTHROUGH_CODEC.name}:`)) };
+              },
+            }
+          : {}),
         /** drain-otel: flushes this process's SDK, and the spans and metrics it exported (lib/otel-sdk.mjs). */
         ...(otel ? { otelStats: () => otel.stats() } : {}),
         /** Every limit with its usage (ours: flow-control shapes). */
         limits: () => queue.limits(),
         enqueue: (args) => queue.enqueue('noop', args),
-        enqueueBatch: (list) => queue.enqueueBatch(list.map((args) => ({ type: 'noop', args }))),
+        async enqueueBatch(list) {
+          const ids = await queue.enqueueBatch(list.map((args) => ({ type: 'noop', args })));
+          lastId = ids.at(-1);
+          return ids;
+        },
         async incomplete() {
           const s = await queue.stats();
           return s.pending + s.running + s.waiting;
@@ -293,7 +333,7 @@ export function makeSdjTarget(kind) {
       const lib = await loadLibrary();
       // Every storage call of the worker is counted (and its round trips attributed to it).
       const storage = hooks.calls ? countingStorage(openStorage(lib, cfg), hooks.calls, hooks.claims) : openStorage(lib, cfg);
-      const queue = new lib.Queue(storage);
+      const queue = newQueue(lib, storage, cfg);
       registerHandlers(lib, queue, hooks, cfg.flow);
       queue.onJobFail((job, err) => console.error(`[${name}] job ${job.id} (${job.type}) failed: ${err?.message}`));
       // Fired once the outcome is stored: the drains wait for it instead of polling stats(),
@@ -301,6 +341,7 @@ export function makeSdjTarget(kind) {
       queue.onJobComplete(() => hooks.onDone?.());
       const keys = cfg.flow?.key ? trackKeys(queue) : undefined;
       const otel = await maybeInstrument(cfg, queue);
+      const passthrough = maybePassthrough(cfg, queue);
       let worker;
       let running;
       return {
@@ -308,6 +349,8 @@ export function makeSdjTarget(kind) {
         flowStats: () => keys?.stats(),
         /** drain-otel: flushes this process's SDK, and the spans and metrics it exported. */
         otelStats: otel ? () => otel.stats() : undefined,
+        /** drain-passthrough: the runs the run middleware saw. */
+        passthroughStats: passthrough ? () => ({ ...passthrough }) : undefined,
         async start() {
           worker = queue.newWorker({ queues: { default: { concurrency: hooks.concurrency ?? CONCURRENCY } } });
           running = worker.start();
