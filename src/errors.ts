@@ -25,7 +25,10 @@ export type ErrorCode =
   | 'SCHEMA_TOO_NEW'
   | 'STORAGE'
   | 'STORAGE_CLOSED'
-  | 'INVALID_SCHEDULE';
+  | 'INVALID_SCHEDULE'
+  | 'PAYLOAD_DECODE_FAILED'
+  | 'PAYLOAD_ENCODE_FAILED'
+  | 'PAYLOAD_OPAQUE';
 
 /** Base class of every error the library throws. */
 export class DurableJobsError extends Error {
@@ -212,6 +215,39 @@ export class InvalidScheduleError extends DurableJobsError {
   /** @param message what is wrong */
   constructor(message: string, options?: { cause?: unknown }) {
     super('INVALID_SCHEDULE', message, options);
+  }
+}
+
+/**
+ * A payload codec (`QueueOptions.codec`) could not encode or decode a stored payload: a value
+ * that no key of an encrypted codec opens (a wrong or dropped key, altered text), a value
+ * written by another codec, or a codec that threw. Code `PAYLOAD_DECODE_FAILED` (reading) or
+ * `PAYLOAD_ENCODE_FAILED` (writing; nothing was written). A run that meets it fails at once,
+ * without a retry: a retry cannot help until the keys change (then `queue.retryJobs` runs the
+ * jobs again). The message names the payload and the job, never a key.
+ */
+export class CodecError extends SerializationError {
+  override readonly code: ErrorCode;
+  /** @param operation `decode` or `encode` @param message what failed, and why */
+  constructor(
+    readonly operation: 'decode' | 'encode',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = operation === 'decode' ? 'PAYLOAD_DECODE_FAILED' : 'PAYLOAD_ENCODE_FAILED';
+  }
+}
+
+/**
+ * A search asked to look into payload text that the queue's codec stores opaquely (encrypted):
+ * `search` of `listJobs` and the bulk actions matches `lastError`, which the
+ * database holds as ciphertext. Filter by type, status, queue, tenant or time instead.
+ */
+export class PayloadOpaqueError extends DurableJobsError {
+  /** @param message what cannot be searched, and why */
+  constructor(message: string) {
+    super('PAYLOAD_OPAQUE', message);
   }
 }
 

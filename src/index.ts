@@ -28,6 +28,12 @@ export type {
   QueueInfo,
   WorkerInfo,
 } from './queue/operator-types.js';
+export type { PatchStatus, PatchStatusOptions } from './queue/patch-status.js';
+
+/** @group Payload codecs */
+export { encryptedCodec, type EncryptedCodec, type EncryptedCodecOptions } from './core/encrypted-codec.js';
+export { composeCodecs, type PayloadCodec } from './core/payload-codec.js';
+export { encodedPayloadCodec } from './storage/codec.js';
 
 /** @group Flow control */
 export type {
@@ -82,6 +88,8 @@ export {
   StorageError,
   StorageClosedError,
   InvalidScheduleError,
+  CodecError,
+  PayloadOpaqueError,
   NoRetryError,
   RetryAfterError,
   noRetry,

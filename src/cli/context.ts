@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { isDurableJobsError, Queue, type Storage } from '../index.js';
 import { describeTarget, openStorage, parseTarget, type DbTarget } from './connect.js';
+import { codecFromEnv } from './encryption.js';
 import { databaseError } from './errors.js';
 import { colorWanted, makeStyler, type Styler } from './format.js';
 
@@ -80,6 +81,8 @@ export function queueAction<A extends string[]>(
     settings.check?.(args, options);
     const g = cmd.optsWithGlobals<GlobalOptions>();
     const target = parseTarget({ db: g.db, schema: g.schema, schemaFromFlag: cmd.getOptionValueSourceWithGlobals('schema') === 'cli' });
+    // Payload keys of an encrypted deployment (SDJ_ENCRYPTION_KEYS), read before connecting.
+    const codec = codecFromEnv(process.env);
     const where = (e: unknown): unknown => (isDurableJobsError(e, 'STORAGE') ? databaseError(e, describeTarget(target)) : e);
     let storage: Storage;
     try {
@@ -88,7 +91,7 @@ export function queueAction<A extends string[]>(
       throw where(e);
     }
     try {
-      await body({ queue: new Queue(storage), out: makeOutput(g), target }, args, options);
+      await body({ queue: new Queue(storage, codec === undefined ? {} : { codec }), out: makeOutput(g), target }, args, options);
     } catch (e) {
       throw where(e);
     } finally {

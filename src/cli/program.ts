@@ -5,9 +5,11 @@
  */
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerEvents } from './commands/events.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerPatches } from './commands/patches.js';
 import { registerPrune } from './commands/prune.js';
 import { registerQueues } from './commands/queues.js';
 import { registerSchedules } from './commands/schedules.js';
@@ -17,7 +19,9 @@ import { errorDetails, errorMessage, exitCodeOf, oneLine } from './errors.js';
 
 const HELP_FOOTER = `
 The database is a postgres:// (or postgresql://) URL, a mysql:// (or mariadb://) URL, or the
-path of a SQLite file; only \`sdj migrate\` creates a SQLite file that does not exist.
+path of a SQLite file; only \`sdj migrate\` creates a SQLite file that does not exist. Payloads
+of an encrypted deployment are read with the keys in SDJ_ENCRYPTION_KEYS (comma-separated, the
+current key first; each 32 bytes in base64 or hex); without them they show as encrypted.
 
 Examples:
   $ sdj --db jobs.db migrate
@@ -29,7 +33,9 @@ Examples:
   $ sdj queues pause emails
   $ sdj workers
   $ sdj prune --older-than 7d
+  $ sdj patches --type process-order
   $ sdj events --queue emails
+  $ sdj dashboard --port 4000
 
 Output is a table for people (coloured on a terminal unless NO_COLOR is set) and one JSON
 document with --json. Exit codes: 0 success, 1 the operation failed (database unreachable,
@@ -68,7 +74,9 @@ export function buildProgram(): Command {
   registerSchedules(program);
   registerWorkers(program);
   registerPrune(program);
+  registerPatches(program);
   registerEvents(program);
+  registerDashboard(program);
   return program;
 }
 

@@ -2,6 +2,7 @@
  * What a `Queue` shares with the workers it creates: storage, handlers, events, defaults.
  * @internal
  */
+import type { Clock } from '../internal/clock.js';
 import type { IdGenerator } from '../internal/ids.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../types.js';
@@ -43,4 +44,10 @@ export interface QueueCore {
   readonly retention?: RetentionAges | null;
   /** Run, step and enqueue middleware (`queue.use`, `useStep`, `useEnqueue`). Absent: none. */
   readonly middleware?: MiddlewareLists;
+  /**
+   * The host clock that job timeouts are armed on. Absent: the real one. Set once, before any
+   * job runs, by the testing kit (`createTestQueue`), whose virtual clock moves only when a test
+   * moves it.
+   */
+  clock?: Clock;
 }

@@ -4,7 +4,7 @@
  * @internal
  */
 import { InvalidArgumentError, JobNotFoundError } from '../errors.js';
-import { decodeJson } from '../storage/codec.js';
+import { decodeJson, undecodedNote } from '../storage/codec.js';
 import type { JobFilter, JobRow } from '../storage/storage.js';
 import { JOB_STATUSES, type Job, type JobStatus } from '../types.js';
 import type { QueueCore } from '../core/queue-core.js';
@@ -89,13 +89,15 @@ export async function getSteps(core: QueueCore, id: string): Promise<StepInfo[]>
   checkName(id, 'job id');
   const [job, steps] = await Promise.all([core.storage.jobGet({ id }), core.storage.stepList({ jobId: id, withTimes: true })]);
   if (job === undefined && steps.length === 0) throw new JobNotFoundError(id);
-  return steps.map((s) => {
+  // The answers `ctx.patched` stored (negative indexes) are not steps: `patchStatus` reports them.
+  return steps.filter((s) => s.stepIndex >= 0).map((s) => {
     const step: StepInfo = { index: s.stepIndex, name: s.stepName, status: s.status, at: new Date(s.createdAt ?? 0) };
     if (s.outputJson !== null) {
       try {
         step.output = decodeJson(s.outputJson, 'step output');
       } catch {
-        step.output = s.outputJson;
+        // Why it cannot be decoded (no key of the codec opens it), or the stored text as it is.
+        step.output = undecodedNote(s.outputJson) ?? s.outputJson;
       }
     }
     if (s.error !== null) step.error = s.error;

@@ -21,14 +21,16 @@ import { listLimits, setQueueLimits } from './limits.js';
 import { EventHub, type EventStreamOptions, type JobErrorHook, type JobHook, type ReclaimHook, type Unsubscribe } from '../core/events.js';
 import { EventRelay } from '../core/fleet-relay.js';
 import { FleetStream, type FleetEventStreamOptions } from '../core/fleet-stream.js';
-import { toJob } from '../core/job-mapper.js';
+import { withCodec } from '../core/codec-storage.js';
+import { checkCodec, type PayloadCodec } from '../core/payload-codec.js';
 import { checkRetention, pruneAges, pruneAll, retentionOf } from '../core/retention.js';
 import { checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueueName, MAX_PAYLOAD_LIMIT, MAX_RETRIES } from '../core/validate.js';
 import * as ops from './operations.js';
 import { bulkAction, deleteJob } from './bulk.js';
 import { listQueues, listWorkers } from './fleet.js';
-import { getSteps, listJobs } from './listing.js';
+import { getSteps, listedJob, listJobs } from './listing.js';
 import type { BulkOptions, BulkOutcome, JobFilterOptions, JobPage, ListJobsOptions, QueueInfo, RetryJobOptions, StepInfo, WorkerInfo } from './operator-types.js';
+import { patchStatus, type PatchStatus, type PatchStatusOptions } from './patch-status.js';
 import { waitForJob } from './wait-for-job.js';
 import { enqueueBatchThrough, enqueueOneThrough } from './enqueue-middleware.js';
 import type { EnqueueMiddleware, MiddlewareLists, RunMiddleware, StepMiddleware } from '../core/middleware.js';
@@ -56,6 +58,14 @@ export interface QueueOptions {
    * new Queue(storage, { retention: { completed: 24 * 3600_000, failed: false } }); // completed 1 day, failed forever, cancelled 30 days
    */
   retention?: RetentionOptions | false;
+  /**
+   * Encodes every stored payload — args, results, checkpoint outputs, signal payloads, error
+   * texts, progress messages, fleet events, schedule options — at the storage boundary, e.g.
+   * `encryptedCodec({ key, previousKeys })`. Give every process on the database the same codec.
+   * `maxPayloadBytes` applies to the payload before encoding. See docs/encryption.md.
+   * @default none (payloads stored as JSON text)
+   */
+  codec?: PayloadCodec;
 }
 
 export type { WaitForJobOptions } from '../types.js';
@@ -82,11 +92,13 @@ export class Queue<Tx = unknown> {
     if (storage === null || typeof storage !== 'object' || typeof storage.jobInsertMany !== 'function') {
       throw new InvalidArgumentError('Queue needs a storage (SqliteStorage, PostgresStorage or MysqlStorage)');
     }
-    const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries', 'retention']);
+    const o = checkOptions<QueueOptions>(options, 'queue options', ['logger', 'maxPayloadBytes', 'defaultRetries', 'retention', 'codec']);
     const logger = o.logger === undefined ? silentLogger : checkLogger(o.logger);
     const retries = o.defaultRetries === undefined ? 3 : checkInt(o.defaultRetries, 'defaultRetries', 0, MAX_RETRIES);
     const maxPayloadBytes = o.maxPayloadBytes === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : checkInt(o.maxPayloadBytes, 'maxPayloadBytes', 1, MAX_PAYLOAD_LIMIT);
     const retention = checkRetention(o.retention);
+    // Only a queue with a codec goes through the codec's view of the storage.
+    if (o.codec !== undefined) storage = withCodec(storage, checkCodec(o.codec));
     const flows = new Map<string, TypeFlow>();
     const hub = new EventHub(logger);
     const core: QueueCore = {
@@ -112,7 +124,7 @@ export class Queue<Tx = unknown> {
     this.#schedules = new ScheduleManager(core);
   }
 
-  /** The storage this queue writes to. */
+  /** The storage this queue writes to (seen through `QueueOptions.codec`, when given). */
   get storage(): Storage<Tx> {
     return this.#storage;
   }
@@ -180,11 +192,16 @@ export class Queue<Tx = unknown> {
     return jobs.map((j, i) => ids[i] ?? j.id);
   }
 
-  /** The job with this id, or `undefined`. */
+  /**
+   * The job with this id, or `undefined`. A job whose payload cannot be decoded (e.g. encrypted
+   * with a key this queue's codec lacks) comes without `args` and `result`, with `meta` empty; its
+   * `lastError` says why once a worker tried it.
+   */
   async getJob<Args = unknown, Result = unknown>(id: string): Promise<Job<Args, Result> | undefined> {
     checkName(id, 'job id');
     const row = await this.#core.storage.jobGet({ id });
-    return row ? (toJob(row) as Job<Args, Result>) : undefined;
+    // A payload that cannot be decoded leaves args and result out rather than failing the read.
+    return row ? (listedJob(row) as Job<Args, Result>) : undefined;
   }
 
   /**
@@ -361,9 +378,26 @@ export class Queue<Tx = unknown> {
   listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
     return listJobs(this.#core, options);
   }
-  /** A job's workflow checkpoints, by step index. @throws (rejects) JobNotFoundError */
+  /**
+   * A job's workflow checkpoints, by step index (the answers `ctx.patched` stored are not steps
+   * and are not listed: see `patchStatus`). @throws (rejects) JobNotFoundError
+   */
   getSteps(id: string): Promise<StepInfo[]> {
     return getSteps(this.#core, id);
+  }
+  /**
+   * Where each `ctx.patched(id)` change stands, per workflow type and patch id: runs that took
+   * the new and the old branch, in-flight runs that may still take the old one, and whether the
+   * old branch may now be removed from the code (`safeToRemoveOldBranch`). One read statement;
+   * it reads every stored answer (one pass over the checkpoints table) and the in-flight jobs of
+   * each reported type. `sdj patches` prints it.
+   * @example
+   * const [s] = await queue.patchStatus({ type: 'process-order', patch: 'send-sms' });
+   * if (s?.safeToRemoveOldBranch) console.log('deploy the version without the old branch');
+   * @throws (rejects) InvalidArgumentError on bad options
+   */
+  patchStatus(options?: PatchStatusOptions): Promise<PatchStatus[]> {
+    return patchStatus(this.#core, options);
   }
   /**
    * Retries, from scratch, every failed or cancelled job matching the filter, in batches (each
@@ -459,6 +493,11 @@ export class Queue<Tx = unknown> {
   /** @internal shared state for workers and tooling in this package */
   get core(): QueueCore {
     return this.#core;
+  }
+
+  /** The schedule definitions' manager (the testing kit fires schedules through it). @internal */
+  get scheduleHost(): ScheduleManager {
+    return this.#schedules;
   }
 
   /** Encodes a payload with this queue's limits. @internal */

@@ -3,7 +3,8 @@
  * listing them, and turning a due slot into its job for the worker's scheduler.
  * @internal
  */
-import { InvalidArgumentError, InvalidScheduleError, StorageError } from '../errors.js';
+import { CodecError, InvalidArgumentError, InvalidScheduleError, StorageError } from '../errors.js';
+import { decodeJson } from '../storage/codec.js';
 import { checkMissedPolicy, type MissedPolicy } from '../scheduler/missed.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { isSchedule, scheduleFromJson, type Schedule, type ScheduleSpec } from '../scheduler/schedules.js';
@@ -34,7 +35,7 @@ export interface ScheduleOptions extends Pick<EnqueueOptions, 'queue' | 'priorit
 /** A stored schedule as `queue.schedules()` lists it. */
 export interface ScheduleInfo {
   readonly name: string;
-  /** The job type fired. */
+  /** The job type fired; `(options cannot be decoded)` when the options are encrypted with no key this queue's codec has. */
   readonly type: string;
   /** The schedule's stored form. */
   readonly schedule: ScheduleSpec;
@@ -46,8 +47,21 @@ export interface ScheduleInfo {
   readonly lastRunAt?: Date;
   /** The job of the last fire, if any. */
   readonly lastJobId?: string;
-  /** The options given to `queue.schedule`. */
+  /** The options given to `queue.schedule`; empty when they cannot be decoded (see `type`). */
   readonly options: Omit<ScheduleOptions, 'args'> & { args?: unknown };
+}
+
+/** The `type` listed for a schedule whose options cannot be decoded (see `QueueOptions.codec`). */
+const UNDECODED_TYPE = '(options cannot be decoded)';
+
+/** Stored options as an object, or undefined when a payload codec's text cannot be decoded. */
+function readableOptions(optionsJson: string): ScheduleOptions | undefined {
+  try {
+    return decodeJson(optionsJson, 'schedule options') as ScheduleOptions;
+  } catch (e) {
+    if (e instanceof CodecError) return undefined;
+    throw e;
+  }
 }
 
 const OPTION_KEYS = ['args', 'type', 'queue', 'priority', 'retries', 'timeout', 'tenant', 'meta', 'missed', 'overlap'];
@@ -118,15 +132,16 @@ export class ScheduleManager implements ScheduleHost {
     await this.settled();
     const rows = await this.core.storage.scheduleList();
     return rows.map((r) => {
-      const options = JSON.parse(r.optionsJson) as ScheduleOptions;
+      // Options no key of the codec opens (or read without the codec) leave the listing whole.
+      const options = readableOptions(r.optionsJson);
       const sched = scheduleFromJson(r.specJson);
       const info: { -readonly [K in keyof ScheduleInfo]: ScheduleInfo[K] } = {
         name: r.name,
-        type: options.type ?? r.name,
+        type: options === undefined ? UNDECODED_TYPE : (options.type ?? r.name),
         schedule: sched.spec,
         description: sched.toString(),
         nextRunAt: new Date(r.nextRunAt),
-        options,
+        options: options ?? {},
       };
       if (r.lastRunAt !== null) info.lastRunAt = new Date(r.lastRunAt);
       if (r.lastJobId !== null) info.lastJobId = r.lastJobId;
@@ -139,8 +154,8 @@ export class ScheduleManager implements ScheduleHost {
     await Promise.allSettled([...this.#pending]);
   }
 
-  /** @internal the worker's scheduler service */
-  makeScheduler(logger: Logger): { start(): Promise<void>; stop(): Promise<void> } {
+  /** @internal the worker's scheduler service; `tick()` fires what is due now (the testing kit drives it so) */
+  makeScheduler(logger: Logger): { start(): Promise<void>; stop(): Promise<void>; tick(): Promise<number> } {
     const scheduler = new Scheduler({
       storage: this.core.storage,
       logger,
@@ -164,6 +179,7 @@ export class ScheduleManager implements ScheduleHost {
         this.#running.delete(scheduler);
         return scheduler.stop();
       },
+      tick: () => this.settled().then(() => scheduler.tick()),
     };
   }
 

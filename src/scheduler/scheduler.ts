@@ -19,6 +19,7 @@
  * @module
  */
 import { InvalidArgumentError, messageOf } from '../errors.js';
+import { realClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { silentLogger } from '../internal/logger.js';
 import type { JobInsert, ScheduleRow, Storage } from '../storage/storage.js';
 import type { Logger } from '../types.js';
@@ -38,6 +39,12 @@ export interface SchedulerOptions {
   logger?: Logger;
   /** Time source (ms) used to plan fires. @default the storage's clock (`storage.clockNow()`) */
   clock?: () => number;
+  /**
+   * The host clock the timer loop sleeps on and measures its wake-up hints with (a virtual one
+   * in the testing kit). @default the real clock (`Date.now`, `setTimeout`)
+   * @internal
+   */
+  timers?: Clock;
   /** Longest sleep between ticks of the timer loop, in ms. @default 1000 */
   intervalMs?: number;
   /** Most schedules handled per tick. @default 100 */
@@ -100,6 +107,7 @@ export class Scheduler {
   readonly #buildJobs: SchedulerOptions['buildJobs'];
   readonly #logger: Logger;
   readonly #clock: (() => number) | undefined;
+  readonly #timers: Clock;
   readonly #intervalMs: number;
   readonly #batchSize: number;
   readonly #graceMs: number;
@@ -110,7 +118,7 @@ export class Scheduler {
   #running = false;
   /** Bumped by every start/stop, so a loop iteration of an earlier run never re-arms. */
   #generation = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
   /** `wake()` was called while a tick was in flight: tick again right after it. */
   #wakeRequested = false;
   /** Serializes ticks: the loop's and direct `tick()` calls never overlap. */
@@ -132,6 +140,7 @@ export class Scheduler {
     this.#buildJobs = options.buildJobs;
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock;
+    this.#timers = options.timers ?? realClock;
     this.#intervalMs = Math.min(positive(options.intervalMs, 'intervalMs', 1000), MAX_TIMER_MS);
     this.#batchSize = positive(options.batchSize, 'batchSize', 100, true);
     this.#graceMs = positive(options.missedGraceMs, 'missedGraceMs', DEFAULT_MISSED_GRACE_MS);
@@ -165,7 +174,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.#running = false;
     this.#generation++;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#chain.catch(() => {});
   }
@@ -182,7 +191,7 @@ export class Scheduler {
       this.#wakeRequested = true; // a tick is in flight
       return;
     }
-    clearTimeout(this.#timer);
+    this.#timers.clearTimeout(this.#timer);
     this.#arm(0);
   }
 
@@ -206,9 +215,7 @@ export class Scheduler {
   #arm(delayMs: number): void {
     const generation = this.#generation;
     // #loop does not reject: a failed tick is logged and re-armed.
-    const t = setTimeout(() => void this.#loop(generation), delayMs);
-    t.unref();
-    this.#timer = t;
+    this.#timer = this.#timers.setTimeout(() => void this.#loop(generation), delayMs, true);
   }
 
   async #loop(generation: number): Promise<void> {
@@ -231,7 +238,7 @@ export class Scheduler {
     if (o.more && !o.failed) return 0;
     const hint = this.#hintAt;
     if (hint === undefined) return this.#intervalMs;
-    const wait = hint - Date.now();
+    const wait = hint - this.#timers.now();
     if (wait <= 0) {
       this.#hintAt = undefined;
       return o.failed ? this.#intervalMs : 0;
@@ -244,7 +251,7 @@ export class Scheduler {
     const out: TickOutcome = { inserted: 0, failed: false, more: false };
     if (rows.length > 0) {
       const now = this.#clock ? this.#clock() : await this.#storage.clockNow();
-      const localNow = Date.now();
+      const localNow = this.#timers.now();
       let advanced = 0;
       for (const row of rows) {
         const r = await this.#fireRow(row, now, localNow);
@@ -256,7 +263,7 @@ export class Scheduler {
       }
       out.more = rows.length >= this.#batchSize && advanced > 0;
     }
-    if (!out.more && !out.failed && (this.#hintAt === undefined || this.#hintAt <= Date.now())) await this.#refreshHint();
+    if (!out.more && !out.failed && (this.#hintAt === undefined || this.#hintAt <= this.#timers.now())) await this.#refreshHint();
     return out;
   }
 
@@ -276,7 +283,7 @@ export class Scheduler {
       }
       const now = this.#clock ? this.#clock() : await this.#storage.clockNow();
       const earliest = all.reduce((min, r) => Math.min(min, r.nextRunAt), Infinity);
-      this.#hintAt = Date.now() + Math.max(MIN_HINT_MS, earliest - now);
+      this.#hintAt = this.#timers.now() + Math.max(MIN_HINT_MS, earliest - now);
     } catch (e) {
       this.#logger.warn('reading the next schedule fire time failed', { error: messageOf(e) });
     }
@@ -318,7 +325,7 @@ export class Scheduler {
     }
     this.#logger.debug('schedule fired', { schedule: row.name, slotAt: plan.slotAt, jobs: ids, nextRunAt: plan.nextRunAt });
     const hintAt = localNow + (plan.nextRunAt - now);
-    if (this.#hintAt === undefined || hintAt < this.#hintAt || this.#hintAt <= Date.now()) this.#hintAt = hintAt;
+    if (this.#hintAt === undefined || hintAt < this.#hintAt || this.#hintAt <= this.#timers.now()) this.#hintAt = hintAt;
     if (this.#onFired) {
       const inserted = new Set(ids);
       const queues = [...new Set(jobs.filter((j) => inserted.has(j.id)).map((j) => j.queue))];

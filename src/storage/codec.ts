@@ -4,10 +4,60 @@
  * job sees exactly what was written. Rejections are `SerializationError`s naming the path.
  * @module
  */
-import { PayloadTooLargeError, SerializationError } from '../errors.js';
+import { CodecError, PayloadTooLargeError, SerializationError } from '../errors.js';
 
 /** Default cap on one encoded payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/**
+ * How a payload written through a payload codec (`QueueOptions.codec`) begins in its column:
+ * `sdj1:<codec name>:<the codec's text>`. JSON text never begins with `s`, so a JSON payload
+ * column tells an encoded value from a plaintext one (written before the codec was turned on)
+ * by this prefix alone. @internal
+ */
+export const ENCODED_PREFIX = 'sdj1:';
+
+/**
+ * In memory only, never stored: a payload the queue's codec could not decode is handed on as
+ * `sdj1:!:<why>`, so decoding it as JSON throws a {@link CodecError} saying why. `!` is no
+ * codec's name. @internal
+ */
+export const UNDECODED_PREFIX = 'sdj1:!:';
+
+/**
+ * The text shown for a payload handed on as undecodable (`sdj1:!:<why>`): `[<why>]`; undefined
+ * for any other text. @internal
+ */
+export function undecodedNote(text: string): string | undefined {
+  return text.startsWith(UNDECODED_PREFIX) ? `[${text.slice(UNDECODED_PREFIX.length)}]` : undefined;
+}
+
+/**
+ * In memory only: a row (job or checkpoint) whose error text the queue's codec could not decode
+ * carries the {@link CodecError} under this key, while the text itself reads as a bracketed note
+ * saying why (for listings). A workflow reading such a row fails with the error instead of
+ * going on with the note. @internal
+ */
+export const UNDECODED_ERROR: unique symbol = Symbol('sdj.undecodedError');
+
+/** The decode failure of a row's error text (see {@link UNDECODED_ERROR}), if any. @internal */
+export function undecodedError(row: object): CodecError | undefined {
+  return (row as { [UNDECODED_ERROR]?: CodecError })[UNDECODED_ERROR];
+}
+
+/**
+ * The name of the payload codec that encoded a stored text, or undefined for plaintext (or a
+ * text that is not a payload codec's). For tools reading rows without the codec: an encoded
+ * value begins `sdj1:<codec name>:`.
+ * @example encodedPayloadCodec(row.argsJson ?? '') // 'aes-256-gcm'
+ */
+export function encodedPayloadCodec(stored: string): string | undefined {
+  if (!stored.startsWith(ENCODED_PREFIX)) return undefined;
+  const end = stored.indexOf(':', ENCODED_PREFIX.length);
+  if (end <= ENCODED_PREFIX.length) return undefined;
+  const name = stored.slice(ENCODED_PREFIX.length, end);
+  return name === '!' ? undefined : name;
+}
 
 /**
  * Encodes `value` as JSON text; `undefined` encodes as `null` (absent).
@@ -26,12 +76,19 @@ export function encodeJson(value: unknown, what: string, maxBytes = DEFAULT_MAX_
   return text;
 }
 
-/** Decodes JSON text written by {@link encodeJson}; `null` decodes as `undefined`. */
+/**
+ * Decodes JSON text written by {@link encodeJson}; `null` decodes as `undefined`.
+ * @throws CodecError for a payload a codec wrote that was not decoded; SerializationError for other text that is not JSON
+ */
 export function decodeJson(text: string | null, what = 'payload'): unknown {
   if (text === null) return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
+    // Only a failed parse looks for a codec's prefix: plaintext decoding costs nothing more.
+    if (text.startsWith(UNDECODED_PREFIX)) throw new CodecError('decode', text.slice(UNDECODED_PREFIX.length));
+    const codec = encodedPayloadCodec(text);
+    if (codec !== undefined) throw new CodecError('decode', `${what} was encoded by the payload codec "${codec}", which this queue does not have (QueueOptions.codec)`);
     throw new SerializationError(`${what} is not valid JSON`, { cause });
   }
 }

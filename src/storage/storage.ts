@@ -27,6 +27,7 @@ import type { BulkResult, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatP
 import type { EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
+import type { PatchSummaryRow, StepPatchSummaryParams } from './patch-rows.js';
 
 export type { Fence, JobInsert, JobInsertManyParams, JobProgressItem, JobProgressManyParams, JobRow } from './job-rows.js';
 
@@ -37,6 +38,7 @@ export type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope
 export type { BulkResult, BulkSkip, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
 
 export type { EventAppendItem, EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
+export { PATCH_STEP_PREFIX, type PatchSummaryRow, type StepPatchSummaryParams } from './patch-rows.js';
 /** Reasons a bulk action gives for a job it left alone (stable texts). */
 export { SKIP_ALREADY_FINISHED, SKIP_NOT_FOUND, SKIP_UNIQUE_HELD } from './shared/contract-messages.js';
 
@@ -494,6 +496,8 @@ export interface Storage<Tx = unknown> {
   stepRecord(p: StepRecordParams): Promise<boolean>;
   /** Many fenced {@link stepRecord}s in one transaction (workers coalesce concurrent checkpoints); per item, applied. */
   stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]>;
+  /** Per job type and patch id, what runs stored for `ctx.patched`, read in one statement (see {@link PatchSummaryRow}). */
+  stepPatchSummary(p: StepPatchSummaryParams): Promise<PatchSummaryRow[]>;
   /**
    * Fenced, one transaction: records the fan-out step, inserts the fan-out and all children
    * (batched), turns the parent `waiting` (attempt − 1, lease cleared, wake_at = deadline).

@@ -7,6 +7,7 @@
 import { JobTimeoutError, NoRetryError, SerializationError, UnknownJobTypeError } from '../errors.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { toJob } from '../core/job-mapper.js';
+import { realClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { storableErrorText } from '../internal/error-text.js';
 import { jobLogFields, withFields } from '../internal/job-logger.js';
 import type { Applied } from '../internal/write-retry.js';
@@ -251,7 +252,7 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
     job = toJob(row);
   } catch (err) {
     deps.onSettled?.(run);
-    await record(deps, run, toJob(row, { decode: false }), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, new SerializationError(String(err)));
+    await record(deps, run, toJob(row, { decode: false }), { outcome: 'failed', error: `cannot decode job payload: ${String(err)}` }, err instanceof SerializationError ? err : new SerializationError(String(err)));
     return;
   }
   // The start time is the one the claim stored (started_at, on the database clock).
@@ -263,11 +264,20 @@ export async function executeJob(deps: ExecutorDeps, run: JobRun): Promise<void>
     await record(deps, run, job, { outcome: 'failed', error: err.message }, err);
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  if (row.timeoutMs !== null) timer = setTimeout(() => run.fail(new JobTimeoutError(row.timeoutMs ?? 0)), row.timeoutMs);
-  invoke(handler, job, run);
+  // A run that can have history reads it first, so `ctx.patched` answers synchronously (a first run has none: no cost).
+  if (row.runCount > 1) await run.replay.preload();
+  // The timeout is armed on the queue's host clock (virtual under the testing kit); a job
+  // without a timeout reads no clock.
+  let clock: Clock | undefined;
+  let timer: TimerHandle | undefined;
+  if (row.timeoutMs !== null) {
+    clock = core.clock ?? realClock;
+    timer = clock.setTimeout(() => run.fail(new JobTimeoutError(row.timeoutMs ?? 0)), row.timeoutMs);
+  }
+  // The run may have lost its lease while reading: then it is over already (abandoned).
+  if (run.leaseHeld) invoke(handler, job, run);
   const settled = await run.outcome;
-  if (timer) clearTimeout(timer);
+  if (timer) clock?.clearTimeout(timer);
   // A checkpoint racing the end of the run still commits before the outcome is written.
   const diverged = await run.close();
   deps.onSettled?.(run);

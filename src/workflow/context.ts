@@ -7,13 +7,13 @@
  * a `try/catch` around the call cannot swallow the suspension.
  * @internal
  */
-import { FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
+import { CodecError, FanOutFailedError, InvalidArgumentError, InvalidStateError, LeaseLostError, NoRetryError, UnknownJobTypeError, messageOf } from '../errors.js';
 import { buildJobInsert } from '../core/enqueue.js';
 import { stepThrough } from '../core/middleware.js';
 import { writeChildren, type BuildChild } from './fan-out-children.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { checkDate, checkDuration, checkJobType, checkName, checkOptions, checkQueueName } from '../core/validate.js';
-import { decodeJson, encodeJson } from '../storage/codec.js';
+import { decodeJson, encodeJson, undecodedError } from '../storage/codec.js';
 import type { JobSuspendUntilParams, SignalConsumeResult } from '../storage/storage.js';
 import type { EnqueueOptions, Job, Logger } from '../types.js';
 import { collectResults, parseStrategy } from './fan-out.js';
@@ -64,8 +64,13 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const { replay, core } = this.host;
     const index = replay.take();
     const rec = await replay.recorded(index, name);
-    if (rec?.status === 'completed') return decodeJson(rec.outputJson, 'step result');
-    if (rec?.status === 'failed') throw new NoRetryError(new Error(rec.error ?? 'step failed'));
+    if (rec?.status === 'completed') return replay.decode(rec.outputJson, 'step result');
+    if (rec?.status === 'failed') {
+      // A step error no key of the codec opens ends the run rather than reaching the workflow as a note.
+      const undecoded = undecodedError(rec);
+      if (undecoded !== undefined) throw replay.undecodable(undecoded);
+      throw new NoRetryError(new Error(rec.error ?? 'step failed'));
+    }
     const handler = core.handlers.get(name);
     if (!handler) throw new NoRetryError(new UnknownJobTypeError(name));
     let value: unknown;
@@ -118,7 +123,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       });
       return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
-    const fanOutId = decodeJson(rec.outputJson, 'fan-out step') as string | null;
+    const fanOutId = replay.decode(rec.outputJson, 'fan-out step') as string | null;
     if (fanOutId === null) return [];
     // One call: the fan-out (expired first if its deadline passed, on the database clock) and its children.
     const read = await replay.durable(() => core.storage.fanOutCollect({ id: fanOutId }));
@@ -132,7 +137,13 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       const r = await replay.durable(() => core.storage.jobSuspend({ fence: replay.fence, step: null, wakeAt: fo.deadlineAt, waitSignal: null }));
       return this.#suspendOrLost(await this.#suspension(r), 'fan-out');
     }
-    const results = collectResults<T>(fo.total, children);
+    let results: FanOutResult<T>[];
+    try {
+      results = collectResults<T>(fo.total, children);
+    } catch (e) {
+      // A child's result or error no key of the codec opens ends the run.
+      throw e instanceof CodecError ? replay.undecodable(e) : e;
+    }
     if (fo.status === 'failed') {
       const failed = results.filter((r) => r.error).length;
       // Expiry cancels the unfinished children, so the counters alone cannot tell a timeout.
@@ -149,6 +160,10 @@ export class WorkflowContext<Args> implements JobContext<Args> {
 
   progress(value: number, message?: string): Promise<void> {
     return reportProgress(this.host, value, message);
+  }
+
+  patched(id: string): boolean {
+    return this.host.replay.patched(id);
   }
 
   async sleep(ms: number): Promise<void> {
@@ -169,12 +184,12 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const index = replay.take();
     const stepName = `signal:${signalName}`;
     const rec = await replay.recorded(index, stepName);
-    if (rec?.status === 'completed') return decodeJson(rec.outputJson, 'signal payload') as T | undefined;
+    if (rec?.status === 'completed') return replay.decode(rec.outputJson, 'signal payload') as T | undefined;
     if (rec?.status === 'failed') return undefined;
     // The deadline is fixed by the database on the first execution (now + timeout) and stored
     // in the waiting step; a replay passes the stored deadline back.
     const deadline: { deadlineAt: number | null; timeoutMs?: number } = rec
-      ? { deadlineAt: decodeJson(rec.outputJson, 'signal deadline') as number | null }
+      ? { deadlineAt: replay.decode(rec.outputJson, 'signal deadline') as number | null }
       : timeoutMs === undefined
         ? { deadlineAt: null }
         : { deadlineAt: null, timeoutMs };
@@ -191,7 +206,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     if (r.kind === 'lost') return this.#suspendOrLost(await this.#suspension(r), 'signal');
     switch (r.value.kind) {
       case 'consumed':
-        return decodeJson(r.value.payloadJson, 'signal payload') as T | undefined;
+        return replay.decode(r.value.payloadJson, 'signal payload') as T | undefined;
       case 'timed-out':
         return undefined;
       case 'suspended':
@@ -213,7 +228,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
     const index = replay.take();
     const stepName = 'sleep';
     const rec = await replay.recorded(index, stepName);
-    const recordedAt = rec ? (decodeJson(rec.outputJson, 'sleep step') as number) : undefined;
+    const recordedAt = rec ? (replay.decode(rec.outputJson, 'sleep step') as number) : undefined;
     const claimedAt = this.host.row.startedAt;
     if (recordedAt !== undefined && claimedAt !== null && recordedAt <= claimedAt) return;
     const timer = recordedAt === undefined ? { recorded: false, ...when } : { recorded: true, wakeAt: recordedAt };
@@ -223,7 +238,7 @@ export class WorkflowContext<Args> implements JobContext<Args> {
       if (retry && !t.recorded) {
         // An earlier attempt may have recorded the timer before its reply was lost: keep its wake time.
         const s = await replay.storedStep(index);
-        if (s?.stepName === stepName && s.status === 'completed') t = { recorded: true, wakeAt: decodeJson(s.outputJson, 'sleep step') as number };
+        if (s?.stepName === stepName && s.status === 'completed') t = { recorded: true, wakeAt: replay.decode(s.outputJson, 'sleep step') as number };
       }
       return core.storage.jobSuspendUntil({ fence: replay.fence, stepIndex: index, stepName, ...t });
     });
@@ -287,6 +302,9 @@ class StepContext<Args> implements JobContext<Args> {
   }
   waitForSignal(): Promise<never> {
     return Promise.reject(nested('waitForSignal'));
+  }
+  patched(): never {
+    throw nested('patched');
   }
   progress(value: number, message?: string): Promise<void> {
     return reportProgress(this.host, value, message);

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import type { FanOutRow, JobRow } from '../storage/storage.js';
-import { decodeJson } from '../storage/codec.js';
+import { decodeJson, undecodedError } from '../storage/codec.js';
 import { checkOptions } from '../core/validate.js';
 import type { FanOutOptions, FanOutResult, JobDefinition, SubJob, SubJobOptions } from './job-context.js';
 
@@ -48,13 +48,20 @@ export function parseStrategy(options: FanOutOptions): { strategy: FanOutRow['st
   throw new InvalidArgumentError(`fanOut strategy must be 'fail-fast', 'collect-all' or { threshold: r } with 0 < r <= 1`);
 }
 
-/** Builds ordered results from the children of a decided fan-out. @internal */
+/**
+ * Builds ordered results from the children of a decided fan-out.
+ * @throws CodecError when a child's result or error text cannot be decoded (see `QueueOptions.codec`)
+ * @internal
+ */
 export function collectResults<T>(total: number, children: readonly JobRow[]): FanOutResult<T>[] {
   const byIndex = new Map<number, JobRow>();
   for (const c of children) if (c.fanOutIndex !== null) byIndex.set(c.fanOutIndex, c);
   const out: FanOutResult<T>[] = [];
   for (let index = 0; index < total; index++) {
     const c = byIndex.get(index);
+    // A child's error text no key of the codec opens is not handed on as a note.
+    const undecoded = c === undefined || c.status === 'completed' ? undefined : undecodedError(c);
+    if (undecoded !== undefined) throw undecoded;
     if (!c) out.push({ index, error: new Error('sub-job missing') });
     else if (c.status === 'completed') out.push({ index, value: decodeJson(c.resultJson, 'result') as T });
     else if (c.status === 'failed') out.push({ index, error: new Error(c.lastError ?? 'sub-job failed') });

@@ -101,6 +101,31 @@ export interface JobContext<Args = unknown> {
   /** Waits for a signal sent with `queue.signal(job.id, name, payload)`; `undefined` on timeout. */
   waitForSignal<T = unknown>(name: string, options?: WaitForSignalOptions): Promise<T | undefined>;
   /**
+   * Lets workflow code change while runs are in flight: `true` for a run that reaches this point
+   * on code that has the patch, `false` for a run whose history was recorded past this point by
+   * code without it (replaying it takes the old branch). The first answer of a run is stored
+   * with its checkpoints, so the run gets the same answer for `id` every time it asks — on
+   * retries, resumes after a sleep, signal or fan-out, after a crash, and after
+   * `queue.retryJob(id, { fromFailedStep: true })` — wherever in the run it asks again. Stored
+   * answers are not steps: a later version of the code may drop the call and the old branch once
+   * no run in flight took it (`queue.patchStatus()` or `sdj patches` tells when).
+   *
+   * Synchronous: a run that can have history reads it before the handler starts, and the answer
+   * is written in the background; the run's next checkpoint, suspension or outcome waits until
+   * it is stored. Not available inside a step run by `ctx.call` (steps are not replayed, so their
+   * code may change freely).
+   * @param id names the change; at most 255 characters, no control characters, unique per workflow
+   * @throws InvalidArgumentError (synchronously) when `id` is not a non-empty string within the
+   * name limits; LeaseLostError when the run is over; a retryable StorageError when the run's
+   * history could not be read; DeterminismError once the replay diverged
+   * @example
+   * if (ctx.patched('send-sms')) {
+   *   await ctx.call('send-sms', order);   // new code; runs recorded before it skip this
+   * }
+   * await ctx.call('ship-order', order);
+   */
+  patched(id: string): boolean;
+  /**
    * Reports how far the run is: stored as the job's `progress` (`{ value, message, at }`, `at`
    * on the storage clock) and published as a `job.progress` event once stored.
    *

@@ -11,12 +11,22 @@
  * written (it alone keeps failing while the lease is confirmed) fails the `ctx.call` with the
  * storage error, as does a lost lease with `LeaseLostError`. Step error text is stored as
  * every database can store it (see `storableErrorText`).
+ *
+ * `ctx.patched` answers synchronously from the history, which the executor reads before the
+ * handler starts when the run can have one ({@link Replay.preload}). Its answer is stored as a
+ * checkpoint outside the step sequence (see `patches.ts`), written in the background through the
+ * same fenced, retried path; every later checkpoint and durable operation of the run waits until
+ * those answers are stored (and fails with the error of one that could not be), and so does the
+ * run's outcome (through {@link Replay.settle}). So a crash never leaves a later step stored
+ * without the answer that led to it.
  * @internal
  */
-import { DeterminismError, LeaseLostError, StorageError } from '../errors.js';
+import { CodecError, DeterminismError, LeaseLostError, StorageError } from '../errors.js';
+import { decodeJson } from '../storage/codec.js';
 import { storableErrorText } from '../internal/error-text.js';
 import { writeWhileHeld, type Applied } from '../internal/write-retry.js';
 import type { Fence, StepRecordParams, StepRow, Storage } from '../storage/storage.js';
+import { checkPatchId, decidePatch, patchStepName, storedPatches, type StoredPatches } from './patches.js';
 
 /** How a {@link Replay.durable} call ended: its value, or the run lost its lease first. @internal */
 export type DurableResult<R> = { kind: 'done'; value: R; retried: boolean } | { kind: 'lost' };
@@ -38,7 +48,12 @@ export class Replay {
   #loading: Promise<Map<number, StepRow>> | undefined;
   #writes: Set<Promise<unknown>> | undefined;
   #closed = false;
-  #diverged: DeterminismError | undefined;
+  #diverged: DeterminismError | CodecError | undefined;
+  #patches: StoredPatches | undefined;
+  /** Answer writes in flight; later durable work waits for them. */
+  #marks: Set<Promise<void>> | undefined;
+  /** Why an answer could not be stored (every later durable operation fails with it). */
+  #markFailure: { error: unknown } | undefined;
   readonly #write: (p: StepRecordParams) => Promise<Applied>;
 
   /**
@@ -76,8 +91,28 @@ export class Replay {
    * it again and the run fails with it even if the handler caught it (a handler that swallowed
    * it would otherwise go on against a history that is not its own).
    */
-  get diverged(): DeterminismError | undefined {
+  get diverged(): DeterminismError | CodecError | undefined {
     return this.#diverged;
+  }
+
+  /**
+   * A payload of this run's history (a checkpoint, a consumed signal, a child's result) that the
+   * queue's codec cannot decode: like a divergence, every later durable operation throws `error`
+   * and the run fails with it even if the handler caught it (going on without the payload would
+   * run the workflow on a history that is not its own). Returns `error`, to be thrown.
+   */
+  undecodable(error: CodecError): CodecError {
+    this.#diverged ??= error;
+    return error;
+  }
+
+  /** Decodes a payload of this run's history; one that cannot be decoded ends the run ({@link undecodable}). */
+  decode(text: string | null, what: string): unknown {
+    try {
+      return decodeJson(text, what);
+    } catch (e) {
+      throw e instanceof CodecError ? this.undecodable(e) : e;
+    }
   }
 
   /**
@@ -91,7 +126,7 @@ export class Replay {
     const row = steps.get(index);
     if (row && row.stepName !== name) {
       this.#diverged = new DeterminismError(
-        `workflow replay diverged at step ${index}: the history has "${row.stepName}" but the code now asks for "${name}" (steps must be called in the same order on every run)`,
+        `workflow replay diverged at step ${index}: the history has "${row.stepName}" but the code now asks for "${name}" (steps must be called in the same order on every run: put the change behind ctx.patched(id), or cancel the run and start it again)`,
       );
       throw this.#diverged;
     }
@@ -106,6 +141,8 @@ export class Replay {
   /** Writes a checkpoint (fenced). @throws LeaseLostError when the run no longer owns the job */
   async record(step: Omit<StepRow, 'jobId'>): Promise<void> {
     this.assertOpen();
+    const marks = this.#marksStored();
+    if (marks !== undefined) await marks;
     const row: StepRow = { jobId: this.fence.jobId, ...step, error: step.error === null ? null : storableErrorText(step.error) };
     const ok = await this.track(this.#writeHeld({ fence: this.fence, step: row }));
     if (!ok) throw new LeaseLostError('the checkpoint was not stored: this run no longer owns the job');
@@ -155,7 +192,82 @@ export class Replay {
    */
   durable<R>(call: (retry: boolean) => Promise<R>): Promise<DurableResult<R>> {
     this.assertOpen();
-    return this.track(this.#durable(call));
+    const marks = this.#marksStored();
+    return this.track(marks === undefined ? this.#durable(call) : marks.then(() => this.#durable(call)));
+  }
+
+  /**
+   * Reads the run's checkpoints before its handler starts, so {@link patched} can answer
+   * synchronously; retried like a durable operation while the run holds its lease. Called only
+   * for a run that can have history (not its job's first run). Never rejects: when the read
+   * fails, `patched` throws and `ctx.call` reads again.
+   */
+  async preload(): Promise<void> {
+    if (this.#steps !== undefined || this.fence.runCount === 1) return;
+    try {
+      await this.durable(() => this.#load());
+    } catch {
+      // Reported by `patched` (a StorageError, so the attempt is retried).
+    }
+  }
+
+  /**
+   * `ctx.patched(id)`: the run's stored answer for `id`, or — asked for the first time — the
+   * decision (see `patches.ts`), stored in the background; later durable work of the run waits
+   * for it. Synchronous.
+   * @throws InvalidArgumentError for a bad id; LeaseLostError when the run is over;
+   * DeterminismError after a divergence; StorageError when the history could not be read
+   */
+  patched(id: string): boolean {
+    const patchId = checkPatchId(id);
+    this.assertOpen();
+    if (this.#diverged) throw this.#diverged;
+    const history = this.#history();
+    const stored = (this.#patches ??= storedPatches(history));
+    const known = stored.answers.get(patchId);
+    if (known !== undefined) return known;
+    const answer = decidePatch(history, this.#next);
+    stored.answers.set(patchId, answer);
+    const stepIndex = stored.nextIndex--;
+    this.#mark({ jobId: this.fence.jobId, stepIndex, stepName: patchStepName(patchId), status: 'completed', outputJson: JSON.stringify(answer), error: null });
+    return answer;
+  }
+
+  /** The loaded history; a first run has none. */
+  #history(): Map<number, StepRow> {
+    if (this.#steps !== undefined) return this.#steps;
+    if (this.fence.runCount === 1) return (this.#steps = new Map());
+    throw new StorageError("ctx.patched cannot answer: the run's checkpoints could not be read before the handler started (the attempt is retried)");
+  }
+
+  /** Stores an answer in the background, tracked like a checkpoint write. */
+  #mark(row: StepRow): void {
+    const marks = (this.#marks ??= new Set());
+    const stored = this.track(this.#writeHeld({ fence: this.fence, step: row })).then((ok) => {
+      if (!ok) throw new LeaseLostError('the answer of ctx.patched was not stored: this run no longer owns the job');
+    });
+    const done: Promise<void> = stored.then(
+      () => void marks.delete(done),
+      (error: unknown) => {
+        this.#markFailure ??= { error };
+        marks.delete(done);
+      },
+    );
+    marks.add(done);
+  }
+
+  /**
+   * Resolves once every answer of this run is stored, rejecting with the error of one that could
+   * not be; `undefined` (nothing to wait for) in the usual case, so steps pay no extra turn.
+   */
+  #marksStored(): Promise<void> | undefined {
+    const failed = this.#markFailure;
+    if (failed !== undefined) return Promise.reject(failed.error);
+    const marks = this.#marks;
+    if (marks === undefined || marks.size === 0) return undefined;
+    return Promise.all([...marks]).then(() => {
+      if (this.#markFailure !== undefined) throw this.#markFailure.error;
+    });
   }
 
   async #durable<R>(call: (retry: boolean) => Promise<R>): Promise<DurableResult<R>> {
@@ -224,10 +336,17 @@ export class Replay {
     if (this.#steps) return this.#steps;
     // Checkpoints are written only by runs of this job, fenced by run_count: a first run has none.
     if (this.fence.runCount === 1) return (this.#steps = new Map());
-    this.#loading ??= this.storage.stepList({ jobId: this.fence.jobId }).then((rows) => {
-      this.#steps = new Map(rows.map((r) => [r.stepIndex, r]));
-      return this.#steps;
-    });
+    this.#loading ??= this.storage.stepList({ jobId: this.fence.jobId }).then(
+      (rows) => {
+        this.#steps ??= new Map(rows.map((r) => [r.stepIndex, r]));
+        return this.#steps;
+      },
+      (err: unknown) => {
+        // A failed read is tried again by the next caller.
+        this.#loading = undefined;
+        throw err;
+      },
+    );
     return this.#loading;
   }
 }

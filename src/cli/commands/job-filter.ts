@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { Job, JobStatus, Queue } from '../../index.js';
+import { shownText } from '../encryption.js';
 import { relativeTime, shorten, statusStyle, table, type Styler } from '../format.js';
 import { parseDuration, parseStatuses } from '../options.js';
 
@@ -57,7 +58,7 @@ export function jobTable(jobs: readonly Job[], now: number, style: Styler): stri
     { text: j.status, style: statusStyle(j.status) },
     `${j.attempt}/${j.maxRetries + 1}`,
     relativeTime(j.createdAt, now),
-    shorten(j.lastError, 60),
+    shorten(shownText(j.lastError), 60),
   ]);
   return table(
     [{ header: 'ID' }, { header: 'TYPE' }, { header: 'QUEUE' }, { header: 'STATUS' }, { header: 'ATTEMPT', align: 'right' }, { header: 'CREATED' }, { header: 'LAST ERROR' }],

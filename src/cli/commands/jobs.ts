@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { queueAction, type CommandContext } from '../context.js';
+import { SEARCH_NOTE, shownOutput, shownText } from '../encryption.js';
 import { CliError } from '../errors.js';
 import { compactJson, fields, plural, relativeTime, shorten, statusStyle, table, timeWithRelative } from '../format.js';
 import { parseLimit } from '../options.js';
@@ -67,6 +68,8 @@ async function listJobs({ queue, out }: CommandContext, _args: string[], options
   if (out.json) return out.printJson(page);
   if (page.jobs.length === 0) return out.print(cursor === undefined ? 'No jobs match.' : 'No more jobs.');
   out.print(jobTable(page.jobs, out.now, out.style));
+  // Without the keys, --search runs against ciphertext: say so when the listing shows it.
+  if (options['search'] !== undefined && page.jobs.some((j) => shownText(j.lastError) !== j.lastError)) out.print(out.style('dim', SEARCH_NOTE));
   if (page.nextCursor !== undefined) out.print(`\n${out.style('dim', `More jobs: add --cursor ${page.nextCursor}`)}`);
 }
 
@@ -74,7 +77,7 @@ async function showJob({ queue, out }: CommandContext, [id]: string[]): Promise<
   const jobId = id ?? '';
   const job = await queue.getJob(jobId);
   if (job === undefined) throw new CliError(`job ${jobId} not found`);
-  const [steps, kids] = await Promise.all([queue.getSteps(jobId), queue.listJobs({ parentId: jobId, limit: CHILDREN_SHOWN, order: 'asc' })]);
+  const [steps, kids, row] = await Promise.all([queue.getSteps(jobId), queue.listJobs({ parentId: jobId, limit: CHILDREN_SHOWN, order: 'asc' }), queue.storage.jobGet({ id: jobId })]);
   const more = kids.nextCursor !== undefined;
   if (out.json) return out.printJson({ job, steps, children: kids.jobs, moreChildren: more });
   const s = out.style;
@@ -96,10 +99,11 @@ async function showJob({ queue, out }: CommandContext, [id]: string[]): Promise<
         ['run at', timeWithRelative(job.runAt, now)],
         ['started', timeWithRelative(job.startedAt, now)],
         ['finished', timeWithRelative(job.completedAt, now)],
-        ['args', compactJson(job.args)],
-        ['result', compactJson(job.result)],
+        // A payload left out because it could not be decoded shows what encoded it.
+        ['args', job.args === undefined && row?.argsJson != null ? shownText(row.argsJson) : compactJson(job.args)],
+        ['result', job.result === undefined && row?.resultJson != null ? shownText(row.resultJson) : compactJson(job.result)],
         ['meta', meta],
-        ['last error', job.lastError === undefined ? undefined : s('red', job.lastError.split('\n').join('\n    '))],
+        ['last error', job.lastError === undefined ? undefined : s('red', (shownText(job.lastError) ?? '').split('\n').join('\n    '))],
       ],
       s,
     ),
@@ -111,13 +115,13 @@ async function showJob({ queue, out }: CommandContext, [id]: string[]): Promise<
       st.name,
       { text: st.status, style: statusStyle(st.status) },
       relativeTime(st.at, now),
-      st.error !== undefined ? shorten(st.error, 70) : shorten(compactJson(st.output), 70),
+      st.error !== undefined ? shorten(shownText(st.error), 70) : shorten(shownOutput(st.output), 70),
     ]);
     out.print(table([{ header: '#', align: 'right' }, { header: 'NAME' }, { header: 'STATUS' }, { header: 'AT' }, { header: 'OUTPUT / ERROR' }], rows, s));
   }
   if (kids.jobs.length > 0) {
     out.print(`\n${s('bold', `Sub-jobs (${more ? `first ${kids.jobs.length}` : kids.jobs.length})`)}`);
-    const rows = kids.jobs.map((k) => [k.id, k.type, { text: k.status, style: statusStyle(k.status) }, `${k.attempt}/${k.maxRetries + 1}`, relativeTime(k.createdAt, now), shorten(k.lastError, 50)]);
+    const rows = kids.jobs.map((k) => [k.id, k.type, { text: k.status, style: statusStyle(k.status) }, `${k.attempt}/${k.maxRetries + 1}`, relativeTime(k.createdAt, now), shorten(shownText(k.lastError), 50)]);
     out.print(table([{ header: 'ID' }, { header: 'TYPE' }, { header: 'STATUS' }, { header: 'ATTEMPT', align: 'right' }, { header: 'CREATED' }, { header: 'LAST ERROR' }], rows, s));
     if (more) out.print(s('dim', `More sub-jobs: sdj jobs list --parent ${job.id} (${plural(CHILDREN_SHOWN, 'job')} shown)`));
   }

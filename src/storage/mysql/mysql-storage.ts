@@ -31,6 +31,7 @@ import * as inserts from './job-insert.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
 import * as listing from './listing.js';
+import * as patches from './patch-ops.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as progress from './progress-ops.js';
@@ -71,6 +72,7 @@ const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({
   ...flow,
   ...limits,
   ...listing,
+  ...patches,
   ...bulk,
   ...events,
   ...retention,

@@ -31,6 +31,7 @@ import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
 import * as listing from './listing.js';
+import * as patches from './patch-ops.js';
 import * as retention from './retention.js';
 import { PgListener } from './listener.js';
 import { migrate } from './migrate.js';
@@ -65,6 +66,7 @@ const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({
   migrate,
   ...jobs,
   ...listing,
+  ...patches,
   ...bulk,
   ...events,
   ...retention,

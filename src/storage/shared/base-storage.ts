@@ -58,6 +58,7 @@ import type {
   LimitScope,
   LimitSetParams,
   LimitUsageRow,
+  PatchSummaryRow,
   QueueSummaryRow,
   ReclaimedJob,
   ScheduleFireParams,
@@ -66,6 +67,7 @@ import type {
   ScheduleUpsertResult,
   SignalConsumeParams,
   SignalConsumeResult,
+  StepPatchSummaryParams,
   StepRecordParams,
   StepRow,
   Storage,
@@ -137,6 +139,7 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   stepList: true,
   stepRecord: true,
   stepRecordMany: true,
+  stepPatchSummary: true,
   jobSuspendFanOut: true,
   jobSuspend: true,
   jobSuspendUntil: true,
@@ -483,6 +486,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   stepRecordMany(p: { items: StepRecordParams[] }): Promise<boolean[]> {
     if (this.#skip(p.items.length === 0)) return Promise.resolve<boolean[]>([]);
     return this.run('stepRecordMany', p);
+  }
+
+  /** @inheritdoc */
+  stepPatchSummary(p: StepPatchSummaryParams): Promise<PatchSummaryRow[]> {
+    return this.run('stepPatchSummary', p);
   }
 
   /** @inheritdoc */

@@ -49,6 +49,7 @@ import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
 import * as listing from './listing.js';
+import * as patches from './patch-ops.js';
 import * as retention from './retention.js';
 import { migrate } from './migrate.js';
 import * as progress from './progress-ops.js';
@@ -80,6 +81,7 @@ const OPERATIONS = operationsFrom<SqliteContext, SqliteDatabaseLike>({
   migrate,
   ...jobs,
   ...listing,
+  ...patches,
   ...bulk,
   ...events,
   ...retention,
