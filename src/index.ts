@@ -15,12 +15,15 @@ export { Queue, type QueueOptions, type WaitForJobOptions } from './queue/queue.
 export type { RunMiddleware, RunInfo, StepMiddleware, StepCallInfo, EnqueueMiddleware, EnqueueRequest, EnqueueSource } from './core/middleware.js';
 export type { EventStreamOptions, JobHook, JobErrorHook, ReclaimHook, Unsubscribe } from './core/events.js';
 export type { FleetEventStreamOptions } from './core/fleet-stream.js';
-export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-api.js';
+export type { ScheduleOptions, ScheduleInfo } from './queue/schedule-types.js';
 export type {
   JobFilterOptions,
   ListJobsOptions,
   JobPage,
   StepInfo,
+  SignalInfo,
+  GetSignalsOptions,
+  GetStepsOptions,
   BulkOptions,
   BulkProgress,
   BulkOutcome,

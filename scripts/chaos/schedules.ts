@@ -8,7 +8,7 @@
  *   so slots must still never fire twice, stay on the grid, and keep coming.
  */
 import type { Queue } from '../../src/queue/queue.js';
-import type { ScheduleOptions } from '../../src/queue/schedule-api.js';
+import type { ScheduleOptions } from '../../src/queue/schedule-types.js';
 import { every } from '../../src/scheduler/schedules.js';
 import { ROOT_QUEUE } from './handlers.js';
 

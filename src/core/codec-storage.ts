@@ -12,9 +12,10 @@
  * value without the `sdj1:` prefix is plaintext).
  *
  * Decoding never throws for a whole read. A payload the codec cannot decode is handed on:
- * - args, results, checkpoint outputs, signal payloads, events and schedule options as an
- *   in-memory marker (`UNDECODED_PREFIX`), so decoding it as JSON throws `CodecError` naming the
- *   job and the reason — a run fails with it at once, a listing shows the job without payloads;
+ * - args, results, checkpoint outputs, signal payloads (consumed and listed), events and
+ *   schedule options as an in-memory marker (`UNDECODED_PREFIX`), so decoding it as JSON throws
+ *   `CodecError` naming the job and the reason — a run fails with it at once, a listing shows
+ *   the job without payloads (checkpoints and signals with the reason instead);
  * - error texts and progress messages as a bracketed text saying why they cannot be read; a
  *   row whose error text is such a note also carries the `CodecError` (`UNDECODED_ERROR`), so a
  *   workflow replaying a failed step or collecting a failed child fails with it.
@@ -31,6 +32,7 @@ type Wrapped =
   | 'jobGet'
   | 'jobGetMany'
   | 'jobList'
+  | 'jobListScan'
   | 'jobCount'
   | 'jobClaim'
   | 'jobClaimLimited'
@@ -43,6 +45,7 @@ type Wrapped =
   | 'jobSuspend'
   | 'fanOutCollect'
   | 'signalSend'
+  | 'signalList'
   | 'signalConsumeOrWait'
   | 'eventAppendMany'
   | 'eventReadAfter'
@@ -61,6 +64,7 @@ export const PASSED_THROUGH = {
   close: true,
   clockNow: true,
   jobCountByStatus: true,
+  jobCountByStatusCapped: true,
   jobHeartbeat: true,
   jobRelease: true,
   jobReclaimExpired: true,
@@ -78,6 +82,7 @@ export const PASSED_THROUGH = {
   limitUsage: true,
   queueSetPaused: true,
   queueSummary: true,
+  queueSummaryCapped: true,
   workerBeat: true,
   workerList: true,
   workerRemove: true,
@@ -206,6 +211,11 @@ function wrappers<Tx>(s: Storage<Tx>, p: Payloads): Pick<Storage<Tx>, Wrapped> {
       checkSearch(codec, q);
       return p.rows(await s.jobList(q));
     },
+    jobListScan: async (q) => {
+      checkSearch(codec, q);
+      const r = await s.jobListScan(q);
+      return { ...r, rows: p.rows(r.rows) };
+    },
     jobCount: async (q) => {
       checkSearch(codec, q);
       return s.jobCount(q);
@@ -232,6 +242,8 @@ function wrappers<Tx>(s: Storage<Tx>, p: Payloads): Pick<Storage<Tx>, Wrapped> {
       return r === undefined ? r : { ...r, children: p.rows(r.children) };
     },
     signalSend: async (q) => s.signalSend({ ...q, payloadJson: p.encOrNull(q.payloadJson, `payload of signal "${q.name}" to job ${q.jobId}`) }),
+    signalList: async (q) =>
+      (await s.signalList(q)).map((r) => (some(r.payloadJson) ? { ...r, payloadJson: p.strict(r.payloadJson, `payload of signal ${r.seq} ("${r.name}") of job ${q.jobId}`) } : r)),
     signalConsumeOrWait: async (q) => {
       const r = await s.signalConsumeOrWait(q);
       return r.kind === 'consumed' ? { ...r, payloadJson: p.strict(r.payloadJson, `payload of signal "${q.signalName}" of job ${q.fence.jobId}`) } : r;

@@ -3,16 +3,20 @@
  * @internal
  */
 import { withMigrateHint } from '../core/migrate-hint.js';
+import { checkInt, checkOptions } from '../core/validate.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { queueLimitInfos } from './limits.js';
 import type { QueueInfo, WorkerInfo } from './operator-types.js';
 
 /**
  * `queue.queues()`: every known queue with its depth per status and its limits; a queue with
- * limits is listed also while it holds no job.
+ * limits is listed also while it holds no job. With `cap`, the counts are capped (exact up to
+ * it, `cap + 1` beyond). @throws (rejects) InvalidArgumentError on bad options
  */
-export async function listQueues(core: QueueCore): Promise<QueueInfo[]> {
-  const [rows, limits] = await Promise.all([core.storage.queueSummary(), queueLimitInfos(core)]);
+export async function listQueues(core: QueueCore, options: { cap?: number } = {}): Promise<QueueInfo[]> {
+  const o = checkOptions<{ cap?: number }>(options, 'queues options', ['cap']);
+  const summary = o.cap === undefined ? core.storage.queueSummary() : core.storage.queueSummaryCapped({ cap: checkInt(o.cap, 'cap', 0) });
+  const [rows, limits] = await Promise.all([summary, queueLimitInfos(core)]);
   const out = rows.map((r) => {
     const q: QueueInfo = { name: r.name, paused: r.paused, pending: r.pending, running: r.running, waiting: r.waiting, failed: r.failed, pausedJobs: r.pausedJobs };
     if (r.oldestPendingAgeMs !== null) q.oldestPendingAgeMs = r.oldestPendingAgeMs;

@@ -1,19 +1,22 @@
 /**
- * Looking at jobs: `listJobs` (filters, keyset pagination), `getSteps`, and the filter checks
- * shared with the bulk actions.
+ * Looking at jobs: `listJobs` (filters, keyset pagination), `getSteps`, `getSignals`, and the
+ * filter checks shared with the bulk actions.
  * @internal
  */
 import { InvalidArgumentError, JobNotFoundError } from '../errors.js';
 import { decodeJson, undecodedNote } from '../storage/codec.js';
-import type { JobFilter, JobRow } from '../storage/storage.js';
+import { scanBudgetApplies, type JobFilter, type JobRow } from '../storage/storage.js';
 import { JOB_STATUSES, type Job, type JobStatus } from '../types.js';
 import type { QueueCore } from '../core/queue-core.js';
 import { toJob } from '../core/job-mapper.js';
 import { checkDate, checkInt, checkName, checkOptions, checkQueueName, checkTag, describe } from '../core/validate.js';
-import type { JobFilterOptions, JobPage, ListJobsOptions, StepInfo } from './operator-types.js';
+import type { GetSignalsOptions, GetStepsOptions, JobFilterOptions, JobPage, ListJobsOptions, SignalInfo, StepInfo } from './operator-types.js';
 
 /** The filter fields every listing and bulk action accepts. */
 export const FILTER_KEYS = ['status', 'queue', 'type', 'tenant', 'parentId', 'search', 'createdAfter', 'createdBefore'] as const;
+
+/** The largest scan budget `listJobs` accepts (`scanLimit`). */
+const MAX_SCAN_LIMIT = 1_000_000;
 
 /** Validates filter fields into the storage's filter. @throws InvalidArgumentError */
 export function checkFilter(o: JobFilterOptions): JobFilter {
@@ -70,37 +73,74 @@ export function listedJob(row: JobRow): Job {
 
 /** `queue.listJobs()`. */
 export async function listJobs(core: QueueCore, options: ListJobsOptions): Promise<JobPage> {
-  const o = checkOptions<ListJobsOptions>(options, 'listJobs options', [...FILTER_KEYS, 'limit', 'cursor', 'order']);
+  const o = checkOptions<ListJobsOptions>(options, 'listJobs options', [...FILTER_KEYS, 'limit', 'cursor', 'order', 'scanLimit']);
   const filter = checkFilter(o);
   const limit = o.limit === undefined ? 50 : checkInt(o.limit, 'limit', 1, 500);
   if (o.order !== undefined && o.order !== 'asc' && o.order !== 'desc') throw new InvalidArgumentError(`order must be 'asc' or 'desc', got ${describe(o.order)}`);
   const order = o.order ?? 'desc';
+  const scanLimit = o.scanLimit === undefined ? undefined : checkInt(o.scanLimit, 'scanLimit', 1, MAX_SCAN_LIMIT);
   const afterId = o.cursor === undefined ? undefined : decodeCursor(o.cursor, order);
   // One row more than the page tells whether another page exists.
-  const rows = await core.storage.jobList({ ...filter, limit: limit + 1, order, ...(afterId === undefined ? {} : { afterId }) });
-  const page = rows.slice(0, limit);
+  const params = { ...filter, limit: limit + 1, order, ...(afterId === undefined ? {} : { afterId }) };
+  // A listing the budget does not apply to is the same with or without it.
+  const budgeted = scanLimit !== undefined && scanBudgetApplies(filter);
+  const scan = budgeted ? await core.storage.jobListScan({ ...params, scanLimit }) : { rows: await core.storage.jobList(params), scanEnd: null };
+  const page = scan.rows.slice(0, limit);
   const out: JobPage = { jobs: page.map(listedJob) };
-  if (rows.length > limit) out.nextCursor = encodeCursor(order, page[page.length - 1]!.id);
+  if (scan.rows.length > limit) out.nextCursor = encodeCursor(order, page[page.length - 1]!.id);
+  else if (scan.scanEnd !== null && scanLimit !== undefined) {
+    // The budget ran out first: the next page starts right after the last job read.
+    out.nextCursor = encodeCursor(order, scan.scanEnd);
+    out.scanExhausted = true;
+    out.scanned = scanLimit;
+  }
   return out;
 }
 
-/** `queue.getSteps()`: a job's checkpoints by index. @throws JobNotFoundError */
-export async function getSteps(core: QueueCore, id: string): Promise<StepInfo[]> {
+/** Most checkpoints or signals one page may ask for. */
+const MAX_PAGE = 1000;
+
+/** `queue.getSteps()`: a job's checkpoints by index, all or a page. @throws JobNotFoundError, InvalidArgumentError */
+export async function getSteps(core: QueueCore, id: string, options?: GetStepsOptions): Promise<StepInfo[]> {
   checkName(id, 'job id');
-  const [job, steps] = await Promise.all([core.storage.jobGet({ id }), core.storage.stepList({ jobId: id, withTimes: true })]);
+  const o = checkOptions<GetStepsOptions>(options, 'getSteps options', ['limit', 'after']);
+  const page: { afterIndex?: number; limit?: number } = {};
+  if (o.limit !== undefined) page.limit = checkInt(o.limit, 'limit', 1, MAX_PAGE);
+  // A page starts above the stored answers of `ctx.patched` (negative indexes): they are not steps.
+  if (o.limit !== undefined || o.after !== undefined) page.afterIndex = o.after === undefined ? -1 : checkInt(o.after, 'after', -1);
+  const [job, steps] = await Promise.all([core.storage.jobGet({ id }), core.storage.stepList({ jobId: id, withTimes: true, ...page })]);
   if (job === undefined && steps.length === 0) throw new JobNotFoundError(id);
   // The answers `ctx.patched` stored (negative indexes) are not steps: `patchStatus` reports them.
   return steps.filter((s) => s.stepIndex >= 0).map((s) => {
     const step: StepInfo = { index: s.stepIndex, name: s.stepName, status: s.status, at: new Date(s.createdAt ?? 0) };
-    if (s.outputJson !== null) {
-      try {
-        step.output = decodeJson(s.outputJson, 'step output');
-      } catch {
-        // Why it cannot be decoded (no key of the codec opens it), or the stored text as it is.
-        step.output = undecodedNote(s.outputJson) ?? s.outputJson;
-      }
-    }
+    if (s.outputJson !== null) step.output = shownPayload(s.outputJson, 'step output');
     if (s.error !== null) step.error = s.error;
     return step;
+  });
+}
+
+/** A stored payload as a value, or why it cannot be decoded (a listing never fails on one). */
+function shownPayload(json: string, what: string): unknown {
+  try {
+    return decodeJson(json, what);
+  } catch {
+    // Why it cannot be decoded (no key of the codec opens it), or the stored text as it is.
+    return undecodedNote(json) ?? json;
+  }
+}
+
+/** `queue.getSignals()`: a job's signals, oldest first. @throws JobNotFoundError, InvalidArgumentError */
+export async function getSignals(core: QueueCore, id: string, options: GetSignalsOptions | undefined): Promise<SignalInfo[]> {
+  checkName(id, 'job id');
+  const o = checkOptions<GetSignalsOptions>(options, 'getSignals options', ['limit', 'after']);
+  const limit = o.limit === undefined ? 100 : checkInt(o.limit, 'limit', 1, MAX_PAGE);
+  const after = o.after === undefined ? {} : { afterSeq: checkInt(o.after, 'after', 0, Number.MAX_SAFE_INTEGER) };
+  const [job, signals] = await Promise.all([core.storage.jobGet({ id }), core.storage.signalList({ jobId: id, limit, ...after })]);
+  if (job === undefined && signals.length === 0) throw new JobNotFoundError(id);
+  return signals.map((s) => {
+    const info: SignalInfo = { seq: s.seq, name: s.name, sentAt: new Date(s.createdAt) };
+    if (s.payloadJson !== null) info.payload = shownPayload(s.payloadJson, 'signal payload');
+    if (s.consumedAt !== null) info.consumedAt = new Date(s.consumedAt);
+    return info;
   });
 }

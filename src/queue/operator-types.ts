@@ -1,6 +1,6 @@
 /**
- * Public types of the operator API on `Queue`: listings, steps, bulk actions, queues and
- * workers (see docs/operations.md).
+ * Public types of the operator API on `Queue`: listings, steps, signals, bulk actions, queues
+ * and workers (see docs/operations.md).
  * @module
  */
 import type { QueueLimitInfo } from '../flow-types.js';
@@ -37,6 +37,26 @@ export interface ListJobsOptions extends JobFilterOptions {
   cursor?: string;
   /** Newest first (`desc`, the default) or oldest first (`asc`), by creation. */
   order?: 'asc' | 'desc';
+  /**
+   * A scan budget: read at most this many jobs (matching or not, whatever their status) after
+   * the cursor, in the listing's order, and return the matches among them. The page then comes
+   * back short, even empty, with `scanExhausted: true` and a `nextCursor` that continues right
+   * after the last job read: a filter few jobs match costs at most this many rows per page
+   * instead of a walk through every job. Walking every page gives exactly the jobs, in the
+   * same order, that pages without a budget give.
+   *
+   * It applies to filters that name a `queue`, `type`, `tenant`, `search`, `createdAfter` or
+   * `createdBefore` — tests no index answers in id order. Without one of those, or with a
+   * `parentId` (its sub-jobs are read through their own index), the listing is the same as
+   * without a budget; so it is on SQLite and MySQL/MariaDB for statuses holding 5,000 jobs or
+   * fewer, read through their index. A whole number from 1 to 1,000,000.
+   * @default no budget: a page is filled (or the listing reaches its last job)
+   * @throws InvalidArgumentError for anything else
+   * @example
+   * const page = await queue.listJobs({ search: 'quota', scanLimit: 20_000 });
+   * if (page.scanExhausted) console.log(`looked through ${page.scanned} jobs; continue with`, page.nextCursor);
+   */
+  scanLimit?: number;
 }
 
 /** A page of `queue.listJobs()`. */
@@ -45,6 +65,15 @@ export interface JobPage {
   jobs: Job[];
   /** Pass as `cursor` for the next page; absent on the last page. */
   nextCursor?: string;
+  /**
+   * Set when the `scanLimit` budget ran out before a match beyond this page was found: `jobs`
+   * holds the matches among the jobs read (a page, fewer, or none) and `nextCursor` continues
+   * the scan right after the last job read. Absent when the listing found more matches than a
+   * page, when it reached its last job, and without a budget.
+   */
+  scanExhausted?: true;
+  /** With `scanExhausted`: how many jobs this page read (the `scanLimit`). */
+  scanned?: number;
 }
 
 /** A workflow checkpoint, as `queue.getSteps()` returns it. */
@@ -61,6 +90,42 @@ export interface StepInfo {
   error?: string;
   /** When the checkpoint was recorded. */
   at: Date;
+}
+
+/** A signal sent to a job, as `queue.getSignals()` returns it. */
+export interface SignalInfo {
+  /** Its position among every signal sent (increasing: signals of a job in the order sent). */
+  seq: number;
+  /** The name a `ctx.waitForSignal(name)` waits for. */
+  name: string;
+  /**
+   * The payload sent with it; absent when none was sent. A payload the queue's codec cannot
+   * decode shows as a bracketed text saying why (as `getSteps` outputs do).
+   */
+  payload?: unknown;
+  /** When it was sent (database clock). */
+  sentAt: Date;
+  /** When a wait of its name consumed it; absent while it is buffered. */
+  consumedAt?: Date;
+}
+
+/** Options of `queue.getSignals()`. */
+export interface GetSignalsOptions {
+  /** Most signals returned (the oldest ones), 1 to 1000. @default 100 */
+  limit?: number;
+  /**
+   * The `seq` of the last signal of the previous page: only later ones are returned (a whole
+   * number; absent: from the first).
+   */
+  after?: number;
+}
+
+/** Options of `queue.getSteps()`: a page of checkpoints (without options, every checkpoint). */
+export interface GetStepsOptions {
+  /** Most checkpoints returned (the lowest indexes), 1 to 1000. @default every checkpoint */
+  limit?: number;
+  /** The index of the last checkpoint of the previous page: only higher indexes are returned (-1: from the first). */
+  after?: number;
 }
 
 /** Progress of a bulk action, reported after each batch. */

@@ -28,13 +28,14 @@ import { checkInt, checkJobType, checkLogger, checkName, checkOptions, checkQueu
 import * as ops from './operations.js';
 import { bulkAction, deleteJob } from './bulk.js';
 import { listQueues, listWorkers } from './fleet.js';
-import { getSteps, listedJob, listJobs } from './listing.js';
-import type { BulkOptions, BulkOutcome, JobFilterOptions, JobPage, ListJobsOptions, QueueInfo, RetryJobOptions, StepInfo, WorkerInfo } from './operator-types.js';
+import { getSignals, getSteps, listedJob, listJobs } from './listing.js';
+import type { BulkOptions, BulkOutcome, GetSignalsOptions, GetStepsOptions, JobFilterOptions, JobPage, ListJobsOptions, QueueInfo, RetryJobOptions, SignalInfo, StepInfo, WorkerInfo } from './operator-types.js';
 import { patchStatus, type PatchStatus, type PatchStatusOptions } from './patch-status.js';
 import { waitForJob } from './wait-for-job.js';
 import { enqueueBatchThrough, enqueueOneThrough } from './enqueue-middleware.js';
 import type { EnqueueMiddleware, MiddlewareLists, RunMiddleware, StepMiddleware } from '../core/middleware.js';
-import { ScheduleManager, type ScheduleInfo, type ScheduleOptions } from './schedule-api.js';
+import { ScheduleManager } from './schedule-api.js';
+import type { ScheduleInfo, ScheduleOptions } from './schedule-types.js';
 import type { Schedule } from '../scheduler/schedules.js';
 
 /** Options of `new Queue(storage, options)`. */
@@ -212,12 +213,20 @@ export class Queue<Tx = unknown> {
     return waitForJob<Args, Result>(this.#core, id, options);
   }
 
-  /** Job counts by status, for all queues or one. */
-  async stats(options: { queue?: string } = {}): Promise<JobCounts> {
-    const o = checkOptions<{ queue?: string }>(options, 'stats options', ['queue']);
+  /**
+   * Job counts by status, for all queues or one: exact, every job counted. With `cap` (an
+   * integer from 0), each count is exact up to `cap` and reads `cap + 1` for a status with more
+   * jobs, and the storage reads at most about cap + 1 index entries per status however many jobs
+   * it keeps: what a page that polls the counts should ask for (see docs/operations.md).
+   * @example
+   * const c = await queue.stats({ cap: 100_000 });
+   * const shown = c.completed > 100_000 ? '100,000+' : c.completed.toLocaleString();
+   */
+  async stats(options: { queue?: string; cap?: number } = {}): Promise<JobCounts> {
+    const o = checkOptions<{ queue?: string; cap?: number }>(options, 'stats options', ['queue', 'cap']);
     const p: { queue?: string } = {};
     if (o.queue !== undefined) p.queue = checkQueueName(o.queue);
-    const counts = await this.#core.storage.jobCountByStatus(p);
+    const counts = o.cap === undefined ? await this.#core.storage.jobCountByStatus(p) : await this.#core.storage.jobCountByStatusCapped({ ...p, cap: checkInt(o.cap, 'cap', 0) });
     return Object.fromEntries(JOB_STATUSES.map((s) => [s, counts[s] ?? 0])) as Record<JobStatus, number>;
   }
 
@@ -370,20 +379,38 @@ export class Queue<Tx = unknown> {
   /**
    * A page of jobs matching the filters, newest first (by creation) unless `order: 'asc'`;
    * pass `nextCursor` back as `cursor` for the next page. Pages stay correct while jobs change
-   * state or new ones arrive: no job is shown twice or skipped for that.
+   * state or new ones arrive: no job is shown twice or skipped for that. `scanLimit` bounds the
+   * jobs a page reads: a page may then come back short with `scanExhausted` (see its option).
    * @example
    * const { jobs, nextCursor } = await queue.listJobs({ status: 'failed', queue: 'emails', search: 'timeout' });
-   * @throws (rejects) InvalidArgumentError on a bad filter, limit or cursor
+   * @throws (rejects) InvalidArgumentError on a bad filter, limit, cursor or scanLimit
    */
   listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
     return listJobs(this.#core, options);
   }
   /**
    * A job's workflow checkpoints, by step index (the answers `ctx.patched` stored are not steps
-   * and are not listed: see `patchStatus`). @throws (rejects) JobNotFoundError
+   * and are not listed: see `patchStatus`): every one, or a page of them with `{ limit, after }`
+   * (those whose index is above `after`, at most `limit`, 1 to 1000).
+   * @example
+   * const first = await queue.getSteps(id, { limit: 100 });
+   * const next = await queue.getSteps(id, { limit: 100, after: first.at(-1)?.index });
+   * @throws (rejects) JobNotFoundError for an unknown job; InvalidArgumentError on bad options
    */
-  getSteps(id: string): Promise<StepInfo[]> {
-    return getSteps(this.#core, id);
+  getSteps(id: string, options?: GetStepsOptions): Promise<StepInfo[]> {
+    return getSteps(this.#core, id, options);
+  }
+  /**
+   * The signals sent to a job, oldest first: those its waits consumed (`consumedAt`) and those
+   * still buffered. At most `limit` (1 to 1000, default 100): the oldest ones, or the next ones
+   * after the `seq` given as `after`.
+   * @example
+   * const buffered = (await queue.getSignals(id)).filter((s) => s.consumedAt === undefined);
+   * const next = await queue.getSignals(id, { after: page.at(-1)?.seq });
+   * @throws (rejects) JobNotFoundError for an unknown job; InvalidArgumentError on a bad limit or after
+   */
+  getSignals(id: string, options?: GetSignalsOptions): Promise<SignalInfo[]> {
+    return getSignals(this.#core, id, options);
   }
   /**
    * Where each `ctx.patched(id)` change stands, per workflow type and patch id: runs that took
@@ -452,9 +479,14 @@ export class Queue<Tx = unknown> {
   limits(): Promise<LimitInfo[]> {
     return listLimits(this.#core);
   }
-  /** Every queue with its depth per status, oldest due pending age, paused flag and limits. */
-  queues(): Promise<QueueInfo[]> {
-    return listQueues(this.#core);
+  /**
+   * Every queue with its depth per status, oldest due pending age, paused flag and limits. With
+   * `cap` (an integer from 0), each count is exact up to `cap` and reads `cap + 1` when the
+   * queue has more jobs in that status, and no count reads more than about cap + 1 index entries
+   * (see docs/operations.md).
+   */
+  queues(options: { cap?: number } = {}): Promise<QueueInfo[]> {
+    return listQueues(this.#core, options);
   }
   /** The live workers of the whole fleet (every process on this storage), from their heartbeats. */
   workers(): Promise<WorkerInfo[]> {

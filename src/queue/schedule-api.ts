@@ -5,9 +5,9 @@
  */
 import { CodecError, InvalidArgumentError, InvalidScheduleError, StorageError } from '../errors.js';
 import { decodeJson } from '../storage/codec.js';
-import { checkMissedPolicy, type MissedPolicy } from '../scheduler/missed.js';
+import { checkMissedPolicy } from '../scheduler/missed.js';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { isSchedule, scheduleFromJson, type Schedule, type ScheduleSpec } from '../scheduler/schedules.js';
+import { isSchedule, scheduleFromJson, type Schedule } from '../scheduler/schedules.js';
 import type { JobInsert, ScheduleRow } from '../storage/storage.js';
 import type { EnqueueOptions, JsonValue, Logger } from '../types.js';
 import type { ScheduleHost } from '../worker/worker.js';
@@ -15,41 +15,7 @@ import type { QueueCore } from '../core/queue-core.js';
 import { buildJobInsert } from '../core/enqueue.js';
 import { enqueueThrough, optionsOf, requestFor } from '../core/middleware.js';
 import { MAX_NAME, checkName, checkOptions } from '../core/validate.js';
-
-/** Options of `queue.schedule(name, schedule, options)`. */
-export interface ScheduleOptions extends Pick<EnqueueOptions, 'queue' | 'priority' | 'retries' | 'timeout' | 'tenant' | 'meta'> {
-  /** Args of each fired job. */
-  args?: unknown;
-  /** Job type of the fired jobs. @default the schedule name */
-  type?: string;
-  /**
-   * After downtime spanning several slots: `'latest'` fires one catch-up job, `'skip'` fires
-   * none and waits for the next slot, `'all'` fires every missed slot (capped at 1000).
-   * @default 'latest'
-   */
-  missed?: MissedPolicy;
-  /** `false` skips a slot while the previous job of this schedule is not finished. @default true */
-  overlap?: boolean;
-}
-
-/** A stored schedule as `queue.schedules()` lists it. */
-export interface ScheduleInfo {
-  readonly name: string;
-  /** The job type fired; `(options cannot be decoded)` when the options are encrypted with no key this queue's codec has. */
-  readonly type: string;
-  /** The schedule's stored form. */
-  readonly schedule: ScheduleSpec;
-  /** Human-readable description, e.g. `every 60000 ms`. */
-  readonly description: string;
-  /** The next slot that will fire. */
-  readonly nextRunAt: Date;
-  /** The last slot fired, if any. */
-  readonly lastRunAt?: Date;
-  /** The job of the last fire, if any. */
-  readonly lastJobId?: string;
-  /** The options given to `queue.schedule`; empty when they cannot be decoded (see `type`). */
-  readonly options: Omit<ScheduleOptions, 'args'> & { args?: unknown };
-}
+import type { ScheduleInfo, ScheduleOptions } from './schedule-types.js';
 
 /** The `type` listed for a schedule whose options cannot be decoded (see `QueueOptions.codec`). */
 const UNDECODED_TYPE = '(options cannot be decoded)';

@@ -69,8 +69,15 @@ export function encodedPayloadCodec(stored: string): string | undefined {
  */
 export function encodeJson(value: unknown, what: string, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): string | null {
   if (value === undefined) return null;
-  check(value, what, new Set());
-  const text = JSON.stringify(value);
+  let text: string;
+  try {
+    check(value, what, new Set());
+    text = JSON.stringify(value);
+  } catch (e) {
+    // A value nested deeper than the stack allows: a typed error, not the engine's RangeError.
+    if (e instanceof RangeError) throw new SerializationError(`${what} is nested too deeply to serialize`, { cause: e });
+    throw e;
+  }
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) throw new PayloadTooLargeError(what, bytes, maxBytes);
   return text;

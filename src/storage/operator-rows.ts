@@ -4,6 +4,7 @@
  * @module
  */
 import type { JobStatus } from '../types.js';
+import type { JobRow } from './job-rows.js';
 
 /**
  * Job filters shared by `jobList`, `jobCount` and the bulk actions. Every given field must
@@ -40,6 +41,24 @@ export interface JobListParams extends JobFilter {
   order?: 'asc' | 'desc';
   /** Only ids strictly after this one in the order (`id < afterId` for desc, `id > afterId` for asc). */
   afterId?: string;
+}
+
+/** `jobListScan` parameters: a listing that reads at most `scanLimit` jobs. */
+export interface JobListScanParams extends JobListParams {
+  /** Most jobs read after `afterId` in the order (>= 1), matching or not, whatever their status. */
+  scanLimit: number;
+}
+
+/** What `jobListScan` found. */
+export interface JobListScanResult {
+  /** The jobs matching the filter among those read, in the order, at most `limit`. */
+  rows: JobRow[];
+  /**
+   * The id of the last job read when the read stopped at `scanLimit` jobs with fewer than
+   * `limit` matches: the next read starts after it. null when `limit` jobs matched, or when
+   * the read reached the last job in the order.
+   */
+  scanEnd: string | null;
 }
 
 /** Why a bulk action left a job alone. */

@@ -23,12 +23,12 @@
  */
 import type { JobStatus } from '../types.js';
 import type { Fence, JobInsertManyParams, JobProgressManyParams, JobRow } from './job-rows.js';
-import type { BulkResult, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+import type { BulkResult, JobFilter, JobListParams, JobListScanParams, JobListScanResult, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
 import type { EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
 import type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 import type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUpsertResult } from './schedule-rows.js';
 import type { PatchSummaryRow, StepPatchSummaryParams } from './patch-rows.js';
-import type { FanOutCollected, FanOutRow, JobPruneParams, JobPruneResult, JobSuspendFanOutParams, JobSuspendParams, JobSuspendUntilParams, JobSuspendUntilResult, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from './workflow-rows.js';
+import type { FanOutCollected, FanOutRow, JobPruneParams, JobPruneResult, JobSuspendFanOutParams, JobSuspendParams, JobSuspendUntilParams, JobSuspendUntilResult, SignalConsumeParams, SignalConsumeResult, SignalRow, StepRecordParams, StepRow } from './workflow-rows.js';
 
 export type { Fence, JobInsert, JobInsertManyParams, JobProgressItem, JobProgressManyParams, JobRow } from './job-rows.js';
 
@@ -36,13 +36,14 @@ export type { ScheduleFireParams, ScheduleRow, ScheduleUpsertParams, ScheduleUps
 
 export type { JobClaimLimitedParams, JobClaimLimitedResult, LimitRow, LimitScope, LimitSetParams, LimitUsageRow } from './flow-rows.js';
 
-export type { BulkResult, BulkSkip, JobFilter, JobListParams, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
+export type { BulkResult, BulkSkip, JobFilter, JobListParams, JobListScanParams, JobListScanResult, QueueSummaryRow, WorkerBeatParams, WorkerRow } from './operator-rows.js';
 
 export type { EventAppendItem, EventAppendManyParams, EventPruneParams, EventReadAfterParams, EventRow, EventSubscriberBeatParams, EventSubscriberBeatResult } from './event-rows.js';
-export type { FanOutCollected, FanOutRow, JobPruneParams, JobPruneResult, JobSuspendFanOutParams, JobSuspendParams, JobSuspendUntilParams, JobSuspendUntilResult, SignalConsumeParams, SignalConsumeResult, StepRecordParams, StepRow } from './workflow-rows.js';
+export type { FanOutCollected, FanOutRow, JobPruneParams, JobPruneResult, JobSuspendFanOutParams, JobSuspendParams, JobSuspendUntilParams, JobSuspendUntilResult, SignalConsumeParams, SignalConsumeResult, SignalRow, StepRecordParams, StepRow } from './workflow-rows.js';
 export { PATCH_STEP_PREFIX, type PatchSummaryRow, type StepPatchSummaryParams } from './patch-rows.js';
 /** Reasons a bulk action gives for a job it left alone (stable texts). */
 export { SKIP_ALREADY_FINISHED, SKIP_NOT_FOUND, SKIP_UNIQUE_HELD } from './shared/contract-messages.js';
+export { scanBudgetApplies } from './shared/scan-budget.js';
 
 /** Which SQL dialect a driver speaks. */
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
@@ -138,10 +139,26 @@ export interface Storage<Tx = unknown> {
    * `limit`, after `afterId` in that order (keyset pagination). Reads rows in any status.
    */
   jobList(p: JobListParams): Promise<JobRow[]>;
+  /**
+   * {@link jobList} on a scan budget: reads at most `scanLimit` jobs in the order after `afterId`
+   * (every job counts, matching or not) and returns the matches among them, at most `limit`,
+   * with where the read stopped (`scanEnd`). A listing its indexes already bound ignores the
+   * budget and answers as `jobList` with `scanEnd` null: no filter, statuses alone, a parent or
+   * a fan-out (see `scanBudgetApplies`), and statuses a driver reads through their own index
+   * (each driver's `listing.ts`). One statement: the jobs read and the matches are one snapshot.
+   */
+  jobListScan(p: JobListScanParams): Promise<JobListScanResult>;
   /** How many jobs match the filter. */
   jobCount(p: JobFilter): Promise<number>;
   /** Job counts by status, all queues or one. */
   jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>>;
+  /**
+   * Job counts by status, all queues or one, each exact up to `cap` (an integer >= 0) and
+   * `cap + 1` for a status with more jobs. Each status is counted through an index holding its
+   * rows, reading at most about `cap + 1` entries of it (each driver's `counts.ts` names the
+   * exceptions), so the cost does not grow with the jobs kept.
+   */
+  jobCountByStatusCapped(p: { cap: number; queue?: string }): Promise<Record<JobStatus, number>>;
   /**
    * Claims ready jobs: `pending`, run_at <= now, queue not paused; ordered by priority desc,
    * run_at, id; at most `limit` per queue; never a row another claimer holds. Each claimed row
@@ -322,6 +339,14 @@ export interface Storage<Tx = unknown> {
    * counting completed ones).
    */
   queueSummary(): Promise<QueueSummaryRow[]>;
+  /**
+   * {@link queueSummary}'s rows (same queues, order and oldest pending age), with each count
+   * (pending, running, waiting, pausedJobs, failed) exact up to `cap` (an integer >= 0) and
+   * `cap + 1` when the queue has more jobs in that status. Reads each queue's pending, paused
+   * and failed jobs through indexes keyed by queue, at most about `cap + 1` entries each; running
+   * and waiting jobs are read once for every queue (see each driver's `counts.ts`).
+   */
+  queueSummaryCapped(p: { cap: number }): Promise<QueueSummaryRow[]>;
 
   /**
    * Upserts a worker's registry row: `started_at` kept from the first beat, `last_seen_at` =
@@ -354,9 +379,10 @@ export interface Storage<Tx = unknown> {
   /**
    * Every checkpoint of a job, by step index; with `withTimes`, each row carries `createdAt`
    * (drivers return it always; the facade leaves it out otherwise, so rows compare equal to
-   * what was recorded).
+   * what was recorded). A page: with `afterIndex`, only the checkpoints whose index is greater;
+   * with `limit` (a positive integer), at most that many, the lowest indexes first.
    */
-  stepList(p: { jobId: string; withTimes?: boolean }): Promise<StepRow[]>;
+  stepList(p: { jobId: string; withTimes?: boolean; afterIndex?: number; limit?: number }): Promise<StepRow[]>;
   /**
    * Fenced insert of a checkpoint; an existing `waiting` row at that index is replaced,
    * any other existing row is kept. Returns false when the fence failed or a finished row exists.
@@ -403,6 +429,12 @@ export interface Storage<Tx = unknown> {
    * name, turns it `pending`. @throws JobNotFoundError, InvalidStateError (terminal job)
    */
   signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void>;
+  /**
+   * The signals sent to a job, consumed or still buffered, oldest first (by `seq`), at most
+   * `limit` (a positive integer); with `afterSeq`, only those whose `seq` is greater (the next
+   * page). A read: an unknown job has none.
+   */
+  signalList(p: { jobId: string; limit: number; afterSeq?: number }): Promise<SignalRow[]>;
   /**
    * Fenced, one transaction, in this order:
    * 1. the oldest unconsumed signal of that name exists → mark it consumed, record the step

@@ -116,6 +116,18 @@ export interface FanOutCollected {
   children: JobRow[];
 }
 
+/** A signal sent to a job, buffered until a wait of its name consumes it (`signalList`). */
+export interface SignalRow {
+  /** Position in the signals table: increases with every signal sent (FIFO order). */
+  seq: number;
+  name: string;
+  payloadJson: string | null;
+  /** When it was sent (ms, storage clock). */
+  createdAt: number;
+  /** When a wait consumed it (ms, storage clock); null while buffered. */
+  consumedAt: number | null;
+}
+
 /** `signalConsumeOrWait` parameters. */
 export interface SignalConsumeParams {
   fence: Fence;

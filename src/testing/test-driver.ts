@@ -62,6 +62,8 @@ type MutableRun = { -readonly [K in keyof TestRun]: TestRun[K] };
 
 /** The run in the slot. */
 interface Active {
+  /** The driver running it. */
+  readonly driver: TestDriver;
   readonly run: JobRun;
   done: Promise<void>;
   /** `executeJob` returned and the run's record is complete. */
@@ -107,13 +109,20 @@ const OUTCOME_OF: Record<JobStatus, TestRunOutcome> = {
   running: 'abandoned',
 };
 
+/**
+ * The run of a handler the code is in, for every driver: one store shared by all of them,
+ * because Node visits every enabled AsyncLocalStorage at each promise created, and one per
+ * driver would stay enabled after its test queue is gone (a suite creating a thousand test
+ * queues slowed down with each).
+ */
+const activeRun = new AsyncLocalStorage<Active>();
+
 /** Drives a queue on a virtual clock, one job at a time. @internal */
 export class TestDriver {
   /** Every run, in start order. */
   readonly runs: TestRun[] = [];
   readonly #d: TestDriverDeps;
   readonly #deps: ExecutorDeps;
-  readonly #als = new AsyncLocalStorage<Active>();
   #active: Active | undefined;
   /** The earliest instant a rate-limited job may start, as the last limited claim said. */
   #rateAt = Infinity;
@@ -128,9 +137,15 @@ export class TestDriver {
     this.#deps = { core: d.core, completer: new Completer(d.core.storage, d.core.logger, d.leaseMs), backoff: d.backoff };
   }
 
+  /** The run of this driver the calling code is in, if any. */
+  #ownRun(): Active | undefined {
+    const a = activeRun.getStore();
+    return a?.driver === this ? a : undefined;
+  }
+
   /** True in code a handler run by this driver runs (it must not wait for the driver). */
   get inRun(): boolean {
-    return this.#als.getStore() !== undefined;
+    return this.#ownRun() !== undefined;
   }
 
   /**
@@ -138,7 +153,7 @@ export class TestDriver {
    * Rejects with the signal's reason when `signal` aborts first.
    */
   sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    const owner = this.#als.getStore();
+    const owner = this.#ownRun();
     const { clock } = this.#d;
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
@@ -383,12 +398,12 @@ export class TestDriver {
     }
     const record: MutableRun = { jobId: row.id, type: row.type, queue: row.queue, attempt: row.attempt, args, startedAt: new Date(row.startedAt ?? clock.now()) };
     this.runs.push(record);
-    const a: Active = { run, done: Promise.resolve(), finished: false, over: false, sleeping: 0, nudge: undefined };
+    const a: Active = { driver: this, run, done: Promise.resolve(), finished: false, over: false, sleeping: 0, nudge: undefined };
     void run.outcome.then(() => {
       a.over = true;
       a.nudge?.resolve();
     });
-    a.done = this.#als
+    a.done = activeRun
       .run(a, () => executeJob(this.#deps, run))
       .catch((err: unknown) => core.logger.error('job execution failed', { jobId: row.id, error: messageOf(err) }))
       .then(() => this.#recordEnd(record))

@@ -290,6 +290,49 @@ export function describeListing(make: StorageMaker): void {
       assert.deepEqual((await s.jobList({ limit: 100, order: 'asc', afterId: LOWEST_ID })).map((r) => r.id), all);
       assert.deepEqual(await s.jobList({ limit: 100, order: 'desc', afterId: LOWEST_ID }), []);
     });
+
+    it('jobListScan: the matches among the next scanLimit jobs, where the scan stopped, and jobList where the budget does not apply', async () => {
+      const f = await fx();
+      const s = clock().s;
+      const all = expectedIds(f.rows, {});
+      // Filters the budget applies to: the model is exact (the database holds the fixture alone).
+      const budgeted: JobFilter[] = [{ type: f.typeA }, { search: 'disk' }, { tenant: 't1' }, { queue: f.qb }, { createdAfter: f.t[1]! - 1 }, { createdBefore: f.t[1]! }, { search: uniqueName('none') }];
+      for (const filter of budgeted) {
+        const want = expectedIds(f.rows, filter);
+        for (const order of ['asc', 'desc'] as const) {
+          const inOrder = order === 'asc' ? all : [...all].reverse();
+          for (const [scanLimit, limit, from] of [[1, 5, -1], [3, 5, -1], [4, 1, 2], [5, 2, 6], [all.length, 100, -1], [all.length + 3, 1, 3]] as const) {
+            const afterId = from < 0 ? undefined : inOrder[from]!;
+            const label = `${JSON.stringify(filter)} ${order} scanLimit ${scanLimit} limit ${limit} after #${from}`;
+            const window = inOrder.slice(from + 1, from + 1 + scanLimit);
+            const matches = window.filter((id) => want.includes(id));
+            const got = await s.jobListScan({ ...filter, order, limit, scanLimit, ...(afterId === undefined ? {} : { afterId }) });
+            assert.deepEqual(got.rows.map((r) => r.id), matches.slice(0, limit), `${label}: the matches among the jobs read`);
+            const stopped = window.length === scanLimit && matches.length < limit;
+            assert.equal(got.scanEnd, stopped ? window[window.length - 1] : null, `${label}: where the scan stopped`);
+          }
+          // Walking on: each read continues after the scan's end, or after the last row of a full one.
+          const seen: string[] = [];
+          let afterId: string | undefined;
+          for (let i = 0; i < 100; i++) {
+            const r = await s.jobListScan({ ...filter, order, limit: 2, scanLimit: 3, ...(afterId === undefined ? {} : { afterId }) });
+            seen.push(...r.rows.map((x) => x.id));
+            afterId = r.scanEnd ?? (r.rows.length === 2 ? r.rows[1]!.id : undefined);
+            if (afterId === undefined) break;
+          }
+          assert.deepEqual(seen, order === 'asc' ? want : [...want].reverse(), `${JSON.stringify(filter)} ${order}: a walk finds every match once`);
+        }
+      }
+      // Filters listed through an index: the budget is left aside.
+      for (const filter of [{}, { statuses: ['completed', 'running'] }, { parentId: f.parentId }, { fanOutId: f.fanOutId, type: f.stepType }] as JobFilter[]) {
+        for (const order of ['asc', 'desc'] as const) {
+          const got = await s.jobListScan({ ...filter, order, limit: 100, scanLimit: 1 });
+          assert.deepEqual(got, { rows: await s.jobList({ ...filter, order, limit: 100 }), scanEnd: null }, `${JSON.stringify(filter)} ${order}: as jobList`);
+        }
+      }
+      assert.deepEqual(await s.jobListScan({ type: f.typeA, limit: 0, scanLimit: 5 }), { rows: [], scanEnd: null }, 'limit 0 reads nothing');
+      assert.deepEqual(await s.jobListScan({ statuses: [], type: f.typeA, limit: 5, scanLimit: 5 }), { rows: [], scanEnd: null }, 'an empty status list matches nothing');
+    });
   });
 
   describe('operator listing: pages while jobs change', () => {

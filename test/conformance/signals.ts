@@ -266,6 +266,29 @@ export function describeSignals(make: StorageMaker): void {
       const run = fenceOf(await claimOne(s, q, pending));
       assert.deepEqual(await consume(s, run, 0, 'x'), { kind: 'consumed', payloadJson: '1' });
     });
+
+    it('signalList gives the signals of one job oldest first, consumed ones with their time, at most limit', async () => {
+      const s = ctx.s;
+      const { fence } = await runningJob(s);
+      const other = await runningJob(s);
+      await s.signalSend({ jobId: other.fence.jobId, name: 'a', payloadJson: '"theirs"' });
+      for (const [name, p] of [['b', '"1"'], ['a', null], ['b', '{"x": "\\u0000 é"}']] as const) await s.signalSend({ jobId: fence.jobId, name, payloadJson: p });
+      assert.deepEqual(await consume(s, fence, 0, 'b'), { kind: 'consumed', payloadJson: '"1"' });
+      const rows = await s.signalList({ jobId: fence.jobId, limit: 10 });
+      assert.deepEqual(
+        rows.map((r) => [r.name, r.payloadJson, r.consumedAt !== null]),
+        [
+          ['b', '"1"', true],
+          ['a', null, false],
+          ['b', '{"x": "\\u0000 é"}', false],
+        ],
+      );
+      assert.ok(rows[0]!.seq < rows[1]!.seq && rows[1]!.seq < rows[2]!.seq, 'ordered by seq');
+      for (const r of rows) assert.ok(Number.isInteger(r.createdAt) && r.createdAt > 0);
+      assert.ok(rows[0]!.consumedAt! >= rows[0]!.createdAt);
+      assert.deepEqual((await s.signalList({ jobId: fence.jobId, limit: 2 })).map((r) => r.seq), [rows[0]!.seq, rows[1]!.seq]);
+      assert.deepEqual(await s.signalList({ jobId: newId(), limit: 10 }), [], 'an unknown job has none');
+    });
   });
 }
 

@@ -99,6 +99,9 @@ for (const [name, make] of storageMatrix()) {
     it('rejects bad input with typed errors and writes nothing', async () => {
       const cyclic: Record<string, unknown> = {};
       cyclic['self'] = cyclic;
+      // Nested deeper than the stack allows: the engine's RangeError must come out typed.
+      let deep: unknown = 1;
+      for (let i = 0; i < 200_000; i++) deep = [deep];
       const bad: [string, () => Promise<unknown>, new (...a: never[]) => Error][] = [
         ['empty type', () => queue.enqueue('', {}, { queue: 'badq' }), InvalidArgumentError],
         ['non-string type', () => queue.enqueue(42 as unknown as string, {}, { queue: 'badq' }), InvalidArgumentError],
@@ -116,6 +119,7 @@ for (const [name, make] of storageMatrix()) {
         ['function args', () => queue.enqueue('x', { f: () => 1 }, { queue: 'badq' }), SerializationError],
         ['NaN in args', () => queue.enqueue('x', [NaN], { queue: 'badq' }), SerializationError],
         ['Date in args', () => queue.enqueue('x', { d: new Date() }, { queue: 'badq' }), SerializationError],
+        ['args nested too deeply', () => queue.enqueue('x', deep, { queue: 'badq' }), SerializationError],
         ['payload too large', () => queue.enqueue('x', 'y'.repeat(70_000), { queue: 'badq' }), PayloadTooLargeError],
         ['cyclic meta', () => queue.enqueue('x', {}, { queue: 'badq', meta: cyclic as never }), SerializationError],
         ['batch with one bad item', () => queue.enqueueBatch([{ type: 'x', options: { queue: 'badq' } }, { type: '', options: { queue: 'badq' } }]), InvalidArgumentError],

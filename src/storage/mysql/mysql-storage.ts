@@ -30,6 +30,7 @@ import * as flow from './flow-ops.js';
 import * as inserts from './job-insert.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
+import * as counts from './counts.js';
 import * as listing from './listing.js';
 import * as patches from './patch-ops.js';
 import * as retention from './retention.js';
@@ -72,6 +73,7 @@ const OPERATIONS = operationsFrom<DriverContext, MysqlTransaction>({
   ...flow,
   ...limits,
   ...listing,
+  ...counts,
   ...patches,
   ...bulk,
   ...events,

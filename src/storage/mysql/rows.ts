@@ -5,8 +5,8 @@
  * and expressions as Buffers.
  * @internal
  */
-import { createColumnCoercer, mapFanOutRow, mapJobRow, mapScheduleRow, mapStepRow, type DbRecord } from '../shared/row-mapping.js';
-import type { FanOutRow, JobRow, ScheduleRow, StepRow } from '../storage.js';
+import { createColumnCoercer, mapFanOutRow, mapJobRow, mapScheduleRow, mapSignalRow, mapStepRow, type DbRecord } from '../shared/row-mapping.js';
+import type { FanOutRow, JobRow, ScheduleRow, SignalRow, StepRow } from '../storage.js';
 
 /** A raw row as mysql2 returns it, keyed by column name. */
 export type DbRow = Record<string, unknown>;
@@ -62,4 +62,9 @@ export function toPrefixedFanOutRow(r: DbRecord, prefix: string): FanOutRow {
 /** A `sdj_schedules` row as a `ScheduleRow`. */
 export function toScheduleRow(r: DbRecord): ScheduleRow {
   return mapScheduleRow(mysqlColumns, r);
+}
+
+/** Maps a `sdj_signals` row. */
+export function toSignalRow(r: DbRecord): SignalRow {
+  return mapSignalRow(mysqlColumns, r);
 }

@@ -8,6 +8,7 @@ import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
 import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
+import { stepPage } from '../shared/step-page.js';
 import type {
   FanOutCollected,
   FanOutRow,
@@ -18,6 +19,7 @@ import type {
   JobSuspendUntilResult,
   SignalConsumeParams,
   SignalConsumeResult,
+  SignalRow,
   StepRecordParams,
   StepRow,
 } from '../storage.js';
@@ -25,7 +27,7 @@ import { type Executor, select, write } from './connection.js';
 import type { DriverContext } from './driver-context.js';
 import { expireFanOut } from './fan-out-accounting.js';
 import { insertJobs } from './job-insert.js';
-import { type DbRow, num, str, strOrNull, toFanOutRow, toJobRow, toPrefixedFanOutRow, toStepRow } from './rows.js';
+import { type DbRow, num, str, strOrNull, toFanOutRow, toJobRow, toPrefixedFanOutRow, toSignalRow, toStepRow } from './rows.js';
 import { ROW_ALLOWANCE, chunkBySize, textBytes } from './statement-budget.js';
 import {
   FAN_OUT_COLLECT,
@@ -35,12 +37,14 @@ import {
   JOB_SUSPEND,
   SIGNAL_CONSUME,
   SIGNAL_INSERT,
+  SIGNAL_LIST,
   SIGNAL_LOCK_JOB,
   SIGNAL_NEXT,
   SIGNAL_PENDING_EXISTS,
   SIGNAL_WAKE_JOB,
   STEP_FENCE_LOCK_MANY,
   STEP_LIST,
+  STEP_LIST_PAGE,
   STEP_UPSERT,
   stepUpsertManySql,
 } from './queries/workflow.js';
@@ -66,9 +70,16 @@ async function upsertStep(ex: Executor, now: number | null, jobId: string, s: St
 }
 
 /** `Storage.stepList`. */
-export async function stepList(ctx: DriverContext, p: { jobId: string }): Promise<StepRow[]> {
+export async function stepList(ctx: DriverContext, p: { jobId: string; afterIndex?: number; limit?: number }): Promise<StepRow[]> {
   const jobId = p.jobId;
-  return (await select(ctx.db.pool, STEP_LIST, [jobId])).map(toStepRow);
+  if (p.afterIndex === undefined && p.limit === undefined) return (await select(ctx.db.pool, STEP_LIST, [jobId])).map(toStepRow);
+  const page = stepPage(p);
+  return (await select(ctx.db.pool, STEP_LIST_PAGE, [jobId, page.after, page.limit])).map(toStepRow);
+}
+
+/** `Storage.signalList`. */
+export async function signalList(ctx: DriverContext, p: { jobId: string; limit: number; afterSeq?: number }): Promise<SignalRow[]> {
+  return (await select(ctx.db.pool, SIGNAL_LIST, [p.jobId, p.afterSeq ?? 0, p.limit])).map(toSignalRow);
 }
 
 /** `Storage.stepRecord`. */

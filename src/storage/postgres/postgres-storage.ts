@@ -30,6 +30,7 @@ import * as events from './event-ops.js';
 import * as flow from './flow-ops.js';
 import * as jobs from './job-ops.js';
 import * as limits from './limits.js';
+import * as counts from './counts.js';
 import * as listing from './listing.js';
 import * as patches from './patch-ops.js';
 import * as retention from './retention.js';
@@ -66,6 +67,7 @@ const OPERATIONS = operationsFrom<PgExec, PgQueryableLike>({
   migrate,
   ...jobs,
   ...listing,
+  ...counts,
   ...patches,
   ...bulk,
   ...events,

@@ -12,10 +12,11 @@ import {
   mapJobRow,
   mapReclaimedJob,
   mapScheduleRow,
+  mapSignalRow,
   mapStepRow,
   type DbRecord,
 } from '../shared/row-mapping.js';
-import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, StepRow } from '../storage.js';
+import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, SignalRow, StepRow } from '../storage.js';
 
 export { compareClaimOrder };
 
@@ -78,4 +79,9 @@ export function toScheduleRow(r: DbRecord): ScheduleRow {
 /** Maps a reclaimed job (id, type, queue, status, attempt, max_retries). */
 export function toReclaimedJob(r: DbRecord): ReclaimedJob {
   return mapReclaimedJob(pgColumns, r);
+}
+
+/** Maps a `sdj_signals` row. */
+export function toSignalRow(r: DbRecord): SignalRow {
+  return mapSignalRow(pgColumns, r);
 }

@@ -9,6 +9,8 @@ import { InvalidStateError, JobNotFoundError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
 import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
+import { stepPage } from '../shared/step-page.js';
+import type { DbRecord } from '../shared/row-mapping.js';
 import type {
   FanOutCollected,
   FanOutRow,
@@ -18,6 +20,7 @@ import type {
   JobSuspendUntilResult,
   SignalConsumeParams,
   SignalConsumeResult,
+  SignalRow,
   StepRecordParams,
   StepRow,
 } from '../storage.js';
@@ -38,13 +41,15 @@ import {
   JOB_SUSPEND_UNTIL,
   JOB_WAKE_IF_SIGNALLED,
   SIGNAL_CONSUME,
+  SIGNAL_LIST,
   SIGNAL_SEND,
   STEP_LIST,
+  STEP_LIST_PAGE,
   STEP_RECORD,
   STEP_RECORD_MANY,
   STEP_UPSERT,
 } from './queries/workflow.js';
-import { toFanOutRow, toInt, toJobRow, toStepRow, type FanOutDbRow, type JobDbRow, type StepDbRow } from './rows.js';
+import { toFanOutRow, toInt, toJobRow, toSignalRow, toStepRow, type FanOutDbRow, type JobDbRow, type StepDbRow } from './rows.js';
 
 /** The step columns as statement parameters: index, name, status, output, error. */
 function stepValues(s: StepRow | null): unknown[] {
@@ -264,8 +269,15 @@ export async function fanOutCollect(x: PgExec, p: { id: string }): Promise<FanOu
 }
 
 /** `Storage.stepList`. */
-export async function stepList(x: PgExec, p: { jobId: string }): Promise<StepRow[]> {
-  return (await x.rows<StepDbRow>(STEP_LIST, [p.jobId])).map(toStepRow);
+export async function stepList(x: PgExec, p: { jobId: string; afterIndex?: number; limit?: number }): Promise<StepRow[]> {
+  if (p.afterIndex === undefined && p.limit === undefined) return (await x.rows<StepDbRow>(STEP_LIST, [p.jobId])).map(toStepRow);
+  const page = stepPage(p);
+  return (await x.rows<StepDbRow>(STEP_LIST_PAGE, [p.jobId, page.after, page.limit])).map(toStepRow);
+}
+
+/** `Storage.signalList`. */
+export async function signalList(x: PgExec, p: { jobId: string; limit: number; afterSeq?: number }): Promise<SignalRow[]> {
+  return (await x.rows<DbRecord>(SIGNAL_LIST, [p.jobId, p.afterSeq ?? 0, p.limit])).map(toSignalRow);
 }
 
 /** `Storage.fanOutGet`. */

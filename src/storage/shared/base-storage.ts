@@ -46,6 +46,8 @@ import type {
   JobInsertManyParams,
   JobProgressManyParams,
   JobListParams,
+  JobListScanParams,
+  JobListScanResult,
   JobPruneParams,
   JobPruneResult,
   JobReleaseParams,
@@ -67,6 +69,7 @@ import type {
   ScheduleUpsertResult,
   SignalConsumeParams,
   SignalConsumeResult,
+  SignalRow,
   StepPatchSummaryParams,
   StepRecordParams,
   StepRow,
@@ -104,7 +107,9 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   jobGet: true,
   jobGetMany: true,
   jobList: true,
+  jobListScan: true,
   jobCountByStatus: true,
+  jobCountByStatusCapped: true,
   jobClaim: true,
   jobClaimLimited: true,
   limitSet: true,
@@ -126,6 +131,7 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   jobPrune: true,
   queueSetPaused: true,
   queueSummary: true,
+  queueSummaryCapped: true,
   workerBeat: true,
   workerList: true,
   workerRemove: true,
@@ -147,6 +153,7 @@ const OPERATION_NAMES: Record<StorageOpName, true> = {
   fanOutExpire: true,
   fanOutCollect: true,
   signalSend: true,
+  signalList: true,
   signalConsumeOrWait: true,
   scheduleUpsert: true,
   scheduleDelete: true,
@@ -284,6 +291,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
+  jobListScan(p: JobListScanParams): Promise<JobListScanResult> {
+    return this.run('jobListScan', p);
+  }
+
+  /** @inheritdoc */
   jobCount(p: JobFilter): Promise<number> {
     return this.run('jobCount', p);
   }
@@ -291,6 +303,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** @inheritdoc */
   jobCountByStatus(p: { queue?: string }): Promise<Record<JobStatus, number>> {
     return this.run('jobCountByStatus', p);
+  }
+
+  /** @inheritdoc */
+  jobCountByStatusCapped(p: { cap: number; queue?: string }): Promise<Record<JobStatus, number>> {
+    return this.run('jobCountByStatusCapped', p);
   }
 
   /** @inheritdoc */
@@ -413,6 +430,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
+  queueSummaryCapped(p: { cap: number }): Promise<QueueSummaryRow[]> {
+    return this.run('queueSummaryCapped', p);
+  }
+
+  /** @inheritdoc */
   workerBeat(p: WorkerBeatParams): Promise<void> {
     return this.run('workerBeat', p);
   }
@@ -465,7 +487,7 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   }
 
   /** @inheritdoc */
-  stepList(p: { jobId: string; withTimes?: boolean }): Promise<StepRow[]> {
+  stepList(p: { jobId: string; withTimes?: boolean; afterIndex?: number; limit?: number }): Promise<StepRow[]> {
     const rows = this.run('stepList', p);
     if (p.withTimes === true) return rows;
     return rows.then((list) =>
@@ -526,6 +548,11 @@ export abstract class BaseStorage<C, Tx = unknown> implements Storage<Tx> {
   /** @inheritdoc */
   signalSend(p: { jobId: string; name: string; payloadJson: string | null }): Promise<void> {
     return this.run('signalSend', p);
+  }
+
+  /** @inheritdoc */
+  signalList(p: { jobId: string; limit: number; afterSeq?: number }): Promise<SignalRow[]> {
+    return this.run('signalList', p);
   }
 
   /** @inheritdoc */

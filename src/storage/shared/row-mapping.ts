@@ -1,7 +1,8 @@
 /**
  * One mapping from database rows to the storage contract's rows (`JobRow`, `StepRow`,
- * `FanOutRow`, `ScheduleRow`, `ReclaimedJob`), parameterised by a {@link ColumnCoercer}: the
- * small per-dialect object that turns one column value into a number or a string. Column names
+ * `SignalRow`, `FanOutRow`, `ScheduleRow`, `ReclaimedJob`), parameterised by a
+ * {@link ColumnCoercer}: the small per-dialect object that turns one column value into a number
+ * or a string. Column names
  * and their order are written here once; a dialect only says how its client returns values.
  *
  * Rows come either keyed by column name ({@link DbRecord}) or, on SQLite's raw-mode hot path,
@@ -12,7 +13,7 @@
  */
 import { StorageError } from '../../errors.js';
 import type { JobStatus } from '../../types.js';
-import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, StepRow } from '../storage.js';
+import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, SignalRow, StepRow } from '../storage.js';
 
 /** A result row keyed by column name, as a client returns it. @internal */
 export type DbRecord = Readonly<Record<string, unknown>>;
@@ -197,6 +198,17 @@ export function mapStepRow(c: ColumnCoercer, r: DbRecord): StepRow {
     status: c.str(r['status']) as StepRow['status'],
     outputJson: c.optStr(r['output']),
     error: c.optStr(r['error']),
+  };
+}
+
+/** A `sdj_signals` row (seq, name, payload, created_at, consumed_at) as a `SignalRow`. @internal */
+export function mapSignalRow(c: ColumnCoercer, r: DbRecord): SignalRow {
+  return {
+    seq: c.int(r['seq']),
+    name: c.str(r['name']),
+    payloadJson: c.optStr(r['payload']),
+    createdAt: c.int(r['created_at']),
+    consumedAt: c.optInt(r['consumed_at']),
   };
 }
 

@@ -12,10 +12,11 @@ import {
   mapJobTuple,
   mapReclaimedJob,
   mapScheduleRow,
+  mapSignalRow,
   mapStepRow,
   type DbRecord,
 } from '../shared/row-mapping.js';
-import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, StepRow } from '../storage.js';
+import type { FanOutRow, JobRow, ReclaimedJob, ScheduleRow, SignalRow, StepRow } from '../storage.js';
 
 /** Integer column value: `bigint` on a `Database` in safe-integers mode. */
 type Int = number | bigint;
@@ -90,4 +91,9 @@ export function toScheduleRow(r: DbRecord): ScheduleRow {
 /** Maps a reclaimed job. */
 export function toReclaimedJob(r: DbRecord): ReclaimedJob {
   return mapReclaimedJob(sqliteColumns, r);
+}
+
+/** Maps a `sdj_signals` row. */
+export function toSignalRow(r: DbRecord): SignalRow {
+  return mapSignalRow(sqliteColumns, r);
 }

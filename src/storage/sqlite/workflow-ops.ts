@@ -9,6 +9,7 @@ import { InvalidStateError } from '../../errors.js';
 import { decideFanOut } from '../fan-out-rules.js';
 import { cannotSignalMessage, SIGNAL_WAIT_TIMED_OUT, stepAlreadyFinishedMessage } from '../shared/contract-messages.js';
 import { fanOutDeadlinePassed } from '../shared/fan-out-settle.js';
+import { stepPage } from '../shared/step-page.js';
 import type { DbRecord } from '../shared/row-mapping.js';
 import type {
   FanOutCollected,
@@ -20,6 +21,7 @@ import type {
   JobSuspendUntilResult,
   SignalConsumeParams,
   SignalConsumeResult,
+  SignalRow,
   StepRecordParams,
   StepRow,
 } from '../storage.js';
@@ -34,11 +36,13 @@ import {
   JOB_WAKE_SIGNAL_WAITER,
   SIGNAL_CONSUME,
   SIGNAL_INSERT,
+  SIGNAL_LIST,
   SIGNAL_OLDEST,
   STEP_LIST,
+  STEP_LIST_PAGE,
   STEP_UPSERT,
 } from './queries/workflow.js';
-import { toFanOutRow, toJobRow, toStepRow, type FanOutDbRow, type JobDbRow } from './rows.js';
+import { toFanOutRow, toJobRow, toSignalRow, toStepRow, type FanOutDbRow, type JobDbRow } from './rows.js';
 import type { SqliteContext, Statements } from './statements.js';
 
 /** Whether the fence of a run holds right now. */
@@ -208,9 +212,19 @@ export function fanOutExpire(ctx: SqliteContext, p: { id: string }): boolean {
   return ctx.write((c, now) => expireFanOut(c, now, p.id));
 }
 
-/** Every checkpoint of a job, by step index, each with `createdAt` (the facade drops it without `withTimes`). */
-export function stepList(ctx: SqliteContext, p: { jobId: string; withTimes?: boolean }): StepRow[] {
-  return (ctx.read((c) => c.st(STEP_LIST).all(p.jobId)) as DbRecord[]).map(toStepRow);
+/**
+ * Every checkpoint of a job, by step index, each with `createdAt` (the facade drops it without
+ * `withTimes`); a page of them with `afterIndex` or `limit`.
+ */
+export function stepList(ctx: SqliteContext, p: { jobId: string; withTimes?: boolean; afterIndex?: number; limit?: number }): StepRow[] {
+  if (p.afterIndex === undefined && p.limit === undefined) return (ctx.read((c) => c.st(STEP_LIST).all(p.jobId)) as DbRecord[]).map(toStepRow);
+  const page = stepPage(p);
+  return (ctx.read((c) => c.st(STEP_LIST_PAGE).all(p.jobId, page.after, page.limit)) as DbRecord[]).map(toStepRow);
+}
+
+/** The signals of a job, oldest first, at most `limit`, after `afterSeq` when given. */
+export function signalList(ctx: SqliteContext, p: { jobId: string; limit: number; afterSeq?: number }): SignalRow[] {
+  return (ctx.read((c) => c.st(SIGNAL_LIST).all(p.jobId, p.afterSeq ?? 0, p.limit)) as DbRecord[]).map(toSignalRow);
 }
 
 function getFanOut(c: Statements, id: string): FanOutRow | undefined {

@@ -5,8 +5,8 @@
  * @internal
  */
 import { filterConditions } from '../../shared/filter-conditions.js';
-import type { JobFilter, JobListParams } from '../../storage.js';
-import { JOB_COLUMNS, NOW } from './common.js';
+import type { JobFilter, JobListParams, JobListScanParams } from '../../storage.js';
+import { JOB_COLUMNS, JOB_COLUMNS_J, NOW } from './common.js';
 
 /** A statement built from a filter: its text and its parameter values. */
 export interface FilteredStatement {
@@ -58,9 +58,15 @@ function whereOf(f: JobFilter, values: unknown[]): string {
  * through `sdj_jobs_wake` and sorts every job of that status. A filter on a parent or a fan-out
  * leaves the choice free: `sdj_jobs_parent` yields a parent's children in id order (InnoDB
  * appends the id to it), and a fan-out's children are few.
+ *
+ * `fewOfStatuses`: the driver counted the statuses asked for (in the queue asked for) and found
+ * few jobs (a bounded count): their rows are read instead through one range per status of
+ * `sdj_jobs_wake` (status, ...), or of `sdj_jobs_claim` (queue, status, ...) with a queue, and
+ * those few sorted by id — a walk of the primary key would read every job between two matches
+ * (all of them, for a status with fewer jobs than the page).
  * Result: job rows.
  */
-export function jobListStatement(p: JobListParams): FilteredStatement {
+export function jobListStatement(p: JobListParams, fewOfStatuses = false): FilteredStatement {
   const values: unknown[] = [];
   const desc = p.order !== 'asc';
   let where = whereOf(p, values);
@@ -69,8 +75,45 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
     where += ` AND id ${desc ? '<' : '>'} ?`;
   }
   values.push(Math.max(0, Math.trunc(p.limit)));
-  const hint = p.parentId === undefined && p.fanOutId === undefined ? ' FORCE INDEX (PRIMARY)' : '';
+  const byStatus = p.queue === undefined ? ' FORCE INDEX (sdj_jobs_wake)' : ' FORCE INDEX (sdj_jobs_claim)';
+  const hint = p.parentId !== undefined || p.fanOutId !== undefined ? '' : fewOfStatuses ? byStatus : ' FORCE INDEX (PRIMARY)';
   return { sql: `SELECT ${JOB_COLUMNS} FROM sdj_jobs${hint} WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`, values };
+}
+
+/**
+ * {@link jobListStatement} on a scan budget: the scan is the next `scanLimit` ids after
+ * `afterId` in the order, found in the primary key (`s`: the last of them, null when fewer
+ * follow), and the listing walks only that range of the primary key, stopping at `limit`. `s`
+ * is one row, read while the statement is planned, so its id bounds the range (a bound from a
+ * scalar subquery in the WHERE clause would not: the walk would go on to the table's end).
+ * The job at the end of the range comes back whether it matches or not (`scan_hit` 0), unless
+ * `limit` matches came first: it tells where the scan stopped when few jobs matched, and no
+ * row at all means no job matched and fewer than `scanLimit` jobs follow `afterId`.
+ * Result: `scan_last_id`, `scan_hit`, then job columns.
+ */
+export function jobListScanStatement(p: JobListScanParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  const after = desc ? '<' : '>';
+  const dir = desc ? 'DESC' : 'ASC';
+  const hit = whereOf(p, values);
+  if (p.afterId !== undefined) values.push(p.afterId);
+  values.push(Math.max(1, Math.trunc(p.scanLimit)) - 1);
+  const last = `SELECT id FROM sdj_jobs FORCE INDEX (PRIMARY)${p.afterId === undefined ? '' : ` WHERE id ${after} ?`} ORDER BY id ${dir} LIMIT 1 OFFSET ?`;
+  let where = `(${whereOf(p, values)} OR j.id = s.last_id)`;
+  if (p.afterId !== undefined) {
+    values.push(p.afterId);
+    where += ` AND j.id ${after} ?`;
+  }
+  // Fewer jobs than the budget follow afterId: the range runs to the last job in the order.
+  where += ` AND j.id ${desc ? '>=' : '<='} COALESCE(s.last_id, (SELECT ${desc ? 'MIN' : 'MAX'}(id) FROM sdj_jobs))`;
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  return {
+    sql:
+      `SELECT s.last_id AS scan_last_id, ${hit} AS scan_hit, ${JOB_COLUMNS_J} FROM (SELECT (${last}) AS last_id) s ` +
+      `STRAIGHT_JOIN sdj_jobs j FORCE INDEX (PRIMARY) WHERE ${where} ORDER BY j.id ${dir} LIMIT ?`,
+    values,
+  };
 }
 
 /** How many jobs match a filter. Result: one row `{ n }`. */

@@ -25,6 +25,9 @@ export const STEP_FENCE_LOCK_MANY =
 /** Every checkpoint of a job. Params: jobId. */
 export const STEP_LIST = `SELECT ${STEP_COLUMNS} FROM sdj_steps WHERE job_id = ? ORDER BY step_index`;
 
+/** A page of a job's checkpoints: index above a bound, lowest first. Params: jobId, after index, limit. */
+export const STEP_LIST_PAGE = `SELECT ${STEP_COLUMNS} FROM sdj_steps WHERE job_id = ? AND step_index > ? ORDER BY step_index LIMIT ?`;
+
 /**
  * Inserts a checkpoint, replacing an existing `waiting` one and keeping any other.
  * (`status` is assigned last: MySQL evaluates ON DUPLICATE KEY assignments left to right.)
@@ -99,6 +102,12 @@ export const SIGNAL_NEXT =
 
 /** Whether an unconsumed signal of a name exists. Params: jobId, name. Result: `{ seq }`. */
 export const SIGNAL_PENDING_EXISTS = 'SELECT seq FROM sdj_signals WHERE job_id = ? AND name = ? AND consumed_at IS NULL LIMIT 1';
+
+/**
+ * The signals of a job, consumed or buffered, oldest first, after a seq (0: from the first).
+ * Params: jobId, after seq, limit. Result: `{ seq, name, payload, created_at, consumed_at }[]`.
+ */
+export const SIGNAL_LIST = 'SELECT seq, name, payload, created_at, consumed_at FROM sdj_signals WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?';
 
 /** Marks a signal consumed. Params: consumedAt, seq. */
 export const SIGNAL_CONSUME = 'UPDATE sdj_signals SET consumed_at = ? WHERE seq = ?';

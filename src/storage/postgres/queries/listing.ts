@@ -7,7 +7,7 @@
  * @internal
  */
 import { filterConditions } from '../../shared/filter-conditions.js';
-import type { JobFilter, JobListParams } from '../../storage.js';
+import type { JobFilter, JobListParams, JobListScanParams } from '../../storage.js';
 import { NOW, NOW_CTE } from './common.js';
 
 /** A statement built from a filter: its text (with `{s}`) and its parameter values. */
@@ -58,6 +58,39 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
   values.push(Math.max(0, Math.trunc(p.limit)));
   return {
     text: `SELECT * FROM {s}.sdj_jobs WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT $${values.length}`,
+    values,
+  };
+}
+
+/**
+ * {@link jobListStatement} on a scan budget: the scan is the next `scanLimit` ids after
+ * `afterId` in the order, found in the primary keys alone (`scan`, computed once: the last of
+ * them, null when fewer follow), and the listing walks only that range, as `jobListStatement`
+ * walks, stopping at `limit`. The jobs are joined to the one `scan` row: it comes back alone,
+ * its job columns null, when none matched.
+ * Result: `scan_last_id`, then job columns.
+ */
+export function jobListScanStatement(p: JobListScanParams): FilteredStatement {
+  const values: unknown[] = [];
+  const param = (v: unknown): string => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  const desc = p.order !== 'asc';
+  const after = desc ? '<' : '>';
+  const dir = desc ? 'DESC' : 'ASC';
+  const afterId = p.afterId === undefined ? undefined : param(p.afterId);
+  const last = `SELECT id FROM {s}.sdj_jobs${afterId === undefined ? '' : ` WHERE id ${after} ${afterId}`} ORDER BY id ${dir} LIMIT 1 OFFSET ${param(Math.max(1, Math.trunc(p.scanLimit)) - 1)}`;
+  let where = whereOf(p, values);
+  if (afterId !== undefined) where += ` AND id ${after} ${afterId}`;
+  // Fewer jobs than the budget follow afterId: the range runs to the last job in the order.
+  where += ` AND id ${desc ? '>=' : '<='} coalesce(scan.last_id, (SELECT ${desc ? 'min' : 'max'}(id) FROM {s}.sdj_jobs))`;
+  const limit = param(Math.max(0, Math.trunc(p.limit)));
+  return {
+    text:
+      `WITH scan AS MATERIALIZED (SELECT (${last}) AS last_id) ` +
+      `SELECT scan.last_id AS scan_last_id, j.* FROM scan LEFT JOIN LATERAL (SELECT * FROM {s}.sdj_jobs WHERE ${where} ORDER BY id ${dir} LIMIT ${limit}) j ON true ` +
+      `ORDER BY j.id ${dir}`,
     values,
   };
 }

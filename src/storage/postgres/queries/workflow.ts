@@ -22,6 +22,9 @@ const STEP_INSERT = 'INSERT INTO {s}.sdj_steps AS old_step (job_id, step_index, 
 /** Every checkpoint of a job. Params: $1 job id. Result: step rows by step_index. */
 export const STEP_LIST = 'SELECT * FROM {s}.sdj_steps WHERE job_id = $1 ORDER BY step_index';
 
+/** A page of a job's checkpoints. Params: $1 job id, $2 after index, $3 limit. Result: step rows by step_index. */
+export const STEP_LIST_PAGE = 'SELECT * FROM {s}.sdj_steps WHERE job_id = $1 AND step_index > $2 ORDER BY step_index LIMIT $3';
+
 /**
  * Fenced checkpoint write: the job row is read FOR SHARE so a concurrent reclaim or cancel
  * either waits for this write or makes the fence fail.
@@ -180,6 +183,12 @@ SELECT (SELECT count(*) FROM f) AS held, (SELECT wake_at FROM w) AS wake_at, (SE
 
 /** Locks a job row and reads its status. Params: $1 id. Result: { status, wait_signal } or none. */
 export const JOB_LOCK_STATUS = 'SELECT status, wait_signal FROM {s}.sdj_jobs WHERE id = $1 FOR UPDATE';
+
+/**
+ * The signals of a job, consumed or buffered, oldest first, after a seq (0: from the first).
+ * Params: $1 job id, $2 after seq, $3 limit. Result: { seq, name, payload, created_at, consumed_at }[].
+ */
+export const SIGNAL_LIST = 'SELECT seq, name, payload, created_at, consumed_at FROM {s}.sdj_signals WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3';
 
 /**
  * Buffers a signal and, when the job waits for that name, turns it pending (and notifies).

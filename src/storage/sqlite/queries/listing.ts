@@ -6,7 +6,7 @@
  * @internal
  */
 import { filterConditions } from '../../shared/filter-conditions.js';
-import type { JobFilter, JobListParams } from '../../storage.js';
+import type { JobFilter, JobListParams, JobListScanParams } from '../../storage.js';
 
 /** A statement built from a filter: its text and its parameter values. */
 export interface FilteredStatement {
@@ -92,6 +92,74 @@ export function jobListStatement(p: JobListParams): FilteredStatement {
   }
   values.push(Math.max(0, Math.trunc(p.limit)));
   return { sql: `SELECT * FROM sdj_jobs WHERE ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`, values };
+}
+
+/**
+ * {@link jobListStatement} on a scan budget: the scan is the next `scanLimit` ids after
+ * `afterId` in the order, found in the primary key's index alone (`scan`: the last of them and
+ * how many), and the listing walks only that range, as `jobListStatement` walks (the primary
+ * key, or `sdj_jobs_failed` for failed or cancelled jobs), stopping at `limit`. The jobs are
+ * joined to the one `scan` row: it comes back alone, its job columns null, when none matched.
+ * Result: `scan_last_id` (null when no job follows `afterId`), `scan_count`, then job columns.
+ */
+export function jobListScanStatement(p: JobListScanParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  const after = desc ? '<' : '>';
+  const dir = desc ? 'DESC' : 'ASC';
+  if (p.afterId !== undefined) values.push(p.afterId);
+  values.push(Math.max(1, Math.trunc(p.scanLimit)) - 1);
+  const last = `SELECT id FROM sdj_jobs${p.afterId === undefined ? '' : ` WHERE id ${after} ?`} ORDER BY id ${dir} LIMIT 1 OFFSET ?`;
+  let where = whereOf(p, values, 'list');
+  if (p.afterId !== undefined) {
+    values.push(p.afterId);
+    where += ` AND id ${after} ?`;
+  }
+  // Fewer jobs than the budget follow afterId: the range runs to the last job in the order.
+  where += ` AND id ${desc ? '>=' : '<='} coalesce((SELECT last_id FROM scan), (SELECT ${desc ? 'min' : 'max'}(id) FROM sdj_jobs))`;
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  return {
+    sql:
+      `WITH scan AS (SELECT (${last}) AS last_id) ` +
+      `SELECT scan.last_id AS scan_last_id, j.* FROM scan LEFT JOIN (SELECT * FROM sdj_jobs WHERE ${where} ORDER BY id ${dir} LIMIT ?) j ON 1 ` +
+      `ORDER BY j.id ${dir}`,
+    values,
+  };
+}
+
+/** Each status's partial index, forced, and its condition as the index states it (pending: two). */
+const STATUS_PARTS: Record<string, readonly string[]> = {
+  pending: ["INDEXED BY sdj_jobs_claim WHERE status = 'pending' AND limited = 0", "INDEXED BY sdj_jobs_limited WHERE status = 'pending' AND limited = 1"],
+  running: ["INDEXED BY sdj_jobs_lease WHERE status = 'running'"],
+  waiting: ["INDEXED BY sdj_jobs_wake WHERE status = 'waiting'"],
+  paused: [`INDEXED BY sdj_jobs_done WHERE status = 'paused' AND ${DONE_INDEX_TERM}`],
+  completed: [`INDEXED BY sdj_jobs_done WHERE status = 'completed' AND ${DONE_INDEX_TERM}`],
+  failed: [`INDEXED BY sdj_jobs_failed WHERE status = 'failed' AND ${FAILED_INDEX_TERM}`],
+  cancelled: [`INDEXED BY sdj_jobs_failed WHERE status = 'cancelled' AND ${FAILED_INDEX_TERM}`],
+};
+
+/**
+ * {@link jobListStatement} for statuses that hold few jobs (the driver counts them first, up to
+ * a bound): each status's rows read through the partial index holding exactly them (a queue
+ * filter a range of it where the index leads with the queue), the other filters applied, and
+ * those few rows sorted by id — instead of a walk of the primary key that reads every job
+ * between two matches (all of them, for a status with fewer jobs than the page).
+ * Result: job rows.
+ */
+export function jobListByStatusStatement(p: JobListParams): FilteredStatement {
+  const values: unknown[] = [];
+  const desc = p.order !== 'asc';
+  const { statuses, ...others } = p;
+  const parts = [...new Set(statuses ?? [])].flatMap((s) => STATUS_PARTS[s] ?? []).map((part) => {
+    let where = whereOf(others, values, 'list');
+    if (p.afterId !== undefined) {
+      values.push(p.afterId);
+      where += ` AND id ${desc ? '<' : '>'} ?`;
+    }
+    return `SELECT * FROM sdj_jobs ${part} AND ${where}`;
+  });
+  values.push(Math.max(0, Math.trunc(p.limit)));
+  return { sql: `SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`, values };
 }
 
 /**

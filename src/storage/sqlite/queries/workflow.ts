@@ -34,6 +34,9 @@ WHERE sdj_steps.status = 'waiting'`;
 /** Every checkpoint of a job. Params: job id. Result: step rows by step_index. */
 export const STEP_LIST = 'SELECT * FROM sdj_steps WHERE job_id = ? ORDER BY step_index';
 
+/** A page of a job's checkpoints. Params: job id, after index, limit. Result: step rows by step_index. */
+export const STEP_LIST_PAGE = 'SELECT * FROM sdj_steps WHERE job_id = ? AND step_index > ? ORDER BY step_index LIMIT ?';
+
 /**
  * Deletes the checkpoints of the given jobs. Params: JSON array of job ids. Result: changes.
  */
@@ -87,6 +90,12 @@ export const SIGNAL_OLDEST = `
 SELECT seq, payload FROM sdj_signals
 WHERE job_id = @jobId AND name = @name AND consumed_at IS NULL
 ORDER BY seq LIMIT 1`;
+
+/**
+ * The signals of a job, consumed or buffered, oldest first, after a seq (0: from the first).
+ * Params: job id, after seq, limit. Result: { seq, name, payload, created_at, consumed_at }[].
+ */
+export const SIGNAL_LIST = 'SELECT seq, name, payload, created_at, consumed_at FROM sdj_signals WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?';
 
 /** Marks a signal consumed. Params: @seq, @now. Result: changes. */
 export const SIGNAL_CONSUME = 'UPDATE sdj_signals SET consumed_at = @now WHERE seq = @seq AND consumed_at IS NULL';
