@@ -49,7 +49,8 @@ function layerRules() {
     block(['src/storage/**'], [[[...up('testing'), ...engine], 'storage/ must not import the engine, the facade or testing/.']]),
     block(['src/internal/**'], [[['../index.js', ...up('testing'), ...engine, ...up('storage')], 'internal/ must not import storage, the engine or the facade.']]),
     block(['src/dashboard/*.ts'], [[['../*', '!../index.js'], 'dashboard/ uses only the public API (../index.js).']]),
-    block(['src/dashboard/ui/**'], [[['../../*'], "dashboard/ui/ is the browser's code: it talks to the server over HTTP and imports none of it."]]),
+    // The browser's code may name the library's public types (type-only imports, erased by the bundler), never its values.
+    { files: ['src/dashboard/ui/**'], rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['../../*'], allowTypeImports: true, message: "dashboard/ui/ is the browser's code: it talks to the server over HTTP and imports none of it (public types excepted, with `import type`)." }] }] } },
     block(['src/otel/**'], [[['../*', '!../index.js'], 'otel/ uses only the public API (../index.js) and @opentelemetry/api.']]),
     // createTestQueue() builds its in-memory SQLite storage: the one driver testing/ may import.
     block(['src/testing/**'], [[[...storageInside, '!**/storage/sqlite', '**/storage/sqlite/*', '!**/storage/sqlite/sqlite-storage.js', '../index.js'], 'testing/ uses the facade, core/, storage/storage.ts and the SQLite driver only.']]),

@@ -12,7 +12,7 @@ import { LiveFeed } from './live-feed.js';
 import { nodeHandler } from './node-handler.js';
 import { resolveOptions, type DashboardOptions } from './options.js';
 import { addReadRoutes } from './read-routes.js';
-import { problem, viewGuard } from './request-guard.js';
+import { problem, SECURITY_HEADERS, viewGuard } from './request-guard.js';
 import { addPageRoutes } from './ui-assets.js';
 
 export { DASHBOARD_ACTIONS } from './options.js';
@@ -26,22 +26,35 @@ export type { DashboardJob } from './payloads.js';
 export interface Dashboard {
   /** The Web-standard handler: Hono, Bun, Deno, Next.js route handlers, anything that speaks `Request`/`Response`. */
   fetch(request: Request): Promise<Response>;
-  /** The Node handler: node:http, Express, Fastify. */
-  node(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * The Node handler: node:http, Express, Fastify. Given a `next` (Express middleware), a
+   * request outside the base path is passed on to it instead of answered with a 404.
+   */
+  node(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void;
   /** The base path it serves under (`''` for the root). */
   readonly basePath: string;
   /** Ends the live streams of open pages and stops the shared reads; later requests are still served. */
   close(): void;
 }
 
-/** Content Security Policy of every response: only the dashboard's own scripts, styles and API. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/** `res` with the security headers (a copy when its headers cannot be changed). */
+function secured(res: Response): Response {
+  let out = res;
+  try {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) out.headers.set(k, v);
+  } catch {
+    out = new Response(res.body, res);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) out.headers.set(k, v);
+  }
+  return out;
+}
 
-/** The HTTP status of an error thrown by the Queue API. */
-function statusOf(e: unknown): 400 | 404 | 409 | 500 {
-  if (isDurableJobsError(e, 'INVALID_ARGUMENT') || isDurableJobsError(e, 'SERIALIZATION') || isDurableJobsError(e, 'PAYLOAD_TOO_LARGE')) return 400;
+/** The HTTP status of an error thrown by the Queue API or the request's reading. */
+function statusOf(e: unknown): 400 | 404 | 409 | 413 | 500 {
+  if (isDurableJobsError(e, 'INVALID_ARGUMENT') || isDurableJobsError(e, 'SERIALIZATION')) return 400;
+  if (isDurableJobsError(e, 'PAYLOAD_TOO_LARGE')) return 413;
   if (isDurableJobsError(e, 'JOB_NOT_FOUND')) return 404;
-  if (isDurableJobsError(e, 'INVALID_STATE')) return 409;
+  if (isDurableJobsError(e, 'INVALID_STATE') || isDurableJobsError(e, 'DUPLICATE_JOB')) return 409;
   return 500;
 }
 
@@ -62,13 +75,6 @@ export function dashboard(queue: Queue, options: DashboardOptions): Dashboard {
   const resolved = resolveOptions(options);
   const feed = new LiveFeed(queue, resolved.pollInterval);
   const app = new Hono({ strict: false }).basePath(resolved.basePath || '/');
-  app.use('*', async (c, next) => {
-    await next();
-    c.res.headers.set('Content-Security-Policy', CSP);
-    c.res.headers.set('X-Content-Type-Options', 'nosniff');
-    c.res.headers.set('X-Frame-Options', 'DENY');
-    c.res.headers.set('Referrer-Policy', 'same-origin');
-  });
   app.use('*', viewGuard(resolved));
   addPageRoutes(app, resolved.basePath);
   addReadRoutes(app, queue, resolved, feed);
@@ -77,8 +83,15 @@ export function dashboard(queue: Queue, options: DashboardOptions): Dashboard {
   app.onError((e, c) => {
     const status = statusOf(e);
     const code = isDurableJobsError(e) ? e.code : 'INTERNAL';
-    return problem(c, status, code, e instanceof Error ? e.message : String(e));
+    if (status !== 500) return problem(c, status, code, e instanceof Error ? e.message : String(e));
+    // A driver's message can hold table names, addresses or stored values: only onError sees it.
+    try {
+      resolved.onError?.(e, c.req.raw);
+    } catch {
+      // The operator's reporting failed; the answer stays the same.
+    }
+    return problem(c, 500, code, `the dashboard could not answer this request (${code})`);
   });
-  const fetch = async (request: Request): Promise<Response> => app.fetch(request);
-  return { fetch, node: nodeHandler(fetch), basePath: resolved.basePath, close: () => feed.close() };
+  const fetch = async (request: Request): Promise<Response> => secured(await app.fetch(request));
+  return { fetch, node: nodeHandler(fetch, resolved.basePath), basePath: resolved.basePath, close: () => feed.close() };
 }

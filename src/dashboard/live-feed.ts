@@ -2,7 +2,9 @@
  * The live feed behind every open page: one shared read of the counts and queues per interval,
  * and one fleet event subscription counting completions and failures, however many pages are
  * open. It runs only while at least one page listens, so its cost grows with the dashboards
- * being watched, not with the jobs.
+ * being watched, not with the jobs: every count is capped at {@link COUNT_CAP}
+ * (`queue.stats({ cap })`, `queue.queues({ cap })`), so a read never counts more than about that
+ * many index entries per status, however many jobs the storage keeps.
  * @module
  */
 import type { FleetEvent, JobCounts, Queue, QueueInfo } from '../index.js';
@@ -15,6 +17,18 @@ export const BUCKETS = 360;
 const MIN_BUCKETS = 60;
 /** Most changed job ids carried by one snapshot; beyond that `changedOverflow` is set. */
 const MAX_CHANGED = 200;
+/** Counts are exact up to this; a count above it reads `COUNT_CAP + 1` and the pages show `100,000+`. */
+export const COUNT_CAP = 100_000;
+
+/** Counts per status and the queues, each count capped at {@link COUNT_CAP}. */
+export interface CappedCounts {
+  /** Jobs per status; a value above `countCap` means "more than `countCap`". */
+  stats: JobCounts;
+  /** Every queue; its counts capped the same way. */
+  queues: QueueInfo[];
+  /** Counts are exact up to this ({@link COUNT_CAP}). */
+  countCap: number;
+}
 
 /** Completions and failures per {@link BUCKET_MS}, since the feed started watching. */
 export interface ThroughputSeries {
@@ -34,10 +48,12 @@ export interface LiveSnapshot {
   version: number;
   /** When the counts were read (server clock, ms since the epoch). */
   at: number;
-  /** Jobs per status. */
+  /** Jobs per status; a value above `countCap` means "more than `countCap`". */
   stats: JobCounts;
-  /** Every queue. */
+  /** Every queue (counts capped the same way). */
   queues: QueueInfo[];
+  /** Counts are exact up to this ({@link COUNT_CAP}); above it they read `countCap + 1`. */
+  countCap: number;
   /** Ids of the jobs that events said changed since the previous snapshot. */
   changed: string[];
   /** More jobs changed than `changed` holds: refetch everything. */
@@ -52,6 +68,7 @@ type Listener = (snapshot: LiveSnapshot) => void;
 export class LiveFeed {
   readonly #queue: Queue;
   readonly #interval: number;
+  readonly #countCap: number;
   readonly #listeners = new Set<Listener>();
   readonly #closers = new Set<() => void>();
   #timer: NodeJS.Timeout | undefined;
@@ -64,10 +81,11 @@ export class LiveFeed {
   #closed = false;
   readonly #series: { start: number; completed: number; failed: number; retried: number }[] = [];
 
-  /** @param queue the queue read @param interval ms between reads */
-  constructor(queue: Queue, interval: number) {
+  /** @param queue the queue read @param interval ms between reads @param countCap counts are exact up to this @default COUNT_CAP */
+  constructor(queue: Queue, interval: number, countCap = COUNT_CAP) {
     this.#queue = queue;
     this.#interval = interval;
+    this.#countCap = countCap;
   }
 
   /** Pages listening now. */
@@ -101,6 +119,22 @@ export class LiveFeed {
       out.retried.push(b?.retried ?? 0);
     }
     return out;
+  }
+
+  /** Counts are exact up to this ({@link COUNT_CAP} unless the feed was made with another). */
+  get countCap(): number {
+    return this.#countCap;
+  }
+
+  /** One bounded read of the counts and the queues (also the overview's, at each page load). */
+  async counts(): Promise<CappedCounts> {
+    const [stats, queues] = await Promise.all([this.#queue.stats({ cap: this.#countCap }), this.queues()]);
+    return { stats, queues, countCap: this.#countCap };
+  }
+
+  /** Every queue, its counts capped at {@link countCap} (one bounded read). */
+  queues(): Promise<QueueInfo[]> {
+    return this.#queue.queues({ cap: this.#countCap });
   }
 
   /** Calls `fn` when the feed closes (at once when it is closed). */
@@ -170,14 +204,14 @@ export class LiveFeed {
     const events = this.#events;
     let snapshot: LiveSnapshot | undefined;
     try {
-      const [stats, queues] = await Promise.all([this.#queue.stats(), this.#queue.queues()]);
+      const { stats, queues, countCap } = await this.counts();
       const key = JSON.stringify([stats, queues.map((q) => ({ ...q, oldestPendingAgeMs: undefined }))]);
       if (key !== this.#lastKey || this.#changed.size > 0 || this.#overflow || this.#last === undefined) {
         this.#lastKey = key;
-        snapshot = { version: ++this.#version, at: Date.now(), stats, queues, changed: [...this.#changed], changedOverflow: this.#overflow };
+        snapshot = { version: ++this.#version, at: Date.now(), stats, queues, countCap, changed: [...this.#changed], changedOverflow: this.#overflow };
       }
     } catch (e) {
-      if (this.#last !== undefined) snapshot = { ...this.#last, version: ++this.#version, changed: [], changedOverflow: false, error: e instanceof Error ? e.message : String(e) };
+      if (this.#last !== undefined) snapshot = { ...this.#last, version: ++this.#version, changed: [], changedOverflow: false, error: `the counts could not be read (${typeof (e as { code?: unknown } | null)?.code === 'string' ? (e as { code: string }).code : 'INTERNAL'})` };
     }
     // Stopped (or stopped and started again) while reading: this tick's loop is over.
     if (events !== this.#events || events === undefined) return;

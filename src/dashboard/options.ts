@@ -15,9 +15,11 @@ export type DashboardAction = 'view' | 'retry' | 'cancel' | 'delete' | 'pause' |
 export const DASHBOARD_ACTIONS: readonly DashboardAction[] = ['view', 'retry', 'cancel', 'delete', 'pause', 'resume', 'signal', 'prune'];
 
 /**
- * Decides whether a request may do `action`. Asked for every request, reads included; a falsy
- * answer, a rejection or a throw denies it (403). The request is the Web `Request` (for the Node
- * handler, one built from the Node request, with the same method, URL and headers).
+ * Decides whether a request may do `action`. Asked for every request, reads, pages and assets
+ * included; only `true` (or a promise of `true`) allows: any other answer (`1`, `'yes'`, an
+ * object), a rejection or a throw denies it (403). The request is the Web `Request` (for the
+ * Node handler, one built from the Node request, with the same method, URL and headers); leave
+ * its body unread.
  */
 export type DashboardAuthorize = (request: Request, action: DashboardAction) => boolean | Promise<boolean>;
 
@@ -66,6 +68,21 @@ export interface DashboardOptions {
    * checked by it instead. @default []
    */
   trustedOrigins?: readonly string[];
+  /**
+   * Host names the dashboard answers (`localhost`, `127.0.0.1`, `[::1]`, `ops.example.com`; a
+   * leading dot, `.localhost`, also takes every subdomain). A request whose `Host` names another
+   * is refused (403 `HOST_NOT_ALLOWED`) before anything else: this stops DNS rebinding, where a
+   * page of another site points its own name at the dashboard's address. Give it when the
+   * dashboard has no login of its own. @default any host
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Called with every error that the dashboard answers with a 500, and with its request: the
+   * answer names the error's code only, since driver messages can hold table names, addresses
+   * or stored values. A throw from it is ignored. @default none
+   * @example onError: (e, req) => logger.error({ err: e, url: req.url }, 'dashboard request failed')
+   */
+  onError?: (error: unknown, request: Request) => void;
 }
 
 /** The options once checked, with their defaults. @internal */
@@ -76,9 +93,12 @@ export interface ResolvedOptions {
   redact: Required<RedactOptions>;
   pollInterval: number;
   trustedOrigins: ReadonlySet<string>;
+  /** Host names, and `.suffix` entries for subdomains; undefined: any host. */
+  allowedHosts: readonly string[] | undefined;
+  onError: ((error: unknown, request: Request) => void) | undefined;
 }
 
-const KNOWN = ['basePath', 'authorize', 'insecure', 'readOnly', 'redact', 'pollInterval', 'trustedOrigins'];
+const KNOWN = ['basePath', 'authorize', 'insecure', 'readOnly', 'redact', 'pollInterval', 'trustedOrigins', 'allowedHosts', 'onError'];
 const BASE_PATH = /^(\/[A-Za-z0-9\-._~]+)*$/;
 
 /** Checks the options and fills in the defaults. @throws InvalidArgumentError @internal */
@@ -100,6 +120,8 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     redact: redactOf(o['redact']),
     pollInterval: intervalOf(o['pollInterval']),
     trustedOrigins: originsOf(o['trustedOrigins']),
+    allowedHosts: hostsOf(o['allowedHosts']),
+    onError: onErrorOf(o['onError']),
   };
 }
 
@@ -156,4 +178,28 @@ function originsOf(v: unknown): ReadonlySet<string> {
     out.add(origin);
   }
   return out;
+}
+
+function hostsOf(v: unknown): readonly string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw new InvalidArgumentError('dashboard option allowedHosts must be an array of host names');
+  return (v as unknown[]).map((item) => {
+    const name = typeof item === 'string' ? item.replace(/^\./, '') : '';
+    let host: string | undefined;
+    try {
+      host = name === '' ? undefined : new URL(`http://${name}`).hostname;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host !== name.toLowerCase() || !/^([a-z0-9_-]+\.)*[a-z0-9_-]+$|^\[[0-9a-f:.]+\]$/.test(host)) {
+      throw new InvalidArgumentError(`dashboard option allowedHosts: ${JSON.stringify(item)} is not a host name like "localhost", "127.0.0.1", "[::1]" or ".example.com" (no scheme, no port)`);
+    }
+    return (item as string).startsWith('.') ? `.${host}` : host;
+  });
+}
+
+function onErrorOf(v: unknown): ((error: unknown, request: Request) => void) | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'function') throw new InvalidArgumentError('dashboard option onError must be a function (error, request) => void');
+  return v as (error: unknown, request: Request) => void;
 }

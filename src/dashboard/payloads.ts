@@ -3,7 +3,7 @@
  * the dashboard sends, with the payloads the `redact` option hides taken out.
  * @module
  */
-import { InvalidArgumentError, JOB_STATUSES, type Job, type JobFilterOptions, type JobStatus, type ListJobsOptions, type ScheduleInfo, type StepInfo } from '../index.js';
+import { InvalidArgumentError, JOB_STATUSES, PayloadTooLargeError, type Job, type JobFilterOptions, type JobStatus, type ListJobsOptions, type ScheduleInfo, type SignalInfo, type StepInfo } from '../index.js';
 import type { RedactOptions } from './options.js';
 
 /** A job as the dashboard sends it: the `Job`, less what is redacted, naming what was. */
@@ -42,9 +42,19 @@ export function filterOf(get: (name: string) => unknown, redact: Required<Redact
   return f;
 }
 
-/** Reads `listJobs` options from a URL's query. @throws InvalidArgumentError */
+/**
+ * The scan budget of the jobs page (`listJobs({ scanLimit })`): a filter few jobs match reads
+ * at most this many jobs per request, and the page offers to continue. Measured at a million
+ * jobs (docs/dashboard.md, "Large databases"): 36 to 116 ms a request across the drivers, where
+ * an unbounded walk took up to seconds; 20,000 cost less per request but left common filters'
+ * pages empty behind a backlog of newer jobs.
+ */
+export const LIST_SCAN_LIMIT = 50_000;
+
+/** Reads `listJobs` options from a URL's query, with the page's scan budget. @throws InvalidArgumentError */
 export function listOptionsOf(query: URLSearchParams, redact: Required<RedactOptions>): ListJobsOptions {
   const o: ListJobsOptions = filterOf((n) => query.get(n) ?? undefined, redact);
+  o.scanLimit = LIST_SCAN_LIMIT;
   const limit = query.get('limit');
   if (limit !== null && limit !== '') {
     if (!/^\d{1,4}$/.test(limit)) throw new InvalidArgumentError('limit must be a whole number from 1 to 500');
@@ -114,6 +124,13 @@ export function stepOut(step: StepInfo, redact: Required<RedactOptions>): StepIn
   return out;
 }
 
+/** A signal with its payload removed when args are redacted (a signal's payload is an input). */
+export function signalOut(signal: SignalInfo, redact: Required<RedactOptions>): SignalInfo & { redacted?: string[] } {
+  if (!redact.args || !('payload' in signal)) return signal;
+  const { payload: _, ...rest } = signal;
+  return { ...rest, redacted: ['payload'] };
+}
+
 /** How long past its next fire time a schedule is shown as overdue. */
 export const OVERDUE_AFTER_MS = 60_000;
 
@@ -129,10 +146,38 @@ export function scheduleOut(s: ScheduleInfo, redact: Required<RedactOptions>, no
   return out;
 }
 
-/** Reads a JSON body's object (`{}` for an empty body). @throws InvalidArgumentError */
+/** The largest request body a mutation may send (1 MiB); a larger one is refused with 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** How deep a request body's arrays and objects may nest. */
+export const MAX_BODY_DEPTH = 64;
+
+/** Bodies already read by a route's guard, by request (a body can be read once). */
+const readBodies = new WeakMap<Request, string>();
+
+/**
+ * The request's body as text, reading no more than {@link MAX_BODY_BYTES}, whether or not the
+ * request says its length; a body read before for the same request is not read again.
+ * @throws PayloadTooLargeError (413) for a larger body
+ */
+export async function bodyTextOf(request: Request): Promise<string> {
+  const known = readBodies.get(request);
+  if (known !== undefined) return known;
+  const declared = Number(request.headers.get('content-length') ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new PayloadTooLargeError('the request body', declared, MAX_BODY_BYTES);
+  const text = await textOf(request);
+  readBodies.set(request, text);
+  return text;
+}
+
+/**
+ * Reads a JSON body's object (`{}` for an empty body), as {@link bodyTextOf} reads it.
+ * @throws PayloadTooLargeError (413) for a larger body; InvalidArgumentError for one that is
+ * not a JSON object or nests deeper than {@link MAX_BODY_DEPTH}
+ */
 export async function bodyOf(request: Request): Promise<Record<string, unknown>> {
-  const text = await request.text();
+  const text = await bodyTextOf(request);
   if (text.trim() === '') return {};
+  if (tooDeep(text)) throw new InvalidArgumentError(`the request body nests deeper than ${MAX_BODY_DEPTH} levels`);
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -141,4 +186,40 @@ export async function bodyOf(request: Request): Promise<Record<string, unknown>>
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError('the request body must be a JSON object');
   return v as Record<string, unknown>;
+}
+
+/** The body as text, read chunk by chunk and given up as soon as it passes the limit. */
+async function textOf(request: Request): Promise<string> {
+  if (request.body === null) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw new PayloadTooLargeError('the request body', size, MAX_BODY_BYTES);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Whether JSON text nests arrays and objects deeper than {@link MAX_BODY_DEPTH} (strings skipped). */
+function tooDeep(text: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_BODY_DEPTH) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }

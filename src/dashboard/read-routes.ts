@@ -5,13 +5,12 @@
  */
 import type { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { JobNotFoundError, type Queue } from '../index.js';
+import type { Queue } from '../index.js';
 import type { LiveFeed, LiveSnapshot } from './live-feed.js';
 import type { ResolvedOptions } from './options.js';
-import { jobOut, listOptionsOf, scheduleOut, stepOut } from './payloads.js';
+import { addJobRoutes } from './job-routes.js';
+import { jobOut, listOptionsOf, scheduleOut } from './payloads.js';
 
-/** Sub-jobs shown with a job before the page asks for more. */
-export const CHILDREN_PAGE = 100;
 /** A comment line sent this often keeps an idle live stream open through proxies. */
 const KEEPALIVE_MS = 15_000;
 
@@ -37,33 +36,19 @@ export function addReadRoutes(app: Hono, queue: Queue, options: ResolvedOptions,
     return c.json(config, 200, noStore);
   });
 
-  app.get('/api/overview', async (c) => {
-    const [stats, queues] = await Promise.all([queue.stats(), queue.queues()]);
-    return c.json({ stats, queues, series: feed.series(), at: Date.now() }, 200, noStore);
-  });
+  // Counts capped (`feed.counts()`): a page load never counts every job.
+  app.get('/api/overview', async (c) => c.json({ ...(await feed.counts()), series: feed.series(), at: Date.now() }, 200, noStore));
 
   app.get('/api/jobs', async (c) => {
     const page = await queue.listJobs(listOptionsOf(new URL(c.req.url).searchParams, redact));
-    return c.json({ jobs: page.jobs.map((j) => jobOut(j, redact)), nextCursor: page.nextCursor }, 200, noStore);
+    // A page short of its size with `scanExhausted`: the scan budget ran out; `nextCursor` continues it.
+    const scan = page.scanExhausted === true ? { scanExhausted: true, scanned: page.scanned } : {};
+    return c.json({ jobs: page.jobs.map((j) => jobOut(j, redact)), nextCursor: page.nextCursor, ...scan }, 200, noStore);
   });
 
-  app.get('/api/jobs/:id', async (c) => {
-    const id = c.req.param('id');
-    const job = await queue.getJob(id);
-    if (job === undefined) throw new JobNotFoundError(`no job ${id}`);
-    const [steps, children] = await Promise.all([queue.getSteps(id), queue.listJobs({ parentId: id, limit: CHILDREN_PAGE, order: 'asc' })]);
-    return c.json(
-      {
-        job: jobOut(job, redact),
-        steps: steps.map((s) => stepOut(s, redact)),
-        children: { jobs: children.jobs.map((j) => jobOut(j, redact)), nextCursor: children.nextCursor },
-      },
-      200,
-      noStore,
-    );
-  });
+  addJobRoutes(app, queue, options);
 
-  app.get('/api/queues', async (c) => c.json({ queues: await queue.queues() }, 200, noStore));
+  app.get('/api/queues', async (c) => c.json({ queues: await feed.queues(), countCap: feed.countCap }, 200, noStore));
   app.get('/api/workers', async (c) => c.json({ workers: await queue.workers() }, 200, noStore));
   app.get('/api/schedules', async (c) => {
     const now = Date.now();

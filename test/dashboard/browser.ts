@@ -24,7 +24,7 @@ export async function startBrowser(options: { colorScheme?: 'light' | 'dark' } =
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1366, height: 800 },
+    viewport: { width: 1280, height: 800 },
     colorScheme: options.colorScheme ?? 'light',
   });
   return {

@@ -49,7 +49,9 @@ export function registerDashboard(program: Command): void {
         async ({ queue, out }, _args, options) => {
           const host = options['host'] as string;
           const { dashboard } = await import('../../dashboard/index.js');
-          const ui = dashboard(queue, { insecure: true, readOnly: options['readOnly'] === true });
+          // No login: on loopback, answer only loopback names, so no other site can rebind its own name here.
+          const allowedHosts = isLoopback(host) ? ['localhost', '.localhost', '127.0.0.1', '[::1]', ...(isIP(host) === 4 ? [host] : [])] : undefined;
+          const ui = dashboard(queue, { insecure: true, readOnly: options['readOnly'] === true, ...(allowedHosts === undefined ? {} : { allowedHosts }) });
           const server = createServer(ui.node);
           await new Promise<void>((resolve, reject) => {
             server.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`cannot listen on ${host}:${String(options['port'])}: ${e.code ?? e.message}`)));

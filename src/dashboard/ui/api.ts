@@ -1,96 +1,66 @@
 /**
  * The front end's client of the dashboard's JSON API: typed reads, and mutations sent the way
  * the server requires (POST, JSON body, the same-site header).
+ *
+ * The shapes it reads are the library's public types as JSON makes them ({@link Json}): type-only
+ * imports, erased by the bundler, so the pages cannot drift from the API they show.
  */
+import type { JobPage, QueueInfo, StepInfo, WorkerInfo } from '../../queue/operator-types.js';
+import type { ScheduleInfo } from '../../queue/schedule-types.js';
+import type { Job, JobCounts, JobStatus } from '../../types.js';
+
+/**
+ * What `JSON.stringify` makes of a `T` read back with `JSON.parse`: instants (`Date`) become ISO
+ * strings, arrays and objects keep their shape (read-only or not), other values stay.
+ */
+export type Json<T> = T extends Date
+  ? string
+  : T extends readonly (infer U)[]
+    ? Json<U>[]
+    : T extends object
+      ? { -readonly [K in keyof T]: Json<T[K]> }
+      : T;
 
 /** A job's status. */
-export type Status = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled' | 'paused';
+export type Status = JobStatus;
 /** Every status, in the order the pages show them. */
 export const STATUSES: Status[] = ['pending', 'running', 'waiting', 'paused', 'completed', 'failed', 'cancelled'];
 
-/** A job as the API sends it (instants are ISO strings). */
-export interface JobJson {
-  id: string;
-  type?: string;
-  queue?: string;
-  args?: unknown;
-  status?: Status;
-  priority?: number;
-  attempt?: number;
-  maxRetries?: number;
-  runAt?: string;
-  createdAt?: string;
-  startedAt?: string;
-  completedAt?: string;
-  result?: unknown;
-  lastError?: string;
-  parentId?: string;
-  tenant?: string;
-  meta?: Record<string, unknown>;
-  timeout?: number;
-  unique?: string;
-  progress?: { value: number; message: string | null; at: string } | null;
-  redacted?: string[];
-}
+/** A job as the API sends it: fields the dashboard redacts are left out and named in `redacted`. */
+export type JobJson = Json<Partial<Job>> & { id: string; redacted?: string[] };
 
 /** A page of jobs. */
-export interface JobPageJson {
-  jobs: JobJson[];
-  nextCursor?: string;
-}
+export type JobPageJson = Omit<Json<JobPage>, 'jobs'> & { jobs: JobJson[] };
 
-/** A checkpoint. */
-export interface StepJson {
-  index: number;
+/** A checkpoint (redacted fields named in `redacted`). */
+export type StepJson = Json<StepInfo> & { redacted?: string[] };
+
+/** A signal sent to a job (`consumedAt` absent while it is buffered). */
+export interface SignalJson {
+  seq: number;
   name: string;
-  status: 'completed' | 'failed' | 'waiting';
-  output?: unknown;
-  error?: string;
-  at: string;
+  payload?: unknown;
+  sentAt: string;
+  consumedAt?: string;
   redacted?: string[];
 }
 
-/** A queue. */
-export interface QueueJson {
-  name: string;
-  paused: boolean;
-  pending: number;
-  running: number;
-  waiting: number;
-  failed: number;
-  pausedJobs: number;
-  oldestPendingAgeMs?: number;
-  limits?: { concurrency?: { limit: number; running: number }; rateLimit?: { limit: number; period: number; nextStartInMs: number } };
-}
+/** A queue, with its limits and how full they are. */
+export type QueueJson = Json<QueueInfo>;
 
 /** A live worker. */
-export interface WorkerJson {
-  id: string;
-  name: string;
-  host: string;
-  pid: number;
-  queues: string[];
-  running: number;
-  startedAt: string;
-  lastSeenAt: string;
-}
+export type WorkerJson = Json<WorkerInfo>;
 
-/** A schedule. */
-export interface ScheduleJson {
-  name: string;
-  type: string;
-  description: string;
-  nextRunAt: string;
-  lastRunAt?: string;
-  lastJobId?: string;
-  overdue: boolean;
-  options: { queue?: string };
-}
+/** A schedule, and whether its next fire is overdue (redacted options named in `redacted`). */
+export type ScheduleJson = Json<ScheduleInfo> & { overdue: boolean; redacted?: string[] };
 
-/** Counts per status. */
-export type Counts = Record<Status, number>;
+/** Counts per status; the server caps them at `countCap` (shown by `countText`, count-text.ts). */
+export type Counts = Json<JobCounts>;
 
-/** The throughput series. */
+/**
+ * The throughput series. This and the two below are the dashboard server's own answers
+ * (`ThroughputSeries`, `DashboardConfig`, `LiveSnapshot` in src/dashboard/), not public types.
+ */
 export interface SeriesJson {
   at: number[];
   completed: number[];
@@ -112,6 +82,8 @@ export interface SnapshotJson {
   at: number;
   stats: Counts;
   queues: QueueJson[];
+  /** Counts (of `stats` and `queues`) are exact up to this; above it they read `countCap + 1`. */
+  countCap: number;
   changed: string[];
   changedOverflow: boolean;
   error?: string;

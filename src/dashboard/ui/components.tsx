@@ -3,7 +3,8 @@ import type { ComponentChildren } from 'preact';
 import { createContext } from 'preact';
 import { useContext, useState } from 'preact/hooks';
 import { ApiError, type ConfigJson, type Status } from './api.js';
-import { json, relative } from './format.js';
+import { json, localTime, relative } from './format.js';
+import { useClock } from './hooks.js';
 
 /** What every page may need: the dashboard's config and a way to show a message. */
 export interface AppContext {
@@ -27,13 +28,23 @@ export function StatusBadge({ status }: { status: Status | undefined }) {
   return <span class={`badge st-${status ?? 'unknown'}`}>{status ?? '?'}</span>;
 }
 
-/** A relative time, with the exact instant on hover. */
-export function When({ at }: { at: string | number | undefined }) {
+/**
+ * A relative time (`3 min ago`) that moves on with the page's shared clock, with the instant in
+ * UTC on hover; `exact` also shows the local date and time before it.
+ */
+export function When({ at, exact = false }: { at: string | number | undefined; exact?: boolean }) {
+  const text = useClock((now) => (at === undefined ? '' : relative(at, now)));
   if (at === undefined) return <span class="muted">—</span>;
   const iso = typeof at === 'number' ? new Date(at).toISOString() : at;
   return (
     <time dateTime={iso} title={iso}>
-      {relative(at)}
+      {exact ? (
+        <>
+          {localTime(iso)} <span class="muted">({text})</span>
+        </>
+      ) : (
+        text
+      )}
     </time>
   );
 }
@@ -68,23 +79,26 @@ export interface ActionProps {
   /** Asked first with `confirm()`; no action when declined. */
   confirm?: string;
   danger?: boolean;
-  /** Shown when the action succeeded. */
-  done?: string;
+  /** Shown when the action succeeded (a function gets what `run` resolved with). */
+  done?: string | ((result: unknown) => string);
   /** Called after success. */
   after?: () => void;
 }
 
-/** A mutation button: hidden on a read-only dashboard, busy while it runs, reports the outcome. */
+/**
+ * A mutation button: hidden on a read-only dashboard, busy while it runs, reports the outcome.
+ * While busy it is `aria-disabled` rather than `disabled`, so keyboard focus stays on it.
+ */
 export function Action({ label, run, confirm: question, danger, done, after }: ActionProps) {
   const { config, notify } = useApp();
   const [busy, setBusy] = useState(false);
   if (config.readOnly) return null;
   const click = async (): Promise<void> => {
-    if (question !== undefined && !window.confirm(question)) return;
+    if (busy || (question !== undefined && !window.confirm(question))) return;
     setBusy(true);
     try {
-      await run();
-      notify(done ?? `${label}: done`, 'ok');
+      const result = await run();
+      notify(typeof done === 'function' ? done(result) : (done ?? `${label}: done`), 'ok');
       after?.();
     } catch (e) {
       notify(failure(e), 'error');
@@ -93,18 +107,24 @@ export function Action({ label, run, confirm: question, danger, done, after }: A
     }
   };
   return (
-    <button type="button" class={danger ? 'danger' : ''} disabled={busy} onClick={() => void click()}>
+    <button type="button" class={danger ? 'danger' : ''} aria-disabled={busy ? 'true' : undefined} onClick={() => void click()}>
       {busy ? `${label}…` : label}
     </button>
   );
 }
 
-/** A titled section. */
-export function Section({ title, children }: { title: string; children: ComponentChildren }) {
+/** A titled section (named by its heading for assistive technology). */
+export function Section({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) {
+  const headingId = `section-${id ?? title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
   return (
-    <section>
-      <h2>{title}</h2>
+    <section aria-labelledby={headingId}>
+      <h2 id={headingId}>{title}</h2>
       {children}
     </section>
   );
+}
+
+/** Text for screen readers only (e.g. the header of a column of buttons). */
+export function Hidden({ children }: { children: ComponentChildren }) {
+  return <span class="visually-hidden">{children}</span>;
 }

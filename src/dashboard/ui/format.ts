@@ -12,11 +12,23 @@ export function duration(ms: number): string {
   return `${Math.floor(h / 24)} d`;
 }
 
-/** `5 s ago`, `in 3 min`. */
+/** `5 s ago`, `in 3 min`, `just now` (whole seconds: the text changes at most once a second). */
 export function relative(iso: string | number, now = Date.now()): string {
   const t = typeof iso === 'number' ? iso : Date.parse(iso);
   const d = t - now;
-  return d >= 0 ? `in ${duration(d)}` : `${duration(-d)} ago`;
+  const s = Math.round(Math.abs(d) / 1000);
+  if (s === 0) return 'just now';
+  const text = s < 60 ? `${s} s` : duration(Math.abs(d));
+  return d > 0 ? `in ${text}` : `${text} ago`;
+}
+
+const pad = (n: number): string => String(n).padStart(2, '0');
+
+/** `2026-03-04 09:30` (seconds added when not zero), in the browser's time zone. */
+export function localTime(iso: string | number): string {
+  const d = new Date(iso);
+  const sec = d.getSeconds() === 0 ? '' : `:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}${sec}`;
 }
 
 /** The last 8 characters of an id (ids are time-ordered, so the end tells them apart). */

@@ -8,6 +8,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { get, type ConfigJson } from './api.js';
 import { App } from './components.js';
+import { useConnection } from './live.js';
 import { JobPage } from './pages/job-page.js';
 import { JobsPage } from './pages/jobs-page.js';
 import { OverviewPage } from './pages/overview-page.js';
@@ -25,8 +26,8 @@ const NAV: [path: string, label: string][] = [
 ];
 
 function View({ route }: { route: Route }) {
-  const job = /^\/jobs\/([^/]+)$/.exec(route.path);
-  if (job) return <JobPage id={decodeURIComponent(job[1]!)} />;
+  const id = jobIdOf(route.path);
+  if (id !== undefined) return <JobPage id={id} />;
   switch (route.path) {
     case '/':
       return <OverviewPage />;
@@ -41,6 +42,24 @@ function View({ route }: { route: Route }) {
     default:
       return <p>No such view. <a href={href('/')}>Overview</a></p>;
   }
+}
+
+/** The live stream's state, announced politely when it changes (and the last read's failure). */
+function LiveState() {
+  const { connection, error } = useConnection();
+  const [text, kind] =
+    connection === 'lost'
+      ? ['Live updates lost, reconnecting…', 'bad']
+      : connection === 'connecting'
+        ? ['Connecting…', 'wait']
+        : error !== undefined
+          ? [`Live, but the last refresh failed: ${error}`, 'bad']
+          : ['Live', 'ok'];
+  return (
+    <p class={`live live-${kind}`} role="status" aria-live="polite">
+      {text}
+    </p>
+  );
 }
 
 interface Notice {
@@ -65,6 +84,9 @@ function Root() {
   const section = route.path === '/' ? '/' : `/${route.path.split('/')[1] ?? ''}`;
   return (
     <>
+      <button type="button" class="skip" onClick={() => document.getElementById('main')?.focus()}>
+        Skip to content
+      </button>
       <header>
         <strong class="brand">Jobs</strong>
         <nav aria-label="Views">
@@ -75,8 +97,9 @@ function Root() {
           ))}
         </nav>
         {config?.readOnly && <span class="badge">read-only</span>}
+        {config && <LiveState />}
       </header>
-      <main>
+      <main id="main" tabIndex={-1}>
         {failed !== undefined && <p class="error" role="alert">The dashboard could not load: {failed}</p>}
         {config && (
           <App.Provider value={{ config, notify }}>
@@ -96,3 +119,16 @@ function Root() {
 }
 
 render(<Root />, document.getElementById('app')!);
+
+/** The job id of a `/jobs/<id>` route; undefined for other routes and ids no job can have (`.`, `..`, bad escapes). */
+function jobIdOf(path: string): string | undefined {
+  const raw = /^\/jobs\/([^/]+)$/.exec(path)?.[1];
+  if (raw === undefined) return undefined;
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  return id === '.' || id === '..' || id.includes('/') ? undefined : id;
+}

@@ -1,9 +1,11 @@
 /**
  * The jobs list: filters (status, queue, type, tenant), search, keyset pages, and bulk retry /
- * cancel / delete of every job the filter matches. The filter lives in the link.
+ * cancel / delete of every job the filter matches. The filter lives in the link. The server
+ * reads a bounded number of jobs per page: a filter few jobs match may come back short, with
+ * a link that continues the scan.
  */
 import { useState } from 'preact/hooks';
-import { get, post, STATUSES, type JobPageJson } from '../api.js';
+import { get, post, STATUSES, type JobJson, type JobPageJson } from '../api.js';
 import { Action, LoadState, StatusBadge, useApp, When } from '../components.js';
 import { shortId } from '../format.js';
 import { useLoad } from '../hooks.js';
@@ -12,11 +14,34 @@ import { href, navigate, type Route } from '../router.js';
 
 const FILTERS = ['status', 'queue', 'type', 'tenant', 'search'] as const;
 
+/** Jobs per page. */
+const PAGE_SIZE = 50;
+
 /** The filter of a route's query. */
 function filterOf(route: Route): Record<string, string | undefined> {
   const f: Record<string, string | undefined> = {};
   for (const k of FILTERS) f[k] = route.query.get(k) ?? undefined;
   return f;
+}
+
+/** A job's last reported progress as a small bar and a percentage (its message on hover). */
+function Progress({ job }: { job: JobJson }) {
+  const p = job.progress;
+  if (p === undefined || p === null) return null;
+  const pct = Math.round(p.value * 100);
+  return (
+    <span class="progress" title={p.message ?? undefined}>
+      <progress max={1} value={p.value} aria-label={`Progress of ${shortId(job.id)}`} /> {pct}%
+    </span>
+  );
+}
+
+/**
+ * Whether a page came back short because the server's scan budget ran out (a filter few jobs
+ * match): the page offers to continue the scan instead of saying nothing matches.
+ */
+function scanShort(data: JobPageJson): boolean {
+  return data.scanExhausted === true && data.nextCursor !== undefined && data.jobs.length < PAGE_SIZE;
 }
 
 /** The jobs page. */
@@ -26,7 +51,7 @@ export function JobsPage({ route }: { route: Route }) {
   const filter = filterOf(route);
   const cursor = route.query.get('cursor') ?? undefined;
   const key = route.query.toString();
-  const page = useLoad(() => get<JobPageJson>('jobs', { ...filter, cursor, limit: '50' }), [key, version]);
+  const page = useLoad(() => get<JobPageJson>('jobs', { ...filter, cursor, limit: String(PAGE_SIZE) }), [key, version]);
   const [draft, setDraft] = useState(filter);
   const [draftKey, setDraftKey] = useState(key);
   if (draftKey !== key) {
@@ -103,13 +128,14 @@ export function JobsPage({ route }: { route: Route }) {
           <table class="jobs">
             <thead>
               <tr>
-                <th>Job</th>
-                <th>Type</th>
-                <th>Queue</th>
-                <th>Status</th>
-                <th>Attempt</th>
-                <th>Created</th>
-                <th>Last error</th>
+                <th scope="col">Job</th>
+                <th scope="col">Type</th>
+                <th scope="col">Queue</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempt</th>
+                <th scope="col">Progress</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last error</th>
               </tr>
             </thead>
             <tbody>
@@ -128,6 +154,9 @@ export function JobsPage({ route }: { route: Route }) {
                   <td>
                     {j.attempt}/{(j.maxRetries ?? 0) + 1}
                   </td>
+                  <td class="progress-cell">
+                    <Progress job={j} />
+                  </td>
                   <td>
                     <When at={j.createdAt} />
                   </td>
@@ -136,10 +165,17 @@ export function JobsPage({ route }: { route: Route }) {
               ))}
             </tbody>
           </table>
-          {page.data.jobs.length === 0 && <p class="muted">No job matches.</p>}
+          {scanShort(page.data) ? (
+            <p class="muted scan-note">
+              Looked through {(page.data.scanned ?? 0).toLocaleString('en-US')} jobs{page.data.jobs.length === 0 ? ' without a match' : ''} —{' '}
+              <a href={href('/jobs', { ...filter, cursor: page.data.nextCursor })}>Continue</a>
+            </p>
+          ) : (
+            page.data.jobs.length === 0 && <p class="muted">No job matches.</p>
+          )}
           <nav class="pager" aria-label="Pages">
             {cursor !== undefined && <a href={href('/jobs', filter)}>First page</a>}
-            {page.data.nextCursor !== undefined && <a href={href('/jobs', { ...filter, cursor: page.data.nextCursor })}>Next page</a>}
+            {page.data.nextCursor !== undefined && !scanShort(page.data) && <a href={href('/jobs', { ...filter, cursor: page.data.nextCursor })}>Next page</a>}
           </nav>
         </>
       )}

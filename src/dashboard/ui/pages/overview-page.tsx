@@ -1,5 +1,6 @@
 /** The overview: counts per status, the queues, and throughput over time. */
 import { get, STATUSES, type SeriesJson } from '../api.js';
+import { countText } from '../count-text.js';
 import { LoadState, Section } from '../components.js';
 import { useLoad } from '../hooks.js';
 import { useLive, useLiveVersion } from '../live.js';
@@ -18,7 +19,9 @@ export function OverviewPage() {
       <div class="counts">
         {STATUSES.map((s) => (
           <a class={`count st-${s}`} href={href('/jobs', { status: s })} key={s}>
-            <span class="n">{live?.stats[s] ?? '…'}</span>
+            <span class="n" title={live && live.stats[s] > live.countCap ? `More than ${countText(live.countCap, undefined)}: counts stop there` : undefined}>
+              {live ? countText(live.stats[s], live.countCap) : '…'}
+            </span>
             <span class="label">{s}</span>
           </a>
         ))}

@@ -1,4 +1,4 @@
-/** Schedules: spec, next and last fire, overdue mark. */
+/** Schedules: spec, next and last fire (local time and relative), overdue mark. */
 import { get, type ScheduleJson } from '../api.js';
 import { LoadState, When } from '../components.js';
 import { shortId } from '../format.js';
@@ -19,27 +19,32 @@ export function SchedulesPage() {
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Job type</th>
-              <th>When</th>
-              <th>Queue</th>
-              <th>Next fire</th>
-              <th>Last fire</th>
-              <th>Last job</th>
+              <th scope="col">Name</th>
+              <th scope="col">Job type</th>
+              <th scope="col">When</th>
+              <th scope="col">Queue</th>
+              <th scope="col">Next fire</th>
+              <th scope="col">Last fire</th>
+              <th scope="col">Last job</th>
             </tr>
           </thead>
           <tbody>
             {list.data.schedules.map((s) => (
               <tr key={s.name} data-schedule={s.name}>
-                <td>{s.name}</td>
+                <th scope="row">{s.name}</th>
                 <td>{s.type}</td>
                 <td>{s.description}</td>
                 <td>{s.options.queue ?? 'default'}</td>
-                <td>
-                  <When at={s.nextRunAt} /> {s.overdue && <span class="badge st-failed" title="The next fire time passed over a minute ago: is a worker with the scheduler running?">overdue</span>}
+                <td class="next-fire">
+                  <When at={s.nextRunAt} exact />{' '}
+                  {s.overdue && (
+                    <span class="badge st-failed" title="The next fire time passed over a minute ago: is a worker with the scheduler running (worker option scheduler: true)?">
+                      overdue
+                    </span>
+                  )}
                 </td>
                 <td>
-                  <When at={s.lastRunAt} />
+                  <When at={s.lastRunAt} exact />
                 </td>
                 <td>{s.lastJobId ? <a href={href(`/jobs/${s.lastJobId}`)}>{shortId(s.lastJobId)}</a> : '—'}</td>
               </tr>

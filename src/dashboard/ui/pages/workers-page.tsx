@@ -17,13 +17,13 @@ export function WorkersPage() {
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Host</th>
-              <th class="num">PID</th>
-              <th>Queues</th>
-              <th class="num">Running</th>
-              <th>Started</th>
-              <th>Last seen</th>
+              <th scope="col">Name</th>
+              <th scope="col">Host</th>
+              <th scope="col" class="num">PID</th>
+              <th scope="col">Queues</th>
+              <th scope="col" class="num">Running</th>
+              <th scope="col">Started</th>
+              <th scope="col">Last seen</th>
             </tr>
           </thead>
           <tbody>
