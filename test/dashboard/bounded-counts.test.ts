@@ -208,7 +208,8 @@ FROM generate_series(1, 20000) i`);
       ] as const) {
         assert.doesNotMatch(text, /Seq Scan on sdj_jobs_history/, `${label}:\n${text}`);
         assert.match(text, /Index Only Scan using sdj_jobs_history_failed_queue/, `${label}:\n${text}`);
-        assert.match(text, /Index Only Scan using sdj_jobs_claim/, `${label}:\n${text}`);
+        // The 500 pending jobs of the live partition may be read by a sequential scan and sorted:
+        // for so few rows the planner is free to prefer it (no plan of the live partition is asserted).
       }
       assert.match(await plan(PG_COUNTS, [100_001]), /Index Only Scan using sdj_jobs_prune/, 'completed roots from the prune index');
       const counts = await ts.storage.jobCountByStatusCapped({ cap: 100_000 });
